@@ -1,0 +1,178 @@
+"""The ``ivr-engine`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from zoneinfo import ZoneInfo
+
+from .config import Config, ConfigError, load_config
+
+DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+
+
+def _load(path: str) -> Config | None:
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        n = sum(1 for i in exc.issues if i.severity == "error")
+        print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return None
+    for w in cfg.warnings:
+        print(w, file=sys.stderr)
+    return cfg
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    t = cfg.tree
+    print(f"{args.config}: ok — {len(t.menus)} menus ({len(t.top_level())} top-level), "
+          f"{len(cfg.entries)} numbers, {len(t.messages.names())} messages"
+          + (f", {len(cfg.warnings)} warnings" if cfg.warnings else ""))
+    return EXIT_OK
+
+
+def _parse_at(text: str | None, tz: str) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(ZoneInfo(tz))
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"--at: {text!r} is not an ISO-8601 time like 2026-11-23T10:15")
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))
+
+
+def _print_walk(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=None if as_json == "compact" else 2))
+        return
+    print(f"entry:       {result['entry']} ({result['language']})")
+    print(f"path:        {' > '.join(result['path']) or '-'}")
+    print("prompts:     " + ("\n             ".join(result["prompts"]) or "-"))
+    d = result["destination"]
+    print(f"destination: {d['type'] + (':' + d['target'] if d and d.get('target') else '') if d else '-'}")
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .ivr.simulate import parse_dtmf, simulate
+    from .routing.entry import resolve_pstn
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    try:
+        keys = parse_dtmf(args.dtmf)
+    except ValueError as exc:
+        print(f"--dtmf: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    at = _parse_at(args.at, cfg.engine.timezone)
+    decision = resolve_pstn(cfg.entries, args.did, unknown=cfg.model.routing.unknown_number,
+                            default_language=cfg.engine.default_language)
+    result = simulate(cfg.tree, decision, caller=args.caller, keys=keys, at=at)
+    result = {"did": args.did, "caller": args.caller, "at": at.isoformat(), **result}
+    _print_walk(result, args.json)
+    return EXIT_OK
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from .calls.caller import place_call
+    from .ivr.simulate import parse_dtmf
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    try:
+        keys = parse_dtmf(args.dtmf)
+    except ValueError as exc:
+        print(f"--dtmf: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    ari = cfg.engine.ari
+    try:
+        result = asyncio.run(place_call(
+            ari.url, ari.username, ari.password.get_secret_value(),
+            did=args.did, caller=args.caller, keys=keys, timeout=args.timeout,
+            context=args.context))
+    except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not trace back
+        print(f"call failed: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    _print_walk(result, args.json)
+    return EXIT_OK if result.get("destination") else EXIT_FAIL
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .calls.engine import run_engine
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(run_engine(cfg))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .config.model import ConfigModel
+
+    print(json.dumps(ConfigModel.model_json_schema(mode="validation"), indent=2, default=str))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ivr-engine", description=__doc__)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logs (-vv: debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("run", help="run the engine against Asterisk")
+    s.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("check", help="validate a config; exit 2 with file:line messages")
+    s.add_argument("config")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("simulate", help="walk the tree offline, no Asterisk")
+    s.add_argument("config")
+    s.add_argument("--did", required=True, help="dialled number")
+    s.add_argument("--caller", default="anonymous", help="caller number")
+    s.add_argument("--dtmf", default="", help='keys, e.g. "1 2 *"; t = let the menu time out')
+    s.add_argument("--at", help="ISO-8601 time for schedules (default: now)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("call", help="place a live test call through Asterisk (Local channel)")
+    s.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="for the ARI connection")
+    s.add_argument("--did", required=True)
+    s.add_argument("--caller", default="anonymous")
+    s.add_argument("--dtmf", default="")
+    s.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    s.add_argument("--context", default="from-pstn", help="dialplan context the call enters")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_call)
+
+    s = sub.add_parser("schema", help="print the config's JSON Schema")
+    s.set_defaults(func=cmd_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2) if args.command != "run" else (
+        logging.DEBUG if args.verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""YAML → validated, immutable configuration.
+
+``load_config(path)`` returns a :class:`Config` or raises :class:`ConfigError` carrying every
+problem found, each printable as ``file:line: key.path: message``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import ValidationError
+
+from ..ivr.tree import EntryPoint, IvrTree
+from .model import ConfigModel
+from .validate import check, compile_tree
+from .yamlsrc import Issue, Source, load_source
+
+__all__ = ["Config", "ConfigError", "Issue", "load_config", "parse_config"]
+
+
+class ConfigError(Exception):
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+@dataclass(frozen=True)
+class Config:
+    """One immutable snapshot of the configuration; reload builds a new one."""
+
+    path: str
+    model: ConfigModel
+    tree: IvrTree
+    entries: Mapping[str, EntryPoint]
+    warnings: tuple[Issue, ...] = field(default=())
+
+    @property
+    def engine(self):  # noqa: ANN201 - shorthand
+        return self.model.engine
+
+
+def _pydantic_issues(exc: ValidationError, src: Source) -> list[Issue]:
+    out = []
+    for e in exc.errors(include_url=False):
+        loc = tuple(e["loc"])
+        # pydantic puts validator names (function-after[...]) and union branch names in loc
+        path = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "date"))))
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `ivr-engine schema` lists every key)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] == "string_pattern_mismatch" and path and path[-1] == "numbers":
+            msg = "expected a phone number of digits, optionally starting with +"
+        # a key that fails validation sits on the key itself: point at its line
+        out.append(src.issue(path, msg))
+    # one problem may surface once per union branch; keep the first
+    seen, unique = set(), []
+    for i in out:
+        if (i.line, i.path, i.message) not in seen:
+            seen.add((i.line, i.path, i.message))
+            unique.append(i)
+    return unique
+
+
+def parse_config(text: str, file: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    src = load_source(text, file, env)
+    issues = list(src.issues)
+    if src.data is None:
+        raise ConfigError(issues)
+    if not isinstance(src.data, dict):
+        raise ConfigError(issues + [Issue(file, 1, "", "the file must be a mapping of keys")])
+    try:
+        model = ConfigModel.model_validate(src.data)
+    except ValidationError as exc:
+        raise ConfigError(issues + _pydantic_issues(exc, src)) from None
+    issues += check(model, src)
+    errors = [i for i in issues if i.severity == "error"]
+    if errors:
+        raise ConfigError(sorted(issues, key=lambda i: (i.line, i.path)))
+    tree, entries = compile_tree(model)
+    warnings = tuple(sorted((i for i in issues if i.severity != "error"), key=lambda i: i.line))
+    return Config(file, model, tree, entries, warnings)
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Issue(str(p), 0, "", f"cannot read: {exc.strerror}")]) from None
+    return parse_config(text, str(p), env)

@@ -1,0 +1,248 @@
+"""The IVR session state machine. Pure: events in, actions out, no I/O.
+
+One ``IvrSession`` per call. The shell feeds it ``start``, ``digit``, ``timer_fired`` and
+``playback_finished`` (each with the current time, which schedules read) and executes the
+returned actions in order. Stale tokens (a timer or playback the session no longer waits for)
+are ignored, so the shell never has to worry about races between a key and a timer.
+
+Menu behaviour:
+- entering a menu checks its schedule; closed → after-hours message (not interruptible), then
+  the after-hours destination;
+- the prompt plays with barge-in; when it ends the menu waits ``timeout`` seconds for a key;
+- an option key goes to its destination; ``*`` goes to the parent (repeats at top level);
+  ``#`` repeats; ``0`` follows the menu's dial-0 policy; anything else is invalid;
+- invalid keys and timeouts have separate counters; the Nth (max) one sends the caller to
+  ``on_invalid`` / ``on_timeout``, earlier ones play the optional invalid/timeout message and
+  the prompt again. Counters reset when the caller enters another menu.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from .actions import (
+    Action,
+    Answer,
+    CancelTimer,
+    Collect,
+    HandOff,
+    Hangup,
+    Play,
+    RecordCallback,
+    SetVariables,
+    StopPlayback,
+)
+from .destinations import HANDOFF_KINDS, Destination
+from .tree import IvrTree, MenuNode
+
+#: transitions without caller input before we decide the config loops (after-hours chains)
+MAX_HOPS = 16
+
+
+@dataclass
+class _Playing:
+    token: str
+    interruptible: bool
+    then: tuple  # ("collect",) | ("dest", Destination) | ("hangup",)
+
+
+@dataclass
+class IvrSession:
+    tree: IvrTree
+    entry_menu: str
+    language: str
+    entry_label: str = ""
+    caller: str = ""
+
+    # observable results
+    path: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    destination: Destination | None = None
+    finished: bool = False
+
+    # internal state
+    _menu: MenuNode | None = None
+    _playing: _Playing | None = None
+    _collecting: str | None = None
+    _invalid: int = 0
+    _timeouts: int = 0
+    _seq: int = 0
+    _hops: int = 0
+    _ids: int = 0
+
+    # ------------------------------------------------------------------ events
+
+    def start(self, now: dt.datetime) -> list[Action]:
+        out: list[Action] = [Answer()]
+        self._enter(self.entry_menu, now, out)
+        return out
+
+    def start_at(self, destination: Destination, now: dt.datetime) -> list[Action]:
+        """Start a call that goes straight to a destination (e.g. routing.unknown_number)."""
+        out: list[Action] = [Answer()]
+        self._go(destination, now, out)
+        return out
+
+    def digit(self, key: str, now: dt.datetime) -> list[Action]:
+        out: list[Action] = []
+        if self.finished or self._menu is None:
+            return out
+        if self._playing is not None:
+            if not self._playing.interruptible:
+                return out
+            out.append(StopPlayback(self._playing.token))
+            self._playing = None
+        elif self._collecting is not None:
+            out.append(CancelTimer(self._collecting))
+            self._collecting = None
+        else:
+            return out
+        self._hops = 0
+        self._key(key, now, out)
+        return out
+
+    def timer_fired(self, token: str, now: dt.datetime) -> list[Action]:
+        out: list[Action] = []
+        if self.finished or token != self._collecting:
+            return out
+        self._collecting = None
+        self._hops = 0
+        menu = self._menu
+        assert menu is not None
+        self._timeouts += 1
+        if self._timeouts >= menu.max_timeouts:
+            self._go(menu.on_timeout, now, out)
+        else:
+            self._prompt(menu, out, before=menu.timeout_message)
+        return out
+
+    def playback_finished(self, token: str, now: dt.datetime) -> list[Action]:
+        out: list[Action] = []
+        if self.finished or self._playing is None or self._playing.token != token:
+            return out
+        then = self._playing.then
+        self._playing = None
+        if then[0] == "collect":
+            assert self._menu is not None
+            self._seq += 1
+            self._collecting = self._id("t")
+            out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
+        elif then[0] == "dest":
+            self._go(then[1], now, out)
+        else:
+            self._end(out, Hangup())
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}{self._ids}"
+
+    def _play(self, out: list[Action], media: tuple[str, ...], language: str,
+              interruptible: bool, then: tuple) -> None:
+        token = self._id("p")
+        self._playing = _Playing(token, interruptible, then)
+        self.prompts.extend(media)
+        out.append(Play(token, media, language, interruptible))
+
+    def _message(self, name: str) -> tuple[tuple[str, ...], str]:
+        p = self.tree.messages.resolve(name, self.language)
+        return p.media, p.language
+
+    def _prompt(self, menu: MenuNode, out: list[Action], before: str | None = None) -> None:
+        media, lang = self._message(menu.prompt)
+        if before is not None:
+            pre, pre_lang = self._message(before)
+            media = pre + media
+            lang = lang if pre_lang == lang else self.language
+        self._play(out, media, lang, True, ("collect",))
+
+    def _enter(self, name: str, now: dt.datetime, out: list[Action]) -> None:
+        self._hops += 1
+        if self._hops > MAX_HOPS:
+            self._end(out, Hangup("config-loop"), Destination("hangup"))
+            return
+        menu = self.tree.menus[name]
+        self._menu = menu
+        self._invalid = self._timeouts = 0
+        self.path.append(name)
+        out.append(SetVariables((("IVR_PATH", "/".join(self.path)),)))
+        if menu.schedule is not None and not menu.schedule.is_open(now):
+            assert menu.after_hours_destination is not None
+            if menu.after_hours_message:
+                media, lang = self._message(menu.after_hours_message)
+                self._play(out, media, lang, False, ("dest", menu.after_hours_destination))
+            else:
+                self._go(menu.after_hours_destination, now, out)
+            return
+        self._prompt(menu, out)
+
+    def _key(self, key: str, now: dt.datetime, out: list[Action]) -> None:
+        menu = self._menu
+        assert menu is not None
+        if key in menu.options:
+            self._go(menu.options[key], now, out)
+        elif key == "*":
+            if menu.parent is not None:
+                self._enter(menu.parent, now, out)
+            else:
+                self._prompt(menu, out)
+        elif key == "#":
+            self._prompt(menu, out)
+        elif key == "0" and menu.dial0.policy != "disabled":
+            policy = menu.dial0.policy
+            if policy == "queue":
+                self._go(Destination("queue", menu.dial0.queue), now, out)
+            elif policy == "parent" and menu.parent is not None:
+                self._enter(menu.parent, now, out)
+            elif policy == "top" and menu.root != menu.name:
+                self._enter(menu.root, now, out)
+            else:  # stay, or parent/top while already at the top
+                self._prompt(menu, out)
+        else:
+            self._invalid += 1
+            if self._invalid >= menu.max_invalid:
+                self._go(menu.on_invalid, now, out)
+            else:
+                self._prompt(menu, out, before=menu.invalid_message)
+
+    def _go(self, dest: Destination, now: dt.datetime, out: list[Action]) -> None:
+        if dest.kind == "menu":
+            self._enter(dest.target, now, out)
+            return
+        self.destination = dest
+        declared = (("IVR_DESTINATION", str(dest)),)
+        if dest.kind in HANDOFF_KINDS:
+            out.append(SetVariables((
+                ("IVR_TARGET", dest.target),
+                ("IVR_LANGUAGE", self.language),
+                ("IVR_ENTRY", self.entry_label),
+                ("IVR_PATH", "/".join(self.path)),
+            ) + declared))
+            self._end(out, HandOff(dest), dest)
+        elif dest.kind == "callback":
+            out.append(RecordCallback(dest.target, self.caller, self.language, self.entry_label,
+                                      tuple(self.path)))
+            out.append(SetVariables(declared))
+            if self.tree.callback_message:
+                media, lang = self._message(self.tree.callback_message)
+                self._play(out, media, lang, False, ("hangup",))
+            else:
+                self._end(out, Hangup(), dest)
+        elif dest.kind == "message-then-hangup":
+            out.append(SetVariables(declared))
+            media, lang = self._message(dest.target)
+            self._play(out, media, lang, False, ("hangup",))
+        else:  # hangup
+            out.append(SetVariables(declared))
+            self._end(out, Hangup(), dest)
+
+    def _end(self, out: list[Action], action: Action, dest: Destination | None = None) -> None:
+        if dest is not None:
+            self.destination = dest
+        self.finished = True
+        self._playing = None
+        self._collecting = None
+        out.append(action)
