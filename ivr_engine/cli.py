@@ -57,7 +57,8 @@ def _print_walk(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=None if as_json == "compact" else 2))
         return
-    print(f"entry:       {result['entry']} ({result['language']})")
+    if "entry" in result:
+        print(f"entry:       {result['entry']} ({result['language']})")
     print(f"path:        {' > '.join(result['path']) or '-'}")
     print("prompts:     " + ("\n             ".join(result["prompts"]) or "-"))
     d = result["destination"]

@@ -184,6 +184,18 @@ def _media_list(v: object) -> tuple[str, ...]:
 MediaList = Annotated[tuple[str, ...], BeforeValidator(_media_list)]
 
 
+def _option_key(key: str) -> str:
+    if key in ("0", "*", "#"):
+        what = {"0": "the menu's dial0 policy", "*": "'back to parent'", "#": "'repeat'"}[key]
+        raise ValueError(f"key {key!r} is reserved for {what}; it cannot be an option")
+    if not re.fullmatch(r"[1-9]", key):
+        raise ValueError(f"option key {key!r} must be a single digit 1-9")
+    return key
+
+
+OptionKey = Annotated[str, AfterValidator(_option_key)]
+
+
 class AfterHours(_Model):
     message: Name | None = None
     destination: DestinationField
@@ -202,7 +214,7 @@ class MenuDefaults(_Model):
 
 class Menu(_Model):
     prompt: Name
-    options: dict[str, DestinationField] = {}
+    options: dict[OptionKey, DestinationField] = {}
     timeout: float | None = Field(None, gt=0, le=120)
     max_invalid: int | None = Field(None, ge=1, le=20)
     max_timeouts: int | None = Field(None, ge=1, le=20)
@@ -214,17 +226,6 @@ class Menu(_Model):
     timeout_message: Name | None = None
     schedule: Name | None = None
     after_hours: AfterHours | None = None
-
-    @field_validator("options")
-    @classmethod
-    def _keys(cls, v: dict[str, Destination]) -> dict[str, Destination]:
-        for key in v:
-            if key in ("0", "*", "#"):
-                what = {"0": "the menu's dial0 policy", "*": "'back to parent'", "#": "'repeat'"}[key]
-                raise ValueError(f"key {key!r} is reserved for {what}; it cannot be an option")
-            if not re.fullmatch(r"[1-9]", key):
-                raise ValueError(f"option key {key!r} must be a single digit 1-9")
-        return v
 
 
 class AccessPoint(_Model):

@@ -1,0 +1,160 @@
+"""A scripted PSTN caller for live test calls (``ivr-engine call``, tests, benchmarks).
+
+It places a real call through Asterisk: a Local channel pair whose ``;1`` half stays in the
+caller's own ARI application and whose ``;2`` half runs the dialplan (``from-pstn`` by
+default) and so enters the engine like any PSTN call. The caller subscribes to the ``;2``
+channel and reports what really happened there:
+
+- prompts: the media of every ``PlaybackStarted`` / ``PlaybackContinuing`` on that channel;
+- path: the ``IVR_PATH`` variable the engine publishes on each menu entry;
+- keys: sent (as DTMF through the Local pair) each time the engine publishes
+  ``IVR_AWAITING``, i.e. when the menu waits for input after its prompt; when the keys run
+  out at that point, the caller hangs up (``caller-hangup``); ``t`` sends nothing and lets
+  the menu time out;
+- destination: the dialplan application the channel really reached after leaving the engine
+  (``Queue``, ``VoiceMail``, ``Dial``: from ``ChannelDialplan`` events), or the engine's
+  declared ``IVR_DESTINATION`` confirmed by the channel's hang-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any, Sequence
+
+from ..ari import (
+    AriClient,
+    ChannelDestroyed,
+    ChannelDialplan,
+    ChannelHangupRequest,
+    ChannelVarset,
+    Event,
+    PlaybackContinuing,
+    PlaybackStarted,
+    StasisEnd,
+)
+
+_APP_DESTINATIONS = {"Queue": "queue", "VoiceMail": "voicemail", "Dial": "endpoint"}
+
+
+def _observed_destination(app: str, data: str) -> dict[str, Any]:
+    kind = _APP_DESTINATIONS[app]
+    target = data.split(",")[0]
+    if kind == "endpoint" and "/" in target:
+        target = target.split("/", 1)[1]
+    return {"type": kind, "target": target}
+
+
+class CallerPool:
+    """One ARI connection shared by many concurrent scripted calls."""
+
+    def __init__(self, ari_url: str, username: str, password: str, app: str | None = None):
+        self.app = app or f"ivr-caller-{uuid.uuid4().hex[:8]}"
+        self.ari = AriClient(ari_url, username, password, self.app)
+        self._routes: dict[str, asyncio.Queue] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._runner: asyncio.Task | None = None
+
+    def _handle(self, ev: Event) -> None:
+        cid = ev.channel_id
+        if cid is not None and cid in self._routes:
+            self._routes[cid].put_nowait((time.perf_counter(), ev))
+
+    async def __aenter__(self) -> "CallerPool":
+        await self.ari.__aenter__()
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._runner = self._tg.create_task(self.ari.run(self._handle))
+        await self.ari.wait_connected(timeout=10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._tg is not None and self._runner is not None
+        self._runner.cancel()
+        try:
+            await self._tg.__aexit__(None, None, None)
+        finally:
+            await self.ari.__aexit__(None, None, None)
+
+    async def call(self, *, did: str, caller: str, keys: Sequence[str], timeout: float = 120.0,
+                   context: str = "from-pstn") -> dict[str, Any]:
+        """Place one call and return prompts, path, destination and timings."""
+        ari = self.ari
+        a = f"caller-{uuid.uuid4().hex[:12]}"
+        b = a + "-ivr"
+        q: asyncio.Queue = asyncio.Queue()
+        self._routes[a] = self._routes[b] = q
+        pending = list(keys)
+        result: dict[str, Any] = {
+            "did": did, "caller": caller, "channel": b, "prompts": [], "path": [],
+            "destination": None, "declared_destination": None, "fallback": False,
+            "keys_used": 0, "key_latencies_ms": [],
+        }
+        key_sent_at: float | None = None
+        t0 = time.perf_counter()
+        try:
+            await ari.create_channel(f"Local/{did}@{context}", app=self.app, channel_id=a,
+                                     other_channel_id=b,
+                                     variables={"CALLERID(num)": caller, "CALLERID(name)": caller})
+            await ari.subscribe(f"channel:{b}")
+            await ari.dial(a, timeout=int(timeout))
+            async with asyncio.timeout(timeout):
+                while True:
+                    ts, ev = await q.get()
+                    if isinstance(ev, (PlaybackStarted, PlaybackContinuing)) and \
+                            ev.playback.channel_id == b:
+                        if key_sent_at is not None and isinstance(ev, PlaybackStarted):
+                            result["key_latencies_ms"].append((ts - key_sent_at) * 1000)
+                            key_sent_at = None
+                        media = ev.playback.media_uri
+                        if media:
+                            result["prompts"].append(media)
+                    elif isinstance(ev, ChannelVarset) and ev.channel_id == b:
+                        if ev.variable == "IVR_PATH":
+                            result["path"] = ev.value.split("/") if ev.value else []
+                        elif ev.variable == "IVR_DESTINATION":
+                            result["declared_destination"] = ev.value
+                        elif ev.variable == "IVR_FALLBACK":
+                            result["fallback"] = True
+                        elif ev.variable == "IVR_AWAITING":
+                            if not pending:
+                                result["destination"] = {"type": "caller-hangup", "target": None}
+                                break
+                            key = pending.pop(0)
+                            result["keys_used"] += 1
+                            if key != "t":
+                                key_sent_at = time.perf_counter()
+                                await ari.send_dtmf(a, key, duration=100)
+                    elif isinstance(ev, ChannelDialplan) and ev.channel_id == b and \
+                            ev.dialplan_app in _APP_DESTINATIONS:
+                        result["destination"] = _observed_destination(ev.dialplan_app,
+                                                                      ev.dialplan_app_data)
+                        break
+                    elif isinstance(ev, (ChannelHangupRequest, ChannelDestroyed)) or (
+                            isinstance(ev, StasisEnd) and ev.channel_id == a):
+                        declared = result["declared_destination"]
+                        if declared:
+                            kind, _, target = declared.partition(":")
+                            result["destination"] = {"type": kind, "target": target or None}
+                        else:
+                            result["destination"] = {"type": "hangup", "target": None}
+                        break
+        finally:
+            result["duration_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+            self._routes.pop(a, None)
+            self._routes.pop(b, None)
+            await ari.hangup(a)
+            try:
+                await ari.unsubscribe(f"channel:{b}")
+            except Exception:  # noqa: BLE001 - the channel may be gone already
+                pass
+        return result
+
+
+async def place_call(ari_url: str, username: str, password: str, *, did: str, caller: str,
+                     keys: Sequence[str], timeout: float = 120.0,
+                     context: str = "from-pstn") -> dict[str, Any]:
+    async with CallerPool(ari_url, username, password) as pool:
+        return await pool.call(did=did, caller=caller, keys=keys, timeout=timeout,
+                               context=context)
