@@ -29,10 +29,12 @@ from ..ari import (
     ChannelDialplan,
     ChannelHangupRequest,
     ChannelVarset,
+    Dial,
     Event,
     PlaybackContinuing,
     PlaybackStarted,
     StasisEnd,
+    StasisStart,
 )
 
 _APP_DESTINATIONS = {"Queue": "queue", "VoiceMail": "voicemail", "Dial": "endpoint"}
@@ -58,6 +60,8 @@ class CallerPool:
 
     def _handle(self, ev: Event) -> None:
         cid = ev.channel_id
+        if isinstance(ev, Dial) and ev.caller is not None:
+            cid = ev.caller.id  # a Dial event is about the peer; we follow the calling channel
         if cid is not None and cid in self._routes:
             self._routes[cid].put_nowait((time.perf_counter(), ev))
 
@@ -78,8 +82,12 @@ class CallerPool:
             await self.ari.__aexit__(None, None, None)
 
     async def call(self, *, did: str, caller: str, keys: Sequence[str], timeout: float = 120.0,
-                   context: str = "from-pstn") -> dict[str, Any]:
-        """Place one call and return prompts, path, destination and timings."""
+                   context: str = "from-pstn", hold: float = 0.0) -> dict[str, Any]:
+        """Place one call and return prompts, path, destination and timings.
+
+        ``hold``: seconds to stay on the line once the destination is reached (e.g. to let an
+        endpoint answer) before hanging up.
+        """
         ari = self.ari
         a = f"caller-{uuid.uuid4().hex[:12]}"
         b = a + "-ivr"
@@ -89,25 +97,42 @@ class CallerPool:
         result: dict[str, Any] = {
             "did": did, "caller": caller, "channel": b, "prompts": [], "path": [],
             "destination": None, "declared_destination": None, "fallback": False,
-            "keys_used": 0, "key_latencies_ms": [],
+            "keys_used": 0, "key_latencies_ms": [], "dialplan": [],
+            "dial_status": [],
         }
         key_sent_at: float | None = None
         t0 = time.perf_counter()
         try:
             await ari.create_channel(f"Local/{did}@{context}", app=self.app, channel_id=a,
                                      other_channel_id=b,
-                                     variables={"CALLERID(num)": caller, "CALLERID(name)": caller})
+                                     variables={"CONNECTEDLINE(num)": caller,
+                                                "CONNECTEDLINE(name)": caller})
             await ari.subscribe(f"channel:{b}")
-            await ari.dial(a, timeout=int(timeout))
             async with asyncio.timeout(timeout):
+                # a created channel enters our app asynchronously; dial only once it is there
+                while not isinstance((await q.get())[1], StasisStart):
+                    pass
+                await ari.dial(a, timeout=int(timeout))
+                hold_until: float | None = None
                 while True:
-                    ts, ev = await q.get()
+                    if hold_until is not None:
+                        left = hold_until - time.perf_counter()
+                        if left <= 0:
+                            break
+                        try:
+                            ts, ev = await asyncio.wait_for(q.get(), left)
+                        except TimeoutError:
+                            break
+                    else:
+                        ts, ev = await q.get()
                     if isinstance(ev, (PlaybackStarted, PlaybackContinuing)) and \
                             ev.playback.channel_id == b:
                         if key_sent_at is not None and isinstance(ev, PlaybackStarted):
                             result["key_latencies_ms"].append((ts - key_sent_at) * 1000)
                             key_sent_at = None
-                        media = ev.playback.media_uri
+                        # Continuing: media_uri is the item that ended, next_media_uri starts
+                        media = (ev.playback.next_media_uri if isinstance(ev, PlaybackContinuing)
+                                 else ev.playback.media_uri)
                         if media:
                             result["prompts"].append(media)
                     elif isinstance(ev, ChannelVarset) and ev.channel_id == b:
@@ -126,13 +151,21 @@ class CallerPool:
                             if key != "t":
                                 key_sent_at = time.perf_counter()
                                 await ari.send_dtmf(a, key, duration=100)
-                    elif isinstance(ev, ChannelDialplan) and ev.channel_id == b and \
-                            ev.dialplan_app in _APP_DESTINATIONS:
-                        result["destination"] = _observed_destination(ev.dialplan_app,
-                                                                      ev.dialplan_app_data)
-                        break
+                    elif isinstance(ev, ChannelDialplan) and ev.channel_id == b:
+                        result["dialplan"].append([ev.dialplan_app, ev.dialplan_app_data])
+                        if ev.dialplan_app in _APP_DESTINATIONS and not result["destination"]:
+                            result["destination"] = _observed_destination(ev.dialplan_app,
+                                                                          ev.dialplan_app_data)
+                            if not hold:
+                                break
+                            hold_until = time.perf_counter() + hold
+                    elif isinstance(ev, Dial) and ev.caller is not None and ev.caller.id == b:
+                        if ev.dialstatus:
+                            result["dial_status"].append(ev.dialstatus)
                     elif isinstance(ev, (ChannelHangupRequest, ChannelDestroyed)) or (
                             isinstance(ev, StasisEnd) and ev.channel_id == a):
+                        if result["destination"]:
+                            break
                         declared = result["declared_destination"]
                         if declared:
                             kind, _, target = declared.partition(":")

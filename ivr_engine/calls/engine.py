@@ -94,12 +94,13 @@ async def run_engine(config: Config) -> int:
                        eng.ari.app, reconnect_max=eng.ari.reconnect_max_seconds)
     client.on_connected = lambda: log.info("connected to ARI at %s as app %r", eng.ari.url,
                                            eng.ari.app)
+    code = 0
     try:
         async with client:
             await Engine(holder, client, store).run(stop)
     except* AriAppReplaced:
         log.error("another process took the ARI application %r; exiting", eng.ari.app)
-        return 1
+        code = 1
     finally:
         await store.close()
-    return 0
+    return code

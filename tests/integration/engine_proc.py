@@ -1,0 +1,75 @@
+"""Run the real engine (`python -m ivr_engine.cli run`) as a subprocess against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures" / "ivr.yaml"
+
+
+@dataclass
+class EngineProcess:
+    proc: asyncio.subprocess.Process
+    log_path: Path
+    db_path: Path
+    config_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        return self.proc.returncode
+
+
+async def app_registered(sandbox, app: str = "ivr-engine") -> bool:
+    headers = {"Authorization": aiohttp.encode_basic_auth(sandbox.ari_username,
+                                                          sandbox.ari_password)}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        async with s.get(f"{sandbox.ari_url}/ari/applications/{app}") as r:
+            return r.status == 200
+
+
+async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
+                       extra_env: dict[str, str] | None = None) -> EngineProcess:
+    db = workdir / "ivr.db"
+    log_path = workdir / "engine.log"
+    env = {
+        **os.environ,
+        "IVR_ARI_URL": sandbox.ari_url,
+        "IVR_ARI_USERNAME": sandbox.ari_username,
+        "IVR_ARI_PASSWORD": sandbox.ari_password,
+        "IVR_DATABASE_URL": f"sqlite:///{db}",
+        **(extra_env or {}),
+    }
+    logf = open(log_path, "wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ivr_engine.cli", "-v", "run", "-c", str(config),
+        env=env, stdout=logf, stderr=asyncio.subprocess.STDOUT, cwd=str(REPO))
+    logf.close()
+    handle = EngineProcess(proc, log_path, db, config)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"engine exited {proc.returncode}:\n{handle.log()}")
+        if await app_registered(sandbox):
+            return handle
+        await asyncio.sleep(0.1)
+    await handle.stop()
+    raise RuntimeError(f"engine did not register its ARI app in 20 s:\n{handle.log()}")
