@@ -5,7 +5,7 @@ caller's own ARI application and whose ``;2`` half runs the dialplan (``from-pst
 default) and so enters the engine like any PSTN call. The caller subscribes to the ``;2``
 channel and reports what really happened there:
 
-- prompts: the media of every ``PlaybackStarted`` / ``PlaybackContinuing`` on that channel;
+- prompts: the media of every ``PlaybackStarted`` on that channel (one per media item);
 - path: the ``IVR_PATH`` variable the engine publishes on each menu entry;
 - keys: sent (as DTMF through the Local pair) each time the engine publishes
   ``IVR_AWAITING``, i.e. when the menu waits for input after its prompt; when the keys run
@@ -31,7 +31,6 @@ from ..ari import (
     ChannelVarset,
     Dial,
     Event,
-    PlaybackContinuing,
     PlaybackStarted,
     StasisEnd,
     StasisStart,
@@ -125,16 +124,14 @@ class CallerPool:
                             break
                     else:
                         ts, ev = await q.get()
-                    if isinstance(ev, (PlaybackStarted, PlaybackContinuing)) and \
-                            ev.playback.channel_id == b:
-                        if key_sent_at is not None and isinstance(ev, PlaybackStarted):
+                    if isinstance(ev, PlaybackStarted) and ev.playback.channel_id == b:
+                        # Asterisk 22 sends PlaybackStarted for every item of a multi-media
+                        # playback (with a PlaybackContinuing between items)
+                        if key_sent_at is not None:
                             result["key_latencies_ms"].append((ts - key_sent_at) * 1000)
                             key_sent_at = None
-                        # Continuing: media_uri is the item that ended, next_media_uri starts
-                        media = (ev.playback.next_media_uri if isinstance(ev, PlaybackContinuing)
-                                 else ev.playback.media_uri)
-                        if media:
-                            result["prompts"].append(media)
+                        if ev.playback.media_uri:
+                            result["prompts"].append(ev.playback.media_uri)
                     elif isinstance(ev, ChannelVarset) and ev.channel_id == b:
                         if ev.variable == "IVR_PATH":
                             result["path"] = ev.value.split("/") if ev.value else []

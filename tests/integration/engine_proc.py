@@ -73,3 +73,18 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
         await asyncio.sleep(0.1)
     await handle.stop()
     raise RuntimeError(f"engine did not register its ARI app in 20 s:\n{handle.log()}")
+
+
+async def local_call(ari, did: str, prefix: str, context: str = "from-pstn") -> tuple[str, str]:
+    """Start a PSTN-like call into ``context`` from a test ARI client (see tests/integration/
+    conftest.py); returns (caller side ;1 in the test app, engine side ;2, subscribed)."""
+    from .conftest import next_event
+
+    a = f"{prefix}-{ari.app}"
+    b = a + "-ivr"
+    await ari.create_channel(f"Local/{did}@{context}", app=ari.app, channel_id=a,
+                             other_channel_id=b)
+    await ari.subscribe(f"channel:{b}")
+    await next_event(ari.events, "StasisStart", timeout=5, predicate=lambda e: e.channel_id == a)
+    await ari.dial(a)
+    return a, b

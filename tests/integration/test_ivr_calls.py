@@ -20,7 +20,7 @@ from ivr_engine.ivr.simulate import parse_dtmf, simulate
 from ivr_engine.routing.entry import resolve_pstn
 
 from .conftest import next_event, start_client, stop_client
-from .engine_proc import FIXTURE, start_engine
+from .engine_proc import FIXTURE, local_call, start_engine
 
 pytestmark = pytest.mark.sandbox
 
@@ -83,11 +83,7 @@ async def test_language_and_handoff_variables_reach_the_dialplan(sandbox, engine
     """The channel that reaches app_queue carries IVR_* variables and its language."""
     ari = await start_client(sandbox)
     try:
-        a, b = "lang-" + ari.app, "lang-" + ari.app + "-ivr"
-        await ari.create_channel("Local/+33100000200@from-pstn", app=ari.app, channel_id=a,
-                                 other_channel_id=b)
-        await ari.subscribe(f"channel:{b}")
-        await ari.dial(a)
+        a, b = await local_call(ari, "+33100000200", "lang")
         await next_event(ari.events, "ChannelVarset", timeout=10,
                          predicate=lambda e: e.variable == "IVR_AWAITING")
         await ari.send_dtmf(a, "1")
@@ -116,11 +112,7 @@ async def test_barge_in_stops_the_prompt(sandbox, engine):
     """A key pressed during the prompt stops it at once and the next menu starts."""
     ari = await start_client(sandbox)
     try:
-        a, b = "barge-" + ari.app, "barge-" + ari.app + "-ivr"
-        await ari.create_channel("Local/100@from-pstn", app=ari.app, channel_id=a,
-                                 other_channel_id=b)
-        await ari.subscribe(f"channel:{b}")
-        await ari.dial(a)
+        a, b = await local_call(ari, "100", "barge")
         first = await next_event(ari.events, "PlaybackStarted", timeout=10)
         assert first.playback.media_uri == "sound:digits/1"
         await ari.send_dtmf(a, "1")
@@ -138,11 +130,7 @@ async def test_barge_in_stops_the_prompt(sandbox, engine):
 async def test_caller_hangup_mid_menu_ends_the_call_cleanly(sandbox, engine):
     ari = await start_client(sandbox)
     try:
-        a, b = "hup-" + ari.app, "hup-" + ari.app + "-ivr"
-        await ari.create_channel("Local/100@from-pstn", app=ari.app, channel_id=a,
-                                 other_channel_id=b)
-        await ari.subscribe(f"channel:{b}")
-        await ari.dial(a)
+        a, b = await local_call(ari, "100", "hup")
         await next_event(ari.events, "ChannelVarset", timeout=10,
                          predicate=lambda e: e.variable == "IVR_AWAITING")
         await ari.hangup(a)
