@@ -49,7 +49,7 @@ def _parse_at(text: str | None, tz: str) -> dt.datetime:
     try:
         at = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"--at: {text!r} is not an ISO-8601 time like 2026-11-23T10:15")
+        raise ValueError(f"--at: {text!r} is not an ISO-8601 time like 2026-11-23T10:15") from None
     return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(tz))
 
 
@@ -77,7 +77,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--dtmf: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    at = _parse_at(args.at, cfg.engine.timezone)
+    try:
+        at = _parse_at(args.at, cfg.engine.timezone)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
     decision = resolve_pstn(cfg.entries, args.did, unknown=cfg.model.routing.unknown_number,
                             default_language=cfg.engine.default_language)
     result = simulate(cfg.tree, decision, caller=args.caller, keys=keys, at=at)
