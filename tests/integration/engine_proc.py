@@ -65,14 +65,20 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
     logf.close()
     handle = EngineProcess(proc, log_path, db, config)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise RuntimeError(f"engine exited {proc.returncode}:\n{handle.log()}")
-        if await app_registered(sandbox):
-            return handle
-        await asyncio.sleep(0.1)
-    await handle.stop()
-    raise RuntimeError(f"engine did not register its ARI app in 20 s:\n{handle.log()}")
+    try:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise RuntimeError(f"engine exited {proc.returncode}:\n{handle.log()}")
+            try:
+                if await app_registered(sandbox):
+                    return handle
+            except aiohttp.ClientError:
+                pass  # Asterisk restarting: keep waiting until the deadline
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"engine did not register its ARI app in 20 s:\n{handle.log()}")
+    except BaseException:
+        await handle.stop()
+        raise
 
 
 async def local_call(ari, did: str, prefix: str, context: str = "from-pstn") -> tuple[str, str]:
