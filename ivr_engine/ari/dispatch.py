@@ -1,0 +1,70 @@
+"""Route ARI events to one asyncio.Queue per channel, so a slow call never stalls another.
+
+Use an instance as the handler of :meth:`AriClient.run`::
+
+    dispatcher = ChannelDispatcher(on_stasis_start=engine.new_call)
+    await ari.run(dispatcher)
+
+``on_stasis_start`` is called for a StasisStart of a channel that is not registered yet; it
+is expected to ``dispatcher.register(channel_id)`` (and spawn the call's task reading that
+queue).  If it did, the StasisStart itself is then queued as the first event of the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from .events import Event, StasisStart
+
+__all__ = ["ChannelDispatcher"]
+
+log = logging.getLogger("ivr_engine.ari")
+
+
+class ChannelDispatcher:
+    def __init__(
+        self,
+        on_stasis_start: Callable[[StasisStart], None],
+        *,
+        on_other: Callable[[Event], None] | None = None,
+    ) -> None:
+        self._on_stasis_start = on_stasis_start
+        self._on_other = on_other
+        self._queues: dict[str, asyncio.Queue[Event]] = {}
+
+    def register(self, channel_id: str) -> asyncio.Queue[Event]:
+        """Queue for ``channel_id`` (the existing one if already registered)."""
+        queue = self._queues.get(channel_id)
+        if queue is None:
+            queue = self._queues[channel_id] = asyncio.Queue()
+        return queue
+
+    def unregister(self, channel_id: str) -> None:
+        self._queues.pop(channel_id, None)
+
+    def __contains__(self, channel_id: object) -> bool:
+        return channel_id in self._queues
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+    def __call__(self, event: Event) -> None:
+        channel_id = event.channel_id
+        queue = self._queues.get(channel_id) if channel_id is not None else None
+        if queue is None and isinstance(event, StasisStart):
+            try:
+                self._on_stasis_start(event)
+            except Exception:  # noqa: BLE001 - never break the websocket loop
+                log.exception("on_stasis_start failed for channel %s", channel_id)
+            queue = self._queues.get(channel_id)  # type: ignore[arg-type]
+            if queue is None:
+                log.debug("StasisStart for %s not registered by on_stasis_start", channel_id)
+                return
+        if queue is not None:
+            queue.put_nowait(event)
+        elif self._on_other is not None:
+            self._on_other(event)
+        else:
+            log.debug("dropping %s for unregistered channel %s", event.type, channel_id)
