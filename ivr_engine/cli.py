@@ -38,7 +38,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     t = cfg.tree
     print(f"{args.config}: ok — {len(t.menus)} menus ({len(t.top_level())} top-level), "
-          f"{len(cfg.entries)} numbers, {len(t.messages.names())} messages"
+          f"{len(cfg.routing.numbers)} numbers, {len(cfg.routing.apps)} apps, "
+          f"{len(t.messages.names())} messages"
           + (f", {len(cfg.warnings)} warnings" if cfg.warnings else ""))
     return EXIT_OK
 
@@ -67,7 +68,7 @@ def _print_walk(result: dict, as_json: bool) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .ivr.simulate import parse_dtmf, simulate
-    from .routing.entry import resolve_pstn
+    from .routing.entry import after_token, route_pstn
 
     cfg = _load(args.config)
     if cfg is None:
@@ -82,8 +83,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
-    decision = resolve_pstn(cfg.entries, args.did, unknown=cfg.model.routing.unknown_number,
-                            default_language=cfg.engine.default_language)
+    decision = route_pstn(cfg.routing, args.did, args.caller)
+    if decision.via == "app-fallback":
+        decision = after_token(cfg.routing, decision, args.from_app, args.language)
     result = simulate(cfg.tree, decision, caller=args.caller, keys=keys, at=at)
     result = {"did": args.did, "caller": args.caller, "at": at.isoformat(), **result}
     _print_walk(result, args.json)
@@ -153,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--caller", default="anonymous", help="caller number")
     s.add_argument("--dtmf", default="", help='keys, e.g. "1 2 *"; t = let the menu time out')
     s.add_argument("--at", help="ISO-8601 time for schedules (default: now)")
+    s.add_argument("--from-app", action="store_true",
+                   help="on an app's fallback number: the call carries a valid app token")
+    s.add_argument("--language", help="with --from-app: the language the app asked for")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)
 

@@ -28,6 +28,7 @@ from ..ari import (
     ChannelDestroyed,
     ChannelDialplan,
     ChannelHangupRequest,
+    ChannelStateChange,
     ChannelVarset,
     Dial,
     Event,
@@ -81,11 +82,13 @@ class CallerPool:
             await self.ari.__aexit__(None, None, None)
 
     async def call(self, *, did: str, caller: str, keys: Sequence[str], timeout: float = 120.0,
-                   context: str = "from-pstn", hold: float = 0.0) -> dict[str, Any]:
+                   context: str = "from-pstn", hold: float = 0.0,
+                   post_dial: str = "") -> dict[str, Any]:
         """Place one call and return prompts, path, destination and timings.
 
         ``hold``: seconds to stay on the line once the destination is reached (e.g. to let an
-        endpoint answer) before hanging up.
+        endpoint answer) before hanging up. ``post_dial``: DTMF sent as soon as the call is
+        answered, like a phone dialling ``+17144505656,,482913#`` (the app's token).
         """
         ari = self.ari
         a = f"caller-{uuid.uuid4().hex[:12]}"
@@ -132,6 +135,10 @@ class CallerPool:
                             key_sent_at = None
                         if ev.playback.media_uri:
                             result["prompts"].append(ev.playback.media_uri)
+                    elif isinstance(ev, ChannelStateChange) and ev.channel_id == a and \
+                            ev.channel.state == "Up" and post_dial:
+                        await ari.send_dtmf(a, post_dial, between=80, duration=80)
+                        post_dial = ""
                     elif isinstance(ev, ChannelVarset) and ev.channel_id == b:
                         if ev.variable == "IVR_PATH":
                             result["path"] = ev.value.split("/") if ev.value else []

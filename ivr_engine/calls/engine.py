@@ -4,8 +4,9 @@ Task structure (no task is ever created outside a TaskGroup):
 
     run_engine TaskGroup
       ├── AriClient.run (websocket, reconnects)      ── events ──► ChannelDispatcher
-      ├── signal watcher (SIGTERM/SIGINT stop, SIGHUP reload)
+      ├── HTTP API (aiohttp), AMI connection (panoramisk), context-webhook sender
       └── CallSession.run × N, each with its own TaskGroup (event loop, digit timer)
+    SIGTERM/SIGINT stop it; SIGHUP reloads the config.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import asyncio
 import logging
 import signal
 
+from ..ami import AmiClient
+from ..api import ApiContext, build_app, serve
 from ..ari import AriAppReplaced, AriClient, ChannelDispatcher, StasisStart
 from ..config import Config, ConfigError, load_config
 from ..store import Store
-from .session import CallSession
+from .registry import CallRegistry
+from .session import CallServices, CallSession
+from .webhook import ContextNotifier
 
 log = logging.getLogger("ivr_engine.engine")
 
@@ -44,10 +49,12 @@ class ConfigHolder:
 
 
 class Engine:
-    def __init__(self, holder: ConfigHolder, ari: AriClient, store: Store | None):
+    def __init__(self, holder: ConfigHolder, ari: AriClient, services: CallServices,
+                 ami: AmiClient | None = None):
         self.holder = holder
         self.ari = ari
-        self.store = store
+        self.services = services
+        self.ami = ami
         self.dispatcher = ChannelDispatcher(self._on_stasis_start)
         self._tg: asyncio.TaskGroup | None = None
         self.calls: dict[str, CallSession] = {}
@@ -58,7 +65,7 @@ class Engine:
             return
         cid = ev.channel.id
         queue = self.dispatcher.register(cid)
-        session = CallSession(self.ari, self.holder.current, ev, queue, self.store)
+        session = CallSession(self.ari, self.holder.current, ev, queue, self.services)
         self.calls[cid] = session
         self._tasks[cid] = self._tg.create_task(self._run_call(session), name=f"call-{cid}")
 
@@ -73,10 +80,22 @@ class Engine:
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            ari_task = tg.create_task(self.ari.run(self.dispatcher), name="ari-events")
+            helpers = [tg.create_task(self.ari.run(self.dispatcher), name="ari-events")]
+            cfg = self.holder.current
+            if self.services.notifier is not None:
+                helpers.append(tg.create_task(self.services.notifier.run(), name="webhook"))
+            if self.ami is not None:
+                helpers.append(tg.create_task(self.ami.run(), name="ami"))
+            if cfg.engine.api.enabled:
+                api = build_app(ApiContext(config=lambda: self.holder.current,
+                                           store=self.services.store,
+                                           registry=self.services.registry, engine=self,
+                                           ami=self.ami))
+                helpers.append(tg.create_task(serve(api, cfg.engine.api.listen), name="api"))
             await stop.wait()
             log.info("stopping: %d calls in progress go to the dialplan fallback", len(self.calls))
-            ari_task.cancel()
+            for task in helpers:
+                task.cancel()
             for task in list(self._tasks.values()):
                 task.cancel()
 
@@ -94,10 +113,21 @@ async def run_engine(config: Config) -> int:
                        eng.ari.app, reconnect_max=eng.ari.reconnect_max_seconds)
     client.on_connected = lambda: log.info("connected to ARI at %s as app %r", eng.ari.url,
                                            eng.ari.app)
+    hook = config.model.context_webhook
+    notifier = None
+    if hook is not None:
+        notifier = ContextNotifier(hook.url, timeout=hook.timeout_seconds, attempts=hook.attempts,
+                                   backoff=hook.backoff_seconds,
+                                   secret=hook.secret.get_secret_value() if hook.secret else None)
+    ami = None
+    if eng.ami.password is not None and eng.ami.password.get_secret_value():
+        ami = AmiClient(eng.ami.host, eng.ami.port, eng.ami.username,
+                        eng.ami.password.get_secret_value())
+    services = CallServices(store=store, registry=CallRegistry(), notifier=notifier)
     code = 0
     try:
         async with client:
-            await Engine(holder, client, store).run(stop)
+            await Engine(holder, client, services, ami).run(stop)
     except* AriAppReplaced:
         log.error("another process took the ARI application %r; exiting", eng.ari.app)
         code = 1

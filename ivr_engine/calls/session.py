@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 from ..ari import (
     AriClient,
@@ -39,16 +39,42 @@ from ..ivr.actions import (
     StopPlayback,
 )
 from ..ivr.runtime import IvrSession
-from ..routing.entry import resolve_pstn
+from ..ivr.destinations import Destination
+from ..routing.entry import AppEntry, EntryDecision, after_token, route_app, route_pstn
+from .registry import CallInfo, CallRegistry
+from .webhook import ContextNotifier
 
 log = logging.getLogger("ivr_engine.calls")
 
 FALLBACK_CONTEXT = "ivr-engine-fallback"
 
 
-class CallbackSink(Protocol):
+class CallStore(Protocol):
     async def add_callback(self, *, caller: str, queue: str, language: str, entry: str,
                            path: str, channel_id: str) -> int: ...
+
+    async def consume_token(self, app: str, token: str, now: dt.datetime,
+                            channel_id: str) -> Any: ...
+
+    async def consume_by_caller(self, app: str, caller: str, now: dt.datetime,
+                                channel_id: str) -> Any: ...
+
+
+@dataclass
+class CallServices:
+    """What a call may use besides ARI; owned by the engine."""
+
+    store: CallStore | None = None
+    registry: CallRegistry = field(default_factory=CallRegistry)
+    notifier: ContextNotifier | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """Internal event from the API: move the caller to ``destination``."""
+
+    destination: Destination
+    done: asyncio.Future
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +94,16 @@ def _utcnow() -> dt.datetime:
 
 class CallSession:
     def __init__(self, ari: AriClient, config: Config, start: StasisStart,
-                 events: asyncio.Queue, store: CallbackSink | None,
+                 events: asyncio.Queue, services: CallServices,
                  clock: Callable[[], dt.datetime] = _utcnow):
         self.ari = ari
         self.config = config
         self.start = start
         self.events = events
-        self.store = store
+        self.services = services
+        self.store = services.store
         self.clock = clock
+        self.info: CallInfo | None = None
         self.channel_id = start.channel.id
         self.log = logging.LoggerAdapter(log, {"channel": self.channel_id})
         self.runtime: IvrSession | None = None
@@ -121,22 +149,92 @@ class CallSession:
         except (AriError, TimeoutError, OSError):
             pass
 
-    def _args(self) -> tuple[str, str]:
+    def _args(self) -> tuple[str, str, str]:
+        """Stasis(ivr-engine,pstn,<DID>) or Stasis(ivr-engine,app,<app>,<token>)."""
         args = self.start.args
         kind = args[0] if args else "pstn"
-        number = args[1] if len(args) > 1 else self.start.channel.exten
-        return kind, number
+        target = args[1] if len(args) > 1 else self.start.channel.exten
+        extra = args[2] if len(args) > 2 else ""
+        return kind, target, extra
+
+    async def _route(self) -> tuple[EntryDecision, Any]:
+        table = self.config.routing
+        kind, target, extra = self._args()
+        caller = self.start.channel.caller_number
+        if kind == "app":  # VoIP from inside the app: the SDK passed its token in a header
+            decision = route_app(table, target)
+            intent = None
+            if decision.app and extra and self.store is not None:
+                intent = await self.store.consume_token(decision.app, extra, self.clock(),
+                                                        self.channel_id)
+            if intent is not None:
+                decision = route_app(table, target, intent.language)
+            return decision, intent
+        decision = route_pstn(table, target, caller)
+        if decision.via != "app-fallback":
+            return decision, None
+        assert decision.app is not None
+        intent = await self._match_app_call(table.apps[decision.app], caller)
+        self.log.info("call %s on app %r's fallback number: %s", self.channel_id, decision.app,
+                      "matched to an app request" if intent else "not from the app")
+        return after_token(table, decision, intent is not None,
+                           intent.language if intent else None), intent
+
+    async def _match_app_call(self, app: AppEntry, caller: str) -> Any:
+        """Answer, read the one-time token the app dials after the number, match it."""
+        if self.store is None:
+            return None
+        await self.ari.answer(self.channel_id)
+        intent = None
+        if app.match != "caller":
+            token = await self._read_token(app.token_digits, app.token_wait_seconds)
+            if token:
+                intent = await self.store.consume_token(app.app, token, self.clock(),
+                                                        self.channel_id)
+        if intent is None and app.match != "token":
+            intent = await self.store.consume_by_caller(app.app, caller, self.clock(),
+                                                        self.channel_id)
+        return intent
+
+    async def _read_token(self, digits: int, wait: float) -> str:
+        """Post-dial DTMF ``<token>#``; whatever arrived when ``#`` or the deadline comes."""
+        got = ""
+        try:
+            async with asyncio.timeout(wait):
+                while True:
+                    ev = await self.events.get()
+                    if isinstance(ev, ChannelDtmfReceived):
+                        if ev.digit == "#":
+                            break
+                        got += ev.digit
+                        if len(got) > digits + 4:
+                            break
+                    elif isinstance(ev, (StasisEnd, ChannelDestroyed)):
+                        self._left_stasis = True
+                        raise _CallOver()
+        except TimeoutError:
+            pass
+        return got if got.isdigit() else ""
 
     async def _main(self) -> None:
         cfg = self.config
-        kind, number = self._args()
         ch = self.start.channel
-        decision = resolve_pstn(cfg.entries, number, unknown=cfg.model.routing.unknown_number,
-                                default_language=cfg.engine.default_language)
+        decision, intent = await self._route()
+        custom = dict(intent.custom_data) if intent is not None else {}
         self.runtime = rt = IvrSession(cfg.tree, decision.entry.menu if decision.entry else "",
-                                       decision.language, decision.label, ch.caller_number)
-        self.log.info("call %s from %r to %s (%s) → %s", self.channel_id, ch.caller_number,
-                      number, kind, decision.label)
+                                       decision.language, decision.label, ch.caller_number,
+                                       decision.app)
+        root = cfg.tree.menus[decision.entry.menu].root if decision.entry else ""
+        self.info = self.services.registry.add(CallInfo(
+            id=self.channel_id, channel_name=ch.name, caller=ch.caller_number,
+            entry=decision.label, via=decision.via, app=decision.app, root_menu=root,
+            language=decision.language, custom_data=custom))
+        self.log.info("call %s from %r (%s) → %s via %s", self.channel_id, ch.caller_number,
+                      " ".join(self.start.args), decision.label, decision.via)
+        if decision.app:
+            await self.ari.set_variable(self.channel_id, "IVR_APP", decision.app)
+        for key, value in custom.items():
+            await self.ari.set_variable(self.channel_id, f"IVR_DATA_{key}", value)
         now = self.clock()
         if decision.entry is not None:
             await self._execute(rt.start(now))
@@ -153,8 +251,21 @@ class CallSession:
                 token = self._playbacks.pop(ev.playback.id, None)
                 if token is not None:
                     await self._execute(rt.playback_finished(token, self.clock()))
+            elif isinstance(ev, TransferRequest):
+                if rt.finished:
+                    ev.done.set_result(False)
+                else:
+                    await self._execute(rt.transfer(ev.destination, self.clock()))
+                    self.info.transfers.append(str(ev.destination))
+                    ev.done.set_result(True)
             elif isinstance(ev, (StasisEnd, ChannelDestroyed)):
                 self._left_stasis = True
+                handed_off = rt.destination is not None and rt.destination.kind in (
+                    "queue", "voicemail", "endpoint") and isinstance(ev, StasisEnd)
+                self.services.registry.update(
+                    self.channel_id, path=list(rt.path),
+                    destination=str(rt.destination) if rt.destination else None,
+                    state="handed-off" if handed_off else "ended")
                 self.log.info("call %s left the engine: path=%s destination=%s", self.channel_id,
                               "/".join(rt.path), rt.destination)
                 raise _CallOver()
@@ -197,6 +308,8 @@ class CallSession:
                 await ari.hangup(cid)
 
     async def _hand_off(self, a: HandOff) -> None:
+        if a.destination.kind == "queue":
+            self._notify_queue(a.destination.target)
         dp = self.config.engine.dialplan
         context = {"queue": dp.queue, "voicemail": dp.voicemail, "endpoint": dp.endpoint}[
             a.destination.kind]
@@ -205,6 +318,16 @@ class CallSession:
                                         str(dp.endpoint_ring_seconds))
         await self.ari.continue_in_dialplan(self.channel_id, context=context, extension="s",
                                             priority=1)
+
+    def _notify_queue(self, queue: str) -> None:
+        notifier, info, rt = self.services.notifier, self.info, self.runtime
+        if notifier is None or info is None or rt is None:
+            return
+        notifier.notify({
+            "event": "call.queued", "call_id": self.channel_id, "queue": queue,
+            "app": info.app, "entry": info.entry, "caller": info.caller,
+            "language": info.language, "path": list(rt.path), "custom_data": info.custom_data,
+            "timestamp": self.clock().isoformat()})
 
     async def _record_callback(self, a: RecordCallback) -> None:
         if self.store is None:

@@ -13,7 +13,8 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
-from ..ivr.tree import EntryPoint, IvrTree
+from ..ivr.tree import IvrTree
+from ..routing.entry import RoutingTable
 from .model import ConfigModel
 from .validate import check, compile_tree
 from .yamlsrc import Issue, Source, load_source
@@ -34,7 +35,7 @@ class Config:
     path: str
     model: ConfigModel
     tree: IvrTree
-    entries: Mapping[str, EntryPoint]
+    routing: RoutingTable
     warnings: tuple[Issue, ...] = field(default=())
 
     @property
@@ -83,9 +84,9 @@ def parse_config(text: str, file: str = "<config>", env: Mapping[str, str] | Non
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.path)))
-    tree, entries = compile_tree(model)
+    tree, routing = compile_tree(model)
     warnings = tuple(sorted((i for i in issues if i.severity != "error"), key=lambda i: i.line))
-    return Config(file, model, tree, entries, warnings)
+    return Config(file, model, tree, routing, warnings)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

@@ -98,6 +98,8 @@ class AmiSettings(_Model):
 
 class ApiSettings(_Model):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
+    enabled: bool = True
+    admin_token: SecretStr | None = None  # when set, /v1/calls/* needs it as a Bearer token
 
 
 class DialplanSettings(_Model):
@@ -228,12 +230,116 @@ class Menu(_Model):
     after_hours: AfterHours | None = None
 
 
-class AccessPoint(_Model):
+Number = Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]
+E164 = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
+CallerPattern = Annotated[str, Field(pattern=r"^\+?[0-9]{1,20}\*?$")]
+
+
+class PhoneNumberAccessPoint(_Model):
+    """The dialled number (DID) enters a top-level menu."""
+
     type: Literal["phone-number"]
-    numbers: list[Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]] = Field(min_length=1)
+    numbers: list[Number] = Field(min_length=1)
     menu: Name
     language: Language | None = None
     name: str | None = None
+
+
+class UserSegmentAccessPoint(_Model):
+    """Callers whose number matches a pattern or a named list enter a top-level menu.
+
+    Evaluated before phone-number and mobile-app access points, in file order.
+    """
+
+    type: Literal["user-segment"]
+    callers: list[CallerPattern] = []  # exact numbers, or prefixes ending in *
+    caller_list: Name | None = Field(None, alias="list")  # a list under caller_lists
+    numbers: list[Number] = []  # dialled numbers it applies to (empty: every number)
+    menu: Name
+    language: Language | None = None
+    name: str | None = None
+
+
+class MobileAppAccessPoint(_Model):
+    """A mobile app's own entry: its VoIP calls and its PSTN fallback calls land here."""
+
+    type: Literal["mobile-app"]
+    app: Name
+    menu: Name
+    surface: Literal["ivr", "in-app"] = "ivr"
+    name: str | None = None
+
+
+AccessPoint = Annotated[
+    PhoneNumberAccessPoint | UserSegmentAccessPoint | MobileAppAccessPoint,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- mobile apps
+
+
+class ApnsCredentials(_Model):
+    key_file: str | None = None  # .p8 token key
+    key_id: str | None = None
+    team_id: str | None = None
+    certificate_file: str | None = None  # or a PEM certificate (with its key)
+    sandbox: bool = False
+    url: str | None = None  # provider base URL; default per sandbox flag
+
+
+class FcmCredentials(_Model):
+    service_account_file: str | None = None
+    url: str | None = None  # provider base URL (tests point it at a local server)
+
+
+class PushCredentials(_Model):
+    apns: ApnsCredentials | None = None
+    fcm: FcmCredentials | None = None
+
+
+class SmsLinks(_Model):
+    enabled: bool = False
+    app_store_url: str | None = None
+    play_store_url: str | None = None
+
+
+class AppFallback(_Model):
+    number: E164 | None = None
+    threshold: float | None = Field(None, ge=0, le=1)
+    match: Literal["token", "caller", "token-or-caller"] = "token"
+    token_ttl_seconds: int = Field(180, ge=30, le=3600)
+    token_digits: int = Field(6, ge=4, le=10)
+    token_wait_seconds: float = Field(8.0, gt=0, le=30)
+
+
+class BlockOutside(_Model):
+    enabled: bool = False
+    message: Name | None = None
+
+
+class App(_Model):
+    ios_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+    android_id: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
+    push: PushCredentials = PushCredentials()
+    sms_links: SmsLinks = SmsLinks()
+    fallback: AppFallback = AppFallback()
+    block_outside_calls: BlockOutside = BlockOutside()
+    languages: list[Language] = []  # first = the app's default language
+    messages: dict[Name, dict[Language, MediaList]] = {}
+    api_key: SecretStr | None = None  # when set, SDK requests must send it as a Bearer token
+
+
+class Checks(_Model):
+    cross_app: Literal["error", "warning"] = "error"
+
+
+class ContextWebhook(_Model):
+    url: str = Field(pattern=r"^https?://")
+    timeout_seconds: float = Field(3.0, gt=0, le=60)
+    attempts: int = Field(4, ge=1, le=20)
+    backoff_seconds: float = Field(0.5, ge=0, le=60)
+    secret: SecretStr | None = None  # HMAC-SHA256 of the body in X-IVR-Signature
 
 
 class Routing(_Model):
@@ -248,3 +354,7 @@ class ConfigModel(_Model):
     menus: dict[Name, Menu] = {}
     access_points: list[AccessPoint] = []
     routing: Routing = Routing()
+    caller_lists: dict[Name, list[Number]] = {}
+    apps: dict[Name, App] = {}
+    checks: Checks = Checks()
+    context_webhook: ContextWebhook | None = None

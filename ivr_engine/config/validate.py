@@ -8,8 +8,16 @@ from zoneinfo import ZoneInfo
 from ..ivr.destinations import Destination
 from ..ivr.messages import Messages
 from ..ivr.schedule import Schedule, parse_dates, parse_days
-from ..ivr.tree import EntryPoint, IvrTree, MenuNode
-from .model import ConfigModel, Menu, ScheduleModel
+from ..ivr.tree import IvrTree, MenuNode
+from ..routing.entry import RoutingTable
+from .apps import check_apps, compile_routing
+from .model import (
+    ConfigModel,
+    Menu,
+    PhoneNumberAccessPoint,
+    ScheduleModel,
+    UserSegmentAccessPoint,
+)
 from .yamlsrc import Issue, Source
 
 JUMP_FIELDS = ("on_invalid", "on_timeout", "on_exhausted")
@@ -126,12 +134,20 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
                 f"menu {ap.menu!r} is a sub-menu of {parent[ap.menu]!r}; an access point enters "
                 "a top-level menu")
         entry_menus.add(ap.menu)
-        for j, number in enumerate(ap.numbers):
-            if number in numbers:
-                err(("access_points", i, "numbers", j),
-                    f"number {number} is already used by access_points[{numbers[number]}]")
-            else:
-                numbers[number] = i
+        if isinstance(ap, PhoneNumberAccessPoint):
+            for j, number in enumerate(ap.numbers):
+                if number in numbers:
+                    err(("access_points", i, "numbers", j),
+                        f"number {number} is already used by access_points[{numbers[number]}]")
+                else:
+                    numbers[number] = i
+        elif isinstance(ap, UserSegmentAccessPoint):
+            if not ap.callers and ap.caller_list is None:
+                err(("access_points", i), "a user-segment access point needs callers or list")
+            if ap.caller_list is not None and ap.caller_list not in model.caller_lists:
+                err(("access_points", i, "list"),
+                    f"list {ap.caller_list!r} is not defined under caller_lists")
+    issues.extend(check_apps(model, src, parent, root))
     unk = model.routing.unknown_number
     need_dest(("routing", "unknown_number"), unk)
     if unk.kind == "menu":
@@ -162,10 +178,12 @@ def _schedule(name: str, s: ScheduleModel, default_tz: str) -> Schedule:
     return Schedule(name, ZoneInfo(s.timezone or default_tz), tuple(weekly), closed, open_dates)
 
 
-def compile_tree(model: ConfigModel) -> tuple[IvrTree, dict[str, EntryPoint]]:
+def compile_tree(model: ConfigModel) -> tuple[IvrTree, RoutingTable]:
     """Build the runtime tree; only call on a model that passed ``check`` without errors."""
     eng, d = model.engine, model.menu_defaults
-    messages = Messages(model.messages, eng.default_language)
+    messages = Messages(model.messages, eng.default_language, {
+        name: (app.messages, app.languages[0] if app.languages else eng.default_language)
+        for name, app in model.apps.items()})
     schedules = {n: _schedule(n, s, eng.timezone) for n, s in model.schedules.items()}
     parent: dict[str, str] = {}
     for name, menu in model.menus.items():
@@ -200,9 +218,4 @@ def compile_tree(model: ConfigModel) -> tuple[IvrTree, dict[str, EntryPoint]]:
             root=root_of(name),
         )
     tree = IvrTree(nodes, messages, eng.default_language, d.callback_message)
-    entries: dict[str, EntryPoint] = {}
-    for ap in model.access_points:
-        for number in ap.numbers:
-            entries[number] = EntryPoint("phone-number", f"did:{number}", ap.menu,
-                                         ap.language or eng.default_language)
-    return tree, entries
+    return tree, compile_routing(model, tree)

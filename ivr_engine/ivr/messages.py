@@ -40,16 +40,28 @@ class Prompt:
 
 
 class Messages:
-    """Immutable table message → language → media, resolved with fallback."""
+    """Immutable table message → language → media, resolved with fallback.
 
-    __slots__ = ("_table", "default_language")
+    Mobile apps may override any message per language. Resolution order for a call of app A
+    in language L: A's message in L (or L's base language), A's message in A's default
+    language, then the engine's message in L (or its base), then in the engine's default.
+    """
 
-    def __init__(self, table: Mapping[str, Mapping[str, tuple[str, ...]]], default_language: str):
-        self._table = MappingProxyType({k: MappingProxyType(dict(v)) for k, v in table.items()})
+    __slots__ = ("_table", "_apps", "default_language")
+
+    def __init__(self, table: Mapping[str, Mapping[str, tuple[str, ...]]], default_language: str,
+                 apps: Mapping[str, tuple[Mapping[str, Mapping[str, tuple[str, ...]]], str]]
+                 | None = None):
+        self._table = _freeze(table)
+        self._apps = MappingProxyType(
+            {a: (_freeze(t), lang) for a, (t, lang) in (apps or {}).items()})
         self.default_language = default_language
 
     def __contains__(self, name: str) -> bool:
         return name in self._table
+
+    def has(self, name: str, app: str | None = None) -> bool:
+        return name in self._table or (app in self._apps and name in self._apps[app][0])
 
     def names(self) -> list[str]:
         return sorted(self._table)
@@ -57,16 +69,26 @@ class Messages:
     def languages(self, name: str) -> list[str]:
         return sorted(self._table[name])
 
-    def resolve(self, name: str, language: str) -> Prompt:
-        """The sounds of ``name`` in ``language``, else in the default language.
+    def resolve(self, name: str, language: str, app: str | None = None) -> Prompt:
+        """The sounds of ``name`` for a caller in ``language`` (of ``app``, if any).
 
         ``KeyError`` when the message does not exist; config validation makes sure every
-        referenced message exists and has a default-language entry.
+        referenced message exists and that the chain ends in a default-language entry.
         """
-        per_lang = self._table[name]
-        if language in per_lang:
-            return Prompt(per_lang[language], language)
         base = language.split("_")[0]
-        if base in per_lang:
-            return Prompt(per_lang[base], base)
-        return Prompt(per_lang[self.default_language], self.default_language)
+        if app is not None and app in self._apps:
+            table, app_default = self._apps[app]
+            per_lang = table.get(name)
+            if per_lang:
+                for lang in (language, base, app_default):
+                    if lang in per_lang:
+                        return Prompt(per_lang[lang], lang)
+        per_lang = self._table[name]
+        for lang in (language, base, self.default_language):
+            if lang in per_lang:
+                return Prompt(per_lang[lang], lang)
+        raise KeyError(f"message {name!r} has no {self.default_language!r} entry")
+
+
+def _freeze(table: Mapping[str, Mapping[str, tuple[str, ...]]]) -> Mapping:
+    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in table.items()})

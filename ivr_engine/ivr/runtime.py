@@ -54,6 +54,7 @@ class IvrSession:
     language: str
     entry_label: str = ""
     caller: str = ""
+    app: str | None = None  # the mobile app the call belongs to (its messages apply)
 
     # observable results
     path: list[str] = field(default_factory=list)
@@ -102,6 +103,21 @@ class IvrSession:
         self._key(key, now, out)
         return out
 
+    def transfer(self, dest: Destination, now: dt.datetime) -> list[Action]:
+        """An outside request (API) moves the caller: stop what plays or waits, then go."""
+        out: list[Action] = []
+        if self.finished:
+            return out
+        if self._playing is not None:
+            out.append(StopPlayback(self._playing.token))
+            self._playing = None
+        if self._collecting is not None:
+            out.append(CancelTimer(self._collecting))
+            self._collecting = None
+        self._hops = 0
+        self._go(dest, now, out)
+        return out
+
     def timer_fired(self, token: str, now: dt.datetime) -> list[Action]:
         out: list[Action] = []
         if self.finished or token != self._collecting:
@@ -148,7 +164,7 @@ class IvrSession:
         out.append(Play(token, media, language, interruptible))
 
     def _message(self, name: str) -> tuple[tuple[str, ...], str]:
-        p = self.tree.messages.resolve(name, self.language)
+        p = self.tree.messages.resolve(name, self.language, self.app)
         return p.media, p.language
 
     def _prompt(self, menu: MenuNode, out: list[Action], before: str | None = None) -> None:
@@ -220,7 +236,7 @@ class IvrSession:
                 ("IVR_LANGUAGE", self.language),
                 ("IVR_ENTRY", self.entry_label),
                 ("IVR_PATH", "/".join(self.path)),
-            ) + declared))
+            ) + ((("IVR_APP", self.app),) if self.app else ()) + declared))
             self._end(out, HandOff(dest), dest)
         elif dest.kind == "callback":
             out.append(RecordCallback(dest.target, self.caller, self.language, self.entry_label,

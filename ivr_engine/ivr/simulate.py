@@ -31,7 +31,7 @@ def parse_dtmf(text: str) -> list[str]:
 def simulate(tree: IvrTree, decision: EntryDecision, *, caller: str, keys: Sequence[str],
              at: dt.datetime, max_steps: int = 1000) -> dict[str, Any]:
     session = IvrSession(tree, decision.entry.menu if decision.entry else "",
-                         decision.language, decision.label, caller)
+                         decision.language, decision.label, caller, decision.app)
     now = at
     pending = list(keys)
     used = 0
@@ -73,6 +73,8 @@ def simulate(tree: IvrTree, decision: EntryDecision, *, caller: str, keys: Seque
                     actions = session.digit(key, now)
     return {
         "entry": decision.label,
+        "via": decision.via,
+        "app": decision.app,
         "language": decision.language,
         "prompts": list(session.prompts),
         "path": list(session.path),

@@ -1,23 +1,24 @@
-"""Which entry point does a call take? Pure decisions over the compiled config."""
+"""Which entry point does a call take? Pure decisions over the compiled routing table.
+
+PSTN calls are matched in this order (as the seed platforms do):
+1. user-segment access points, in file order (caller number patterns or lists, optionally only
+   for some dialled numbers);
+2. phone-number access points (the dialled number);
+3. a mobile app's PSTN fallback number: the call belongs to that app and enters its
+   mobile-app access point once its one-time token (or, if allowed, its caller) is matched;
+4. otherwise ``routing.unknown_number``.
+``ivr-engine check`` reports every place where 1 or 2 can take an app's callers away from
+that app's tree.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..ivr.destinations import Destination
 from ..ivr.tree import EntryPoint
-
-
-@dataclass(frozen=True, slots=True)
-class EntryDecision:
-    """Either a menu to start in (``entry``) or a destination to go to at once."""
-
-    entry: EntryPoint | None
-    destination: Destination | None
-    label: str
-    language: str
 
 
 def normalize_number(number: str) -> str:
@@ -25,17 +26,143 @@ def normalize_number(number: str) -> str:
     return re.sub(r"[\s\-.()]", "", number or "")
 
 
-def resolve_pstn(entries: Mapping[str, EntryPoint], did: str, *, unknown: Destination,
-                 default_language: str) -> EntryDecision:
-    """Match the dialled number against phone-number access points.
+def number_variants(number: str) -> tuple[str, ...]:
+    """The number as given and with its leading ``+`` added or removed (trunks differ)."""
+    n = normalize_number(number)
+    if not n:
+        return ()
+    return (n, n[1:]) if n.startswith("+") else (n, "+" + n)
 
-    An exact match wins; otherwise the number is tried with its leading ``+`` added or
-    removed, because trunks differ on whether they send E.164 with the plus.
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    label: str
+    menu: str
+    language: str
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+    numbers: frozenset[str] = frozenset()  # empty: applies to every dialled number
+
+    def applies_to(self, did: str) -> bool:
+        return not self.numbers or any(v in self.numbers for v in number_variants(did))
+
+    def matches(self, caller: str) -> bool:
+        for v in number_variants(caller):
+            if v in self.exact or any(v.startswith(p) for p in self.prefixes):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class AppEntry:
+    """A mobile app as routing sees it."""
+
+    app: str
+    menu: str | None  # its mobile-app access point (surface ivr); None: the app is inactive
+    languages: tuple[str, ...]  # first is the app's default language
+    fallback_number: str | None
+    threshold: float | None
+    match: str  # token | caller | token-or-caller
+    token_ttl_seconds: int
+    token_digits: int
+    token_wait_seconds: float
+    block_outside: bool
+    block_message: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.menu is not None
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    def language_for(self, requested: str | None) -> str:
+        if requested:
+            if requested in self.languages:
+                return requested
+            base = requested.split("_")[0]
+            if base in self.languages:
+                return base
+        return self.default_language
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    segments: tuple[Segment, ...]
+    numbers: Mapping[str, EntryPoint]
+    apps: Mapping[str, AppEntry]
+    app_numbers: Mapping[str, str]  # fallback number -> app
+    unknown: Destination
+    default_language: str
+    queues_by_root: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDecision:
+    """Either a menu to start in (``entry``) or a destination to go to at once.
+
+    ``via`` says which rule matched: segment | number | app-fallback | app | unknown.
+    For ``app-fallback`` the shell first reads the app's token, then calls
+    :func:`after_token`.
     """
+
+    entry: EntryPoint | None
+    destination: Destination | None
+    label: str
+    language: str
+    via: str = "number"
+    app: str | None = None
+
+
+def route_pstn(table: RoutingTable, did: str, caller: str = "") -> EntryDecision:
     n = normalize_number(did)
-    candidates = [n, n[1:] if n.startswith("+") else "+" + n]
-    for c in candidates:
-        ep = entries.get(c)
+    for seg in table.segments:
+        if seg.applies_to(n) and seg.matches(caller):
+            ep = EntryPoint("user-segment", seg.label, seg.menu, seg.language)
+            return EntryDecision(ep, None, seg.label, seg.language, "segment")
+    for v in number_variants(n):
+        ep = table.numbers.get(v)
         if ep is not None:
-            return EntryDecision(ep, None, ep.label, ep.language)
-    return EntryDecision(None, unknown, f"did:{n}" if n else "did:unknown", default_language)
+            return EntryDecision(ep, None, ep.label, ep.language, "number")
+    for v in number_variants(n):
+        app_name = table.app_numbers.get(v)
+        if app_name is not None:
+            app = table.apps[app_name]
+            if app.active:
+                return EntryDecision(None, None, f"app:{app_name}", app.default_language,
+                                     "app-fallback", app_name)
+    label = f"did:{n}" if n else "did:unknown"
+    return EntryDecision(None, table.unknown, label, table.default_language, "unknown")
+
+
+def route_app(table: RoutingTable, app_name: str, language: str | None = None) -> EntryDecision:
+    """A call known to come from inside the app (VoIP from the SDK, or a matched token)."""
+    app = table.apps.get(app_name)
+    if app is None or not app.active:
+        return EntryDecision(None, table.unknown, f"app:{app_name}", table.default_language,
+                             "unknown", None)
+    lang = app.language_for(language)
+    ep = EntryPoint("mobile-app", f"app:{app_name}", app.menu, lang)  # type: ignore[arg-type]
+    return EntryDecision(ep, None, ep.label, lang, "app", app_name)
+
+
+def after_token(table: RoutingTable, decision: EntryDecision, matched: bool,
+                language: str | None = None) -> EntryDecision:
+    """Where an ``app-fallback`` call goes once its token was (or was not) matched."""
+    assert decision.app is not None
+    if matched:
+        return route_app(table, decision.app, language)
+    return outside_app(table, decision.app)
+
+
+def outside_app(table: RoutingTable, app_name: str) -> EntryDecision:
+    """A call on the app's fallback number that was not matched to an app intent."""
+    app = table.apps[app_name]
+    if app.block_outside:
+        assert app.block_message is not None
+        return EntryDecision(None, Destination("message-then-hangup", app.block_message),
+                             f"app:{app_name}", app.default_language, "blocked", app_name)
+    ep = EntryPoint("mobile-app", f"app:{app_name}", app.menu,  # type: ignore[arg-type]
+                    app.default_language)
+    return EntryDecision(ep, None, ep.label, app.default_language, "app-outside", app_name)

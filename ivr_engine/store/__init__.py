@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Integer, String, select
+from sqlalchemy import JSON, DateTime, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -31,6 +31,50 @@ class CallbackRequest(Base):
     path: Mapped[str] = mapped_column(String(512))
     channel_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class CallIntent(Base):
+    """An app asked for a call plan and was sent to PSTN: its one-time token and context."""
+
+    __tablename__ = "call_intents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app: Mapped[str] = mapped_column(String(128), index=True)
+    token: Mapped[str] = mapped_column(String(16), index=True)
+    caller: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    custom_data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    channel_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class CallRecord(Base):
+    """What the engine knows of a call, for agents (context) and transfer rules."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the ARI channel id
+    channel_name: Mapped[str] = mapped_column(String(256), default="")
+    app: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    entry: Mapped[str] = mapped_column(String(128), default="")
+    root_menu: Mapped[str] = mapped_column(String(128), default="")
+    caller: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    custom_data: Mapped[dict] = mapped_column(JSON, default=dict)
+    path: Mapped[str] = mapped_column(String(512), default="")
+    destination: Mapped[str] = mapped_column(String(256), default="")
+    state: Mapped[str] = mapped_column(String(16), default="ivr")  # ivr | handed-off | ended
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands datetimes back naive; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
 
 
 def async_url(url: str) -> str:
@@ -66,6 +110,77 @@ class Store:
             s.add(row)
             await s.flush()
             return row.id
+
+    # ------------------------------------------------------------------ intents
+
+    async def add_intent(self, *, app: str, token: str, caller: str, language: str,
+                         custom_data: dict, now: dt.datetime, ttl_seconds: int) -> CallIntent:
+        async with self._session() as s, s.begin():
+            row = CallIntent(app=app, token=token, caller=caller, language=language,
+                             custom_data=custom_data, created_at=now,
+                             expires_at=now + dt.timedelta(seconds=ttl_seconds))
+            s.add(row)
+            await s.flush()
+            return row
+
+    async def active_tokens(self, app: str, now: dt.datetime) -> set[str]:
+        async with self._session() as s:
+            q = select(CallIntent.token).where(CallIntent.app == app,
+                                               CallIntent.used_at.is_(None),
+                                               CallIntent.expires_at > now)
+            return set((await s.scalars(q)).all())
+
+    async def consume_token(self, app: str, token: str, now: dt.datetime,
+                            channel_id: str) -> CallIntent | None:
+        """Mark the app's unexpired, unused intent with ``token`` used; None if there is none.
+
+        The UPDATE's WHERE clause makes the token single-use even under concurrent calls.
+        """
+        async with self._session() as s, s.begin():
+            row = (await s.scalars(select(CallIntent).where(
+                CallIntent.app == app, CallIntent.token == token,
+                CallIntent.used_at.is_(None), CallIntent.expires_at > now))).first()
+            if row is None:
+                return None
+            done = await s.execute(update(CallIntent).where(
+                CallIntent.id == row.id, CallIntent.used_at.is_(None)).values(
+                used_at=now, channel_id=channel_id))
+            if done.rowcount != 1:
+                return None
+            row.used_at = now
+            return row
+
+    async def consume_by_caller(self, app: str, caller: str, now: dt.datetime,
+                                channel_id: str) -> CallIntent | None:
+        """The newest unexpired, unused intent of ``app`` for ``caller``, marked used."""
+        if not caller:
+            return None
+        async with self._session() as s, s.begin():
+            row = (await s.scalars(select(CallIntent).where(
+                CallIntent.app == app, CallIntent.caller == caller,
+                CallIntent.used_at.is_(None), CallIntent.expires_at > now,
+            ).order_by(CallIntent.id.desc()))).first()
+            if row is None:
+                return None
+            done = await s.execute(update(CallIntent).where(
+                CallIntent.id == row.id, CallIntent.used_at.is_(None)).values(
+                used_at=now, channel_id=channel_id))
+            return row if done.rowcount == 1 else None
+
+    # ------------------------------------------------------------------ calls
+
+    async def save_call(self, record: CallRecord) -> None:
+        async with self._session() as s, s.begin():
+            await s.merge(record)
+
+    async def update_call(self, call_id: str, **values: object) -> None:
+        values["updated_at"] = dt.datetime.now(dt.timezone.utc)
+        async with self._session() as s, s.begin():
+            await s.execute(update(CallRecord).where(CallRecord.id == call_id).values(**values))
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        async with self._session() as s:
+            return await s.get(CallRecord, call_id)
 
     async def callbacks(self, status: str | None = None) -> list[CallbackRequest]:
         async with self._session() as s:

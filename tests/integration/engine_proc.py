@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class EngineProcess:
     log_path: Path
     db_path: Path
     config_path: Path
+    api_url: str
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -49,6 +51,9 @@ async def app_registered(sandbox, app: str = "ivr-engine") -> bool:
 async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
                        extra_env: dict[str, str] | None = None) -> EngineProcess:
     db = workdir / "ivr.db"
+    with socket.socket() as sock:  # a free loopback port for this engine's HTTP API
+        sock.bind(("127.0.0.1", 0))
+        api_port = sock.getsockname()[1]
     log_path = workdir / "engine.log"
     env = {
         **os.environ,
@@ -56,6 +61,7 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
         "IVR_ARI_USERNAME": sandbox.ari_username,
         "IVR_ARI_PASSWORD": sandbox.ari_password,
         "IVR_DATABASE_URL": f"sqlite:///{db}",
+        "IVR_API_LISTEN": f"127.0.0.1:{api_port}",
         **(extra_env or {}),
     }
     logf = open(log_path, "wb")
@@ -63,7 +69,7 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
         sys.executable, "-m", "ivr_engine.cli", "-v", "run", "-c", str(config),
         env=env, stdout=logf, stderr=asyncio.subprocess.STDOUT, cwd=str(REPO))
     logf.close()
-    handle = EngineProcess(proc, log_path, db, config)
+    handle = EngineProcess(proc, log_path, db, config, f"http://127.0.0.1:{api_port}")
     deadline = time.monotonic() + 20
     try:
         while time.monotonic() < deadline:

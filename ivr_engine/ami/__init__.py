@@ -1,0 +1,107 @@
+"""Asterisk Manager Interface through panoramisk, for what ARI cannot do.
+
+ARI only controls channels inside Stasis. Once the engine has handed a caller to a queue or
+an endpoint, moving that caller again (an agent's transfer) takes AMI's ``Redirect``.
+
+``AmiClient.run()`` owns panoramisk's ``Manager`` for the engine's lifetime: run it in the
+engine's TaskGroup; cancelling it closes the connection without panoramisk's reconnect timer
+firing later. The login secret never reaches a log: panoramisk logs through a filter that
+redacts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from panoramisk import Manager
+
+log = logging.getLogger("ivr_engine.ami")
+
+
+class AmiError(Exception):
+    pass
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secret: str):
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secret:
+            msg = record.getMessage()
+            if self._secret in msg:
+                record.msg = msg.replace(self._secret, "***")
+                record.args = ()
+        return True
+
+
+class _Manager(Manager):
+    """panoramisk's Manager that stops reconnecting once closed."""
+
+    closing = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closing:
+            self._connected = False
+            return
+        super().connection_lost(exc)
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        if self.closing:
+            return None
+        return super().connect(*args, **kwargs)
+
+
+class AmiClient:
+    def __init__(self, host: str, port: int, username: str, secret: str):
+        self.host, self.port, self.username = host, port, username
+        self._secret = secret
+        self._manager: _Manager | None = None
+        self._ready = asyncio.Event()
+
+    async def run(self) -> None:
+        plog = logging.getLogger("ivr_engine.ami.panoramisk")
+        plog.addFilter(_Redact(self._secret))
+        m = _Manager(loop=asyncio.get_running_loop(), host=self.host, port=self.port,
+                     username=self.username, secret=self._secret, events="off", log=plog,
+                     ping_delay=10, ping_interval=10, reconnect_timeout=2,
+                     on_login=self._on_login, on_disconnect=self._on_disconnect)
+        self._manager = m
+        m.connect()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            m.closing = True
+            self._ready.clear()
+            m.close()
+
+    def _on_login(self, manager: Manager) -> None:
+        log.info("AMI logged in at %s:%d", self.host, self.port)
+        self._ready.set()
+
+    def _on_disconnect(self, manager: Manager, exc: Exception | None) -> None:
+        self._ready.clear()
+        log.warning("AMI connection lost (%s); reconnecting", exc)
+
+    async def action(self, action: dict[str, Any], timeout: float = 5.0) -> Any:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            raise AmiError(f"AMI not connected to {self.host}:{self.port}") from None
+        assert self._manager is not None
+        resp = await asyncio.wait_for(self._manager.send_action(action), timeout)
+        if not getattr(resp, "success", False):
+            raise AmiError(f"{action.get('Action')}: {getattr(resp, 'message', resp)}")
+        return resp
+
+    async def redirect(self, channel: str, context: str, variables: dict[str, str],
+                       exten: str = "s", priority: int = 1) -> None:
+        """Set channel variables, then send the channel to ``context,exten,priority``."""
+        for name, value in variables.items():
+            await self.action({"Action": "Setvar", "Channel": channel, "Variable": name,
+                               "Value": value})
+        await self.action({"Action": "Redirect", "Channel": channel, "Context": context,
+                           "Exten": exten, "Priority": priority})
