@@ -83,12 +83,15 @@ class CallerPool:
 
     async def call(self, *, did: str, caller: str, keys: Sequence[str], timeout: float = 120.0,
                    context: str = "from-pstn", hold: float = 0.0,
-                   post_dial: str = "") -> dict[str, Any]:
+                   post_dial: str = "", variables: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
         """Place one call and return prompts, path, destination and timings.
 
         ``hold``: seconds to stay on the line once the destination is reached (e.g. to let an
         endpoint answer) before hanging up. ``post_dial``: DTMF sent as soon as the call is
         answered, like a phone dialling ``+17144505656,,482913#`` (the app's token).
+        ``variables``: channel variables for the caller's channel (``__NAME`` ones are
+        inherited by the dialplan side).
         """
         ari = self.ari
         a = f"caller-{uuid.uuid4().hex[:12]}"
@@ -108,7 +111,8 @@ class CallerPool:
             await ari.create_channel(f"Local/{did}@{context}", app=self.app, channel_id=a,
                                      other_channel_id=b,
                                      variables={"CONNECTEDLINE(num)": caller,
-                                                "CONNECTEDLINE(name)": caller})
+                                                "CONNECTEDLINE(name)": caller,
+                                                **(variables or {})})
             await ari.subscribe(f"channel:{b}")
             async with asyncio.timeout(timeout):
                 # a created channel enters our app asynchronously; dial only once it is there

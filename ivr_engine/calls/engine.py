@@ -115,7 +115,7 @@ async def run_engine(config: Config) -> int:
                                            eng.ari.app)
     hook = config.model.context_webhook
     notifier = None
-    if hook is not None:
+    if hook is not None and hook.enabled:
         notifier = ContextNotifier(hook.url, timeout=hook.timeout_seconds, attempts=hook.attempts,
                                    backoff=hook.backoff_seconds,
                                    secret=hook.secret.get_secret_value() if hook.secret else None)

@@ -335,6 +335,7 @@ class Checks(_Model):
 
 
 class ContextWebhook(_Model):
+    enabled: bool = True
     url: str = Field(pattern=r"^https?://")
     timeout_seconds: float = Field(3.0, gt=0, le=60)
     attempts: int = Field(4, ge=1, le=20)

@@ -150,6 +150,18 @@ async def test_good_token_enters_app_tree_with_language_and_custom_data(http, ca
     assert headers["X-IVR-Signature"] == f"sha256={sig}"
 
 
+async def test_voip_call_from_inside_the_app_lands_on_its_menu(http, caller):
+    _, _, p = await plan(http, connectivity=0.95, language="fr", custom_data={"screen": "cart"})
+    assert p["mode"] == "voip" and p["sip"]["extension"] == "app-customer"
+    r = await caller.call(did=p["sip"]["extension"], caller="+33600000001", keys=["1"],
+                          timeout=30, context="from-app",
+                          variables={"__IVR_TOKEN": p["sip"]["headers"]["X-IVR-Token"]})
+    assert r["path"] == ["cust"] and r["prompts"] == ["sound:digits/5"]
+    assert r["destination"] == {"type": "queue", "target": "sales"}
+    async with http.get(f"/v1/calls/{r['channel']}", headers=ADMIN) as resp:
+        assert (await resp.json())["custom_data"] == {"screen": "cart"}
+
+
 async def test_reused_token_is_refused_and_blocked_app_hangs_up(http, caller):
     _, _, p = await plan(http, connectivity=0.1)
     first = await caller.call(did=p["number"], caller="+15551230001", keys=["1"], timeout=30,
