@@ -43,12 +43,31 @@ class Config:
         return self.model.engine
 
 
+_UNION_TAGS = {"phone-number", "user-segment", "mobile-app"}
+_PATTERN_HINTS = {
+    "numbers": "expected a phone number of digits, optionally starting with +",
+    "callers": "expected a caller number or prefix pattern like +1555* (digits, optional "
+               "leading +, optional trailing *)",
+    "number": "expected an E.164 number with its country code, like +17144505656",
+}
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """Drop what pydantic adds to an error location that is not a YAML key."""
+    out: list = []
+    for p in loc:
+        if isinstance(p, str) and ("[" in p or p in ("str", "date")):
+            continue  # validator names (function-after[...]) and union branches
+        if isinstance(p, str) and p in _UNION_TAGS and out and isinstance(out[-1], int):
+            continue  # the tag of a discriminated union (access point types)
+        out.append(p)
+    return tuple(out)
+
+
 def _pydantic_issues(exc: ValidationError, src: Source) -> list[Issue]:
     out = []
     for e in exc.errors(include_url=False):
-        loc = tuple(e["loc"])
-        # pydantic puts validator names (function-after[...]) and union branch names in loc
-        path = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "date"))))
+        path = _clean_loc(tuple(e["loc"]))
         msg = e["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
@@ -56,9 +75,15 @@ def _pydantic_issues(exc: ValidationError, src: Source) -> list[Issue]:
             msg = "unknown key (check the spelling; `ivr-engine schema` lists every key)"
         elif e["type"] == "missing":
             msg = "required key is missing"
-        elif e["type"] == "string_pattern_mismatch" and path and path[-1] == "numbers":
-            msg = "expected a phone number of digits, optionally starting with +"
-        # a key that fails validation sits on the key itself: point at its line
+        elif e["type"] == "string_pattern_mismatch":
+            field = next((p for p in reversed(path) if isinstance(p, str)), "")
+            hint = _PATTERN_HINTS.get(field)
+            if hint:
+                msg = f"{e['input']!r}: {hint}"
+            else:
+                msg = f"{e['input']!r} is not a valid name (letters, digits and . _ + -, " \
+                      "starting with a letter or digit)" if "A-Za-z0-9][A-Za-z0-9_.+-]" in \
+                      str(e.get("ctx", {}).get("pattern", "")) else msg
         out.append(src.issue(path, msg))
     # one problem may surface once per union branch; keep the first
     seen, unique = set(), []

@@ -25,7 +25,11 @@ def _mobile_daps(model: ConfigModel) -> Iterator[tuple[int, MobileAppAccessPoint
 
 def app_menus(model: ConfigModel) -> dict[str, str]:
     """app → the top-level menu of its mobile-app access point on the IVR surface."""
-    return {ap.app: ap.menu for _, ap in _mobile_daps(model) if ap.surface == "ivr"}
+    out: dict[str, str] = {}
+    for _, ap in _mobile_daps(model):
+        if ap.surface == "ivr" and ap.app in model.apps:
+            out.setdefault(ap.app, ap.menu)
+    return out
 
 
 def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
@@ -172,11 +176,19 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
         for i, ap in enumerate(model.access_points):
             if isinstance(ap, PhoneNumberAccessPoint):
                 for j, n in enumerate(ap.numbers):
-                    if n in variants and root.get(ap.menu, ap.menu) != menu:
+                    if n not in variants:
+                        continue
+                    if root.get(ap.menu, ap.menu) != menu:
                         err(("access_points", i, "numbers", j),
                             f"{n} is app {app_name!r}'s fallback number; phone-number access "
                             f"points are matched before mobile-app ones, so app {app_name!r}'s "
                             f"callers would land in {describe(ap.menu)}", cross)
+                    else:
+                        err(("access_points", i, "numbers", j),
+                            f"{n} is app {app_name!r}'s fallback number; this phone-number "
+                            "access point is matched first, so the app's tokens are never read "
+                            "(no app language, messages, custom data or outside-call "
+                            "blocking); remove it", "warning")
             elif isinstance(ap, UserSegmentAccessPoint):
                 applies = not ap.numbers or variants & {v for n in ap.numbers
                                                         for v in number_variants(n)}

@@ -95,7 +95,7 @@ def clean_custom_data(data: Any) -> dict[str, str]:
             value = repr(value) if isinstance(value, float) else str(value)
         elif not isinstance(value, str):
             raise ValueError(f"custom_data.{key}: only strings, numbers and booleans")
-        if len(value) > MAX_CUSTOM_VALUE or any(ord(c) < 32 for c in value):
+        if len(value) > MAX_CUSTOM_VALUE or not value.isprintable():
             raise ValueError(f"custom_data.{key}: at most {MAX_CUSTOM_VALUE} printable "
                              "characters")
         out[key] = value
