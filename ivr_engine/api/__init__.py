@@ -204,12 +204,12 @@ def build_app(ctx: ApiContext) -> web.Application:
                            "not configured (engine.ami.password)", request)
         dp = ctx.config().engine.dialplan
         context = dp.queue if dest.kind == "queue" else dp.endpoint
-        variables = {"IVR_TARGET": dest.target, "IVR_DESTINATION": str(dest),
-                     "IVR_LANGUAGE": info.language}
+        variables = {"IVR_DESTINATION": str(dest), "IVR_LANGUAGE": info.language}
         if dest.kind == "endpoint":
             variables["IVR_DIAL_TIMEOUT"] = str(dp.endpoint_ring_seconds)
         try:
-            await ctx.ami.redirect(info.channel_name, context, variables)
+            # queue and endpoint names travel as the extension (see dialplan/)
+            await ctx.ami.redirect(info.channel_name, context, variables, exten=dest.target)
         except Exception as exc:  # noqa: BLE001 - reported to the client as a problem
             return problem(502, "Transfer failed", f"Asterisk refused the redirect: {exc}",
                            request)

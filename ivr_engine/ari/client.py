@@ -386,8 +386,13 @@ class AriClient:
         other_channel_id: str | None = None,
         originator: str | None = None,
         variables: Mapping[str, str] | None = None,
+        formats: str | None = None,
     ) -> dict:
-        """POST /channels/create: the channel is put in ``app`` right away, not dialled yet."""
+        """POST /channels/create: the channel is put in ``app`` right away, not dialled yet.
+
+        ``formats`` (e.g. ``"ulaw"``) matters for Local channels: without it Asterisk creates
+        them in signed linear at 192 kHz and spends most of its CPU resampling.
+        """
         params = _params(
             endpoint=endpoint,
             app=app,
@@ -395,6 +400,7 @@ class AriClient:
             channelId=channel_id,
             otherChannelId=other_channel_id,
             originator=originator,
+            formats=formats,
         )
         body = {"variables": dict(variables)} if variables else None
         return await self.request("POST", "/channels/create", params=params, body=body)

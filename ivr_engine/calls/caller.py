@@ -109,7 +109,7 @@ class CallerPool:
         t0 = time.perf_counter()
         try:
             await ari.create_channel(f"Local/{did}@{context}", app=self.app, channel_id=a,
-                                     other_channel_id=b,
+                                     other_channel_id=b, formats="ulaw",
                                      variables={"CONNECTEDLINE(num)": caller,
                                                 "CONNECTEDLINE(name)": caller,
                                                 **(variables or {})})

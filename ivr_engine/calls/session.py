@@ -132,22 +132,44 @@ class CallSession:
             pass
         except* AriNotFound:
             self.log.info("channel %s went away", self.channel_id)
-        except* Exception as eg:  # a bug or an Asterisk error must not leave the caller in silence
+        except* AriError as eg:
+            # a request raced the caller's hang-up (400/409/412 on a dying channel) or
+            # Asterisk refused something: only the second deserves an error and a rescue
+            if await self._channel_gone():
+                self.log.info("channel %s went away during %s", self.channel_id,
+                              eg.exceptions[0])
+            else:
+                self.log.error("call %s failed: %s", self.channel_id, eg.exceptions[0])
+                await self._rescue()
+        except* Exception as eg:  # a bug must not leave the caller in silence
             self.log.error("call %s failed: %r", self.channel_id, list(eg.exceptions),
                            exc_info=eg.exceptions[0])
             await self._rescue()
+
+    async def _channel_gone(self) -> bool:
+        if self._left_stasis:
+            return True
+        try:
+            return await self.ari.get_channel(self.channel_id) is None
+        except (AriError, OSError):
+            return False
 
     async def _rescue(self) -> None:
         """Send a caller still in Stasis to the dialplan fallback (message + default queue)."""
         if self._left_stasis:
             return
-        try:
-            async with asyncio.timeout(2):
-                await self.ari.continue_in_dialplan(self.channel_id, context=FALLBACK_CONTEXT,
-                                                    extension="s", priority=1)
-            self.log.warning("call %s sent to the dialplan fallback", self.channel_id)
-        except (AriError, TimeoutError, OSError):
-            pass
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(2):
+                    await self.ari.continue_in_dialplan(
+                        self.channel_id, context=FALLBACK_CONTEXT, extension="s", priority=1)
+                self.log.warning("call %s sent to the dialplan fallback", self.channel_id)
+                return
+            except AriNotFound:
+                return
+            except (AriError, TimeoutError, OSError) as exc:
+                self.log.warning("fallback for call %s failed (attempt %d): %s",
+                                 self.channel_id, attempt, exc)
 
     def _args(self) -> tuple[str, str, str]:
         """Stasis(ivr-engine,pstn,<DID>) or Stasis(ivr-engine,app,<app>,<token>)."""
@@ -231,10 +253,9 @@ class CallSession:
             language=decision.language, custom_data=custom))
         self.log.info("call %s from %r (%s) → %s via %s", self.channel_id, ch.caller_number,
                       " ".join(self.start.args), decision.label, decision.via)
-        if decision.app:
-            await self.ari.set_variable(self.channel_id, "IVR_APP", decision.app)
-        for key, value in custom.items():
-            await self.ari.set_variable(self.channel_id, f"IVR_DATA_{key}", value)
+        if custom:
+            await self._send([self.ari.set_variable(self.channel_id, f"IVR_DATA_{k}", v)
+                              for k, v in custom.items()])
         now = self.clock()
         if decision.entry is not None:
             await self._execute(rt.start(now))
@@ -276,28 +297,48 @@ class CallSession:
         await asyncio.sleep(seconds)
         self.events.put_nowait(TimerFired(token))
 
+    async def _send(self, requests: list) -> None:
+        """Send independent ARI requests at once (inside a TaskGroup: one failure cancels the
+        rest and surfaces here). Asterisk still runs a channel's commands in order, but the
+        HTTP round trips overlap."""
+        if len(requests) == 1:
+            await requests[0]
+        elif requests:
+            async with asyncio.TaskGroup() as tg:
+                for r in requests:
+                    tg.create_task(r)
+
     async def _execute(self, actions: list[Action]) -> None:
+        """Run the runtime's actions in order; consecutive Play / StopPlayback / SetVariables
+        go out together (their order does not matter: a stop names its playback, a play
+        queued behind a stopping one starts when it ends)."""
         ari, cid = self.ari, self.channel_id
+        batch: list = []
         for a in actions:
             if isinstance(a, Play):
                 pid = f"{cid}.{a.token}"
                 self._playbacks[pid] = a.token
-                await ari.play(cid, a.media, playback_id=pid, lang=a.language)
-            elif isinstance(a, Collect):
-                assert self._tg is not None
-                self._timers[a.token] = self._tg.create_task(self._timer(a.token, a.seconds))
-                await ari.set_variable(cid, "IVR_AWAITING", f"{a.menu}:{a.seq}")
-            elif isinstance(a, CancelTimer):
+                batch.append(ari.play(cid, a.media, playback_id=pid, lang=a.language))
+                continue
+            if isinstance(a, StopPlayback):
+                pid = f"{cid}.{a.token}"
+                self._playbacks.pop(pid, None)
+                batch.append(ari.stop_playback(pid))
+                continue
+            if isinstance(a, SetVariables):
+                batch.extend(ari.set_variable(cid, n, v) for n, v in a.variables)
+                continue
+            if isinstance(a, CancelTimer):
                 task = self._timers.pop(a.token, None)
                 if task is not None:
                     task.cancel()
-            elif isinstance(a, StopPlayback):
-                pid = f"{cid}.{a.token}"
-                self._playbacks.pop(pid, None)
-                await ari.stop_playback(pid)
-            elif isinstance(a, SetVariables):
-                for name, value in a.variables:
-                    await ari.set_variable(cid, name, value)
+                continue
+            await self._send(batch)
+            batch = []
+            if isinstance(a, Collect):
+                assert self._tg is not None
+                self._timers[a.token] = self._tg.create_task(self._timer(a.token, a.seconds))
+                await ari.set_variable(cid, "IVR_AWAITING", f"{a.menu}:{a.seq}")
             elif isinstance(a, Answer):
                 await ari.answer(cid)
             elif isinstance(a, HandOff):
@@ -306,18 +347,27 @@ class CallSession:
                 await self._record_callback(a)
             elif isinstance(a, Hangup):
                 await ari.hangup(cid)
+        await self._send(batch)
 
     async def _hand_off(self, a: HandOff) -> None:
-        if a.destination.kind == "queue":
-            self._notify_queue(a.destination.target)
+        """Continue in the dialplan: queue and endpoint names travel as the extension, a
+        mailbox (which may hold an @) as IVR_TARGET."""
+        dest = a.destination
+        if dest.kind == "queue":
+            self._notify_queue(dest.target)
         dp = self.config.engine.dialplan
         context = {"queue": dp.queue, "voicemail": dp.voicemail, "endpoint": dp.endpoint}[
-            a.destination.kind]
-        if a.destination.kind == "endpoint":
+            dest.kind]
+        if dest.kind == "endpoint":
             await self.ari.set_variable(self.channel_id, "IVR_DIAL_TIMEOUT",
                                         str(dp.endpoint_ring_seconds))
-        await self.ari.continue_in_dialplan(self.channel_id, context=context, extension="s",
-                                            priority=1)
+        if dest.kind == "voicemail":
+            await self.ari.set_variable(self.channel_id, "IVR_TARGET", dest.target)
+            await self.ari.continue_in_dialplan(self.channel_id, context=context,
+                                                extension="s", priority=1)
+        else:
+            await self.ari.continue_in_dialplan(self.channel_id, context=context,
+                                                extension=dest.target, priority=1)
 
     def _notify_queue(self, queue: str) -> None:
         notifier, info, rt = self.services.notifier, self.info, self.runtime

@@ -285,7 +285,8 @@ class ApnsCredentials(_Model):
     team_id: str | None = None
     certificate_file: str | None = None  # or a PEM certificate (with its key)
     sandbox: bool = False
-    url: str | None = None  # provider base URL; default per sandbox flag
+    url: str | None = None  # provider base URL (https://host:port); default per sandbox flag
+    ca_file: str | None = None  # CA bundle to verify that URL (tests with a local server)
 
 
 class FcmCredentials(_Model):

@@ -74,14 +74,24 @@ class IvrSession:
 
     # ------------------------------------------------------------------ events
 
+    def _start_actions(self) -> list[Action]:
+        """Answer, then what the call carries from the start (set once, read by the dialplan,
+        CDRs and agents): its entry point, language (also as the channel's language, so
+        Asterisk's own prompts match) and app."""
+        variables = [("IVR_ENTRY", self.entry_label), ("IVR_LANGUAGE", self.language),
+                     ("CHANNEL(language)", self.language)]
+        if self.app:
+            variables.append(("IVR_APP", self.app))
+        return [Answer(), SetVariables(tuple(variables))]
+
     def start(self, now: dt.datetime) -> list[Action]:
-        out: list[Action] = [Answer()]
+        out = self._start_actions()
         self._enter(self.entry_menu, now, out)
         return out
 
     def start_at(self, destination: Destination, now: dt.datetime) -> list[Action]:
         """Start a call that goes straight to a destination (e.g. routing.unknown_number)."""
-        out: list[Action] = [Answer()]
+        out = self._start_actions()
         self._go(destination, now, out)
         return out
 
@@ -184,9 +194,10 @@ class IvrSession:
         self._menu = menu
         self._invalid = self._timeouts = 0
         self.path.append(name)
-        out.append(SetVariables((("IVR_PATH", "/".join(self.path)),)))
+        path = SetVariables((("IVR_PATH", "/".join(self.path)),))
         if menu.schedule is not None and not menu.schedule.is_open(now):
             assert menu.after_hours_destination is not None
+            out.append(path)
             if menu.after_hours_message:
                 media, lang = self._message(menu.after_hours_message)
                 self._play(out, media, lang, False, ("dest", menu.after_hours_destination))
@@ -194,6 +205,7 @@ class IvrSession:
                 self._go(menu.after_hours_destination, now, out)
             return
         self._prompt(menu, out)
+        out.append(path)  # after the Play: the shell sends both at once, the prompt first
 
     def _key(self, key: str, now: dt.datetime, out: list[Action]) -> None:
         menu = self._menu
@@ -231,12 +243,8 @@ class IvrSession:
         self.destination = dest
         declared = (("IVR_DESTINATION", str(dest)),)
         if dest.kind in HANDOFF_KINDS:
-            out.append(SetVariables((
-                ("IVR_TARGET", dest.target),
-                ("IVR_LANGUAGE", self.language),
-                ("IVR_ENTRY", self.entry_label),
-                ("IVR_PATH", "/".join(self.path)),
-            ) + ((("IVR_APP", self.app),) if self.app else ()) + declared))
+            # IVR_ENTRY, IVR_LANGUAGE, IVR_APP and IVR_PATH are already on the channel; the
+            # shell passes the target as the dialplan extension (voicemail: IVR_TARGET)
             self._end(out, HandOff(dest), dest)
         elif dest.kind == "callback":
             out.append(RecordCallback(dest.target, self.caller, self.language, self.entry_label,

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, DateTime, Integer, String, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    String,
+    UniqueConstraint,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -67,6 +77,25 @@ class CallRecord(Base):
     destination: Mapped[str] = mapped_column(String(256), default="")
     state: Mapped[str] = mapped_column(String(16), default="ivr")  # ivr | handed-off | ended
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Device(Base):
+    """A user's mobile app install and its push tokens (from POST /v1/devices or RFC 8599)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("user", "app", "platform", name="uq_device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    app: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))  # ios | android
+    push_token: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    voip_token: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    app_version: Mapped[str] = mapped_column(String(64), default="")
+    os_version: Mapped[str] = mapped_column(String(64), default="")
+    model: Mapped[str] = mapped_column(String(128), default="")
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | rfc8599
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -166,6 +195,52 @@ class Store:
                 CallIntent.id == row.id, CallIntent.used_at.is_(None)).values(
                 used_at=now, channel_id=channel_id))
             return row if done.rowcount == 1 else None
+
+    # ------------------------------------------------------------------ devices
+
+    async def upsert_device(self, *, user: str, app: str, platform: str,
+                            push_token: str | None = None, voip_token: str | None = None,
+                            app_version: str = "", os_version: str = "", model: str = "",
+                            source: str = "api") -> Device:
+        """Create or update the (user, app, platform) device; tokens given replace old ones."""
+        now = dt.datetime.now(dt.timezone.utc)
+        async with self._session() as s, s.begin():
+            row = (await s.scalars(select(Device).where(
+                Device.user == user, Device.app == app, Device.platform == platform))).first()
+            if row is None:
+                row = Device(user=user, app=app, platform=platform)
+                s.add(row)
+            if push_token is not None:
+                row.push_token = push_token or None
+            if voip_token is not None:
+                row.voip_token = voip_token or None
+            for key, value in (("app_version", app_version), ("os_version", os_version),
+                               ("model", model)):
+                if value:
+                    setattr(row, key, value)
+            row.source = source
+            row.updated_at = now
+            await s.flush()
+            return row
+
+    async def devices_for_user(self, user: str, app: str | None = None) -> list[Device]:
+        async with self._session() as s:
+            q = select(Device).where(Device.user == user).order_by(Device.id)
+            if app is not None:
+                q = q.where(Device.app == app)
+            return list((await s.scalars(q)).all())
+
+    async def forget_token(self, token: str) -> int:
+        """A provider said this token is dead (APNs 410/BadDeviceToken, FCM UNREGISTERED):
+        clear it wherever it is stored; a device left with no token is deleted."""
+        async with self._session() as s, s.begin():
+            n = 0
+            for col in (Device.push_token, Device.voip_token):
+                r = await s.execute(update(Device).where(col == token).values({col.key: None}))
+                n += r.rowcount or 0
+            await s.execute(delete(Device).where(Device.push_token.is_(None),
+                                                 Device.voip_token.is_(None)))
+            return n
 
     # ------------------------------------------------------------------ calls
 

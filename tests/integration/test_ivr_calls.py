@@ -17,7 +17,7 @@ import pytest
 from ivr_engine.calls.caller import CallerPool
 from ivr_engine.config import load_config
 from ivr_engine.ivr.simulate import parse_dtmf, simulate
-from ivr_engine.routing.entry import resolve_pstn
+from ivr_engine.routing.entry import route_pstn
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import FIXTURE, local_call, start_engine
@@ -41,8 +41,7 @@ async def caller(sandbox, engine):
 
 def offline(did: str, keys: str) -> dict:
     cfg = load_config(FIXTURE, {})
-    d = resolve_pstn(cfg.entries, did, unknown=cfg.model.routing.unknown_number,
-                     default_language=cfg.engine.default_language)
+    d = route_pstn(cfg.routing, did, "+15551112222")
     return simulate(cfg.tree, d, caller="+15551112222", keys=parse_dtmf(keys),
                     at=dt.datetime.now(dt.timezone.utc))
 

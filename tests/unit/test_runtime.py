@@ -22,7 +22,7 @@ from ivr_engine.ivr.actions import (
 from ivr_engine.ivr.destinations import Destination
 from ivr_engine.ivr.runtime import IvrSession
 from ivr_engine.ivr.simulate import parse_dtmf, simulate
-from ivr_engine.routing.entry import resolve_pstn
+from ivr_engine.routing.entry import route_pstn
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "ivr.yaml"
 UTC = dt.timezone.utc
@@ -49,8 +49,7 @@ def one(actions, kind):
 
 
 def walk(cfg, did, keys, at=MONDAY_NOON):
-    d = resolve_pstn(cfg.entries, did, unknown=cfg.model.routing.unknown_number,
-                     default_language=cfg.engine.default_language)
+    d = route_pstn(cfg.routing, did, "+15551112222")
     return simulate(cfg.tree, d, caller="+1555", keys=parse_dtmf(keys), at=at)
 
 
@@ -58,7 +57,7 @@ def test_start_answers_publishes_path_and_plays_prompt_with_barge_in(cfg):
     s = session(cfg)
     acts = s.start(MONDAY_NOON)
     assert isinstance(acts[0], Answer)
-    assert SetVariables((("IVR_PATH", "top"),)) in acts
+    assert SetVariables((("IVR_PATH", "top"),)) == acts[-1]  # sent together with the Play
     p = one(acts, Play)
     assert p.media == ("sound:digits/1",) and p.interruptible and p.language == "en"
     acts = s.playback_finished(p.token, MONDAY_NOON)
@@ -88,15 +87,16 @@ def test_key_while_collecting_cancels_timer_and_stale_timer_is_ignored(cfg):
     assert s.digit("1", MONDAY_NOON) == []
 
 
-def test_handoff_sets_variables_for_dialplan(cfg):
+def test_call_variables_are_set_once_and_handoff_is_a_single_action(cfg):
     s = session(cfg)
-    p = one(s.start(MONDAY_NOON), Play)
+    start = s.start(MONDAY_NOON)
+    v = dict(next(a for a in start if isinstance(a, SetVariables)).variables)
+    assert v == {"IVR_ENTRY": "did:100", "IVR_LANGUAGE": "en", "CHANNEL(language)": "en"}
+    p = one(start, Play)
     s.playback_finished(p.token, MONDAY_NOON)
     acts = s.digit("3", MONDAY_NOON)
-    v = dict(one(acts, SetVariables).variables)
-    assert v == {"IVR_TARGET": "1000@default", "IVR_LANGUAGE": "en", "IVR_ENTRY": "did:100",
-                 "IVR_PATH": "top", "IVR_DESTINATION": "voicemail:1000@default"}
-    assert isinstance(acts[-1], HandOff)
+    assert acts[1:] == [HandOff(Destination("voicemail", "1000@default"))]
+    assert s.destination == Destination("voicemail", "1000@default") and s.finished
 
 
 def test_non_interruptible_message_ignores_keys_then_hangs_up(cfg):

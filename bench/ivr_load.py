@@ -1,0 +1,909 @@
+#!/usr/bin/env python3
+"""Load benchmark: the engine's 3-level IVR (ARI) against the same tree in native dialplan.
+
+    python bench/ivr_load.py [--calls 100] [--rounds 3] [--timeout 60]
+
+Prints ONE JSON object on stdout (progress goes to stderr). See bench/README.md for what
+each figure means and the caveats. Needs root (the sandbox Asterisk runs in a chroot) and
+talks to 127.0.0.1 only.
+
+What it does:
+1. ``scripts/asterisk-sandbox up`` (idempotent), reads the ARI credentials from
+   ``scripts/asterisk-sandbox env``, starts ``python -m ivr_engine.cli run -c bench/tree.yaml``
+   (ARI application ``ivr-bench``, a temporary SQLite database, logs in a temporary file) and
+   waits until ``GET /ari/applications/ivr-bench`` answers 200.
+2. A scripted caller (its own ARI application, one websocket, events routed per call) places
+   N calls at once per round, each a Local channel pair ``a``/``b``: ``a`` stays in the
+   caller's application, ``b`` runs the dialplan (``Local/+15550005000@bench-ari`` enters the
+   engine, ``Local/15550005000@bench-native`` the native Background/WaitExten tree, whose
+   ``_X.`` pattern does not match a leading ``+``). The pair is created as ulaw and the
+   caller sends silence once answered, like a trunk (see README). Each
+   call presses 1, 2, 3 - each key as soon as that level's prompt STARTS (ARI: the
+   PlaybackStarted on ``b``; native: the ChannelVarset BENCH_LEVEL=N on ``b``), i.e. with
+   barge-in in both modes, and is *completed* when ``b`` reaches Queue (ChannelDialplan
+   dialplan_app=Queue); then it is hung up.
+3. Rounds alternate ARI / native; per round, completed calls / wall time = calls per second.
+4. Latency: ChannelDtmfReceived on ``b`` -> next PlaybackStarted on ``b`` (ARI) or next
+   ChannelDialplan Background on ``b`` (native), from Asterisk's event timestamps and from
+   the caller's local receive times.
+5. CPU from /proc/PID/stat: the engine over the ARI rounds, Asterisk over each mode's rounds,
+   and the driver itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import datetime as dt
+import inspect
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ivr_engine.ari import (  # noqa: E402
+    AriClient,
+    AriError,
+    ChannelDestroyed,
+    ChannelDialplan,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    ChannelStateChange,
+    ChannelVarset,
+    Event,
+    PlaybackFinished,
+    PlaybackStarted,
+    StasisEnd,
+    StasisStart,
+)
+
+SANDBOX = REPO / "scripts" / "asterisk-sandbox"
+TREE = REPO / "bench" / "tree.yaml"
+ENGINE_APP = "ivr-bench"
+# The native context's pattern is _X. (dialplan/bench_native.conf), which does not match a
+# leading "+": the native tree ignores the DID, so it is dialled without the "+".
+ENDPOINTS = {"ari": "Local/+15550005000@bench-ari", "native": "Local/15550005000@bench-native"}
+KEYS = ("1", "2", "3")
+DTMF_MS = 100
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SANDBOX_UP_TIMEOUT = 1800      # a first `up` builds a Debian chroot (debootstrap)
+ENGINE_READY_TIMEOUT = 30
+SANDBOX_ROOT = Path(os.environ.get("IVR_SANDBOX_ROOT", "/var/cache/ivr-engine/asterisk-sid"))
+ASTERISK_LOG = SANDBOX_ROOT / "var/log/asterisk/messages"
+ARI_PORT_HEX = ":1F98"         # 8088 in /proc/net/tcp
+DRAIN_TIMEOUT = 30             # after a round, wait this long for our channels to go away
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def parse_ts(ts: str) -> float | None:
+    """Asterisk event timestamp (``2026-11-21T12:24:48.367+0000``) -> epoch seconds."""
+    try:
+        return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def proc_cpu(pid: int | None) -> float | None:
+    """utime+stime of a process (all its threads), in seconds; None when unreadable."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is field 3 (state); utime/stime are fields 14/15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def percentiles(values: list[float]) -> dict[str, Any]:
+    """p50/p90/p99 (nearest rank) and max, in ms with 0.1 ms precision."""
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "max": None, "n": 0}
+    v = sorted(values)
+    n = len(v)
+
+    def rank(q: float) -> float:
+        return round(v[max(0, math.ceil(q * n) - 1)], 1)
+
+    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": round(v[-1], 1),
+            "n": n}
+
+
+def ari_connections() -> int:
+    """Established TCP connections to 127.0.0.1:8088 (each is one Asterisk HTTP session)."""
+    n = 0
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1].endswith(ARI_PORT_HEX) and parts[3] == "01":
+                    n += 1
+    except OSError:
+        return -1
+    return n
+
+
+def socket_fds(pid: int | None) -> int:
+    if pid is None:
+        return -1
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return -1
+    n = 0
+    for name in names:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def asterisk_log_size() -> int:
+    try:
+        return ASTERISK_LOG.stat().st_size
+    except OSError:
+        return -1
+
+
+def asterisk_log_since(offset: int) -> str:
+    if offset < 0:
+        return ""
+    try:
+        with open(ASTERISK_LOG, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def sandbox(*args: str, timeout: float = 120) -> str:
+    out = subprocess.run([str(SANDBOX), *args], capture_output=True, text=True,
+                         timeout=timeout, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"scripts/asterisk-sandbox {' '.join(args)} failed "
+                         f"({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return out.stdout
+
+
+def sandbox_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in sandbox("env").splitlines():
+        parts = shlex.split(line)
+        if len(parts) == 2 and parts[0] == "export" and "=" in parts[1]:
+            k, v = parts[1].split("=", 1)
+            env[k] = v
+    for k in ("IVR_ARI_URL", "IVR_ARI_USERNAME", "IVR_ARI_PASSWORD"):
+        if not env.get(k):
+            raise SystemExit(f"scripts/asterisk-sandbox env did not give {k}")
+    return env
+
+
+def asterisk_pid() -> int | None:
+    state = Path(os.environ.get("IVR_SANDBOX_STATE", "/var/cache/ivr-engine/state"))
+    try:
+        pid = int((state / "asterisk.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if proc_cpu(pid) is not None else None
+
+
+def http_status(url: str, user: str, password: str, timeout: float = 2.0) -> int:
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    req = urllib.request.Request(url, headers={"Authorization": "Basic " + auth})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+# ------------------------------------------------------------------------------ engine
+
+
+class EngineProcess:
+    """The engine under test, as a subprocess with its own temp dir (DB + log)."""
+
+    def __init__(self, env: dict[str, str], tmp: Path, profile: str):
+        self.env = env
+        self.tmp = tmp
+        self.profile = profile
+        self.log_path = tmp / "engine.log"
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        self.spy: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update({k: v for k, v in self.env.items() if k.startswith("IVR_")})
+        env["IVR_DATABASE_URL"] = f"sqlite:///{self.tmp / 'bench.db'}"
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable]
+        if self.profile == "cprofile":
+            cmd += ["-m", "cProfile", "-o", str(self.tmp / "engine.prof")]
+        cmd += ["-m", "ivr_engine.cli", "run", "-c", str(TREE)]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_ready(self, url: str, user: str, password: str) -> None:
+        deadline = time.monotonic() + ENGINE_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engine exited ({self.proc.returncode}) during start-up:\n"
+                                   + self.tail())
+            if http_status(f"{url}/ari/applications/{ENGINE_APP}", user, password) == 200:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("engine did not register ARI app ivr-bench within "
+                           f"{ENGINE_READY_TIMEOUT} s:\n{self.tail()}")
+
+    def start_py_spy(self, out: Path) -> bool:
+        exe = shutil.which("py-spy")
+        if exe is None or self.pid is None:
+            log("py-spy not found; no sampling profile")
+            return False
+        self.spy = subprocess.Popen([exe, "record", "--pid", str(self.pid), "--rate", "250",
+                                     "--format", "raw", "--nonblocking", "-o", str(out)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        return True
+
+    def stop_py_spy(self) -> None:
+        if self.spy is not None and self.spy.poll() is None:
+            self.spy.send_signal(signal.SIGINT)
+            try:
+                self.spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.spy.kill()
+                self.spy.wait()
+        self.spy = None
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> int | None:
+        self.stop_py_spy()
+        code = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log("engine did not stop within 15 s of SIGTERM; killing it")
+                self.proc.kill()
+                code = self.proc.wait()
+        elif self.proc is not None:
+            code = self.proc.returncode
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return code
+
+
+# ------------------------------------------------------------------------------ caller
+
+
+@dataclass
+class CallResult:
+    mode: str
+    completed: bool = False
+    reason: str = ""
+    duration_ms: float = 0.0
+    keys_sent: int = 0
+    # (asterisk-ts ms or None, local ms) per measured key
+    latencies: list[tuple[float | None, float]] = field(default_factory=list)
+    handoff: list[tuple[float | None, float]] = field(default_factory=list)
+    from_send: list[float] = field(default_factory=list)   # local ms, send_dtmf -> next level
+    # ARI only, Asterisk timestamps (ms): DTMF -> PlaybackFinished (the engine stopped the
+    # prompt), -> IVR_PATH set (next menu entered), -> PlaybackStarted (next prompt)
+    steps: list[tuple[float, float, float]] = field(default_factory=list)
+    dtmf_events: int = 0
+    first_prompt_ms: float | None = None   # local: before POST /channels/create -> level 1
+
+
+class BoundedAriClient(AriClient):
+    """Fallback for an AriClient without ``max_connections``: same client, capped pool.
+
+    The caller's pool must leave room for the engine under Asterisk's http.conf
+    ``sessionlimit`` (100 by default, shared by every client), or Asterisk drops connections
+    ('HTTP session count exceeded 100 sessions')."""
+
+    def __init__(self, *args: Any, http_limit: int, **kw: Any):
+        super().__init__(*args, **kw)
+        self.http_limit = http_limit
+
+    async def open(self) -> None:
+        if self._session is not None and not self._session.closed:
+            return
+        connector = aiohttp.TCPConnector(limit=self.http_limit,
+                                         limit_per_host=self.http_limit,
+                                         keepalive_timeout=10.0)
+        self._session = aiohttp.ClientSession(
+            connector=connector, headers={"Authorization": self._auth_header},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.request_timeout))
+
+
+class Caller:
+    """One ARI connection (own application) driving many concurrent scripted calls."""
+
+    def __init__(self, url: str, user: str, password: str, prefix: str, audio: bool,
+                 http_limit: int, fmt: str):
+        self.app = f"ivr-bench-caller-{uuid.uuid4().hex[:8]}"
+        if "max_connections" in inspect.signature(AriClient.__init__).parameters:
+            self.ari = AriClient(url, user, password, self.app, request_timeout=20.0,
+                                 max_connections=http_limit)
+        else:
+            self.ari = BoundedAriClient(url, user, password, self.app, request_timeout=20.0,
+                                        http_limit=http_limit)
+        self.routes: dict[str, asyncio.Queue] = {}
+        self.prefix = prefix
+        self.audio = audio
+        self.fmt = fmt
+        self.events_seen = 0
+        self._runner: asyncio.Task | None = None
+
+    def _handle(self, ev: Event) -> None:
+        self.events_seen += 1
+        q = self.routes.get(ev.channel_id) if ev.channel_id is not None else None
+        if q is not None:
+            q.put_nowait((time.perf_counter(), ev))
+
+    async def __aenter__(self) -> "Caller":
+        await self.ari.open()
+        self._runner = asyncio.create_task(self.ari.run(self._handle), name="caller-ws")
+        await self.ari.wait_connected(timeout=10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        await self.ari.close()
+
+    async def call(self, mode: str, n: int, timeout: float) -> CallResult:
+        ari = self.ari
+        res = CallResult(mode)
+        a = f"{self.prefix}{mode}-{n}"
+        b = a + "-b"
+        q: asyncio.Queue = asyncio.Queue()
+        self.routes[a] = self.routes[b] = q
+        level = 0                          # ARI: depth of IVR_PATH; native: BENCH_LEVEL
+        pressed_at_level: set[int] = set()
+        dtmf: tuple[float | None, float] | None = None   # pending ChannelDtmfReceived on b
+        sent_local: float | None = None                  # local time of the last send_dtmf
+        sent_level = 0                                   # level the last key was sent at
+        stop_ts: float | None = None                     # ARI: PlaybackFinished after DTMF
+        path_ts: float | None = None                     # ARI: IVR_PATH set after DTMF
+        t0 = time.perf_counter()
+        created = False
+
+        a_up = False              # ARI refuses DTMF (412) on a channel not answered yet
+        deferred: int | None = None
+
+        async def press(lvl: int) -> None:
+            nonlocal sent_local, sent_level, deferred
+            if lvl < 1 or lvl > len(KEYS):
+                return
+            if lvl == 1 and res.first_prompt_ms is None:
+                res.first_prompt_ms = (time.perf_counter() - t0) * 1000
+            if not a_up:
+                # b's prompt can start before a has processed the answer: press once a is Up
+                deferred = lvl
+                return
+            if lvl in pressed_at_level and mode == "native":
+                return  # a native level replays after a timeout: that re-sets BENCH_LEVEL
+            pressed_at_level.add(lvl)
+            res.keys_sent += 1
+            sent_local = time.perf_counter()
+            sent_level = lvl
+            # between=1: ARI's DTMF stream sleeps `between` ms (default 100) after the
+            # digit, which would hold back the next key queued on the same channel.
+            await ari.send_dtmf(a, KEYS[lvl - 1], duration=DTMF_MS, between=1)
+
+        try:
+            async with asyncio.timeout(timeout):
+                # POST /channels/create (AriClient.create_channel has no `formats`):
+                # without formats the Local pair gets every audio format and runs at
+                # slin192, and Asterisk then resamples every 8 kHz frame (measured: ~90 %
+                # of its CPU under load). A PSTN trunk is ulaw/alaw.
+                params = [("endpoint", ENDPOINTS[mode]), ("app", self.app),
+                          ("channelId", a), ("otherChannelId", b)]
+                if self.fmt:
+                    params.append(("formats", self.fmt))
+                created = True     # even if the answer is lost: hang up (404 is harmless)
+                await ari.request("POST", "/channels/create", params=params)
+                await ari.subscribe(f"channel:{b}")
+                while not isinstance((await q.get())[1], StasisStart):
+                    pass
+                await ari.dial(a, timeout=int(timeout))
+                while True:
+                    t, ev = await q.get()
+                    if ev.channel_id != b:
+                        if isinstance(ev, (StasisEnd, ChannelDestroyed)) and ev.channel_id == a:
+                            res.reason = "caller channel ended"
+                            break
+                        if isinstance(ev, ChannelStateChange) and ev.channel_id == a and \
+                                ev.channel.state == "Up" and not a_up:
+                            a_up = True
+                            if self.audio:
+                                # Like a real trunk, the caller sends audio (silence) from
+                                # the answer on; without it, dialplan Answer() waits 500 ms
+                                # for a first media frame on the silent Local pair.
+                                try:
+                                    await ari.request("POST", f"/channels/{a}/silence")
+                                except AriError:
+                                    pass
+                            if deferred is not None:
+                                lvl, deferred = deferred, None
+                                await press(lvl)
+                        continue
+                    if isinstance(ev, ChannelDtmfReceived):
+                        res.dtmf_events += 1
+                        dtmf = (parse_ts(ev.timestamp), t)
+                    elif isinstance(ev, PlaybackStarted):
+                        if mode == "ari":
+                            if sent_local is not None and level > sent_level:
+                                res.from_send.append((t - sent_local) * 1000)
+                                sent_local = None
+                            if dtmf is not None:
+                                _measure(res.latencies, dtmf, ev.timestamp, t)
+                                started = parse_ts(ev.timestamp)
+                                if None not in (dtmf[0], stop_ts, path_ts, started):
+                                    res.steps.append(((stop_ts - dtmf[0]) * 1000,
+                                                      (path_ts - stop_ts) * 1000,
+                                                      (started - path_ts) * 1000))
+                                dtmf = stop_ts = path_ts = None
+                            await press(level)
+                    elif isinstance(ev, PlaybackFinished):
+                        if dtmf is not None and stop_ts is None:
+                            stop_ts = parse_ts(ev.timestamp)
+                    elif isinstance(ev, ChannelVarset):
+                        if mode == "ari" and ev.variable == "IVR_PATH":
+                            level = len(ev.value.split("/")) if ev.value else 0
+                            if dtmf is not None and path_ts is None:
+                                path_ts = parse_ts(ev.timestamp)
+                        elif mode == "native" and ev.variable == "BENCH_LEVEL":
+                            try:
+                                level = int(ev.value)
+                            except ValueError:
+                                continue
+                            if sent_local is not None and level > sent_level:
+                                # next level entered; its Background follows in the same ms
+                                res.from_send.append((t - sent_local) * 1000)
+                                sent_local = None
+                            await press(level)
+                    elif isinstance(ev, ChannelDialplan):
+                        app = ev.dialplan_app.lower()
+                        if app == "background" and mode == "native":  # reported as BackGround
+                            if dtmf is not None:
+                                _measure(res.latencies, dtmf, ev.timestamp, t)
+                                dtmf = None
+                        elif app == "queue":
+                            if dtmf is not None:
+                                _measure(res.handoff, dtmf, ev.timestamp, t)
+                            res.completed = level == len(KEYS)
+                            res.reason = "" if res.completed else f"queue at level {level}"
+                            break
+                    elif isinstance(ev, (ChannelHangupRequest, ChannelDestroyed)):
+                        res.reason = f"hung up at level {level}"
+                        break
+        except TimeoutError:
+            res.reason = f"timeout at level {level}"
+        except AriError as exc:
+            res.reason = (f"ARI {exc.method} .../{exc.path.rsplit('/', 1)[-1].split('?')[0]} "
+                          f"{exc.status} at level {level}: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - a failed call never stops the run
+            res.reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            res.duration_ms = (time.perf_counter() - t0) * 1000
+            self.routes.pop(a, None)
+            self.routes.pop(b, None)
+            if created:
+                try:
+                    await asyncio.wait_for(ari.hangup(a), 10)
+                except Exception:  # noqa: BLE001 - drained after the round anyway
+                    pass
+        return res
+
+    async def our_channels(self) -> list[str]:
+        return [c["id"] for c in await self.ari.list_channels()
+                if str(c.get("id", "")).startswith(self.prefix)]
+
+    async def drain(self) -> int:
+        """Wait until none of our channels is left (hang up stragglers); returns leftovers."""
+        start = time.monotonic()
+        deadline = start + DRAIN_TIMEOUT
+        left: list[str] = []
+        hung_up = False
+        while time.monotonic() < deadline:
+            try:
+                left = await self.our_channels()
+            except AriError:
+                await asyncio.sleep(0.5)
+                continue
+            if not left:
+                return 0
+            if not hung_up and time.monotonic() > start + 3:  # give normal hang-ups 3 s
+                for cid in left:
+                    try:
+                        await self.ari.hangup(cid)
+                    except AriError:
+                        pass
+                hung_up = True
+            await asyncio.sleep(0.2)
+        return len(left)
+
+
+def _measure(out: list, dtmf: tuple[float | None, float], ts: str, t: float) -> None:
+    ast_dtmf, local_dtmf = dtmf
+    ast_ev = parse_ts(ts)
+    ast_ms = (ast_ev - ast_dtmf) * 1000 if ast_dtmf is not None and ast_ev is not None else None
+    out.append((ast_ms, (t - local_dtmf) * 1000))
+
+
+# ------------------------------------------------------------------------------ rounds
+
+
+@dataclass
+class ModeStats:
+    completed: int = 0
+    failed: int = 0
+    wall: float = 0.0
+    rounds: list[dict] = field(default_factory=list)
+    reasons: collections.Counter = field(default_factory=collections.Counter)
+    lat_ast: list[float] = field(default_factory=list)
+    lat_local: list[float] = field(default_factory=list)
+    hand_ast: list[float] = field(default_factory=list)
+    hand_local: list[float] = field(default_factory=list)
+    from_send: list[float] = field(default_factory=list)
+    steps: list[tuple[float, float, float]] = field(default_factory=list)
+    call_ms: list[float] = field(default_factory=list)
+    first_prompt_ms: list[float] = field(default_factory=list)
+    dtmf_events: int = 0
+    keys_sent: int = 0
+    engine_cpu: float = 0.0
+    asterisk_cpu: float = 0.0
+    driver_cpu: float = 0.0
+    leftover_channels: int = 0
+
+
+async def run_round(caller: Caller, mode: str, calls: int, timeout: float, st: ModeStats,
+                    engine_pid: int | None, ast_pid: int | None) -> None:
+    cpu0 = (proc_cpu(engine_pid), proc_cpu(ast_pid), self_cpu())
+    peaks = {"ari_connections": 0, "engine_sockets": 0}
+    sampling = True
+
+    async def sample() -> None:
+        while sampling:
+            peaks["ari_connections"] = max(peaks["ari_connections"], ari_connections())
+            peaks["engine_sockets"] = max(peaks["engine_sockets"], socket_fds(engine_pid))
+            await asyncio.sleep(0.05)
+
+    start = time.perf_counter()
+    tasks = []
+    sampler = asyncio.create_task(sample())
+    try:
+        async with asyncio.timeout(timeout + 60):      # belt and braces: calls time out first
+            async with asyncio.TaskGroup() as tg:
+                for i in range(calls):
+                    tasks.append(tg.create_task(caller.call(mode, len(st.rounds) * calls + i,
+                                                            timeout)))
+    finally:
+        sampling = False
+        await sampler
+    wall = time.perf_counter() - start
+    leftover = await caller.drain()
+    cpu1 = (proc_cpu(engine_pid), proc_cpu(ast_pid), self_cpu())
+    results = [t.result() for t in tasks]
+    done = sum(r.completed for r in results)
+    st.completed += done
+    st.failed += calls - done
+    st.wall += wall
+    st.leftover_channels += leftover
+    for r in results:
+        if not r.completed:
+            st.reasons[r.reason or "unknown"] += 1
+        else:
+            st.call_ms.append(r.duration_ms)
+        st.dtmf_events += r.dtmf_events
+        st.keys_sent += r.keys_sent
+        for a_ms, l_ms in r.latencies:
+            if a_ms is not None:
+                st.lat_ast.append(a_ms)
+            st.lat_local.append(l_ms)
+        st.from_send.extend(r.from_send)
+        if r.first_prompt_ms is not None:
+            st.first_prompt_ms.append(r.first_prompt_ms)
+        st.steps.extend(r.steps)
+        for a_ms, l_ms in r.handoff:
+            if a_ms is not None:
+                st.hand_ast.append(a_ms)
+            st.hand_local.append(l_ms)
+    if cpu0[0] is not None and cpu1[0] is not None:
+        st.engine_cpu += cpu1[0] - cpu0[0]
+    if cpu0[1] is not None and cpu1[1] is not None:
+        st.asterisk_cpu += cpu1[1] - cpu0[1]
+    st.driver_cpu += cpu1[2] - cpu0[2]
+    cps = done / wall if wall > 0 else 0.0
+    rnd = {"completed": done, "failed": calls - done, "wall_s": round(wall, 3),
+           "cps": round(cps, 2), "peak_ari_http_connections": peaks["ari_connections"]}
+    if engine_pid is not None:
+        rnd["peak_engine_sockets"] = peaks["engine_sockets"]
+    st.rounds.append(rnd)
+    log(f"{mode:6s} round {len(st.rounds)}: {done}/{calls} completed in {wall:.2f} s "
+        f"= {cps:.1f} calls/s" + (f", {leftover} channels left over" if leftover else ""))
+
+
+def ms_per_call(cpu_s: float, calls: int) -> float | None:
+    return round(cpu_s * 1000 / calls, 2) if calls else None
+
+
+def mode_json(st: ModeStats, mode: str, native_dtmf_fallback: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "completed": st.completed,
+        "failed": st.failed,
+        "cps": round(st.completed / st.wall, 2) if st.wall else 0.0,
+        "per_round": st.rounds,
+        "latency_ms": {
+            "what": ("ChannelDtmfReceived(b) -> next PlaybackStarted(b)" if mode == "ari" else
+                     "ChannelDtmfReceived(b) -> next ChannelDialplan Background(b)"),
+            "asterisk_ts": percentiles(st.lat_ast),
+            "local": percentiles(st.lat_local),
+            "from_send_local": percentiles(st.from_send),
+        },
+        "handoff_latency_ms": {
+            "what": "ChannelDtmfReceived(b) of key 3 -> ChannelDialplan Queue(b)",
+            "asterisk_ts": percentiles(st.hand_ast),
+            "local": percentiles(st.hand_local),
+        },
+        "call_duration_ms": percentiles(st.call_ms),
+        "create_to_first_prompt_ms": percentiles(st.first_prompt_ms),
+        "dtmf_events_received": st.dtmf_events,
+        "keys_sent": st.keys_sent,
+        "asterisk_cpu_ms_per_call": ms_per_call(st.asterisk_cpu, st.completed),
+        "driver_cpu_ms_per_call": ms_per_call(st.driver_cpu, st.completed),
+    }
+    if mode == "ari":
+        out["engine_cpu_ms_per_call"] = ms_per_call(st.engine_cpu, st.completed)
+        out["latency_breakdown_ms"] = {
+            "what": "Asterisk timestamps of one key: DTMF -> PlaybackFinished (engine "
+                    "stopped the prompt) -> IVR_PATH set -> PlaybackStarted (next prompt)",
+            "dtmf_to_stop": percentiles([x[0] for x in st.steps]),
+            "stop_to_path": percentiles([x[1] for x in st.steps]),
+            "path_to_started": percentiles([x[2] for x in st.steps]),
+        }
+    if st.reasons:
+        out["failures"] = dict(st.reasons.most_common())
+    if st.leftover_channels:
+        out["leftover_channels"] = st.leftover_channels
+    if native_dtmf_fallback:
+        out["latency_ms"]["note"] = ("ChannelDtmfReceived not delivered for the non-Stasis "
+                                     "channel: measured from the DTMF send (local only)")
+    return out
+
+
+async def bench(args: argparse.Namespace, env: dict[str, str], engine: EngineProcess,
+                ast_pid: int | None) -> dict[str, Any]:
+    url, user, pw = env["IVR_ARI_URL"], env["IVR_ARI_USERNAME"], env["IVR_ARI_PASSWORD"]
+    stats = {"ari": ModeStats(), "native": ModeStats()}
+    async with Caller(url, user, pw, args.prefix, args.caller_audio == "silence",
+                      args.caller_http_limit, args.caller_format) as caller:
+        info = await caller.ari.asterisk_info()
+        version = (info.get("system") or {}).get("version")
+        reload0 = (info.get("status") or {}).get("last_reload_time")
+        log_offset = asterisk_log_size()
+        # Asterisk idle load (other users of the shared sandbox show up here).
+        c0, t0 = proc_cpu(ast_pid), time.perf_counter()
+        await asyncio.sleep(2.0)
+        c1, t1 = proc_cpu(ast_pid), time.perf_counter()
+        idle_pct = round((c1 - c0) / (t1 - t0) * 100, 1) if c0 is not None and c1 is not None \
+            else None
+        if args.warmup:
+            log(f"warm-up: {args.warmup} calls per mode (not counted)")
+            for mode in ("ari", "native"):
+                await run_round(caller, mode, args.warmup, args.timeout, ModeStats(),
+                                None, None)
+        spying = False
+        for r in range(args.rounds):
+            for mode in (("ari", "native") if r % 2 == 0 else ("native", "ari")):
+                if mode == "ari" and args.profile == "py-spy":
+                    spying = spying or engine.start_py_spy(engine.tmp / "engine.pyspy.txt")
+                await run_round(caller, mode, args.calls, args.timeout, stats[mode],
+                                engine.pid if mode == "ari" else None, ast_pid)
+                if (engine.proc is not None and engine.proc.poll() is not None):
+                    raise RuntimeError(f"engine died during the run:\n{engine.tail()}")
+        if spying:
+            engine.stop_py_spy()
+        events_seen = caller.events_seen
+        info = await caller.ari.asterisk_info()
+        reload1 = (info.get("status") or {}).get("last_reload_time")
+    ast_log = asterisk_log_since(log_offset)
+    ari, nat = stats["ari"], stats["native"]
+    native_fallback = nat.dtmf_events == 0 and nat.keys_sent > 0
+    result: dict[str, Any] = {
+        "calls_per_round": args.calls,
+        "rounds": args.rounds,
+        "caller_audio": args.caller_audio,
+        "caller_format": args.caller_format or "ari-default(slin192)",
+        "ari": mode_json(ari, "ari"),
+        "native": mode_json(nat, "native", native_fallback),
+    }
+    a_cps, n_cps = result["ari"]["cps"], result["native"]["cps"]
+    result["ratio_cps_ari_over_native"] = round(a_cps / n_cps, 3) if n_cps else None
+    a_ast, n_ast = result["ari"]["asterisk_cpu_ms_per_call"], \
+        result["native"]["asterisk_cpu_ms_per_call"]
+    result["ratio_asterisk_cpu_ari_over_native"] = round(a_ast / n_ast, 2) \
+        if a_ast and n_ast else None
+    p99 = result["ari"]["latency_ms"]["asterisk_ts"]["p99"]
+    eng = result["ari"].get("engine_cpu_ms_per_call")
+    result["targets"] = {
+        "ratio>=0.9": bool(result["ratio_cps_ari_over_native"] is not None
+                           and result["ratio_cps_ari_over_native"] >= 0.9),
+        "p99<=50ms": bool(p99 is not None and p99 <= 50),
+        "engine_cpu<=5ms": bool(eng is not None and eng <= 5),
+    }
+    result["native_dtmf_event_delivered"] = not native_fallback
+    result["asterisk_reloaded_during_run"] = reload0 != reload1
+    result["asterisk_http_session_limit_hits"] = ast_log.count("HTTP session count exceeded")
+    result["asterisk_idle_cpu_pct_before"] = idle_pct
+    result["caller_events_received"] = events_seen
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "asterisk": version,
+        "kernel": platform.release(),
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+    }
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--calls", type=int, default=100, help="concurrent calls per round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per mode (alternated)")
+    p.add_argument("--timeout", type=float, default=60.0, help="per-call timeout, seconds")
+    p.add_argument("--warmup", type=int, default=5,
+                   help="uncounted calls per mode before the rounds (0: none)")
+    p.add_argument("--profile", choices=("none", "cprofile", "py-spy"), default="none",
+                   help="profile the engine (cProfile inflates its CPU figures)")
+    p.add_argument("--caller-audio", choices=("silence", "none"), default="silence",
+                   help="silence: the caller sends silence once answered, like a trunk "
+                        "(none: a silent Local pair; native Answer() then waits 500 ms)")
+    p.add_argument("--caller-format", default="ulaw",
+                   help="audio format of the caller's Local pair, like a trunk's codec "
+                        "('' = ARI's default: every format, i.e. slin192 + resampling)")
+    p.add_argument("--caller-http-limit", type=int, default=16,
+                   help="max HTTP connections of the scripted caller (Asterisk's default "
+                        "http.conf sessionlimit is 100 for everyone together)")
+    p.add_argument("--keep", metavar="DIR",
+                   help="copy the engine log (and profile) to DIR instead of deleting them")
+    args = p.parse_args()
+    if args.calls < 1 or args.rounds < 1 or args.timeout <= 0:
+        p.error("--calls, --rounds and --timeout must be positive")
+
+    log("scripts/asterisk-sandbox up")
+    sandbox("up", timeout=SANDBOX_UP_TIMEOUT)
+    env = sandbox_env()
+    url, user, pw = env["IVR_ARI_URL"], env["IVR_ARI_USERNAME"], env["IVR_ARI_PASSWORD"]
+    if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        raise SystemExit(f"refusing to load a non-loopback ARI ({url})")
+    if http_status(f"{url}/ari/applications/{ENGINE_APP}", user, pw) == 200:
+        raise SystemExit(f"ARI app {ENGINE_APP} is already registered (another benchmark "
+                         "running?); not taking it over")
+    ast_pid = asterisk_pid()
+    if ast_pid is None:
+        log("warning: sandbox Asterisk pid not readable; no Asterisk CPU figures")
+
+    args.prefix = f"bench-{uuid.uuid4().hex[:6]}-"    # ids of all our channels
+    tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+    engine = EngineProcess(env, tmp, args.profile)
+    result: dict[str, Any] | None = None
+    code = 1
+    try:
+        engine.start()
+        engine.wait_ready(url, user, pw)
+        log(f"engine up (pid {engine.pid}), Asterisk pid {ast_pid}; "
+            f"{args.rounds} rounds x {args.calls} calls per mode")
+        result = asyncio.run(asyncio.wait_for(
+            bench(args, env, engine, ast_pid),
+            timeout=(args.rounds * 2 + 2) * (args.timeout + 60 + DRAIN_TIMEOUT) + 60))
+        code = 0
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
+        log(f"benchmark failed: {type(exc).__name__}: {exc}")
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        rc = engine.stop()
+        if result is not None:
+            result["engine_exit_code"] = rc
+            errors = [ln for ln in engine.tail(100000).splitlines()
+                      if " ERROR " in ln or "Traceback" in ln]
+            result["engine_log_errors"] = len(errors)
+            if errors:
+                log("engine log errors, first: " + errors[0])
+        if args.profile == "cprofile" and (tmp / "engine.prof").exists():
+            import pstats
+            import io
+            buf = io.StringIO()
+            pstats.Stats(str(tmp / "engine.prof"), stream=buf).sort_stats("tottime") \
+                .print_stats(25)
+            print(buf.getvalue(), file=sys.stderr)
+        if args.keep:
+            keep = Path(args.keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in tmp.iterdir():
+                if f.suffix != ".db":
+                    shutil.copy2(f, keep / f.name)
+            log(f"engine log/profile kept in {keep}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        # nothing of ours may be left in Asterisk
+        try:
+            left = asyncio.run(_leftovers(url, user, pw, args.prefix))
+            if result is not None:
+                result["channels_left_after_run"] = left
+        except Exception as exc:  # noqa: BLE001
+            log(f"could not list channels at the end: {exc}")
+    print(json.dumps(result, indent=2))
+    return code
+
+
+async def _leftovers(url: str, user: str, pw: str, prefix: str) -> int:
+    async with AriClient(url, user, pw, "ivr-bench-check") as ari:
+        chans = [c["id"] for c in await ari.list_channels()
+                 if str(c.get("id", "")).startswith(prefix)]
+        for cid in chans:
+            await ari.hangup(cid)
+        return len(chans)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
