@@ -11,7 +11,7 @@ What it does:
 1. ``scripts/asterisk-sandbox up`` (idempotent), reads the ARI credentials from
    ``scripts/asterisk-sandbox env``, starts ``python -m ivr_engine.cli run -c bench/tree.yaml``
    (ARI application ``ivr-bench``, a temporary SQLite database, logs in a temporary file) and
-   waits until ``GET /ari/applications/ivr-bench`` answers 200.
+   waits until the engine logs that it is connected and subscribed.
 2. A scripted caller (its own ARI application, one websocket, events routed per call) places
    N calls at once per round, each a Local channel pair ``a``/``b``: ``a`` stays in the
    caller's application, ``b`` runs the dialplan (``Local/+15550005000@bench-ari`` enters the
@@ -85,6 +85,10 @@ ENGINE_APP = "ivr-bench"
 # leading "+": the native tree ignores the DID, so it is dialled without the "+".
 ENDPOINTS = {"ari": "Local/+15550005000@bench-ari", "native": "Local/15550005000@bench-native"}
 KEYS = ("1", "2", "3")
+# the engine publishes IVR_PATH only when a menu waits for a key (never, with barge-in): the
+# ARI side tells the level from the prompt that starts (bench/tree.yaml)
+ARI_LEVEL_OF_PROMPT = {"sound:basic-pbx-ivr-main": 1, "sound:please-try-again": 2,
+                       "sound:hello-world": 3}
 DTMF_MS = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SANDBOX_UP_TIMEOUT = 1800      # a first `up` builds a Debian chroot (debootstrap)
@@ -275,7 +279,9 @@ class EngineProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"engine exited ({self.proc.returncode}) during start-up:\n"
                                    + self.tail())
-            if http_status(f"{url}/ari/applications/{ENGINE_APP}", user, password) == 200:
+            # the engine logs this once connected and subscribed (GET /applications/<app>
+            # answers 200 for a stale application too)
+            if "subscribed to PJSIP endpoint events" in self.log_path.read_text(errors="replace"):
                 return
             time.sleep(0.1)
         raise RuntimeError("engine did not register ARI app ivr-bench within "
@@ -342,8 +348,8 @@ class CallResult:
     handoff: list[tuple[float | None, float]] = field(default_factory=list)
     from_send: list[float] = field(default_factory=list)   # local ms, send_dtmf -> next level
     # ARI only, Asterisk timestamps (ms): DTMF -> PlaybackFinished (the engine stopped the
-    # prompt), -> IVR_PATH set (next menu entered), -> PlaybackStarted (next prompt)
-    steps: list[tuple[float, float, float]] = field(default_factory=list)
+    # prompt) and -> PlaybackStarted (next prompt)
+    steps: list[tuple[float, float]] = field(default_factory=list)
     dtmf_events: int = 0
     first_prompt_ms: float | None = None   # local: before POST /channels/create -> level 1
 
@@ -417,13 +423,12 @@ class Caller:
         b = a + "-b"
         q: asyncio.Queue = asyncio.Queue()
         self.routes[a] = self.routes[b] = q
-        level = 0                          # ARI: depth of IVR_PATH; native: BENCH_LEVEL
+        level = 0                          # ARI: level of the prompt; native: BENCH_LEVEL
         pressed_at_level: set[int] = set()
         dtmf: tuple[float | None, float] | None = None   # pending ChannelDtmfReceived on b
         sent_local: float | None = None                  # local time of the last send_dtmf
         sent_level = 0                                   # level the last key was sent at
         stop_ts: float | None = None                     # ARI: PlaybackFinished after DTMF
-        path_ts: float | None = None                     # ARI: IVR_PATH set after DTMF
         t0 = time.perf_counter()
         created = False
 
@@ -492,27 +497,23 @@ class Caller:
                         dtmf = (parse_ts(ev.timestamp), t)
                     elif isinstance(ev, PlaybackStarted):
                         if mode == "ari":
+                            level = ARI_LEVEL_OF_PROMPT.get(ev.playback.media_uri, level)
                             if sent_local is not None and level > sent_level:
                                 res.from_send.append((t - sent_local) * 1000)
                                 sent_local = None
                             if dtmf is not None:
                                 _measure(res.latencies, dtmf, ev.timestamp, t)
                                 started = parse_ts(ev.timestamp)
-                                if None not in (dtmf[0], stop_ts, path_ts, started):
+                                if None not in (dtmf[0], stop_ts, started):
                                     res.steps.append(((stop_ts - dtmf[0]) * 1000,
-                                                      (path_ts - stop_ts) * 1000,
-                                                      (started - path_ts) * 1000))
-                                dtmf = stop_ts = path_ts = None
+                                                      (started - stop_ts) * 1000))
+                                dtmf = stop_ts = None
                             await press(level)
                     elif isinstance(ev, PlaybackFinished):
                         if dtmf is not None and stop_ts is None:
                             stop_ts = parse_ts(ev.timestamp)
                     elif isinstance(ev, ChannelVarset):
-                        if mode == "ari" and ev.variable == "IVR_PATH":
-                            level = len(ev.value.split("/")) if ev.value else 0
-                            if dtmf is not None and path_ts is None:
-                                path_ts = parse_ts(ev.timestamp)
-                        elif mode == "native" and ev.variable == "BENCH_LEVEL":
+                        if mode == "native" and ev.variable == "BENCH_LEVEL":
                             try:
                                 level = int(ev.value)
                             except ValueError:
@@ -606,7 +607,7 @@ class ModeStats:
     hand_ast: list[float] = field(default_factory=list)
     hand_local: list[float] = field(default_factory=list)
     from_send: list[float] = field(default_factory=list)
-    steps: list[tuple[float, float, float]] = field(default_factory=list)
+    steps: list[tuple[float, float]] = field(default_factory=list)
     call_ms: list[float] = field(default_factory=list)
     first_prompt_ms: list[float] = field(default_factory=list)
     dtmf_events: int = 0
@@ -717,10 +718,9 @@ def mode_json(st: ModeStats, mode: str, native_dtmf_fallback: bool = False) -> d
         out["engine_cpu_ms_per_call"] = ms_per_call(st.engine_cpu, st.completed)
         out["latency_breakdown_ms"] = {
             "what": "Asterisk timestamps of one key: DTMF -> PlaybackFinished (engine "
-                    "stopped the prompt) -> IVR_PATH set -> PlaybackStarted (next prompt)",
+                    "stopped the prompt) -> PlaybackStarted (next prompt)",
             "dtmf_to_stop": percentiles([x[0] for x in st.steps]),
-            "stop_to_path": percentiles([x[1] for x in st.steps]),
-            "path_to_started": percentiles([x[2] for x in st.steps]),
+            "stop_to_started": percentiles([x[1] for x in st.steps]),
         }
     if st.reasons:
         out["failures"] = dict(st.reasons.most_common())
@@ -837,7 +837,10 @@ def main() -> int:
     url, user, pw = env["IVR_ARI_URL"], env["IVR_ARI_USERNAME"], env["IVR_ARI_PASSWORD"]
     if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         raise SystemExit(f"refusing to load a non-loopback ARI ({url})")
-    if http_status(f"{url}/ari/applications/{ENGINE_APP}", user, pw) == 200:
+    sessions = subprocess.run([str(REPO / "scripts" / "asterisk-sandbox"), "cli", "-rx",
+                               "ari show websocket sessions"], capture_output=True, text=True,
+                              timeout=30).stdout
+    if any(ENGINE_APP in ln.split()[4:] for ln in sessions.splitlines()[2:] if ln.strip()):
         raise SystemExit(f"ARI app {ENGINE_APP} is already registered (another benchmark "
                          "running?); not taking it over")
     ast_pid = asterisk_pid()

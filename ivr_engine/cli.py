@@ -129,6 +129,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def cmd_push_test(args: argparse.Namespace) -> int:
+    """Send a test wake-up push through the app's credentials to the user's devices."""
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    if args.app not in cfg.model.apps:
+        print(f"push test: no app named {args.app!r}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run() -> list[dict]:
+        from .push import PushError, PushService
+        from .store import Store
+
+        store = await Store.open(cfg.engine.database_url)
+        out: list[dict] = []
+        try:
+            devices = await store.devices_for_user(args.user, args.app)
+            async with PushService(lambda: cfg, store) as push:
+                for d in devices:
+                    try:
+                        r = await push.test(args.app, d)
+                        out.append({"platform": d.platform, "ok": r.ok, "provider": r.provider,
+                                    "status": r.status, "reason": r.reason,
+                                    "token_removed": r.token_invalid,
+                                    "elapsed_ms": round(r.elapsed_ms, 1)})
+                    except PushError as exc:
+                        out.append({"platform": d.platform, "ok": False, "reason": str(exc)})
+        finally:
+            await store.close()
+        return out
+
+    results = asyncio.run(run())
+    if not results:
+        print(f"push test: user {args.user!r} has no device registered for app {args.app!r}",
+              file=sys.stderr)
+        return EXIT_FAIL
+    print(json.dumps({"app": args.app, "user": args.user, "results": results}, indent=2))
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAIL
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .config.model import ConfigModel
 
@@ -170,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--context", default="from-pstn", help="dialplan context the call enters")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_call)
+
+    s = sub.add_parser("push", help="push notifications")
+    push_sub = s.add_subparsers(dest="push_command", required=True)
+    t = push_sub.add_parser("test", help="send a test wake-up push to a user's devices")
+    t.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    t.add_argument("--app", required=True)
+    t.add_argument("--user", required=True)
+    t.set_defaults(func=cmd_push_test)
 
     s = sub.add_parser("schema", help="print the config's JSON Schema")
     s.set_defaults(func=cmd_schema)

@@ -8,6 +8,9 @@ Errors are RFC 9457 problem documents (``application/problem+json``).
 - ``GET /v1/calls/{id}`` — what the engine knows of a call (app, path, caller, language,
   custom data) for screen pops.
 - ``POST /v1/calls/{id}/transfer`` — ``{"to": "queue:<name>" | "endpoint:<name>"}``.
+- ``POST /v1/devices`` — a user's app registers its push tokens ``{"app", "user",
+  "platform": "ios"|"android", "push_token", "voip_token", "app_version", "os_version",
+  "model"}`` (Bearer api key when the app has one).
 - ``GET /v1/health``.
 ``/v1/calls/*`` needs ``Authorization: Bearer <engine.api.admin_token>`` when one is set.
 """
@@ -154,6 +157,53 @@ def build_app(ctx: ApiContext) -> web.Application:
             out["sip"] = {"extension": f"app-{name}", "headers": {"X-IVR-Token": token}}
         log.info("call plan for app %r: %s (%s)", name, p.mode, p.reason)
         return web.json_response(out, status=201)
+
+    @routes.post("/v1/devices")
+    async def register_device(request: web.Request) -> web.Response:
+        """A user's app install registers its push tokens (iOS: VoIP token too)."""
+        cfg = ctx.config()
+        body = await _json_body(request)
+        app_name, user = body.get("app"), body.get("user")
+        app_cfg = cfg.model.apps.get(app_name) if isinstance(app_name, str) else None
+        if app_cfg is None:
+            return problem(404, "Unknown app", f"no app named {app_name!r}", request,
+                           field="app")
+        if app_cfg.api_key is not None and not _bearer_ok(request,
+                                                          app_cfg.api_key.get_secret_value()):
+            return problem(401, "Unauthorized", "a valid Bearer api key for this app is required",
+                           request)
+        spec = cfg.users.get(user) if isinstance(user, str) else None
+        if spec is None:
+            return problem(404, "Unknown user", f"no user named {user!r}", request,
+                           field="user")
+        if spec.app != app_name:
+            return problem(409, "Wrong app", f"user {user!r} is woken through app "
+                           f"{spec.app!r}, not {app_name!r}", request, field="app")
+        platform = body.get("platform")
+        if platform not in ("ios", "android"):
+            return problem(422, "Invalid request", "platform must be ios or android", request,
+                           field="platform")
+        fields: dict[str, str | None] = {}
+        for key in ("push_token", "voip_token", "app_version", "os_version", "model"):
+            value = body.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > 512
+                                      or not value.isprintable()):
+                return problem(422, "Invalid request", f"{key} must be a string", request,
+                               field=key)
+            fields[key] = value
+        if not fields["push_token"] and not fields["voip_token"]:
+            return problem(422, "Invalid request", "push_token (and for iOS voip_token) is "
+                           "required", request, field="push_token")
+        if platform == "android" and fields["voip_token"]:
+            return problem(422, "Invalid request", "voip_token is for iOS (PushKit) only",
+                           request, field="voip_token")
+        device = await ctx.store.upsert_device(
+            user=user, app=app_name, platform=platform, push_token=fields["push_token"],
+            voip_token=fields["voip_token"], app_version=fields["app_version"] or "",
+            os_version=fields["os_version"] or "", model=fields["model"] or "", source="api")
+        return web.json_response({"id": device.id, "user": user, "app": app_name,
+                                  "platform": platform,
+                                  "updated_at": device.updated_at.isoformat()}, status=201)
 
     @routes.get("/v1/calls/{call_id}")
     async def get_call(request: web.Request) -> web.Response:

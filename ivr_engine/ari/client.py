@@ -483,6 +483,21 @@ class AriClient:
 
     # ---------------------------------------------------------------- endpoints
 
+    async def set_event_filter(self, allowed: Sequence[str] | None = None,
+                               disallowed: Sequence[str] | None = None) -> dict:
+        """PUT /applications/{app}/eventFilter: only these event types reach this app.
+
+        Asterisk then neither builds nor sends the others (ChannelVarset for every variable
+        we set, PlaybackStarted, ChannelDialplan, ...), which saves CPU on both sides.
+        """
+        body: dict[str, list[dict[str, str]]] = {}
+        if allowed is not None:
+            body["allowed"] = [{"type": t} for t in allowed]
+        if disallowed is not None:
+            body["disallowed"] = [{"type": t} for t in disallowed]
+        return await self.request("PUT", f"/applications/{_q(self.app)}/eventFilter",
+                                  body=body)
+
     async def get_endpoint(self, tech: str, resource: str) -> dict | None:
         _, data = await self._maybe_404("GET", f"/endpoints/{_q(tech)}/{_q(resource)}")
         return data

@@ -41,6 +41,11 @@ class ChannelDispatcher:
             queue = self._queues[channel_id] = asyncio.Queue()
         return queue
 
+    def attach(self, channel_id: str, queue: asyncio.Queue[Event]) -> None:
+        """Route ``channel_id``'s events to an existing queue (a call's outbound legs go to
+        the call's own queue). Attach before creating the channel so no event is missed."""
+        self._queues[channel_id] = queue
+
     def unregister(self, channel_id: str) -> None:
         self._queues.pop(channel_id, None)
 

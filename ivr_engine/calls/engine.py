@@ -17,9 +17,11 @@ import signal
 
 from ..ami import AmiClient
 from ..api import ApiContext, build_app, serve
-from ..ari import AriAppReplaced, AriClient, ChannelDispatcher, StasisStart
+from ..ari import AriAppReplaced, AriClient, AriError, ChannelDispatcher, StasisStart
 from ..config import Config, ConfigError, load_config
+from ..push import PushService
 from ..store import Store
+from ..wakeup.watcher import ContactWatcher
 from .registry import CallRegistry
 from .session import CallServices, CallSession
 from .webhook import ContextNotifier
@@ -55,7 +57,10 @@ class Engine:
         self.ari = ari
         self.services = services
         self.ami = ami
-        self.dispatcher = ChannelDispatcher(self._on_stasis_start)
+        self.contacts = ContactWatcher(ari, services.store, lambda: self.holder.current)
+        self.dispatcher = ChannelDispatcher(self._on_stasis_start, on_other=self.contacts.handle)
+        services.dispatcher = self.dispatcher
+        services.contacts = self.contacts
         self._tg: asyncio.TaskGroup | None = None
         self.calls: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task] = {}
@@ -64,10 +69,20 @@ class Engine:
         if self._tg is None:
             return
         cid = ev.channel.id
+        if ev.args and ev.args[0] == "leg":
+            # an outbound leg whose call is already gone: nobody will bridge it
+            self._tg.create_task(self._hangup_orphan(cid), name=f"orphan-{cid}")
+            return
         queue = self.dispatcher.register(cid)
         session = CallSession(self.ari, self.holder.current, ev, queue, self.services)
         self.calls[cid] = session
         self._tasks[cid] = self._tg.create_task(self._run_call(session), name=f"call-{cid}")
+
+    async def _hangup_orphan(self, channel_id: str) -> None:
+        try:
+            await self.ari.hangup(channel_id)
+        except AriError:
+            pass
 
     async def _run_call(self, session: CallSession) -> None:
         try:
@@ -80,7 +95,8 @@ class Engine:
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            helpers = [tg.create_task(self.ari.run(self.dispatcher), name="ari-events")]
+            helpers = [tg.create_task(self.ari.run(self.dispatcher), name="ari-events"),
+                       tg.create_task(self.contacts.run(), name="contacts")]
             cfg = self.holder.current
             if self.services.notifier is not None:
                 helpers.append(tg.create_task(self.services.notifier.run(), name="webhook"))
@@ -111,8 +127,14 @@ async def run_engine(config: Config) -> int:
     loop.add_signal_handler(signal.SIGHUP, holder.reload)
     client = AriClient(eng.ari.url, eng.ari.username, eng.ari.password.get_secret_value(),
                        eng.ari.app, reconnect_max=eng.ari.reconnect_max_seconds)
-    client.on_connected = lambda: log.info("connected to ARI at %s as app %r", eng.ari.url,
-                                           eng.ari.app)
+    holder_ref: list[Engine] = []
+
+    def connected() -> None:
+        log.info("connected to ARI at %s as app %r", eng.ari.url, eng.ari.app)
+        if holder_ref:
+            holder_ref[0].contacts.connected()
+
+    client.on_connected = connected
     hook = config.model.context_webhook
     notifier = None
     if hook is not None and hook.enabled:
@@ -123,14 +145,20 @@ async def run_engine(config: Config) -> int:
     if eng.ami.password is not None and eng.ami.password.get_secret_value():
         ami = AmiClient(eng.ami.host, eng.ami.port, eng.ami.username,
                         eng.ami.password.get_secret_value())
-    services = CallServices(store=store, registry=CallRegistry(), notifier=notifier)
+    push = PushService(lambda: holder.current, store)
+    services = CallServices(store=store, registry=CallRegistry(), notifier=notifier, push=push)
     code = 0
     try:
         async with client:
-            await Engine(holder, client, services, ami).run(stop)
+            engine = Engine(holder, client, services, ami)
+            holder_ref.append(engine)
+            if client.connected:
+                engine.contacts.connected()
+            await engine.run(stop)
     except* AriAppReplaced:
         log.error("another process took the ARI application %r; exiting", eng.ari.app)
         code = 1
     finally:
+        await push.close()
         await store.close()
     return code

@@ -35,6 +35,7 @@ from ..ivr.actions import (
     Hangup,
     Play,
     RecordCallback,
+    RingUser,
     SetVariables,
     StopPlayback,
 )
@@ -67,6 +68,9 @@ class CallServices:
     store: CallStore | None = None
     registry: CallRegistry = field(default_factory=CallRegistry)
     notifier: ContextNotifier | None = None
+    dispatcher: Any = None  # ChannelDispatcher: outbound legs are attached to their call
+    push: Any = None  # push.PushService
+    contacts: Any = None  # wakeup.watcher.ContactWatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,13 @@ class TimerFired:
 
 class _CallOver(Exception):
     """Raised inside the call's TaskGroup to end it and cancel whatever it still runs."""
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The plain exceptions inside (possibly nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
 
 
 def _utcnow() -> dt.datetime:
@@ -135,15 +146,15 @@ class CallSession:
         except* AriError as eg:
             # a request raced the caller's hang-up (400/409/412 on a dying channel) or
             # Asterisk refused something: only the second deserves an error and a rescue
+            first = _leaves(eg)[0]
             if await self._channel_gone():
-                self.log.info("channel %s went away during %s", self.channel_id,
-                              eg.exceptions[0])
+                self.log.info("channel %s went away during %s", self.channel_id, first)
             else:
-                self.log.error("call %s failed: %s", self.channel_id, eg.exceptions[0])
+                self.log.error("call %s failed: %s", self.channel_id, first)
                 await self._rescue()
         except* Exception as eg:  # a bug must not leave the caller in silence
-            self.log.error("call %s failed: %r", self.channel_id, list(eg.exceptions),
-                           exc_info=eg.exceptions[0])
+            leaves = _leaves(eg)
+            self.log.error("call %s failed: %r", self.channel_id, leaves, exc_info=leaves[0])
             await self._rescue()
 
     async def _channel_gone(self) -> bool:
@@ -309,24 +320,40 @@ class CallSession:
                     tg.create_task(r)
 
     async def _execute(self, actions: list[Action]) -> None:
-        """Run the runtime's actions in order; consecutive Play / StopPlayback / SetVariables
-        go out together (their order does not matter: a stop names its playback, a play
-        queued behind a stopping one starts when it ends)."""
+        """Run the runtime's actions in order, overlapping what may overlap.
+
+        Asterisk queues a channel's commands (answer, play, set variable, continue) on the
+        channel's control thread, and a play holds that thread until its prompt ends: so a
+        variable must never be sent after (or with) a play, and plays go in order. Stopping a
+        playback does not use that queue, so stops go out together with what follows them: a
+        key pressed during a prompt costs one round trip (stop + next play).
+        """
         ari, cid = self.ari, self.channel_id
         batch: list = []
+        has_vars = has_play = False
         for a in actions:
-            if isinstance(a, Play):
-                pid = f"{cid}.{a.token}"
-                self._playbacks[pid] = a.token
-                batch.append(ari.play(cid, a.media, playback_id=pid, lang=a.language))
-                continue
             if isinstance(a, StopPlayback):
                 pid = f"{cid}.{a.token}"
                 self._playbacks.pop(pid, None)
                 batch.append(ari.stop_playback(pid))
                 continue
             if isinstance(a, SetVariables):
+                if has_play:  # a variable queued behind a play would wait for the prompt
+                    await self._send(batch)
+                    batch, has_play = [], False
                 batch.extend(ari.set_variable(cid, n, v) for n, v in a.variables)
+                has_vars = True
+                continue
+            if isinstance(a, Play):
+                if has_vars or has_play:  # variables first, and plays in order
+                    await self._send(batch)
+                    batch, has_vars = [], False
+                pid = f"{cid}.{a.token}"
+                self._playbacks[pid] = a.token
+                # may go out with the stop of the previous prompt: queued behind it, it
+                # starts the moment that one is stopped
+                batch.append(ari.play(cid, a.media, playback_id=pid, lang=a.language))
+                has_play = True
                 continue
             if isinstance(a, CancelTimer):
                 task = self._timers.pop(a.token, None)
@@ -334,17 +361,18 @@ class CallSession:
                     task.cancel()
                 continue
             await self._send(batch)
-            batch = []
+            batch, has_vars, has_play = [], False, False
             if isinstance(a, Collect):
                 assert self._tg is not None
                 self._timers[a.token] = self._tg.create_task(self._timer(a.token, a.seconds))
-                await ari.set_variable(cid, "IVR_AWAITING", f"{a.menu}:{a.seq}")
             elif isinstance(a, Answer):
                 await ari.answer(cid)
             elif isinstance(a, HandOff):
                 await self._hand_off(a)
             elif isinstance(a, RecordCallback):
                 await self._record_callback(a)
+            elif isinstance(a, RingUser):
+                await self._ring_user(a)
             elif isinstance(a, Hangup):
                 await ari.hangup(cid)
         await self._send(batch)
@@ -368,6 +396,77 @@ class CallSession:
         else:
             await self.ari.continue_in_dialplan(self.channel_id, context=context,
                                                 extension=dest.target, priority=1)
+
+    # ------------------------------------------------------------------ user: destinations
+
+    @property
+    def tg(self) -> asyncio.TaskGroup:
+        assert self._tg is not None
+        return self._tg
+
+    @property
+    def left(self) -> bool:
+        return self._left_stasis
+
+    def mark_left(self) -> None:
+        self._left_stasis = True
+
+    async def _ring_user(self, a: RingUser) -> None:
+        """Push-then-wait, ring, bridge (see wakeup/ringer.py)."""
+        from ..wakeup.ringer import CallerGone, Ringer
+
+        spec = self.config.users[a.user]
+        rt = self.runtime
+        assert rt is not None
+        try:
+            outcome = await Ringer(self, spec, self.services).run()
+        except CallerGone:
+            self._finish_record(rt, "ended")
+            raise _CallOver() from None
+        if outcome.transfer is not None:
+            req = outcome.transfer
+            await self._execute(rt.transfer(req.destination, self.clock()))
+            if self.info is not None:
+                self.info.transfers.append(str(req.destination))
+            req.done.set_result(True)
+            return
+        if not outcome.answered:
+            await self._execute(rt.ring_finished(a.token, False, self.clock()))
+            return
+        await self._execute(rt.ring_finished(a.token, True, self.clock()))
+        self.services.registry.update(self.channel_id, state="bridged",
+                                      destination=str(rt.destination), path=list(rt.path))
+        await self._bridged(outcome.leg)
+
+    async def _bridged(self, leg: str) -> None:
+        """Caller and user talk; whoever hangs up ends the other side too."""
+        bridge = f"{self.channel_id}-bridge"
+        self.services.dispatcher.attach(leg, self.events)
+        try:
+            while True:
+                ev = await self.events.get()
+                if not isinstance(ev, (StasisEnd, ChannelDestroyed)):
+                    continue
+                if ev.channel_id == leg:
+                    await self.ari.hangup(self.channel_id)
+                elif ev.channel_id == self.channel_id:
+                    self._left_stasis = True
+                    await self.ari.hangup(leg)
+                    self._finish_record(self.runtime, "ended")
+                    raise _CallOver()
+        finally:
+            self.services.dispatcher.unregister(leg)
+            try:
+                await self.ari.destroy_bridge(bridge)
+            except AriError:
+                pass
+
+    def _finish_record(self, rt: IvrSession | None, state: str) -> None:
+        if rt is None:
+            return
+        self.services.registry.update(
+            self.channel_id, path=list(rt.path), state=state,
+            destination=str(rt.destination) if rt.destination else None)
 
     def _notify_queue(self, queue: str) -> None:
         notifier, info, rt = self.services.notifier, self.info, self.runtime

@@ -42,6 +42,17 @@ class Config:
     def engine(self):  # noqa: ANN201 - shorthand
         return self.model.engine
 
+    @property
+    def users(self) -> dict:
+        """user name -> wakeup.plan.UserSpec"""
+        return self._users
+
+    def __post_init__(self) -> None:
+        from .users import compile_users
+
+        object.__setattr__(self, "_users", {n: c.spec for n, c in
+                                            compile_users(self.model).items()})
+
 
 _UNION_TAGS = {"phone-number", "user-segment", "mobile-app"}
 _PATTERN_HINTS = {

@@ -331,6 +331,40 @@ class App(_Model):
     api_key: SecretStr | None = None  # when set, SDK requests must send it as a Bearer token
 
 
+class WakeupSettings(_Model):
+    """Push-then-wait: how long to wait for a sleeping app to register, and what the caller
+    hears meanwhile. The wait budget is loops × interval (3 × 5 s = 15 s by default)."""
+
+    mobile_loops: int = Field(3, ge=1, le=60)  # ringing device "mobile"
+    uc_mobile_loops: int = Field(3, ge=1, le=60)  # ringing device "uc+mobile"
+    interval_seconds: float = Field(5.0, gt=0, le=60)
+    hold: Literal["moh", "ringback"] = "moh"
+    moh_class: Name = "default"
+    message: Name | None = None  # played to the caller first
+    ring_seconds: int = Field(30, ge=5, le=600)  # how long a reached device rings
+
+
+class WakeupOverride(_Model):
+    mobile_loops: int | None = Field(None, ge=1, le=60)
+    uc_mobile_loops: int | None = Field(None, ge=1, le=60)
+    interval_seconds: float | None = Field(None, gt=0, le=60)
+    hold: Literal["moh", "ringback"] | None = None
+    moh_class: Name | None = None
+    message: Name | None = None
+    ring_seconds: int | None = Field(None, ge=5, le=600)
+
+
+class User(_Model):
+    """Someone a call can be sent to with ``user:<name>``."""
+
+    ringing_device: Literal["mobile", "uc", "uc+mobile"] = "mobile"
+    mobile_endpoint: Name | None = None  # PJSIP endpoint (and AOR) the mobile app registers
+    uc_endpoint: Name | None = None  # desk / web client endpoint
+    app: Name | None = None  # the mobile app whose push credentials wake the phone
+    no_answer: DestinationField | None = None  # default: voicemail:<user>@default
+    wakeup: WakeupOverride = WakeupOverride()
+
+
 class Checks(_Model):
     cross_app: Literal["error", "warning"] = "error"
 
@@ -360,3 +394,5 @@ class ConfigModel(_Model):
     apps: dict[Name, App] = {}
     checks: Checks = Checks()
     context_webhook: ContextWebhook | None = None
+    wakeup: WakeupSettings = WakeupSettings()
+    users: dict[Name, User] = {}

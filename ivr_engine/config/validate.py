@@ -11,6 +11,7 @@ from ..ivr.schedule import Schedule, parse_dates, parse_days
 from ..ivr.tree import IvrTree, MenuNode
 from ..routing.entry import RoutingTable
 from .apps import check_apps, compile_routing
+from .users import check_users, compile_users
 from .model import (
     ConfigModel,
     Menu,
@@ -60,10 +61,11 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
             err(path, f"menu {dest.target!r} is not defined under menus")
         elif dest.kind == "message-then-hangup":
             need_message(path, dest.target)
-        elif dest.kind == "callback" and d.callback_message is None:
-            pass  # a callback without a confirmation message is legal: it just hangs up
+        elif dest.kind == "user" and dest.target not in model.users:
+            err(path, f"user {dest.target!r} is not defined under users")
 
     need_dest(("menu_defaults", "on_exhausted"), d.on_exhausted)
+    issues.extend(check_users(model, src, need_dest))
 
     # parents come from options only; jumps (on_*, after_hours) do not make a tree edge
     parent: dict[str, str] = {}
@@ -217,5 +219,7 @@ def compile_tree(model: ConfigModel) -> tuple[IvrTree, RoutingTable]:
             parent=parent.get(name),
             root=root_of(name),
         )
-    tree = IvrTree(nodes, messages, eng.default_language, d.callback_message)
+    users = compile_users(model)
+    tree = IvrTree(nodes, messages, eng.default_language, d.callback_message,
+                   {name: u.no_answer for name, u in users.items()})
     return tree, compile_routing(model, tree)

@@ -70,8 +70,18 @@ class RecordCallback:
 
 
 @dataclass(frozen=True, slots=True)
+class RingUser:
+    """Wake the user's devices as needed and ring them (the shell's push-then-wait); the
+    shell answers with ``IvrSession.ring_finished(token, answered)``."""
+
+    user: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     reason: str = "normal"
 
 
-Action = Answer | Play | StopPlayback | Collect | CancelTimer | SetVariables | HandOff | RecordCallback | Hangup
+Action = (Answer | Play | StopPlayback | Collect | CancelTimer | SetVariables | HandOff
+          | RecordCallback | RingUser | Hangup)

@@ -14,13 +14,14 @@ KINDS: dict[str, tuple[bool, str, str]] = {
     "callback": (True, _NAME, "the queue the callback is for"),
     "message-then-hangup": (True, _NAME, "a message name"),
     "endpoint": (True, r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a PJSIP endpoint name"),
+    "user": (True, _NAME, "a user name (see users:)"),
     "hangup": (False, "", ""),
 }
 
 #: destinations that leave the engine for an Asterisk dialplan hand-off context
 HANDOFF_KINDS = frozenset({"queue", "voicemail", "endpoint"})
 #: destinations that end the call inside the engine
-TERMINAL_KINDS = frozenset(KINDS) - {"menu"}
+TERMINAL_KINDS = frozenset(KINDS) - {"menu", "user"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from .actions import (
     Hangup,
     Play,
     RecordCallback,
+    RingUser,
     SetVariables,
     StopPlayback,
 )
@@ -71,15 +72,14 @@ class IvrSession:
     _seq: int = 0
     _hops: int = 0
     _ids: int = 0
+    _ringing: str | None = None
 
     # ------------------------------------------------------------------ events
 
     def _start_actions(self) -> list[Action]:
         """Answer, then what the call carries from the start (set once, read by the dialplan,
-        CDRs and agents): its entry point, language (also as the channel's language, so
-        Asterisk's own prompts match) and app."""
-        variables = [("IVR_ENTRY", self.entry_label), ("IVR_LANGUAGE", self.language),
-                     ("CHANNEL(language)", self.language)]
+        CDRs and agents): its entry point, language and app."""
+        variables = [("IVR_ENTRY", self.entry_label), ("IVR_LANGUAGE", self.language)]
         if self.app:
             variables.append(("IVR_APP", self.app))
         return [Answer(), SetVariables(tuple(variables))]
@@ -97,7 +97,7 @@ class IvrSession:
 
     def digit(self, key: str, now: dt.datetime) -> list[Action]:
         out: list[Action] = []
-        if self.finished or self._menu is None:
+        if self.finished or self._menu is None or self._ringing is not None:
             return out
         if self._playing is not None:
             if not self._playing.interruptible:
@@ -113,6 +113,20 @@ class IvrSession:
         self._key(key, now, out)
         return out
 
+    def ring_finished(self, token: str, answered: bool, now: dt.datetime) -> list[Action]:
+        """The shell's push-then-wait for a ``user:`` destination is over."""
+        out: list[Action] = []
+        if self.finished or token != self._ringing:
+            return out
+        self._ringing = None
+        user = self.destination.target if self.destination else ""
+        if answered:
+            self.finished = True
+            return out
+        self._hops = 0
+        self._go(self.tree.no_answer[user], now, out)
+        return out
+
     def transfer(self, dest: Destination, now: dt.datetime) -> list[Action]:
         """An outside request (API) moves the caller: stop what plays or waits, then go."""
         out: list[Action] = []
@@ -124,6 +138,7 @@ class IvrSession:
         if self._collecting is not None:
             out.append(CancelTimer(self._collecting))
             self._collecting = None
+        self._ringing = None  # the shell has stopped ringing before asking
         self._hops = 0
         self._go(dest, now, out)
         return out
@@ -153,6 +168,10 @@ class IvrSession:
             assert self._menu is not None
             self._seq += 1
             self._collecting = self._id("t")
+            # published only when the caller really waits (idle time): menus passed through
+            # with barge-in cost no request
+            out.append(SetVariables((("IVR_PATH", "/".join(self.path)),
+                                     ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"))))
             out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
         elif then[0] == "dest":
             self._go(then[1], now, out)
@@ -194,10 +213,8 @@ class IvrSession:
         self._menu = menu
         self._invalid = self._timeouts = 0
         self.path.append(name)
-        path = SetVariables((("IVR_PATH", "/".join(self.path)),))
         if menu.schedule is not None and not menu.schedule.is_open(now):
             assert menu.after_hours_destination is not None
-            out.append(path)
             if menu.after_hours_message:
                 media, lang = self._message(menu.after_hours_message)
                 self._play(out, media, lang, False, ("dest", menu.after_hours_destination))
@@ -205,7 +222,6 @@ class IvrSession:
                 self._go(menu.after_hours_destination, now, out)
             return
         self._prompt(menu, out)
-        out.append(path)  # after the Play: the shell sends both at once, the prompt first
 
     def _key(self, key: str, now: dt.datetime, out: list[Action]) -> None:
         menu = self._menu
@@ -241,11 +257,17 @@ class IvrSession:
             self._enter(dest.target, now, out)
             return
         self.destination = dest
-        declared = (("IVR_DESTINATION", str(dest)),)
+        path = ("IVR_PATH", "/".join(self.path))
+        declared = (path, ("IVR_DESTINATION", str(dest)))
         if dest.kind in HANDOFF_KINDS:
-            # IVR_ENTRY, IVR_LANGUAGE, IVR_APP and IVR_PATH are already on the channel; the
-            # shell passes the target as the dialplan extension (voicemail: IVR_TARGET)
+            # IVR_ENTRY, IVR_LANGUAGE and IVR_APP are already on the channel; the shell
+            # passes the target as the dialplan extension (voicemail: IVR_TARGET)
+            out.append(SetVariables((path,)))
             self._end(out, HandOff(dest), dest)
+        elif dest.kind == "user":
+            out.append(SetVariables(declared))
+            self._ringing = self._id("r")
+            out.append(RingUser(dest.target, self._ringing))
         elif dest.kind == "callback":
             out.append(RecordCallback(dest.target, self.caller, self.language, self.entry_label,
                                       tuple(self.path)))

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any, Sequence
 
 from ..routing.entry import EntryDecision
-from .actions import Collect, Hangup, HandOff, Play, RecordCallback
+from .actions import Collect, Hangup, HandOff, Play, RecordCallback, RingUser
 from .runtime import IvrSession
 from .tree import IvrTree
 
@@ -53,7 +53,8 @@ def simulate(tree: IvrTree, decision: EntryDecision, *, caller: str, keys: Seque
                 nxt.append(("collect", a.token, a.seconds))
             elif isinstance(a, RecordCallback):
                 callbacks.append({"queue": a.queue, "caller": a.caller})
-            elif isinstance(a, (HandOff, Hangup)):
+            elif isinstance(a, (HandOff, Hangup, RingUser)):
+                # offline, a user: destination ends the walk (nobody can answer here)
                 destination = session.destination.as_json() if session.destination else None
         actions = []
         for item in nxt:

@@ -8,7 +8,7 @@ predictable, and what stops a caller from climbing out of the structure they ent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
@@ -53,9 +53,11 @@ class IvrTree:
     messages: Messages
     default_language: str
     callback_message: str | None = None
+    no_answer: Mapping[str, Destination] = field(default_factory=dict)  # user -> if unanswered
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "menus", MappingProxyType(dict(self.menus)))
+        object.__setattr__(self, "no_answer", MappingProxyType(dict(self.no_answer)))
 
     def children(self, name: str) -> list[str]:
         return [m.name for m in self.menus.values() if m.parent == name]

@@ -33,6 +33,11 @@ from . import PushError, PushResult, WakePayload, token_hint
 
 log = logging.getLogger(__name__)
 
+# hpack (under h2, under aioapns) logs header blocks at DEBUG: device tokens (in :path) and the
+# provider JWT.  Secrets are never logged, so keep it quiet unless someone set its level.
+if logging.getLogger("hpack").level == logging.NOTSET:
+    logging.getLogger("hpack").setLevel(logging.INFO)
+
 #: Answers meaning "this token will never work again": forget it.
 DEAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "Unregistered", "DeviceTokenNotForTopic"})
 

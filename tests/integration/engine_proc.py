@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "ivr.yaml"
 
@@ -40,12 +38,11 @@ class EngineProcess:
         return self.proc.returncode
 
 
-async def app_registered(sandbox, app: str = "ivr-engine") -> bool:
-    headers = {"Authorization": aiohttp.encode_basic_auth(sandbox.ari_username,
-                                                          sandbox.ari_password)}
-    async with aiohttp.ClientSession(headers=headers) as s:
-        async with s.get(f"{sandbox.ari_url}/ari/applications/{app}") as r:
-            return r.status == 200
+def app_connected(sandbox, app: str = "ivr-engine") -> bool:
+    """Is a websocket connected for ``app``? (Asterisk keeps an application listed after its
+    client left while subscriptions remain, so GET /applications cannot tell.)"""
+    out = sandbox.cli("ari show websocket sessions")
+    return any(app in line.split()[4:] for line in out.splitlines()[2:] if line.strip())
 
 
 async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
@@ -75,12 +72,9 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
         while time.monotonic() < deadline:
             if proc.returncode is not None:
                 raise RuntimeError(f"engine exited {proc.returncode}:\n{handle.log()}")
-            try:
-                if await app_registered(sandbox):
-                    return handle
-            except aiohttp.ClientError:
-                pass  # Asterisk restarting: keep waiting until the deadline
-            await asyncio.sleep(0.1)
+            if "subscribed to PJSIP endpoint events" in handle.log():
+                return handle  # connected to ARI and listening to registrations
+            await asyncio.sleep(0.05)
         raise RuntimeError(f"engine did not register its ARI app in 20 s:\n{handle.log()}")
     except BaseException:
         await handle.stop()

@@ -65,7 +65,7 @@ async def store(tmp_path):
 @pytest.fixture
 async def fcm(tmp_path):
     async with FakeFcm() as server:
-        server.account = server.make_service_account(tmp_path)
+        server.make_service_account(tmp_path)
         yield server
         assert server.hook_errors == []
 
@@ -370,6 +370,26 @@ async def test_push_test_sends_a_test_wake(apns, pki, auth_key, store, service):
 
 
 # --------------------------------------------------------------------------- configuration
+
+
+async def test_senders_are_kept_and_rebuilt_when_credentials_change(fcm, tmp_path, store):
+    device = await store.upsert_device(user="u1", app="demo", platform="android",
+                                       push_token=FCM_TOKEN)
+    current = config(fcm=fcm)
+    svc = PushService(lambda: current, store, timeout=2)
+    try:
+        assert (await svc.wake(device, PAYLOAD, 10)).ok
+        assert (await svc.cancel(device, "call-1")).ok
+        assert len(fcm.token_requests) == 1  # one sender, one access token
+        (tmp_path / "other").mkdir()
+        async with FakeFcm() as other:
+            other.make_service_account(tmp_path / "other")
+            current = config(fcm=other)  # a reload pointing the app elsewhere
+            assert (await svc.wake(device, PAYLOAD, 10)).ok
+            assert len(other.messages) == 1 and len(fcm.messages) == 2
+    finally:
+        await svc.close()
+
 
 
 async def test_configuration_problems_raise_push_error(tmp_path, store, service):

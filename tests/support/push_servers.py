@@ -145,6 +145,7 @@ class FakeFcm:
         self.rejected: list[FcmRejection] = []
         self.token_requests: list[dict[str, Any]] = []  # verified assertion claims
         self.accounts: dict[str, ServiceAccount] = {}  # client_email → account
+        self.account: ServiceAccount | None = None  # the last one made by make_service_account
         self._access: dict[str, str] = {}  # access token → client_email
         self._hooks = _Hooks(hook_grace)
         self._stopping = asyncio.Event()
@@ -172,8 +173,9 @@ class FakeFcm:
     def make_service_account(self, directory: str | Path, *, project_id: str = "ivr-test"
                              ) -> ServiceAccount:
         """Write a service-account JSON pointing at this server and trust it."""
-        return self.add_account(make_service_account(directory, self.token_uri,
-                                                     project_id=project_id))
+        self.account = self.add_account(make_service_account(directory, self.token_uri,
+                                                             project_id=project_id))
+        return self.account
 
     def revoke_access_tokens(self) -> None:
         """Every access token handed out so far now gets 401 (like an early revocation)."""
@@ -392,6 +394,7 @@ class FakeApns:
         self._hooks = _Hooks(hook_grace)
         self._stopping = asyncio.Event()
         self._shutdown = asyncio.Event()
+        self._started = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.port = 0
 
@@ -434,7 +437,17 @@ class FakeApns:
         self._task = asyncio.get_running_loop().create_task(
             serve(self._asgi, cfg, shutdown_trigger=self._shutdown.wait, mode="asgi"),
             name=f"fake-apns:{self.port}")
-        await asyncio.sleep(0)
+        # The socket already listens; wait for the ASGI lifespan start-up, then a few loop
+        # turns, so a hypercorn start-up failure (bad certificate...) is raised here.
+        started = asyncio.ensure_future(self._started.wait())
+        await asyncio.wait([started, self._task], timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if self._task.done():
+            task, self._task = self._task, None
+            task.result()
+            raise RuntimeError("fake apns: hypercorn stopped at start-up")
         return self
 
     async def stop(self) -> None:
@@ -462,6 +475,7 @@ class FakeApns:
                 msg = await receive()
                 if msg["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
+                    self._started.set()
                 elif msg["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return

@@ -476,10 +476,10 @@ def test_transfer_while_a_prompt_plays_stops_it_then_hands_off(cfg):
     start = s.start(NOW)
     v = dict(next(a for a in start if isinstance(a, SetVariables)).variables)
     assert v["IVR_APP"] == "customer" and v["IVR_LANGUAGE"] == "fr"
-    assert v["CHANNEL(language)"] == "fr"
     p = one(start, Play)
     acts = s.transfer(Destination("queue", "billing"), NOW)
-    assert acts == [StopPlayback(p.token), HandOff(Destination("queue", "billing"))]
+    assert acts == [StopPlayback(p.token), SetVariables((("IVR_PATH", "cust"),)),
+                    HandOff(Destination("queue", "billing"))]
     assert s.finished and s.destination == Destination("queue", "billing")
     # the stopped playback's late event is ignored; a second transfer does nothing
     assert s.playback_finished(p.token, NOW) == []

@@ -53,14 +53,15 @@ def walk(cfg, did, keys, at=MONDAY_NOON):
     return simulate(cfg.tree, d, caller="+1555", keys=parse_dtmf(keys), at=at)
 
 
-def test_start_answers_publishes_path_and_plays_prompt_with_barge_in(cfg):
+def test_start_answers_plays_prompt_with_barge_in_then_publishes_wait(cfg):
     s = session(cfg)
     acts = s.start(MONDAY_NOON)
     assert isinstance(acts[0], Answer)
-    assert SetVariables((("IVR_PATH", "top"),)) == acts[-1]  # sent together with the Play
     p = one(acts, Play)
     assert p.media == ("sound:digits/1",) and p.interruptible and p.language == "en"
     acts = s.playback_finished(p.token, MONDAY_NOON)
+    # path and "waiting" are published only when the caller really waits
+    assert acts[0] == SetVariables((("IVR_PATH", "top"), ("IVR_AWAITING", "top:1")))
     c = one(acts, Collect)
     assert (c.menu, c.seconds, c.seq) == ("top", 1.0, 1)
 
@@ -91,11 +92,12 @@ def test_call_variables_are_set_once_and_handoff_is_a_single_action(cfg):
     s = session(cfg)
     start = s.start(MONDAY_NOON)
     v = dict(next(a for a in start if isinstance(a, SetVariables)).variables)
-    assert v == {"IVR_ENTRY": "did:100", "IVR_LANGUAGE": "en", "CHANNEL(language)": "en"}
+    assert v == {"IVR_ENTRY": "did:100", "IVR_LANGUAGE": "en"}
     p = one(start, Play)
     s.playback_finished(p.token, MONDAY_NOON)
     acts = s.digit("3", MONDAY_NOON)
-    assert acts[1:] == [HandOff(Destination("voicemail", "1000@default"))]
+    assert acts[1:] == [SetVariables((("IVR_PATH", "top"),)),
+                        HandOff(Destination("voicemail", "1000@default"))]
     assert s.destination == Destination("voicemail", "1000@default") and s.finished
 
 

@@ -1,0 +1,141 @@
+"""Registrations as events: who is waiting for which AOR, and RFC 8599 push bindings.
+
+The engine's ARI application subscribes to ``endpoint:PJSIP`` (again after each reconnect),
+so Asterisk sends a ``ContactStatusChange`` the moment a REGISTER creates a contact. A call
+waiting for that AOR gets a :class:`ContactAvailable` on its own event queue at once: no
+polling. Push parameters found in the contact URI are stored as the user's device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..ari import AriClient, AriError, ContactStatusChange, Event
+from .contacts import AVAILABLE, PushBinding, aor_of, parse_push_params
+
+log = logging.getLogger("ivr_engine.wakeup")
+
+#: the only ARI events the engine reads; Asterisk drops the rest before sending them
+ENGINE_EVENTS = ("StasisStart", "StasisEnd", "ChannelDtmfReceived", "PlaybackFinished",
+                 "ChannelStateChange", "ChannelDestroyed", "ContactStatusChange",
+                 "ApplicationReplaced")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAvailable:
+    """Internal event on a call's queue: the AOR it waits for has just registered."""
+
+    aor: str
+    uri: str
+    at: float  # time.monotonic() when the event reached the engine
+
+
+class ContactWatcher:
+    def __init__(self, ari: AriClient, store: Any, config: Callable[[], Any]):
+        self.ari = ari
+        self.store = store
+        self.config = config
+        self._waiters: dict[str, set[asyncio.Queue]] = {}
+        self._bindings: asyncio.Queue[tuple[str, PushBinding]] = asyncio.Queue(1000)
+        self._resubscribe = asyncio.Event()
+
+    # ------------------------------------------------------------------ events
+
+    def handle(self, ev: Event) -> None:
+        """Called synchronously by the dispatcher for events not about a call's channel."""
+        if not isinstance(ev, ContactStatusChange):
+            return
+        if ev.contact_status not in AVAILABLE:
+            return
+        aor = aor_of(ev.aor or ev.endpoint_resource)
+        now = time.monotonic()
+        for queue in self._waiters.get(aor, ()):
+            queue.put_nowait(ContactAvailable(aor, ev.uri, now))
+        binding = parse_push_params(ev.uri)
+        if binding is not None:
+            try:
+                self._bindings.put_nowait((aor, binding))
+            except asyncio.QueueFull:
+                log.error("dropped an RFC 8599 binding for %s (queue full)", aor)
+
+    def watch(self, aor: str, queue: asyncio.Queue) -> None:
+        self._waiters.setdefault(aor, set()).add(queue)
+
+    def unwatch(self, aor: str, queue: asyncio.Queue) -> None:
+        waiting = self._waiters.get(aor)
+        if waiting is not None:
+            waiting.discard(queue)
+            if not waiting:
+                del self._waiters[aor]
+
+    def waiting(self) -> int:
+        return sum(len(v) for v in self._waiters.values())
+
+    async def reachable(self, endpoint: str) -> bool:
+        """Has the endpoint a usable registration right now (ARI endpoint state online)?"""
+        try:
+            ep = await self.ari.get_endpoint("PJSIP", endpoint)
+        except AriError:
+            return False
+        return bool(ep) and ep.get("state") == "online"
+
+    # ------------------------------------------------------------------ the engine's task
+
+    def connected(self) -> None:
+        """ARI (re)connected: subscriptions must be made again."""
+        self._resubscribe.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._subscriber())
+            tg.create_task(self._binder())
+
+    async def _subscriber(self) -> None:
+        subscribed = False
+        try:
+            while True:
+                await self._resubscribe.wait()
+                self._resubscribe.clear()
+                try:
+                    await self.ari.set_event_filter(ENGINE_EVENTS)
+                    await self.ari.subscribe("endpoint:PJSIP")
+                    subscribed = True
+                    log.info("subscribed to PJSIP endpoint events (registrations)")
+                except (AriError, OSError) as exc:
+                    log.error("cannot subscribe to PJSIP endpoint events: %s", exc)
+                    await asyncio.sleep(1)
+                    self._resubscribe.set()
+        finally:
+            if subscribed:
+                # an explicit subscription keeps the ARI application alive in Asterisk
+                # after the engine is gone: drop it on the way out
+                try:
+                    async with asyncio.timeout(2):
+                        await self.ari.unsubscribe("endpoint:PJSIP")
+                except (AriError, OSError, TimeoutError):
+                    pass
+
+    async def _binder(self) -> None:
+        while True:
+            aor, b = await self._bindings.get()
+            users = [u for u in self.config().users.values() if u.mobile_endpoint == aor]
+            if not users or self.store is None:
+                log.info("RFC 8599 binding on %s ignored: no user has it as mobile_endpoint",
+                         aor)
+                continue
+            user = users[0]
+            if not user.app:
+                continue
+            try:
+                await self.store.upsert_device(
+                    user=user.name, app=user.app, platform=b.platform,
+                    push_token=None if b.voip else b.prid,
+                    voip_token=b.prid if b.voip else None, source="rfc8599")
+                log.info("RFC 8599 %s binding stored for user %s (%s)", b.provider, user.name,
+                         "voip" if b.voip else "push")
+            except Exception:  # noqa: BLE001 - a bad row must not stop later bindings
+                log.exception("storing the RFC 8599 binding of %s failed", aor)

@@ -1,0 +1,59 @@
+"""A headless baresip registering to the sandbox as one of its SIP users (alice, bob, carol)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import subprocess
+from pathlib import Path
+
+TEMPLATES = Path(__file__).parent / "baresip"
+_ports = itertools.count(0)
+
+
+class Baresip:
+    def __init__(self, user: str, password: str, workdir: Path, *, answer: str = "auto"):
+        n = next(_ports)
+        self.user = user
+        self.dir = workdir / f"baresip-{user}-{n}"
+        self.dir.mkdir(parents=True)
+        # ports spaced by 2: baresip also opens TLS on SIP port + 1
+        self.sip_port = 5100 + 4 * (n % 200)
+        self.ctrl_port = 4500 + (n % 400)
+        sub = {"@SIP_USER@": user, "@SIP_PASSWORD@": password, "@SIP_PORT@": str(self.sip_port),
+               "@CTRL_PORT@": str(self.ctrl_port)}
+        for name in ("config", "accounts"):
+            text = (TEMPLATES / f"{name}.template").read_text()
+            for k, v in sub.items():
+                text = text.replace(k, v)
+            if name == "accounts" and answer != "auto":
+                text = text.replace("answermode=auto", f"answermode={answer}")
+            (self.dir / name).write_text(text)
+        (self.dir / "accounts").chmod(0o600)
+        self.proc: subprocess.Popen | None = None
+        self.started_at: float | None = None
+
+    def start(self) -> None:
+        self.log = open(self.dir / "baresip.log", "wb")
+        self.started_at = asyncio.get_running_loop().time()
+        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def log_text(self) -> str:
+        return (self.dir / "baresip.log").read_text(errors="replace")
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # unregisters, then exits
+            for _ in range(50):
+                if self.proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        self.proc = None

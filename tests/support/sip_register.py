@@ -1,0 +1,93 @@
+"""A minimal SIP REGISTER over UDP with digest authentication (RFC 3261 / RFC 2617).
+
+baresip 1.0 (Debian bookworm) cannot put RFC 8599 push parameters in its Contact, so the
+test of "RFC 8599 params picked up from a REGISTER" sends the REGISTER itself: a real SIP
+request to the real Asterisk, with ``pn-provider`` / ``pn-prid`` / ``pn-param`` in the Contact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import socket
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - SIP digest is MD5
+
+
+class _Proto(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr) -> None:  # noqa: ANN001
+        self.queue.put_nowait(data)
+
+
+async def register(user: str, password: str, contact_params: str, *, expires: int = 60,
+                   server: tuple[str, int] = ("127.0.0.1", 5060), timeout: float = 5.0) -> int:
+    """REGISTER ``user`` with ``contact_params`` appended to its Contact URI; returns the
+    final status code (200 when registered)."""
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(
+        _Proto, local_addr=("127.0.0.1", 0), family=socket.AF_INET)
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        call_id = secrets.token_hex(8)
+        tag = secrets.token_hex(4)
+        uri = f"sip:{server[0]}"
+        contact = f"<sip:{user}@127.0.0.1:{port};{contact_params}>"
+
+        def request(cseq: int, auth: str = "") -> bytes:
+            lines = [
+                f"REGISTER {uri} SIP/2.0",
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bK{secrets.token_hex(6)}",
+                "Max-Forwards: 70",
+                f"From: <sip:{user}@{server[0]}>;tag={tag}",
+                f"To: <sip:{user}@{server[0]}>",
+                f"Call-ID: {call_id}",
+                f"CSeq: {cseq} REGISTER",
+                f"Contact: {contact}",
+                f"Expires: {expires}",
+                "User-Agent: ivr-engine-tests",
+            ]
+            if auth:
+                lines.append(auth)
+            lines += ["Content-Length: 0", "", ""]
+            return "\r\n".join(lines).encode()
+
+        async def exchange(data: bytes) -> tuple[int, str]:
+            transport.sendto(data, server)
+            while True:
+                reply = (await asyncio.wait_for(proto.queue.get(), timeout)).decode(errors="replace")
+                status = int(reply.split(" ", 2)[1])
+                if status >= 200:
+                    return status, reply
+
+        status, reply = await exchange(request(1))
+        if status != 401:
+            return status
+        challenge = re.search(r"^WWW-Authenticate:\s*Digest\s+(.*)$", reply,
+                              re.MULTILINE | re.IGNORECASE)
+        assert challenge, reply
+        fields = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge.group(1)))
+        realm, nonce = fields["realm"], fields["nonce"]
+        ha1 = _md5(f"{user}:{realm}:{password}")
+        ha2 = _md5(f"REGISTER:{uri}")
+        auth = (f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", '
+                f'uri="{uri}", algorithm=MD5')
+        if "auth" in fields.get("qop", "").split(","):
+            cnonce, nc = secrets.token_hex(8), "00000001"
+            response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+            auth += f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+        else:
+            response = _md5(f"{ha1}:{nonce}:{ha2}")
+        auth += f', response="{response}"'
+        if "opaque" in fields:
+            auth += f', opaque="{fields["opaque"]}"'
+        status, _ = await exchange(request(2, auth))
+        return status
+    finally:
+        transport.close()
