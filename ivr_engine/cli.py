@@ -66,18 +66,28 @@ def _print_walk(result: dict, as_json: bool) -> None:
     print(f"destination: {d['type'] + (':' + d['target'] if d and d.get('target') else '') if d else '-'}")
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from .ivr.simulate import parse_dtmf, simulate
-    from .routing.entry import after_token, route_pstn
+def _load_with_keys(args: argparse.Namespace) -> tuple[Config, list[str]] | None:
+    """The config and the --dtmf keys, or None after printing why not."""
+    from .ivr.simulate import parse_dtmf
 
     cfg = _load(args.config)
     if cfg is None:
-        return EXIT_CONFIG
+        return None
     try:
-        keys = parse_dtmf(args.dtmf)
+        return cfg, parse_dtmf(args.dtmf)
     except ValueError as exc:
         print(f"--dtmf: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .ivr.simulate import simulate
+    from .routing.entry import after_token, route_pstn
+
+    loaded = _load_with_keys(args)
+    if loaded is None:
         return EXIT_CONFIG
+    cfg, keys = loaded
     try:
         at = _parse_at(args.at, cfg.engine.timezone)
     except ValueError as exc:
@@ -94,16 +104,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_call(args: argparse.Namespace) -> int:
     from .calls.caller import place_call
-    from .ivr.simulate import parse_dtmf
 
-    cfg = _load(args.config)
-    if cfg is None:
+    loaded = _load_with_keys(args)
+    if loaded is None:
         return EXIT_CONFIG
-    try:
-        keys = parse_dtmf(args.dtmf)
-    except ValueError as exc:
-        print(f"--dtmf: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg, keys = loaded
     ari = cfg.engine.ari
     try:
         result = asyncio.run(place_call(

@@ -337,11 +337,14 @@ class CallSession:
                 self._playbacks.pop(pid, None)
                 batch.append(ari.stop_playback(pid))
                 continue
-            if isinstance(a, SetVariables):
-                if has_play:  # a variable queued behind a play would wait for the prompt
+            if isinstance(a, (SetVariables, Answer)):
+                if has_play:  # a command queued behind a play would wait for the prompt
                     await self._send(batch)
                     batch, has_play = [], False
-                batch.extend(ari.set_variable(cid, n, v) for n, v in a.variables)
+                if isinstance(a, Answer):  # order against variables does not matter
+                    batch.append(ari.answer(cid))
+                else:
+                    batch.extend(ari.set_variable(cid, n, v) for n, v in a.variables)
                 has_vars = True
                 continue
             if isinstance(a, Play):
@@ -365,8 +368,6 @@ class CallSession:
             if isinstance(a, Collect):
                 assert self._tg is not None
                 self._timers[a.token] = self._tg.create_task(self._timer(a.token, a.seconds))
-            elif isinstance(a, Answer):
-                await ari.answer(cid)
             elif isinstance(a, HandOff):
                 await self._hand_off(a)
             elif isinstance(a, RecordCallback):

@@ -73,6 +73,7 @@ class IvrSession:
     _hops: int = 0
     _ids: int = 0
     _ringing: str | None = None
+    _published_path: str = ""
 
     # ------------------------------------------------------------------ events
 
@@ -170,8 +171,8 @@ class IvrSession:
             self._collecting = self._id("t")
             # published only when the caller really waits (idle time): menus passed through
             # with barge-in cost no request
-            out.append(SetVariables((("IVR_PATH", "/".join(self.path)),
-                                     ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"))))
+            out.append(SetVariables(self._path_var() + (
+                ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"),)))
             out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
         elif then[0] == "dest":
             self._go(then[1], now, out)
@@ -180,6 +181,14 @@ class IvrSession:
         return out
 
     # ------------------------------------------------------------------ internals
+
+    def _path_var(self) -> tuple[tuple[str, str], ...]:
+        """IVR_PATH, unless the channel already has this very value."""
+        path = "/".join(self.path)
+        if path == self._published_path:
+            return ()
+        self._published_path = path
+        return (("IVR_PATH", path),)
 
     def _id(self, prefix: str) -> str:
         self._ids += 1
@@ -257,12 +266,13 @@ class IvrSession:
             self._enter(dest.target, now, out)
             return
         self.destination = dest
-        path = ("IVR_PATH", "/".join(self.path))
-        declared = (path, ("IVR_DESTINATION", str(dest)))
+        path = self._path_var()
+        declared = path + (("IVR_DESTINATION", str(dest)),)
         if dest.kind in HANDOFF_KINDS:
             # IVR_ENTRY, IVR_LANGUAGE and IVR_APP are already on the channel; the shell
             # passes the target as the dialplan extension (voicemail: IVR_TARGET)
-            out.append(SetVariables((path,)))
+            if path:
+                out.append(SetVariables(path))
             self._end(out, HandOff(dest), dest)
         elif dest.kind == "user":
             out.append(SetVariables(declared))

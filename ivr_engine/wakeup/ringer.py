@@ -25,6 +25,7 @@ from ..ari import (
     ChannelStateChange,
     PlaybackFinished,
     StasisEnd,
+    StasisStart,
 )
 from ..push import PushError, WakePayload
 from .plan import UserSpec, WakePlan, plan_wakeup
@@ -62,6 +63,7 @@ class Ringer:
         self.caller = session.channel_id
         self.queue: asyncio.Queue = session.events
         self.legs: dict[str, str] = {}  # leg channel id -> "uc" | "mobile"
+        self._pending_dial: dict[str, str] = {}  # created, not in Stasis yet
         self.up: set[str] = set()
         self.pushed: list[Any] = []  # devices whose wake push was accepted
         self.waiting = False
@@ -127,8 +129,28 @@ class Ringer:
                 self.waiting = False
                 self.registered_at = ev.at
                 await self._ring(self.user.mobile_endpoint, "mobile", plan)  # type: ignore
-                log.info("call %s: %s registered, rung in %.1f ms", self.caller, ev.aor,
-                         (time.monotonic() - ev.at) * 1000)
+                if not self.legs:
+                    await self._cancel_pushes()
+                    return await self._no_answer()
+            return None
+        if isinstance(ev, StasisStart) and cid in self._pending_dial:
+            # only now may the new leg be dialled: POST /channels/create answers before the
+            # channel has entered Stasis, and a dial sent earlier gets 409
+            kind = self._pending_dial.pop(cid)
+            try:
+                await self.ari.dial(cid, caller=self.caller, timeout=plan.ring_seconds)
+            except AriError as exc:
+                log.warning("call %s: cannot dial %s leg %s: %s", self.caller, kind, cid, exc)
+                self.legs.pop(cid, None)
+                self.services.dispatcher.unregister(cid)
+                await self._hangup(cid)
+                if not self.legs and not self.waiting:
+                    await self._cancel_pushes()
+                    return await self._no_answer()
+                return None
+            if kind == "mobile" and self.registered_at is not None:
+                log.info("call %s: %s registered, dialled in %.1f ms", self.caller,
+                         self.user.mobile_endpoint, (time.monotonic() - self.registered_at) * 1000)
             return None
         if isinstance(ev, WaitExpired):
             if ev.token != self._wait_token or not self.waiting:
@@ -204,14 +226,15 @@ class Ringer:
         leg = f"{self.caller}-{kind}{next(self._ids)}"
         self.services.dispatcher.attach(leg, self.queue)
         self.legs[leg] = kind
+        self._pending_dial[leg] = kind  # dialled on its StasisStart (see _on_event)
         try:
             await self.ari.create_channel(f"PJSIP/{endpoint}", app=self.ari.app,
                                           app_args=["leg", self.caller], channel_id=leg,
                                           originator=self.caller)
-            await self.ari.dial(leg, caller=self.caller, timeout=plan.ring_seconds)
         except AriError as exc:
             log.warning("call %s: cannot ring %s (%s): %s", self.caller, endpoint, kind, exc)
             self.legs.pop(leg, None)
+            self._pending_dial.pop(leg, None)
             self.services.dispatcher.unregister(leg)
             await self._hangup(leg)
 

@@ -128,7 +128,7 @@ async def test_push_wakes_the_app_which_registers_and_is_rung_at_once(ari, fcm, 
         assert b in channels
         assert any(c.startswith(f"{b}-mobile") for c in channels)
         assert _messages_for(fcm, b, "cancel_call") == []  # answered by the woken phone
-        assert "registered, rung in" in engine.log()
+        assert "registered, dialled in" in engine.log()
         await ari.hangup(a)
         await next_event(ari.events, "ChannelDestroyed", timeout=5,
                          predicate=lambda e: e.channel_id == b)

@@ -254,7 +254,7 @@ async def test_variables_continue_and_subscription_after_stasis_end(ari):
     await ari.unsubscribe(f"channel:{ch1}")
     await ari.subscribe(f"channel:{ch1}")
     await ari.set_variable(ch1, "IVR_TARGET", "support")
-    await ari.continue_in_dialplan(ch1, "ivr-engine-queue", "s", 1)
+    await ari.continue_in_dialplan(ch1, "ivr-engine-queue", "support", 1)
     await ari.next_event(StasisEnd, predicate=on(ch1))
     queue_app = await ari.next_event(ChannelDialplan, predicate=lambda e: e.channel_id == ch1
                                      and e.dialplan_app == "Queue")
@@ -276,7 +276,7 @@ async def test_no_events_after_stasis_end_without_subscription(ari):
     ch1, ch2, _ = await enter_app(ari)
     await ari.unsubscribe(f"channel:{ch1}")  # only "in Stasis" left, as for a dialplan call
     await ari.set_variable(ch1, "IVR_TARGET", "support")
-    await ari.continue_in_dialplan(ch1, "ivr-engine-queue", "s", 1)
+    await ari.continue_in_dialplan(ch1, "ivr-engine-queue", "support", 1)
     await ari.next_event(StasisEnd, predicate=on(ch1))
     with pytest.raises(TimeoutError):
         await ari.next_event(ChannelDialplan, timeout=1.0, predicate=on(ch1))
