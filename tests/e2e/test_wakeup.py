@@ -119,6 +119,7 @@ async def test_push_wakes_the_app_which_registers_and_is_rung_at_once(ari, fcm, 
 
     fcm.on_message = on_message
     try:
+        await _wait_offline(ari, "alice")  # the phone app sleeps
         a, b = await _press_in_menu(ari, "200", "1", "wake")
         wake = await _wait_message(fcm, b, "incoming_call")
         assert wake.token == TOKENS["alice"]
@@ -180,6 +181,7 @@ async def test_uc_and_mobile_first_answer_wins(ari, fcm, engine, sandbox, tmp_pa
 
     fcm.on_message = on_message
     try:
+        await _wait_offline(ari, "carol")  # the phone app sleeps
         for _ in range(100):
             if await _endpoint_state(ari, "bob") == "online":
                 break
