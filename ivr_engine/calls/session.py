@@ -122,6 +122,7 @@ class CallSession:
         self._playbacks: dict[str, str] = {}  # ARI playback id -> runtime token
         self._tg: asyncio.TaskGroup | None = None
         self._left_stasis = False
+        self._bridged_leg: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -130,7 +131,11 @@ class CallSession:
         try:
             await self._run_group()
         except asyncio.CancelledError:
-            if not self._left_stasis:
+            if self._bridged_leg is not None:
+                # a conversation in progress: Asterisk keeps the bridge without us
+                self.log.warning("engine stopping: call %s stays bridged with %s",
+                                 self.channel_id, self._bridged_leg)
+            elif not self._left_stasis:
                 await asyncio.shield(self._rescue())
             raise
 
@@ -443,6 +448,7 @@ class CallSession:
         """Caller and user talk; whoever hangs up ends the other side too."""
         bridge = f"{self.channel_id}-bridge"
         self.services.dispatcher.attach(leg, self.events)
+        self._bridged_leg = leg
         try:
             while True:
                 ev = await self.events.get()
@@ -456,11 +462,12 @@ class CallSession:
                     self._finish_record(self.runtime, "ended")
                     raise _CallOver()
         finally:
-            self.services.dispatcher.unregister(leg)
-            try:
-                await self.ari.destroy_bridge(bridge)
-            except AriError:
-                pass
+            if self._left_stasis:
+                self.services.dispatcher.unregister(leg)
+                try:
+                    await self.ari.destroy_bridge(bridge)
+                except AriError:
+                    pass
 
     def _finish_record(self, rt: IvrSession | None, state: str) -> None:
         if rt is None:

@@ -212,6 +212,7 @@ class MenuDefaults(_Model):
     invalid_message: Name | None = None
     timeout_message: Name | None = None
     callback_message: Name | None = None
+    voicemail_message: Name | None = None  # played before the caller reaches a voicemail box
 
 
 class Menu(_Model):

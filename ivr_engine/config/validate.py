@@ -53,7 +53,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
             err(path, f"message {name!r} is not defined under messages")
 
     d = model.menu_defaults
-    for field in ("invalid_message", "timeout_message", "callback_message"):
+    for field in ("invalid_message", "timeout_message", "callback_message", "voicemail_message"):
         need_message(("menu_defaults", field), getattr(d, field))
 
     def need_dest(path: tuple, dest: Destination) -> None:
@@ -221,5 +221,6 @@ def compile_tree(model: ConfigModel) -> tuple[IvrTree, RoutingTable]:
         )
     users = compile_users(model)
     tree = IvrTree(nodes, messages, eng.default_language, d.callback_message,
-                   {name: u.no_answer for name, u in users.items()})
+                   voicemail_message=d.voicemail_message,
+                   no_answer={name: u.no_answer for name, u in users.items()})
     return tree, compile_routing(model, tree)

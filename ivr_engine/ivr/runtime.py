@@ -74,6 +74,7 @@ class IvrSession:
     _ids: int = 0
     _ringing: str | None = None
     _published_path: str = ""
+    _vm_announced: bool = False
 
     # ------------------------------------------------------------------ events
 
@@ -268,6 +269,12 @@ class IvrSession:
         self.destination = dest
         path = self._path_var()
         declared = path + (("IVR_DESTINATION", str(dest)),)
+        if dest.kind == "voicemail" and self.tree.voicemail_message and not self._vm_announced:
+            # the (per app, per language) announcement first; the hand-off when it ends
+            self._vm_announced = True
+            media, lang = self._message(self.tree.voicemail_message)
+            self._play(out, media, lang, False, ("dest", dest))
+            return
         if dest.kind in HANDOFF_KINDS:
             # IVR_ENTRY, IVR_LANGUAGE and IVR_APP are already on the channel; the shell
             # passes the target as the dialplan extension (voicemail: IVR_TARGET)

@@ -53,6 +53,7 @@ class IvrTree:
     messages: Messages
     default_language: str
     callback_message: str | None = None
+    voicemail_message: str | None = None
     no_answer: Mapping[str, Destination] = field(default_factory=dict)  # user -> if unanswered
 
     def __post_init__(self) -> None:

@@ -235,3 +235,32 @@ def test_parse_dtmf():
     assert parse_dtmf("1 2, *#t") == ["1", "2", "*", "#", "t"]
     with pytest.raises(ValueError, match="invalid keys 'x'"):
         parse_dtmf("1x")
+
+
+def test_voicemail_message_per_app_and_language_before_the_box():
+    text = FIXTURE.read_text().replace(
+        "  callback_message: thanks\n", "  callback_message: thanks\n  voicemail_message: vm\n"
+    ).replace("  bye: {en: digits/9}\n", "  bye: {en: digits/9}\n  vm: {en: vm-intro, fr: vm-intro-fr}\n")
+    text += """
+apps:
+  app1:
+    android_id: com.example.one
+    push: {fcm: {service_account_file: sa.json}}
+    languages: [fr, en]
+    messages:
+      vm: {fr: custom/app1-vm-fr}
+"""
+    text = text.replace("access_points:\n", "access_points:\n"
+                        "  - {type: mobile-app, app: app1, menu: direct}\n", 1)
+    cfg = parse_config(text, "t.yaml", {})
+    for app, lang, expected in ((None, "en", "sound:vm-intro"), (None, "fr", "sound:vm-intro-fr"),
+                                ("app1", "fr", "sound:custom/app1-vm-fr"),
+                                # the app's default language (fr) comes before the engine's
+                                ("app1", "en", "sound:custom/app1-vm-fr")):
+        s = IvrSession(cfg.tree, "top", lang, "did:100", "", app)
+        p = one(s.start(MONDAY_NOON), Play)
+        s.playback_finished(p.token, MONDAY_NOON)
+        vm = one(s.digit("3", MONDAY_NOON), Play)
+        assert vm.media == (expected,) and not vm.interruptible, (app, lang)
+        assert s.playback_finished(vm.token, MONDAY_NOON)[-1] == HandOff(
+            Destination("voicemail", "1000@default"))
