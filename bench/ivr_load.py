@@ -36,14 +36,11 @@ import argparse
 import asyncio
 import base64
 import collections
-import datetime as dt
 import inspect
 import json
-import math
 import os
 import platform
 import resource
-import shlex
 import shutil
 import signal
 import subprocess
@@ -58,6 +55,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from common import (  # noqa: E402
+    connected_apps,
+    make_log,
+    parse_ts,
+    percentiles,
+    sandbox,
+    sandbox_env,
+    stop_engine,
+    tail_file,
+)
+
+log = make_log("bench")
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -99,19 +109,11 @@ ARI_PORT_HEX = ":1F98"         # 8088 in /proc/net/tcp
 DRAIN_TIMEOUT = 30             # after a round, wait this long for our channels to go away
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-def parse_ts(ts: str) -> float | None:
-    """Asterisk event timestamp (``2026-11-21T12:24:48.367+0000``) -> epoch seconds."""
-    try:
-        return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 def proc_cpu(pid: int | None) -> float | None:
@@ -132,18 +134,6 @@ def self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def percentiles(values: list[float]) -> dict[str, Any]:
-    """p50/p90/p99 (nearest rank) and max, in ms with 0.1 ms precision."""
-    if not values:
-        return {"p50": None, "p90": None, "p99": None, "max": None, "n": 0}
-    v = sorted(values)
-    n = len(v)
-
-    def rank(q: float) -> float:
-        return round(v[max(0, math.ceil(q * n) - 1)], 1)
-
-    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": round(v[-1], 1),
-            "n": n}
 
 
 def ari_connections() -> int:
@@ -196,26 +186,8 @@ def asterisk_log_since(offset: int) -> str:
         return ""
 
 
-def sandbox(*args: str, timeout: float = 120) -> str:
-    out = subprocess.run([str(SANDBOX), *args], capture_output=True, text=True,
-                         timeout=timeout, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"scripts/asterisk-sandbox {' '.join(args)} failed "
-                         f"({out.returncode}): {out.stderr.strip()[-2000:]}")
-    return out.stdout
 
 
-def sandbox_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in sandbox("env").splitlines():
-        parts = shlex.split(line)
-        if len(parts) == 2 and parts[0] == "export" and "=" in parts[1]:
-            k, v = parts[1].split("=", 1)
-            env[k] = v
-    for k in ("IVR_ARI_URL", "IVR_ARI_USERNAME", "IVR_ARI_PASSWORD"):
-        if not env.get(k):
-            raise SystemExit(f"scripts/asterisk-sandbox env did not give {k}")
-    return env
 
 
 def asterisk_pid() -> int | None:
@@ -309,24 +281,11 @@ class EngineProcess:
         self.spy = None
 
     def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return tail_file(self.log_path, n)
 
     def stop(self) -> int | None:
         self.stop_py_spy()
-        code = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                log("engine did not stop within 15 s of SIGTERM; killing it")
-                self.proc.kill()
-                code = self.proc.wait()
-        elif self.proc is not None:
-            code = self.proc.returncode
+        code = stop_engine(self.proc, log)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -837,10 +796,7 @@ def main() -> int:
     url, user, pw = env["IVR_ARI_URL"], env["IVR_ARI_USERNAME"], env["IVR_ARI_PASSWORD"]
     if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         raise SystemExit(f"refusing to load a non-loopback ARI ({url})")
-    sessions = subprocess.run([str(REPO / "scripts" / "asterisk-sandbox"), "cli", "-rx",
-                               "ari show websocket sessions"], capture_output=True, text=True,
-                              timeout=30).stdout
-    if any(ENGINE_APP in ln.split()[4:] for ln in sessions.splitlines()[2:] if ln.strip()):
+    if ENGINE_APP in connected_apps():
         raise SystemExit(f"ARI app {ENGINE_APP} is already registered (another benchmark "
                          "running?); not taking it over")
     ast_pid = asterisk_pid()

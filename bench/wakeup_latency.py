@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import collections
 import ctypes
-import datetime as dt
 import itertools
 import json
 import math
@@ -43,9 +42,7 @@ import os
 import platform
 import random
 import re
-import shlex
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -59,6 +56,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import aiohttp
+
+from common import (  # noqa: E402
+    connected_apps,
+    make_log,
+    parse_ts,
+    percentiles,
+    sandbox,
+    sandbox_env,
+    stop_engine,
+)
+
+log = make_log("wbench")
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -93,65 +102,19 @@ WAIT_BUDGET = 15.0                # bench/wakeup.yaml: 3 loops x 5 s (baseline: 
 AVAILABLE = {"Created", "Reachable", "NonQualified", "Updated"}  # ivr_engine/wakeup/contacts.py
 
 
-def log(msg: str) -> None:
-    print(f"[wbench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-def percentiles(values: list[float]) -> dict[str, Any]:
-    """p50/p90/p99 (nearest rank), min and max, in ms with 0.1 ms precision."""
-    if not values:
-        return {"p50": None, "p90": None, "p99": None, "max": None, "min": None, "n": 0}
-    v = sorted(values)
-    n = len(v)
-
-    def rank(q: float) -> float:
-        return round(v[max(0, math.ceil(q * n) - 1)], 1)
-
-    return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": round(v[-1], 1),
-            "min": round(v[0], 1), "n": n}
 
 
-def parse_ts(ts: str) -> float | None:
-    """Asterisk event timestamp (``2026-11-21T12:24:48.367+0000``) -> epoch seconds."""
-    try:
-        return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
-def sandbox(*args: str, timeout: float = 120) -> str:
-    out = subprocess.run([str(SANDBOX), *args], capture_output=True, text=True,
-                         timeout=timeout, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"scripts/asterisk-sandbox {' '.join(args)} failed "
-                         f"({out.returncode}): {out.stderr.strip()[-2000:]}")
-    return out.stdout
 
 
-def sandbox_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in sandbox("env").splitlines():
-        parts = shlex.split(line)
-        if len(parts) == 2 and parts[0] == "export" and "=" in parts[1]:
-            k, v = parts[1].split("=", 1)
-            env[k] = v
-    for k in ("IVR_ARI_URL", "IVR_ARI_USERNAME", "IVR_ARI_PASSWORD", "IVR_SIP_PASSWORD"):
-        if not env.get(k):
-            raise SystemExit(f"scripts/asterisk-sandbox env did not give {k}")
-    return env
 
 
-def connected_apps() -> set[str]:
-    """ARI applications with a websocket connected right now (GET /applications also lists
-    stale applications kept alive by subscriptions)."""
-    out = sandbox("cli", "-rx", "ari show websocket sessions", timeout=30)
-    apps: set[str] = set()
-    for line in out.splitlines()[2:]:
-        apps.update(line.split()[4:])
-    return apps
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -415,17 +378,7 @@ class EngineProcess:
         raise RuntimeError(f"engine not ready within {ENGINE_READY_TIMEOUT} s:\n{self.tail()}")
 
     def stop(self) -> int | None:
-        code = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                log("engine did not stop within 15 s of SIGTERM; killing it")
-                self.proc.kill()
-                code = self.proc.wait()
-        elif self.proc is not None:
-            code = self.proc.returncode
+        code = stop_engine(self.proc, log)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -1110,7 +1063,8 @@ def main() -> int:
 
     log("scripts/asterisk-sandbox up")
     sandbox("up", timeout=SANDBOX_UP_TIMEOUT)
-    env = sandbox_env()
+    env = sandbox_env(("IVR_ARI_URL", "IVR_ARI_USERNAME", "IVR_ARI_PASSWORD",
+                       "IVR_SIP_PASSWORD"))
     if not env["IVR_ARI_URL"].startswith(("http://127.", "http://localhost", "http://[::1]")):
         raise SystemExit(f"refusing a non-loopback ARI ({env['IVR_ARI_URL']})")
     busy = connected_apps() & {ENGINE_APP, POLL_APP}

@@ -89,7 +89,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
                 continue
             if dest.target == name:
                 err(("menus", name, "options", key),
-                    f"a menu cannot be its own sub-menu (use '#' to repeat)")
+                    "a menu cannot be its own sub-menu (use '#' to repeat)")
             elif dest.target in parent and parent[dest.target] != name:
                 err(("menus", name, "options", key),
                     f"menu {dest.target!r} is already a sub-menu of {parent[dest.target]!r}; "

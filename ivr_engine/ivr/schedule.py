@@ -115,4 +115,4 @@ def parse_dates(value: object) -> list[dt.date]:
     except ValueError as exc:
         if "range" in str(exc):
             raise
-        raise ValueError(f"{value!r} is not a date like 2026-12-25 or 2026-12-24..2026-12-26")
+        raise ValueError(f"{value!r} is not a date like 2026-12-25 or 2026-12-24..2026-12-26") from None

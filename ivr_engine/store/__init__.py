@@ -15,7 +15,6 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     delete,
-    or_,
     select,
     update,
 )
