@@ -247,7 +247,8 @@ class CallSession:
                         got += ev.digit
                         if len(got) > digits + 4:
                             break
-                    elif isinstance(ev, (StasisEnd, ChannelDestroyed)):
+                    elif isinstance(ev, (StasisEnd, ChannelDestroyed)) and \
+                            ev.channel_id == self.channel_id:
                         self._left_stasis = True
                         raise _CallOver()
         except TimeoutError:
@@ -279,6 +280,9 @@ class CallSession:
             await self._execute(rt.start_at(decision.destination, now))
         while True:
             ev = await self.events.get()
+            cid = getattr(ev, "channel_id", self.channel_id)
+            if cid != self.channel_id and not isinstance(ev, PlaybackFinished):
+                continue  # a late event of an outbound leg that is already gone
             if isinstance(ev, ChannelDtmfReceived):
                 await self._execute(rt.digit(ev.digit, self.clock()))
             elif isinstance(ev, TimerFired):

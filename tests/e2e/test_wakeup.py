@@ -260,3 +260,31 @@ async def test_rfc8599_push_params_in_a_register_become_the_users_device(ari, en
                     "app": "mobileapp", "user": "bob", "platform": "android",
                     "push_token": TOKENS["bob"]}) as r:
                 assert r.status == 201
+
+
+async def test_uc_keeps_ringing_alone_after_the_wait_then_no_answer(ari, fcm, engine, sandbox,
+                                                                    tmp_path):
+    desk = Baresip("bob", sandbox.sip_password, tmp_path, answer="manual")  # never answers
+    desk.start()
+    try:
+        await _wait_offline(ari, "carol")  # the phone never wakes
+        for _ in range(100):
+            if await _endpoint_state(ari, "bob") == "online":
+                break
+            await asyncio.sleep(0.1)
+        a, b = await _press_in_menu(ari, "200", "2", "ucalone")
+        t0 = time.monotonic()
+        await _wait_message(fcm, b, "incoming_call")
+        # the wait budget ends: the phone is told to stop, the desk keeps ringing
+        await _wait_message(fcm, b, "cancel_call", timeout=BUDGET + 2)
+        assert any(c["id"].startswith(f"{b}-uc") for c in await ari.list_channels())
+        # the desk rings for ring_seconds (10 s), then the caller reaches no_answer
+        await next_event(ari.events, "PlaybackStarted", timeout=15,
+                         predicate=lambda e: e.playback.media_uri == "sound:digits/9")
+        assert 9.0 <= time.monotonic() - t0 <= 13.0
+        await next_event(ari.events, "ChannelDestroyed", timeout=5,
+                         predicate=lambda e: e.channel_id == b)
+        assert "Traceback" not in engine.log()
+    finally:
+        await desk.stop()
+    await _wait_offline(ari, "bob")
