@@ -64,7 +64,6 @@ class Ringer:
         self.queue: asyncio.Queue = session.events
         self.legs: dict[str, str] = {}  # leg channel id -> "uc" | "mobile"
         self._pending_dial: dict[str, str] = {}  # created, not in Stasis yet
-        self.up: set[str] = set()
         self.pushed: list[Any] = []  # devices whose wake push was accepted
         self.waiting = False
         self._ids = itertools.count(1)
@@ -190,9 +189,12 @@ class Ringer:
         prompt = self.s.config.tree.messages.resolve(name, rt.language, rt.app)
         pid = f"{self.caller}.wake{next(self._ids)}"
         await self.ari.play(self.caller, prompt.media, playback_id=pid, lang=prompt.language)
+        later: list[Any] = []  # what must be handled once the message is over
         while True:
             ev = await self.queue.get()
             if isinstance(ev, PlaybackFinished) and ev.playback.id == pid:
+                for item in later:
+                    self.queue.put_nowait(item)
                 return
             if getattr(ev, "channel_id", None) == self.caller and isinstance(
                     ev, (StasisEnd, ChannelDestroyed)):
@@ -200,8 +202,7 @@ class Ringer:
                 await self._cancel_pushes()
                 raise CallerGone()
             if isinstance(ev, (ContactAvailable, WaitExpired)):
-                self.queue.put_nowait(ev)  # handled once the message is over
-                await asyncio.sleep(0)
+                later.append(ev)
 
     async def _hold(self, on: bool) -> None:
         w = self.user.wake

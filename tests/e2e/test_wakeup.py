@@ -125,6 +125,9 @@ async def test_push_wakes_the_app_which_registers_and_is_rung_at_once(ari, fcm, 
         assert wake.token == TOKENS["alice"]
         assert wake.message["android"] == {"priority": "HIGH", "ttl": "4s"}  # TTL = the wait
         assert wake.data["ring_timeout"] == "10" and wake.data["caller_number"] == ""
+        # the caller heard the wake-up message first (then music on hold)
+        await next_event(ari.events, "PlaybackStarted", timeout=5,
+                         predicate=lambda e: e.playback.media_uri == "sound:digits/5")
         channels = await _bridge_channels(ari, f"{b}-bridge", 2, timeout=10)
         assert b in channels
         assert any(c.startswith(f"{b}-mobile") for c in channels)
