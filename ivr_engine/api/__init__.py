@@ -23,11 +23,12 @@ import hmac
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from aiohttp import web
 
+from ..calls.session import TransferRequest
 from ..ivr.destinations import parse_destination
 from ..routing.fallback import PlanError, clean_custom_data, dial_string, new_token, plan_call
 from ..routing.transfer import TransferRefused, check_transfer
@@ -93,10 +94,12 @@ def build_app(ctx: ApiContext) -> web.Application:
     @routes.get("/v1/health")
     async def health(request: web.Request) -> web.Response:
         engine = ctx.engine
+        notifier = engine.services.notifier if engine else None
         return web.json_response({
             "status": "ok",
             "ari_connected": bool(engine and engine.ari.connected),
             "calls_in_ivr": len(engine.calls) if engine else 0,
+            "context_webhook": asdict(notifier.stats) if notifier else None,
         })
 
     @routes.post("/v1/apps/{app}/calls")
@@ -237,8 +240,6 @@ def build_app(ctx: ApiContext) -> web.Application:
         session = ctx.engine.calls.get(call_id) if ctx.engine else None
         if session is not None and info.state == "ivr":
             done = asyncio.get_running_loop().create_future()
-            from ..calls.session import TransferRequest
-
             session.events.put_nowait(TransferRequest(dest, done))
             try:
                 ok = await asyncio.wait_for(done, 5)

@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -31,7 +31,6 @@ class WebhookStats:
     dropped: int = 0
     attempts: int = 0
     last_error: str = ""
-    recent: list[str] = field(default_factory=list)
 
 
 class ContextNotifier:

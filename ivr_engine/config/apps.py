@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from ..ivr.destinations import Destination
 from ..ivr.tree import EntryPoint, IvrTree
 from ..routing.entry import AppEntry, RoutingTable, Segment, number_variants
 from .model import (
@@ -219,7 +218,7 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
     return issues
 
 
-def _structure_queues(tree: IvrTree, default_exhausted: Destination) -> dict[str, frozenset[str]]:
+def _structure_queues(tree: IvrTree) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for node in tree.menus.values():
         qs = out.setdefault(node.root, set())
@@ -269,4 +268,4 @@ def compile_routing(model: ConfigModel, tree: IvrTree) -> RoutingTable:
             app_numbers[fb.number] = name
     return RoutingTable(tuple(segments), numbers, apps, app_numbers,
                         model.routing.unknown_number, eng.default_language,
-                        _structure_queues(tree, model.menu_defaults.on_exhausted))
+                        _structure_queues(tree))

@@ -20,8 +20,6 @@ KINDS: dict[str, tuple[bool, str, str]] = {
 
 #: destinations that leave the engine for an Asterisk dialplan hand-off context
 HANDOFF_KINDS = frozenset({"queue", "voicemail", "endpoint"})
-#: destinations that end the call inside the engine
-TERMINAL_KINDS = frozenset(KINDS) - {"menu", "user"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,8 +60,5 @@ class IvrTree:
         object.__setattr__(self, "menus", MappingProxyType(dict(self.menus)))
         object.__setattr__(self, "no_answer", MappingProxyType(dict(self.no_answer)))
 
-    def children(self, name: str) -> list[str]:
-        return [m.name for m in self.menus.values() if m.parent == name]
-
     def top_level(self) -> list[str]:
         return [m.name for m in self.menus.values() if m.parent is None]

@@ -59,26 +59,6 @@ class CallIntent(Base):
     channel_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
-class CallRecord(Base):
-    """What the engine knows of a call, for agents (context) and transfer rules."""
-
-    __tablename__ = "calls"
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the ARI channel id
-    channel_name: Mapped[str] = mapped_column(String(256), default="")
-    app: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    entry: Mapped[str] = mapped_column(String(128), default="")
-    root_menu: Mapped[str] = mapped_column(String(128), default="")
-    caller: Mapped[str] = mapped_column(String(64), default="")
-    language: Mapped[str] = mapped_column(String(16), default="")
-    custom_data: Mapped[dict] = mapped_column(JSON, default=dict)
-    path: Mapped[str] = mapped_column(String(512), default="")
-    destination: Mapped[str] = mapped_column(String(256), default="")
-    state: Mapped[str] = mapped_column(String(16), default="ivr")  # ivr | handed-off | ended
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-
-
 class Device(Base):
     """A user's mobile app install and its push tokens (from POST /v1/devices or RFC 8599)."""
 
@@ -96,13 +76,6 @@ class Device(Base):
     model: Mapped[str] = mapped_column(String(128), default="")
     source: Mapped[str] = mapped_column(String(16), default="api")  # api | rfc8599
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands datetimes back naive; everything we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def async_url(url: str) -> str:
@@ -240,21 +213,6 @@ class Store:
             await s.execute(delete(Device).where(Device.push_token.is_(None),
                                                  Device.voip_token.is_(None)))
             return n
-
-    # ------------------------------------------------------------------ calls
-
-    async def save_call(self, record: CallRecord) -> None:
-        async with self._session() as s, s.begin():
-            await s.merge(record)
-
-    async def update_call(self, call_id: str, **values: object) -> None:
-        values["updated_at"] = dt.datetime.now(dt.timezone.utc)
-        async with self._session() as s, s.begin():
-            await s.execute(update(CallRecord).where(CallRecord.id == call_id).values(**values))
-
-    async def get_call(self, call_id: str) -> CallRecord | None:
-        async with self._session() as s:
-            return await s.get(CallRecord, call_id)
 
     async def callbacks(self, status: str | None = None) -> list[CallbackRequest]:
         async with self._session() as s:

@@ -286,3 +286,7 @@ async def test_webhook_retries_then_delivers_with_one_delivery_id(http, caller, 
     mine = [x for x in hook.received[before:] if x[1]["call_id"] == r["channel"]]
     assert len(mine) == 3  # 503, 503, then 204
     assert len({h["X-IVR-Delivery"] for h, _, _ in mine}) == 1
+    async with http.get("/v1/health") as resp:
+        health = await resp.json()
+    assert health["ari_connected"] is True
+    assert health["context_webhook"]["delivered"] >= 2 and health["context_webhook"]["failed"] == 0
