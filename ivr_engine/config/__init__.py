@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from ..ivr.tree import IvrTree
 from ..routing.entry import RoutingTable
+from ..wakeup.plan import UserSpec
 from .model import ConfigModel
 from .validate import check, compile_tree
 from .yamlsrc import Issue, Source, load_source
@@ -36,22 +37,12 @@ class Config:
     model: ConfigModel
     tree: IvrTree
     routing: RoutingTable
+    users: Mapping[str, UserSpec] = field(default_factory=dict)  # user: destinations
     warnings: tuple[Issue, ...] = field(default=())
 
     @property
     def engine(self):  # noqa: ANN201 - shorthand
         return self.model.engine
-
-    @property
-    def users(self) -> dict:
-        """user name -> wakeup.plan.UserSpec"""
-        return self._users
-
-    def __post_init__(self) -> None:
-        from .users import compile_users
-
-        object.__setattr__(self, "_users", {n: c.spec for n, c in
-                                            compile_users(self.model).items()})
 
 
 _UNION_TAGS = {"phone-number", "user-segment", "mobile-app"}
@@ -120,9 +111,9 @@ def parse_config(text: str, file: str = "<config>", env: Mapping[str, str] | Non
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.path)))
-    tree, routing = compile_tree(model)
+    tree, routing, users = compile_tree(model)
     warnings = tuple(sorted((i for i in issues if i.severity != "error"), key=lambda i: i.line))
-    return Config(file, model, tree, routing, warnings)
+    return Config(file, model, tree, routing, users, warnings)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

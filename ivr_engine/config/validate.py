@@ -10,6 +10,7 @@ from ..ivr.messages import Messages
 from ..ivr.schedule import Schedule, parse_dates, parse_days
 from ..ivr.tree import IvrTree, MenuNode
 from ..routing.entry import RoutingTable
+from ..wakeup.plan import UserSpec
 from .apps import check_apps, compile_routing
 from .users import check_users, compile_users
 from .model import (
@@ -180,7 +181,7 @@ def _schedule(name: str, s: ScheduleModel, default_tz: str) -> Schedule:
     return Schedule(name, ZoneInfo(s.timezone or default_tz), tuple(weekly), closed, open_dates)
 
 
-def compile_tree(model: ConfigModel) -> tuple[IvrTree, RoutingTable]:
+def compile_tree(model: ConfigModel) -> tuple[IvrTree, RoutingTable, dict[str, UserSpec]]:
     """Build the runtime tree; only call on a model that passed ``check`` without errors."""
     eng, d = model.engine, model.menu_defaults
     messages = Messages(model.messages, eng.default_language, {
@@ -223,4 +224,4 @@ def compile_tree(model: ConfigModel) -> tuple[IvrTree, RoutingTable]:
     tree = IvrTree(nodes, messages, eng.default_language, d.callback_message,
                    voicemail_message=d.voicemail_message,
                    no_answer={name: u.no_answer for name, u in users.items()})
-    return tree, compile_routing(model, tree)
+    return tree, compile_routing(model, tree), {n: u.spec for n, u in users.items()}
