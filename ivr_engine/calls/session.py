@@ -40,7 +40,7 @@ from ..ivr.actions import (
     StopPlayback,
 )
 from ..ivr.runtime import IvrSession
-from ..ivr.destinations import Destination
+from ..ivr.destinations import HANDOFF_KINDS, Destination
 from ..routing.entry import AppEntry, EntryDecision, after_token, route_app, route_pstn
 from .registry import CallInfo, CallRegistry
 from .webhook import ContextNotifier
@@ -280,8 +280,7 @@ class CallSession:
             await self._execute(rt.start_at(decision.destination, now))
         while True:
             ev = await self.events.get()
-            cid = getattr(ev, "channel_id", self.channel_id)
-            if cid != self.channel_id and not isinstance(ev, PlaybackFinished):
+            if getattr(ev, "channel_id", self.channel_id) != self.channel_id:
                 continue  # a late event of an outbound leg that is already gone
             if isinstance(ev, ChannelDtmfReceived):
                 await self._execute(rt.digit(ev.digit, self.clock()))
@@ -301,12 +300,9 @@ class CallSession:
                     ev.done.set_result(True)
             elif isinstance(ev, (StasisEnd, ChannelDestroyed)):
                 self._left_stasis = True
-                handed_off = rt.destination is not None and rt.destination.kind in (
-                    "queue", "voicemail", "endpoint") and isinstance(ev, StasisEnd)
-                self.services.registry.update(
-                    self.channel_id, path=list(rt.path),
-                    destination=str(rt.destination) if rt.destination else None,
-                    state="handed-off" if handed_off else "ended")
+                handed_off = isinstance(ev, StasisEnd) and rt.destination is not None and \
+                    rt.destination.kind in HANDOFF_KINDS
+                self._finish_record(rt, "handed-off" if handed_off else "ended")
                 self.log.info("call %s left the engine: path=%s destination=%s", self.channel_id,
                               "/".join(rt.path), rt.destination)
                 raise _CallOver()
@@ -444,15 +440,13 @@ class CallSession:
             await self._execute(rt.ring_finished(a.token, False, self.clock()))
             return
         await self._execute(rt.ring_finished(a.token, True, self.clock()))
-        self.services.registry.update(self.channel_id, state="bridged",
-                                      destination=str(rt.destination), path=list(rt.path))
+        self._finish_record(rt, "bridged")
         await self._bridged(outcome.leg)
 
     async def _bridged(self, leg: str) -> None:
         """Caller and user talk; whoever hangs up ends the other side too."""
         bridge = f"{self.channel_id}-bridge"
-        self.services.dispatcher.attach(leg, self.events)
-        self._bridged_leg = leg
+        self._bridged_leg = leg  # the ringer left it routed to this call's queue
         try:
             while True:
                 ev = await self.events.get()
@@ -474,6 +468,7 @@ class CallSession:
                     pass
 
     def _finish_record(self, rt: IvrSession | None, state: str) -> None:
+        """The call's context for agents and transfers, as the call leaves the IVR."""
         if rt is None:
             return
         self.services.registry.update(

@@ -27,6 +27,7 @@ from ..ari import (
     StasisEnd,
     StasisStart,
 )
+from ..calls.session import TransferRequest
 from ..push import PushError, WakePayload
 from .plan import UserSpec, WakePlan, plan_wakeup
 from .watcher import ContactAvailable
@@ -120,8 +121,6 @@ class Ringer:
     # ------------------------------------------------------------------ events
 
     async def _on_event(self, ev: Any, plan: WakePlan) -> RingOutcome | None:
-        from ..calls.session import TransferRequest  # the session owns that event type
-
         cid = getattr(ev, "channel_id", None)
         if isinstance(ev, ContactAvailable):
             if self.waiting and ev.aor == self.user.mobile_endpoint:
