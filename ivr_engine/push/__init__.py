@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,24 @@ def token_hint(token: str | None) -> str:
     if not token:
         return "-"
     return hashlib.sha256(token.encode()).hexdigest()[:6]
+
+
+def result_builder(provider: str, what: str, token: str | None,
+                   log: logging.Logger) -> Callable[..., PushResult]:
+    """For one send: ``result(ok, status, reason, invalid=False, ident=None)`` makes the
+    PushResult with the elapsed time since now, and logs it without the token."""
+    started = time.monotonic()
+    hint = token_hint(token)
+
+    def result(ok: bool, status: int | None, reason: str, invalid: bool = False,
+               ident: str | None = None) -> PushResult:
+        elapsed = round((time.monotonic() - started) * 1000, 1)
+        log.log(logging.DEBUG if ok else logging.INFO, "%s %s to token#%s: %s %s (%.0f ms)",
+                provider, what, hint, status if status is not None else "-", reason or "ok",
+                elapsed)
+        return PushResult(ok, provider, status, reason, invalid, elapsed, ident)
+
+    return result
 
 
 from .apns import ApnsSender  # noqa: E402  (the senders import the types above)

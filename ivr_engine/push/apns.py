@@ -29,7 +29,7 @@ from aioapns.connection import (
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from . import PushError, PushResult, WakePayload, token_hint
+from . import PushError, PushResult, WakePayload, result_builder, token_hint
 
 log = logging.getLogger(__name__)
 
@@ -231,16 +231,8 @@ class ApnsSender:
         ), "cancel")
 
     async def _send(self, request: NotificationRequest, what: str) -> PushResult:
-        started = time.monotonic()
+        result = result_builder("apns", what, request.device_token, log)
         hint = token_hint(request.device_token)
-
-        def result(ok: bool, status: int | None, reason: str, invalid: bool = False,
-                   ident: str | None = None) -> PushResult:
-            elapsed = round((time.monotonic() - started) * 1000, 1)
-            level = logging.DEBUG if ok else logging.INFO
-            log.log(level, "apns %s to token#%s: %s %s (%.0f ms)", what, hint,
-                    status if status is not None else "-", reason or "ok", elapsed)
-            return PushResult(ok, "apns", status, reason, invalid, elapsed, ident)
 
         try:
             async with asyncio.timeout(self.timeout):

@@ -21,7 +21,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from . import PushError, PushResult, WakePayload, token_hint
+from . import PushError, PushResult, WakePayload, result_builder, token_hint
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +143,8 @@ class FcmSender:
         }, "cancel")
 
     async def _send(self, message: dict[str, Any], what: str) -> PushResult:
-        started = time.monotonic()
+        result = result_builder("fcm", what, message["token"], log)
         hint = token_hint(message["token"])
-
-        def result(ok: bool, status: int | None, reason: str, invalid: bool = False,
-                   ident: str | None = None) -> PushResult:
-            elapsed = round((time.monotonic() - started) * 1000, 1)
-            level = logging.DEBUG if ok else logging.INFO
-            log.log(level, "fcm %s to token#%s: %s %s (%.0f ms)", what, hint,
-                    status if status is not None else "-", reason or "ok", elapsed)
-            return PushResult(ok, "fcm", status, reason, invalid, elapsed, ident)
 
         try:
             async with asyncio.timeout(self.timeout):
