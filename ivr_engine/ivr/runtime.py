@@ -45,7 +45,7 @@ MAX_HOPS = 16
 class _Playing:
     token: str
     interruptible: bool
-    then: tuple  # ("collect",) | ("dest", Destination) | ("hangup",)
+    then: tuple  # ("collect",) | ("dest", Destination) | ("handoff", Destination) | ("hangup",)
 
 
 @dataclass
@@ -74,7 +74,6 @@ class IvrSession:
     _ids: int = 0
     _ringing: str | None = None
     _published_path: str = ""
-    _vm_announced: bool = False
 
     # ------------------------------------------------------------------ events
 
@@ -177,6 +176,8 @@ class IvrSession:
             out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
         elif then[0] == "dest":
             self._go(then[1], now, out)
+        elif then[0] == "handoff":
+            self._hand_off(then[1], out)
         else:
             self._end(out, Hangup())
         return out
@@ -267,21 +268,16 @@ class IvrSession:
             self._enter(dest.target, now, out)
             return
         self.destination = dest
-        path = self._path_var()
-        declared = path + (("IVR_DESTINATION", str(dest)),)
-        if dest.kind == "voicemail" and self.tree.voicemail_message and not self._vm_announced:
+        if dest.kind == "voicemail" and self.tree.voicemail_message:
             # the (per app, per language) announcement first; the hand-off when it ends
-            self._vm_announced = True
             media, lang = self._message(self.tree.voicemail_message)
-            self._play(out, media, lang, False, ("dest", dest))
+            self._play(out, media, lang, False, ("handoff", dest))
             return
         if dest.kind in HANDOFF_KINDS:
-            # IVR_ENTRY, IVR_LANGUAGE and IVR_APP are already on the channel; the shell
-            # passes the target as the dialplan extension (voicemail: IVR_TARGET)
-            if path:
-                out.append(SetVariables(path))
-            self._end(out, HandOff(dest), dest)
-        elif dest.kind == "user":
+            self._hand_off(dest, out)
+            return
+        declared = self._path_var() + (("IVR_DESTINATION", str(dest)),)
+        if dest.kind == "user":
             out.append(SetVariables(declared))
             self._ringing = self._id("r")
             out.append(RingUser(dest.target, self._ringing))
@@ -301,6 +297,14 @@ class IvrSession:
         else:  # hangup
             out.append(SetVariables(declared))
             self._end(out, Hangup(), dest)
+
+    def _hand_off(self, dest: Destination, out: list[Action]) -> None:
+        # IVR_ENTRY, IVR_LANGUAGE and IVR_APP are already on the channel; the shell passes
+        # the target as the dialplan extension (voicemail: IVR_TARGET)
+        path = self._path_var()
+        if path:
+            out.append(SetVariables(path))
+        self._end(out, HandOff(dest), dest)
 
     def _end(self, out: list[Action], action: Action, dest: Destination | None = None) -> None:
         if dest is not None:

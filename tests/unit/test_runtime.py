@@ -264,3 +264,15 @@ apps:
         assert vm.media == (expected,) and not vm.interruptible, (app, lang)
         assert s.playback_finished(vm.token, MONDAY_NOON)[-1] == HandOff(
             Destination("voicemail", "1000@default"))
+
+
+def test_path_is_published_before_the_box_after_the_voicemail_announcement():
+    text = FIXTURE.read_text().replace(
+        "  callback_message: thanks\n", "  callback_message: thanks\n  voicemail_message: vm\n"
+    ).replace("  bye: {en: digits/9}\n", "  bye: {en: digits/9}\n  vm: {en: vm-intro}\n")
+    cfg = parse_config(text, "t.yaml", {})
+    s = IvrSession(cfg.tree, "top", "en", "did:100", "")
+    one(s.start(MONDAY_NOON), Play)
+    vm = one(s.digit("3", MONDAY_NOON), Play)  # barge-in: the path was never published
+    assert s.playback_finished(vm.token, MONDAY_NOON) == [
+        SetVariables((("IVR_PATH", "top"),)), HandOff(Destination("voicemail", "1000@default"))]
