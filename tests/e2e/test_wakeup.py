@@ -62,6 +62,14 @@ async def _endpoint_state(ari, name: str) -> str | None:
     return ep.get("state") if ep else None
 
 
+async def _wait_online(ari, name: str) -> None:
+    for _ in range(100):
+        if await _endpoint_state(ari, name) == "online":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} never registered")
+
+
 async def _wait_offline(ari, name: str) -> None:
     for _ in range(100):
         if await _endpoint_state(ari, name) != "online":
@@ -146,10 +154,7 @@ async def test_already_registered_is_rung_without_push(ari, fcm, engine, sandbox
     alice = Baresip("alice", sandbox.sip_password, tmp_path)
     alice.start()
     try:
-        for _ in range(100):
-            if await _endpoint_state(ari, "alice") == "online":
-                break
-            await asyncio.sleep(0.1)
+        await _wait_online(ari, "alice")
         a, b = await _press_in_menu(ari, "200", "1", "reg")
         await _bridge_channels(ari, f"{b}-bridge", 2, timeout=10)
         assert _messages_for(fcm, b, "incoming_call") == []
@@ -185,10 +190,7 @@ async def test_uc_and_mobile_first_answer_wins(ari, fcm, engine, sandbox, tmp_pa
     fcm.on_message = on_message
     try:
         await _wait_offline(ari, "carol")  # the phone app sleeps
-        for _ in range(100):
-            if await _endpoint_state(ari, "bob") == "online":
-                break
-            await asyncio.sleep(0.1)
+        await _wait_online(ari, "bob")
         a, b = await _press_in_menu(ari, "200", "2", "ucm")
         # the desk rings at once, the push goes out at the same time
         await _wait_message(fcm, b, "incoming_call")
@@ -271,10 +273,7 @@ async def test_uc_keeps_ringing_alone_after_the_wait_then_no_answer(ari, fcm, en
     desk.start()
     try:
         await _wait_offline(ari, "carol")  # the phone never wakes
-        for _ in range(100):
-            if await _endpoint_state(ari, "bob") == "online":
-                break
-            await asyncio.sleep(0.1)
+        await _wait_online(ari, "bob")
         a, b = await _press_in_menu(ari, "200", "2", "ucalone")
         t0 = time.monotonic()
         await _wait_message(fcm, b, "incoming_call")
