@@ -18,7 +18,8 @@ from ..routing.entry import RoutingTable
 from ..wakeup.plan import UserSpec
 from .model import ConfigModel
 from .validate import check, compile_tree
-from .yamlsrc import Issue, Source, load_source
+from . import yamlsrc
+from .yamlsrc import Issue, Source, decode, load_source
 
 __all__ = ["Config", "ConfigError", "Issue", "load_config", "parse_config"]
 
@@ -117,9 +118,16 @@ def parse_config(text: str, file: str = "<config>", env: Mapping[str, str] | Non
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file. Every problem, an unreadable, oversized or non-UTF-8
+    file included, is a ConfigError; reading stops one byte past the size limit, so a huge file
+    (or a device) costs no more than a file at the limit."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(yamlsrc.MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError([Issue(str(p), 0, "", f"cannot read: {exc.strerror}")]) from None
+    text, issues = decode(data, str(p))
+    if text is None:
+        raise ConfigError(issues)
     return parse_config(text, str(p), env)
