@@ -96,10 +96,42 @@ class AmiSettings(_Model):
     password: SecretStr | None = None
 
 
+def _blank_secret_is_unset(v: object) -> object:
+    """``${VAR:-}`` yields an empty string: that means "not configured", never "the empty
+    secret" (which an empty ``Bearer`` would match). Surrounding whitespace cannot travel in a
+    header, so it is dropped."""
+    if isinstance(v, SecretStr):
+        v = v.get_secret_value()
+    if isinstance(v, str):
+        return v.strip() or None
+    return v
+
+
+class RateLimit(_Model):
+    """A token bucket: ``rate`` requests per second sustained, ``burst`` at once."""
+
+    rate: float = Field(gt=0, le=100_000)
+    burst: int = Field(ge=1, le=100_000)
+
+
+class ApiRateLimits(_Model):
+    """Limits of the SDK routes. Per address before authentication (key guessing); per key
+    after it (a leaked key cannot flood the store or the token space)."""
+
+    per_key: RateLimit = RateLimit(rate=10, burst=20)
+    per_address: RateLimit = RateLimit(rate=20, burst=40)
+
+
 class ApiSettings(_Model):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
     enabled: bool = True
-    admin_token: SecretStr | None = None  # when set, /v1/calls/* needs it as a Bearer token
+    admin_token: SecretStr | None = None  # /v1/calls/* needs it as a Bearer token; unset: refused
+    rate_limit: ApiRateLimits = ApiRateLimits()
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _admin_token(cls, v: object) -> object:
+        return _blank_secret_is_unset(v)
 
 
 class DialplanSettings(_Model):
@@ -111,6 +143,19 @@ class DialplanSettings(_Model):
     endpoint_ring_seconds: int = Field(30, ge=1, le=600)
 
 
+class WatchdogSettings(_Model):
+    """Asterisk's own rescue of callers if the engine dies and does not come back: the
+    engine keeps TIMEOUT(absolute) armed on each caller in Stasis; when it runs out the
+    dialplan's ``T`` extension re-enters the engine (``resume``) or, with no engine, the
+    fallback. A caller waiting in a menu is rescued ``timeout + grace_seconds`` after the
+    wait began; one hearing a prompt within ``prompt_seconds``."""
+
+    enabled: bool = True
+    grace_seconds: float = Field(3.0, ge=1, le=60)
+    prompt_seconds: float = Field(120.0, ge=10, le=3600,
+                                  description="above the longest prompt you play")
+
+
 class EngineSettings(_Model):
     ari: AriSettings
     ami: AmiSettings = AmiSettings()
@@ -119,6 +164,7 @@ class EngineSettings(_Model):
     default_language: Language = "en"
     timezone: Timezone = "UTC"
     dialplan: DialplanSettings = DialplanSettings()
+    watchdog: WatchdogSettings = WatchdogSettings()
 
 
 # --------------------------------------------------------------------------- schedules
@@ -306,6 +352,16 @@ class SmsLinks(_Model):
     play_store_url: str | None = None
 
 
+class TokenGuessing(_Model):
+    """Wrong fallback tokens tolerated in a sliding window before calls are treated as
+    outside the app: per caller number, and per app whatever the number (caller ID can be
+    spoofed). See README "Guessing tokens" for the bound this gives."""
+
+    per_caller: int = Field(3, ge=1, le=1000)
+    per_app: int = Field(30, ge=1, le=100_000)
+    window_seconds: float = Field(600.0, ge=10, le=86_400)
+
+
 class AppFallback(_Model):
     number: E164 | None = None
     threshold: float | None = Field(None, ge=0, le=1)
@@ -313,6 +369,7 @@ class AppFallback(_Model):
     token_ttl_seconds: int = Field(180, ge=30, le=3600)
     token_digits: int = Field(6, ge=4, le=10)
     token_wait_seconds: float = Field(8.0, gt=0, le=30)
+    guessing: TokenGuessing = TokenGuessing()
 
 
 class BlockOutside(_Model):
@@ -329,7 +386,12 @@ class App(_Model):
     block_outside_calls: BlockOutside = BlockOutside()
     languages: list[Language] = []  # first = the app's default language
     messages: dict[Name, dict[Language, MediaList]] = {}
-    api_key: SecretStr | None = None  # when set, SDK requests must send it as a Bearer token
+    api_key: SecretStr | None = None  # SDK requests must send it as a Bearer token; unset: refused
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _api_key(cls, v: object) -> object:
+        return _blank_secret_is_unset(v)
 
 
 class WakeupSettings(_Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from ..ivr.destinations import Destination
@@ -34,6 +34,25 @@ def _menu_destinations(name: str, menu: Menu) -> Iterator[tuple[tuple, Destinati
             yield ("menus", name, field), dest
     if menu.after_hours is not None:
         yield ("menus", name, "after_hours", "destination"), menu.after_hours.destination
+
+
+def _check_api_keys(model: ConfigModel, err: Callable[[tuple, str], None]) -> None:
+    """The key is what tells the SDK's apps apart, and SDK keys ship inside apps: no two apps
+    may share one, and none may open the admin API. Messages never print the key."""
+    admin = model.engine.api.admin_token
+    owners: dict[str, str] = {}
+    for name, app in model.apps.items():
+        if app.api_key is None:
+            continue
+        key = app.api_key.get_secret_value()
+        if admin is not None and key == admin.get_secret_value():
+            err(("apps", name, "api_key"), "is the same as engine.api.admin_token; an SDK key "
+                "ships inside the app and must never open the admin API")
+        elif key in owners:
+            err(("apps", name, "api_key"), f"is the same as the api_key of app {owners[key]!r}; "
+                "each app needs its own key")
+        else:
+            owners[key] = name
 
 
 def check(model: ConfigModel, src: Source) -> list[Issue]:
@@ -151,6 +170,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
                 err(("access_points", i, "list"),
                     f"list {ap.caller_list!r} is not defined under caller_lists")
     issues.extend(check_apps(model, src, parent, root))
+    _check_api_keys(model, err)
     unk = model.routing.unknown_number
     need_dest(("routing", "unknown_number"), unk)
     if unk.kind == "menu":

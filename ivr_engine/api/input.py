@@ -1,0 +1,143 @@
+"""The one door request bodies come through: JSON objects, bounded and clean.
+
+Everything after this layer may assume a ``dict`` of plain JSON values whose strings are
+valid Unicode (SQLite and every encoder downstream refuse lone surrogates), whose numbers are
+finite and short (``float(10**400)`` overflows, ``int()`` refuses 4 300+ digits), and whose
+nesting is shallow (``json.loads`` recurses: 30 000 brackets end in RecursionError). The
+depth is measured by a linear scan *before* parsing, so the parser never recurses deeply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from aiohttp import web
+
+from .problems import Problem
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 32
+
+# a JSON string (its closing quote optional, so an unterminated one is consumed once and the
+# scan stays linear) or a bracket; brackets inside strings are skipped with the string
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _malformed(detail: str) -> Problem:
+    return Problem(400, "Malformed JSON", detail)
+
+
+def _too_large() -> Problem:
+    return Problem(413, "Payload Too Large",
+                   f"the request body is limited to {MAX_BODY_BYTES} bytes")
+
+
+def _invalid(detail: str, field: str | None) -> Problem:
+    return Problem(422, "Invalid request", detail, field=field)
+
+
+# A number JSON can write but the API cannot take (NaN, Infinity, 1e400, a 400-digit
+# integer): the parser leaves this marker in its place, so the error can name the field.
+_UNFIT = object()
+
+
+def _parse_int(text: str) -> int | object:
+    return int(text) if len(text.lstrip("-")) <= MAX_INT_DIGITS else _UNFIT
+
+
+def _parse_float(text: str) -> float | object:
+    value = float(text)
+    return value if math.isfinite(value) else _UNFIT
+
+
+def check_content_type(header: str | None) -> None:
+    """``application/json`` with no charset or ``charset=utf-8`` (RFC 8259: JSON is UTF-8)."""
+    mime, *params = (header or "").split(";")
+    if mime.strip().lower() != "application/json":
+        raise Problem(415, "Unsupported Media Type",
+                      "the body must be JSON sent with Content-Type: application/json")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            raise Problem(415, "Unsupported Media Type",
+                          "JSON bodies are UTF-8: charset must be utf-8 or absent")
+
+
+def check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH: one linear pass, no recursion, before parsing."""
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _malformed(f"the JSON nests deeper than {MAX_DEPTH} levels")
+        elif token in ("]", "}"):
+            depth -= 1
+
+
+def _field(path: tuple[str | int, ...]) -> str | None:
+    """``("custom_data", "tags", 1)`` → ``custom_data.tags[1]``; the body itself → None."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or None
+
+
+def check_values(body: dict[str, Any]) -> None:
+    """Refuse lone surrogates in keys and strings and unfit numbers, naming the field.
+    Iterative: the depth is already bounded, but nothing here relies on it."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), body)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    where = _field(path)
+                    raise _invalid(f"a key {'in ' + where if where else 'of the body'} is not "
+                                   "valid Unicode (lone surrogate)", where)
+                stack.append((path + (key,), item))
+        elif isinstance(value, list):
+            stack.extend((path + (i,), item) for i, item in enumerate(value))
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise _invalid(f"{_field(path)} is not valid Unicode text (lone surrogate)",
+                           _field(path))
+        elif value is _UNFIT:
+            raise _invalid(f"{_field(path)} must be a finite number with at most "
+                           f"{MAX_INT_DIGITS} digits", _field(path))
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """Bytes → a clean JSON object, or a 400/422 :class:`Problem`."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _malformed("the request body is not valid UTF-8") from None
+    check_depth(text)
+    try:
+        body = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
+                          parse_constant=lambda _: _UNFIT)
+    except json.JSONDecodeError:
+        raise _malformed("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _malformed("the request body must be a JSON object")
+    check_values(body)
+    return body
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body as a clean JSON object. Size is checked first (from the declared
+    length, then while reading), then the media type, then the content."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise _too_large()
+    check_content_type(request.headers.get("Content-Type"))
+    try:
+        raw = await request.read()  # the app's client_max_size is MAX_BODY_BYTES
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large() from None
+    return parse_object(raw)

@@ -1,0 +1,76 @@
+"""RFC 9457 problem documents, and the middleware that makes every error answer one.
+
+Handlers and guards raise :class:`Problem` from any depth instead of threading responses
+back up. The middleware also rewrites aiohttp's own errors (unknown route, wrong method,
+oversized body) and, as a last resort, turns an unexpected exception into a logged 500: a
+client never sees a traceback or a text/plain error page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Awaitable, Callable, Mapping
+
+from aiohttp import hdrs, web
+
+log = logging.getLogger("ivr_engine.api")
+
+PROBLEM = "application/problem+json"
+
+_AIOHTTP_DETAILS = {
+    404: "no such resource (see the API routes in the README)",
+    405: "this resource does not accept that method (see the Allow header)",
+    413: "the request body is too large",
+}
+
+
+def problem_response(status: int, title: str, detail: str, instance: str, *,
+                     field: str | None = None,
+                     headers: Mapping[str, str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
+                            "detail": detail, "instance": instance}
+    if field is not None:
+        body["field"] = field
+    # ensure_ascii (the default) escapes anything a client sent us, lone surrogates included
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM,
+                        headers=headers)
+
+
+class Problem(Exception):
+    """An error answer; ``field`` names the bad request field, ``headers`` go with it
+    (``Retry-After``, ``WWW-Authenticate``)."""
+
+    def __init__(self, status: int, title: str, detail: str, *, field: str | None = None,
+                 headers: Mapping[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.field = field
+        self.headers = dict(headers or {})
+
+    def response(self, request: web.Request) -> web.Response:
+        return problem_response(self.status, self.title, self.detail, request.path,
+                                field=self.field, headers=self.headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as exc:
+        return exc.response(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items()
+                   if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)}
+        return problem_response(exc.status, exc.reason,
+                                _AIOHTTP_DETAILS.get(exc.status, exc.reason), request.path,
+                                headers=headers)
+    except Exception:
+        log.exception("unexpected error answering %s %r", request.method, request.path)
+        return problem_response(500, "Internal Server Error", "the engine failed to answer "
+                                "this request; the error is in its log", request.path)

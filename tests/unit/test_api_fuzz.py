@@ -1,0 +1,239 @@
+"""Property: whatever a client sends to any route, the API never answers 5xx, and every error
+is a complete problem document (429s with Retry-After).
+
+Routes come from the app's router, so a new route is fuzzed without touching this file.
+Requests stay within what aiohttp's HTTP parser accepts (header values of visible ASCII,
+obs-text 0x80-0xFF, space and tab; request lines under 8 KiB): the parser answers anything
+else itself, before the application sees it. The rate-limit clock moves by a drawn step and
+some examples start from emptied buckets, so some are throttled and most are not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from urllib.parse import quote_from_bytes
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .test_api_harness import (  # noqa: F401 - api_fixture: the api fixture
+    ADMIN_TOKEN,
+    ENDED_CALL,
+    KEYS,
+    api_fixture,
+    assert_problem,
+)
+
+FUZZ = settings(max_examples=1200, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+BODIES = settings(FUZZ, max_examples=300)
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+STATS: Counter = Counter()  # requests and 5xx over the whole module, for the report
+
+
+# ---------------------------------------------------------------- requests
+
+def header_bytes(raw: bytes) -> bytes:
+    """Map arbitrary bytes onto those a header value may carry (VCHAR, obs-text, SP, HTAB);
+    the value never starts or ends with whitespace (the parser would strip it)."""
+    out = bytes(b if b == 9 or 0x20 <= b <= 0x7E or b >= 0x80 else 0x21 for b in raw)
+    return out.strip(b" \t") or b"x"
+
+
+names = st.sampled_from(["customer", "staff", "legacy", "nope", ENDED_CALL, "", "..", "é"])
+path_params = st.one_of(
+    names.map(lambda s: quote_from_bytes(s.encode(), safe="")),
+    st.binary(max_size=1200).map(lambda b: quote_from_bytes(b, safe="")),
+    st.text(max_size=200).map(lambda s: quote_from_bytes(s.encode("utf-8", "surrogatepass"),
+                                                         safe="")),
+    st.sampled_from(["%zz", "%", "%ED%A0%80", "%00", "%2F", "a%2Fb", "%FF%FE", "%C0%AF",
+                     "..%2F..", "a" * 2500, "%F0%9F%98%80", "%u0041"]),
+)
+keys = [ADMIN_TOKEN, *KEYS.values()]
+authorization = st.one_of(
+    st.none(),
+    st.sampled_from(keys).map(lambda k: b"Bearer " + k.encode()),
+    st.sampled_from([b"Bearer", b"Bearer  x", b"bearer " + keys[1].encode(),
+                     b"Basic " + keys[1].encode(), keys[0].encode()]),
+    st.binary(max_size=80).map(lambda b: b"Bearer " + header_bytes(b)),
+    st.binary(min_size=1, max_size=80).map(header_bytes),
+    st.text(max_size=40).map(lambda s: b"Bearer " + header_bytes(s.encode("latin-1", "replace"))),
+)
+content_type = st.one_of(
+    st.none(),
+    st.sampled_from([b"application/json", b"application/json; charset=utf-8",
+                     b"application/json; charset=UTF-8", b"application/json; charset=x-nope",
+                     b"application/json; charset=latin-1", b"application/json;charset",
+                     b"text/plain", b"application/problem+json", b";;=;",
+                     b'application/json; charset="utf-8"; q=1']),
+    st.binary(min_size=1, max_size=60).map(header_bytes),
+    st.binary(max_size=30).map(lambda b: b"application/json; charset=" + header_bytes(b)),
+)
+
+# ---------------------------------------------------------------- bodies
+
+hostile_numbers = st.one_of(
+    st.integers(), st.integers(min_value=10 ** 300, max_value=10 ** 4000),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -0.0, 5e-324]),
+)
+hostile_text = st.one_of(st.text(max_size=60), st.sampled_from(["\ud800", "a\udfff", "\x00",
+                                                                  "+15551230000", "x" * 600]))
+hostile_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), hostile_numbers, hostile_text),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(hostile_text, inner, max_size=4)),
+    max_leaves=12,
+)
+plan_body = st.fixed_dictionaries({}, optional={
+    "connectivity": st.one_of(hostile_numbers, st.floats(0, 1), hostile_values),
+    "caller": hostile_text, "language": st.one_of(st.sampled_from(["en", "fr"]), hostile_text),
+    "data_path": st.one_of(st.booleans(), hostile_values),
+    "custom_data": st.one_of(st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}",
+                                                           fullmatch=True), hostile_values,
+                                             max_size=25), hostile_values),
+})
+device_body = st.fixed_dictionaries({}, optional={
+    "app": st.one_of(names, hostile_text), "user": st.one_of(st.sampled_from(["alice", "sam"]),
+                                                             hostile_text),
+    "platform": st.one_of(st.sampled_from(["ios", "android"]), hostile_values),
+    "push_token": hostile_text, "voip_token": hostile_text, "app_version": hostile_values,
+    "os_version": hostile_text, "model": hostile_text,
+})
+# near-valid bodies, so that examples get past validation into the store with odd text
+printable = st.characters(exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"))
+simple_values = st.one_of(st.booleans(), st.integers(-10 ** 30, 10 ** 30),
+                          st.text(printable, max_size=40),
+                          st.floats(allow_nan=False, allow_infinity=False))
+plausible_plan = st.fixed_dictionaries({
+    "connectivity": st.floats(0, 1), "caller": st.text(printable, max_size=32),
+}, optional={
+    "language": st.text(printable, max_size=16), "data_path": st.booleans(),
+    "custom_data": st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,31}", fullmatch=True),
+                                   simple_values, max_size=20),
+})
+plausible_device = st.fixed_dictionaries({
+    "app": st.sampled_from(["customer", "staff"]), "user": st.sampled_from(["alice", "sam"]),
+    "platform": st.sampled_from(["ios", "android"]), "push_token": st.text(printable, max_size=520),
+}, optional={"voip_token": st.text(printable, max_size=520), "app_version": st.text(max_size=20),
+             "os_version": st.text(printable, max_size=20), "model": st.text(max_size=20)})
+transfer_body = st.fixed_dictionaries({"to": st.one_of(
+    st.sampled_from(["queue:sales", "queue:support", "endpoint:bob", "voicemail:1"]),
+    hostile_values)})
+
+
+def encode(value: object, ascii_only: bool) -> bytes:
+    """JSON text; with ascii_only=False, lone surrogates go out as (invalid) UTF-8 bytes."""
+    return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+json_bodies = st.builds(encode, st.one_of(plausible_plan, plausible_device, plan_body,
+                                          device_body, transfer_body, hostile_values),
+                        st.booleans())
+bodies = st.one_of(
+    st.none(),
+    json_bodies,
+    st.integers(0, 32_000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(0, 20_000).map(lambda n: b'{"connectivity": 0.5, "custom_data": '
+                               + b'{"a": ' * n + b"1" + b"}" * n + b"}"),
+    st.integers(1, 6000).map(lambda n: b'{"connectivity": ' + b"9" * n + b"}"),
+    st.sampled_from([b"", b"[]", b"null", b"NaN", b'{"connectivity": NaN}', b"{" * 5,
+                     b'{"connectivity": 1e400}', b'{"\\ud800": 1}', b"\xef\xbb\xbf{}",
+                     b" " * 70_000]),
+    st.binary(max_size=300),
+)
+clock_steps = st.sampled_from([0.0, 0.0, 0.01, 1.0, 100.0])
+floods = st.sampled_from([None] * 6 + ["address", "key"])
+
+
+def flood(api, which: str | None) -> None:
+    """Empty the buckets a flood would have emptied (cheaper than sending the flood)."""
+    limits = api.ctx.config().engine.api.rate_limit
+    targets = {"address": [(api.ctx.address_buckets, "127.0.0.1", limits.per_address)],
+               "key": [(api.ctx.key_buckets, app, limits.per_key) for app in KEYS]}
+    for buckets, key, limit in targets.get(which, []):
+        while buckets.take(key, limit.rate, limit.burst) == 0:
+            pass
+
+
+# ---------------------------------------------------------------- the properties
+
+async def send_and_check(api, method: str, target: str, auth: bytes | None,
+                         ctype: bytes | None, body: bytes | None, step: float) -> None:
+    api.clock.now += step
+    headers = [("Authorization", auth)] if auth is not None else []
+    if ctype is not None:
+        headers.append(("Content-Type", ctype))
+    reply = await api.raw(method, target, headers, body)
+    STATS["requests"] += 1
+    STATS["5xx"] += reply.status >= 500
+    STATS[reply.status] += 1
+    assert reply.status < 500, (method, target, reply.status, reply.body[:300])
+    if reply.status >= 400:
+        if method == "HEAD":  # no body: the media type must still say problem+json
+            assert reply.headers["content-type"].startswith("application/problem+json")
+        else:
+            assert_problem(reply)
+    if reply.status == 429:
+        assert int(reply.headers["retry-after"]) >= 1
+
+
+def route_table(api) -> list[tuple[str, str]]:
+    return sorted({(r.method, r.resource.canonical) for r in api.server.app.router.routes()})
+
+
+def fill(canonical: str, draw) -> str:
+    return re.sub(r"\{[^}]+\}", lambda _: draw(path_params), canonical)
+
+
+@FUZZ
+@given(data=st.data(), auth=authorization, ctype=content_type, body=bodies, step=clock_steps,
+       flooded=floods)
+async def test_every_route_answers_4xx_problems_never_5xx(api, data, auth, ctype, body, step,
+                                                          flooded):
+    routes = route_table(api)
+    method, canonical = data.draw(st.sampled_from(routes))
+    method = data.draw(st.sampled_from([method] * 12 + ["GET", "PUT", "DELETE", "PATCH"]))
+    STATS[f"{method} {canonical}"] += 1
+    flood(api, flooded)
+    await send_and_check(api, method, fill(canonical, data.draw), auth, ctype, body, step)
+
+
+def right_key(route: str, body: bytes) -> str:
+    """The key that opens ``route`` (for devices: that of the app the body names)."""
+    if "transfer" in route:
+        return ADMIN_TOKEN
+    if route == "/v1/devices":
+        try:
+            app = json.loads(body.decode("utf-8")).get("app")
+        except (ValueError, AttributeError):
+            app = None
+        return KEYS.get(app, "none") if isinstance(app, str) else "none"
+    return KEYS["staff" if "staff" in route else "customer"]
+
+
+@BODIES
+@given(route=st.sampled_from(["/v1/apps/customer/calls", "/v1/apps/staff/calls",
+                              "/v1/devices", f"/v1/calls/{ENDED_CALL}/transfer"]),
+       body=json_bodies, step=clock_steps)
+async def test_well_authenticated_hostile_bodies_are_4xx_problems(api, route, body, step):
+    """Past the doors, with the right key and media type: the handlers' own validation and
+    the store. The clock moves at least a second: these examples are not about throttling."""
+    await send_and_check(api, "POST", route, b"Bearer " + right_key(route, body).encode(),
+                         b"application/json", body, max(step, 1.0))
+
+
+def test_every_route_was_fuzzed_and_nothing_answered_5xx(api):
+    """Runs after the properties (file order): the route table was covered, with zero 5xx."""
+    if not STATS["requests"]:
+        pytest.skip("summarises the property tests above; run the whole module")
+    statuses = sorted((k, v) for k, v in STATS.items() if isinstance(k, int))
+    print(f"\nfuzz: {STATS['requests']} requests, {STATS['5xx']} answered 5xx; by status: "
+          + ", ".join(f"{status}: {n}" for status, n in statuses))
+    for method, canonical in route_table(api):
+        if method != "HEAD":
+            assert STATS[f"{method} {canonical}"] > 0, (method, canonical)
+    assert STATS["requests"] >= 1500 and STATS["5xx"] == 0

@@ -1,0 +1,130 @@
+"""The in-process API the ``test_api_*`` modules talk to; this module holds no tests.
+
+A real Config (tests/fixtures/apps.yaml, keys from env overrides, two users added), a real
+Store on a temporary SQLite file, a real CallRegistry (one ended call), engine and AMI absent,
+served by aiohttp's TestServer. Requests are written as raw bytes on a socket: aiohttp's
+client refuses to send non-UTF-8 header bytes, and a hostile client is not that polite.
+Rate-limit buckets run on a fake clock the tests move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+from aiohttp import test_utils
+
+from ivr_engine.api import ApiContext, build_app
+from ivr_engine.api.ratelimit import TokenBuckets
+from ivr_engine.calls.registry import CallInfo, CallRegistry
+from ivr_engine.config import parse_config
+from ivr_engine.store import Store
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
+ADMIN_TOKEN = "admin-token-4f1c"
+KEYS = {"customer": "customer-key-93ab", "staff": "staff-key-7d20"}
+ENV = {"IVR_ADMIN_TOKEN": ADMIN_TOKEN, "IVR_CUSTOMER_API_KEY": KEYS["customer"],
+       "IVR_STAFF_API_KEY": KEYS["staff"]}
+USERS = """
+users:
+  alice: {mobile_endpoint: alice, app: customer}
+  sam: {mobile_endpoint: sam, app: staff}
+"""
+ENDED_CALL = "call-ended-1"
+
+
+def load_test_config():
+    return parse_config(FIXTURE.read_text() + USERS, str(FIXTURE), ENV)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class Api:
+    server: test_utils.TestServer
+    ctx: ApiContext
+    clock: FakeClock
+
+    async def raw(self, method: str, target: str, headers: Sequence[tuple[str, bytes]] = (),
+                  body: bytes | None = None, tail: bytes = b"") -> Reply:
+        """One request, sent byte for byte (``target`` already %-encoded). ``body`` goes with
+        a Content-Length; ``tail`` is sent as is after the head (chunked bodies)."""
+        lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: 127.0.0.1",
+                 b"Connection: close"]
+        lines += [name.encode() + b": " + value for name, value in headers]
+        if body is not None:
+            lines.append(b"Content-Length: %d" % len(body))
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+        try:
+            writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"") + tail)
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+        head, _, payload = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        reply = Reply(int(status_line.split()[1]), {}, payload)
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            reply.headers[name.strip().lower()] = value.strip()
+        return reply
+
+    async def post(self, target: str, body: object | bytes, *, key: str | None = None,
+                   content_type: bytes = b"application/json") -> Reply:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = [("Content-Type", content_type)]
+        if key is not None:
+            headers.append(("Authorization", b"Bearer " + key.encode()))
+        return await self.raw("POST", target, headers, raw)
+
+
+@pytest.fixture(name="api")
+async def api_fixture(tmp_path):
+    store = await Store.open(f"sqlite:///{tmp_path}/x.db")
+    registry = CallRegistry()
+    registry.add(CallInfo(id=ENDED_CALL, channel_name="PJSIP/trunk-00000001",
+                          caller="+15550001111", entry="app:customer", via="app",
+                          app="customer", root_menu="cust", language="en", state="ended"))
+    cfg = load_test_config()
+    clock = FakeClock()
+    ctx = ApiContext(config=lambda: cfg, store=store, registry=registry,
+                     address_buckets=TokenBuckets(clock), key_buckets=TokenBuckets(clock))
+    server = test_utils.TestServer(build_app(ctx))
+    await server.start_server()
+    try:
+        yield Api(server, ctx, clock)
+    finally:
+        await server.close()
+        await store.close()
+
+
+def assert_problem(reply: Reply, status: int | None = None) -> dict:
+    """A 4xx/5xx answer is a complete problem document."""
+    if status is not None:
+        assert reply.status == status, (reply.status, reply.body[:300])
+    assert reply.headers["content-type"].split(";")[0] == "application/problem+json", reply
+    doc = reply.json()
+    assert doc["status"] == reply.status
+    assert isinstance(doc["title"], str) and doc["title"]
+    assert isinstance(doc["detail"], str) and doc["detail"]
+    return doc
