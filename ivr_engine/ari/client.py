@@ -460,11 +460,18 @@ class AriClient:
             params=_params(channel=_csv(channel_ids)),
         )
 
+    async def list_bridges(self) -> list[dict]:
+        return await self.request("GET", "/bridges") or []
+
     async def destroy_bridge(self, bridge_id: str) -> bool:
         found, _ = await self._maybe_404("DELETE", f"/bridges/{_q(bridge_id)}")
         return found
 
     # ---------------------------------------------------------------- applications
+
+    async def get_application(self) -> dict:
+        """This application's subscriptions (channel_ids, bridge_ids, endpoint_ids, ...)."""
+        return await self.request("GET", f"/applications/{_q(self.app)}")
 
     async def subscribe(self, event_source: str) -> dict:
         """Subscribe this app to e.g. ``channel:ID``, ``bridge:ID``, ``endpoint:PJSIP/alice``."""

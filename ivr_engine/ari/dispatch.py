@@ -8,6 +8,14 @@ Use an instance as the handler of :meth:`AriClient.run`::
 ``on_stasis_start`` is called for a StasisStart of a channel that is not registered yet; it
 is expected to ``dispatcher.register(channel_id)`` (and spawn the call's task reading that
 queue).  If it did, the StasisStart itself is then queued as the first event of the call.
+
+Each event reaches one queue once: the dispatcher never sees an event twice because the
+application it serves holds no ``endpoint:`` subscription (Asterisk would repeat the channel
+events of that endpoint's channels); registrations have an application of their own.
+
+After a reconnect the engine takes back the calls still in its application; between the
+websocket coming up and those calls being registered, :meth:`hold` keeps the events of
+unknown channels and :meth:`release` delivers them, so not a key is lost.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ __all__ = ["ChannelDispatcher"]
 
 log = logging.getLogger("ivr_engine.ari")
 
+#: events of not-yet-registered channels kept while calls are being taken over
+MAX_HELD = 10_000
+
 
 class ChannelDispatcher:
     def __init__(
@@ -33,6 +44,7 @@ class ChannelDispatcher:
         self._on_stasis_start = on_stasis_start
         self._on_other = on_other
         self._queues: dict[str, asyncio.Queue[Event]] = {}
+        self._held: list[Event] | None = None
 
     def register(self, channel_id: str) -> asyncio.Queue[Event]:
         """Queue for ``channel_id`` (the existing one if already registered)."""
@@ -48,6 +60,18 @@ class ChannelDispatcher:
 
     def unregister(self, channel_id: str) -> None:
         self._queues.pop(channel_id, None)
+
+    def hold(self) -> None:
+        """Keep the events of unregistered channels (at most ``MAX_HELD``) until release()."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Deliver the held events in order: to the channels registered since, else as
+        unknown (``on_other``)."""
+        held, self._held = self._held or [], None
+        for event in held:
+            self(event)
 
     def __contains__(self, channel_id: object) -> bool:
         return channel_id in self._queues
@@ -69,6 +93,11 @@ class ChannelDispatcher:
                 return
         if queue is not None:
             queue.put_nowait(event)
+        elif self._held is not None and channel_id is not None:
+            if len(self._held) < MAX_HELD:
+                self._held.append(event)
+            else:
+                log.warning("dropping %s for %s: too many events held", event.type, channel_id)
         elif self._on_other is not None:
             self._on_other(event)
         else:

@@ -29,7 +29,7 @@ class CallInfo:
     custom_data: dict[str, str] = field(default_factory=dict)
     path: list[str] = field(default_factory=list)
     destination: str | None = None
-    state: str = "ivr"  # ivr | handed-off | ended
+    state: str = "ivr"  # ivr | handed-off | bridged | ended
     transfers: list[str] = field(default_factory=list)
     started_at: dt.datetime = field(default_factory=_now)
     updated_at: dt.datetime = field(default_factory=_now)
@@ -63,6 +63,13 @@ class CallRegistry:
         for k, v in values.items():
             setattr(info, k, v)
         info.updated_at = _now()
+
+    def ended(self, call_id: str) -> None:
+        """The channel of a call handed to the dialplan is gone (hung up, transferred away)."""
+        info = self._calls.get(call_id)
+        if info is not None and info.state != "ended":
+            info.state = "ended"
+            info.updated_at = _now()
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -3,8 +3,13 @@
 Everything the call owns (the event loop, the digit timer) runs inside one
 ``asyncio.TaskGroup``. The call ends when its channel leaves Stasis (hang-up or hand-off to
 the dialplan): the group is torn down and every task it holds is cancelled. If the engine
-itself is shutting down while the caller is still in the IVR, the channel is sent to the
-dialplan fallback (``ivr-engine-fallback``) rather than left in Stasis with nobody driving it.
+itself is shutting down while the caller is still in the IVR, the prompt that plays is
+stopped and the channel is sent to the dialplan fallback (``ivr-engine-fallback``) rather
+than left in Stasis with nobody driving it.
+
+A session either starts a new call (a StasisStart) or takes one over (``taken_over``: found
+in the application after a reconnect, or back from the dialplan's watchdog with the Stasis
+argument ``resume``): then it resumes from the variables on the channel.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -39,10 +45,13 @@ from ..ivr.actions import (
     SetVariables,
     StopPlayback,
 )
-from ..ivr.runtime import IvrSession
 from ..ivr.destinations import HANDOFF_KINDS, Destination
+from ..ivr.resume import plan_resume
+from ..ivr.runtime import IvrSession, Watchdog
 from ..routing.entry import AppEntry, EntryDecision, after_token, route_app, route_pstn
+from ..routing.guard import TokenGuard
 from .registry import CallInfo, CallRegistry
+from .takeover import read_state, stop_stale
 from .webhook import ContextNotifier
 
 log = logging.getLogger("ivr_engine.calls")
@@ -60,6 +69,8 @@ class CallStore(Protocol):
     async def consume_by_caller(self, app: str, caller: str, now: dt.datetime,
                                 channel_id: str) -> Any: ...
 
+    async def intent_for_channel(self, channel_id: str) -> Any: ...
+
 
 @dataclass
 class CallServices:
@@ -71,6 +82,8 @@ class CallServices:
     dispatcher: Any = None  # ChannelDispatcher: outbound legs are attached to their call
     push: Any = None  # push.PushService
     contacts: Any = None  # wakeup.watcher.ContactWatcher
+    instance: str = "e0"  # this engine process (IVR_ENGINE; in every playback id)
+    token_guard: TokenGuard = field(default_factory=TokenGuard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +119,11 @@ def _utcnow() -> dt.datetime:
 class CallSession:
     def __init__(self, ari: AriClient, config: Config, start: StasisStart,
                  events: asyncio.Queue, services: CallServices,
-                 clock: Callable[[], dt.datetime] = _utcnow):
+                 clock: Callable[[], dt.datetime] = _utcnow, *, taken_over: bool = False,
+                 bridged_with: str | None = None):
         self.ari = ari
+        self.taken_over = taken_over or (bool(start.args) and start.args[0] == "resume")
+        self.bridged_with = bridged_with
         self.config = config
         self.start = start
         self.events = events
@@ -119,6 +135,7 @@ class CallSession:
         self.log = logging.LoggerAdapter(log, {"channel": self.channel_id})
         self.runtime: IvrSession | None = None
         self._timers: dict[str, asyncio.Task] = {}
+        self.playback_prefix = f"{self.channel_id}.{services.instance}."
         self._playbacks: dict[str, str] = {}  # ARI playback id -> runtime token
         self._tg: asyncio.TaskGroup | None = None
         self._left_stasis = False
@@ -171,14 +188,22 @@ class CallSession:
             return False
 
     async def _rescue(self) -> None:
-        """Send a caller still in Stasis to the dialplan fallback (message + default queue)."""
+        """Send a caller still in Stasis to the dialplan fallback (message + default queue).
+
+        What plays is stopped at the same time: a ``continue`` waits in the channel's command
+        queue behind a playing prompt, and nobody should hear a menu no engine drives."""
         if self._left_stasis:
             return
+        playing = list(self._playbacks) + [self.playback_prefix + "wake",
+                                           self.playback_prefix + "ringback"]
         for attempt in (1, 2):
             try:
                 async with asyncio.timeout(2):
-                    await self.ari.continue_in_dialplan(
-                        self.channel_id, context=FALLBACK_CONTEXT, extension="s", priority=1)
+                    await asyncio.gather(
+                        *(self._stop_quietly(pid) for pid in playing),
+                        self.ari.continue_in_dialplan(
+                            self.channel_id, context=FALLBACK_CONTEXT, extension="s",
+                            priority=1))
                 self.log.warning("call %s sent to the dialplan fallback", self.channel_id)
                 return
             except AriNotFound:
@@ -186,6 +211,12 @@ class CallSession:
             except (AriError, TimeoutError, OSError) as exc:
                 self.log.warning("fallback for call %s failed (attempt %d): %s",
                                  self.channel_id, attempt, exc)
+
+    async def _stop_quietly(self, playback_id: str) -> None:
+        try:
+            await self.ari.stop_playback(playback_id)
+        except AriError:
+            pass
 
     def _args(self) -> tuple[str, str, str]:
         """Stasis(ivr-engine,pstn,<DID>) or Stasis(ivr-engine,app,<app>,<token>)."""
@@ -219,16 +250,30 @@ class CallSession:
                            intent.language if intent else None), intent
 
     async def _match_app_call(self, app: AppEntry, caller: str) -> Any:
-        """Answer, read the one-time token the app dials after the number, match it."""
+        """Answer, read the one-time token the app dials after the number, match it.
+
+        Wrong tokens are counted (per caller number and per app); past a limit the call is
+        treated as outside the app without looking at its token (see routing/guard.py)."""
         if self.store is None:
             return None
         await self.ari.answer(self.channel_id)
         intent = None
+        token = ""
         if app.match != "caller":
             token = await self._read_token(app.token_digits, app.token_wait_seconds)
-            if token:
-                intent = await self.store.consume_token(app.app, token, self.clock(),
-                                                        self.channel_id)
+        guard, now = self.services.token_guard, time.monotonic()
+        refused = guard.check(app.app, caller, app.guess_limits, now)
+        if refused is not None:
+            self.log.warning("call %s on app %r's fallback number treated as outside the app: "
+                             "%s", self.channel_id, app.app, refused)
+            return None
+        if token:
+            intent = await self.store.consume_token(app.app, token, self.clock(),
+                                                    self.channel_id)
+            if intent is None:
+                guard.failed(app.app, caller, now)
+                self.log.info("call %s: wrong token for app %r from %r", self.channel_id,
+                              app.app, caller)
         if intent is None and app.match != "token":
             intent = await self.store.consume_by_caller(app.app, caller, self.clock(),
                                                         self.channel_id)
@@ -255,19 +300,48 @@ class CallSession:
             pass
         return got if got.isdigit() else ""
 
-    async def _main(self) -> None:
-        cfg = self.config
+    def _new_runtime(self, menu: str, language: str, label: str,
+                     app: str | None) -> IvrSession:
+        wd = self.config.engine.watchdog
+        self.runtime = IvrSession(
+            self.config.tree, menu, language, label, self.start.channel.caller_number, app,
+            watchdog=Watchdog(wd.grace_seconds, wd.prompt_seconds) if wd.enabled else None)
+        return self.runtime
+
+    def _register(self, label: str, via: str, app: str | None, root: str, language: str,
+                  custom: dict[str, str]) -> None:
         ch = self.start.channel
+        self.info = self.services.registry.add(CallInfo(
+            id=self.channel_id, channel_name=ch.name, caller=ch.caller_number, entry=label,
+            via=via, app=app, root_menu=root, language=language, custom_data=custom))
+
+    def _published(self) -> SetVariables:
+        """Which engine process drives the call: its playback ids carry this instance."""
+        return SetVariables((("IVR_ENGINE", self.services.instance),))
+
+    async def _main(self) -> None:
+        if self.bridged_with is not None:
+            self._register("", "taken-over", None, "", self.config.routing.default_language, {})
+            self.services.registry.update(self.channel_id, state="bridged")
+            self.log.info("call %s taken over: bridged with %s", self.channel_id,
+                          self.bridged_with)
+            await self._bridged(self.bridged_with)
+            return
+        if self.taken_over:
+            await self._resume_call()
+        else:
+            await self._new_call()
+        await self._loop()
+
+    async def _new_call(self) -> None:
+        cfg, ch = self.config, self.start.channel
         decision, intent = await self._route()
         custom = dict(intent.custom_data) if intent is not None else {}
-        self.runtime = rt = IvrSession(cfg.tree, decision.entry.menu if decision.entry else "",
-                                       decision.language, decision.label, ch.caller_number,
-                                       decision.app)
+        rt = self._new_runtime(decision.entry.menu if decision.entry else "", decision.language,
+                               decision.label, decision.app)
         root = cfg.tree.menus[decision.entry.menu].root if decision.entry else ""
-        self.info = self.services.registry.add(CallInfo(
-            id=self.channel_id, channel_name=ch.name, caller=ch.caller_number,
-            entry=decision.label, via=decision.via, app=decision.app, root_menu=root,
-            language=decision.language, custom_data=custom))
+        self._register(decision.label, decision.via, decision.app, root, decision.language,
+                       custom)
         self.log.info("call %s from %r (%s) → %s via %s", self.channel_id, ch.caller_number,
                       " ".join(self.start.args), decision.label, decision.via)
         if custom:
@@ -275,9 +349,65 @@ class CallSession:
                               for k, v in custom.items()])
         now = self.clock()
         if decision.entry is not None:
-            await self._execute(rt.start(now))
+            await self._execute([self._published(), *rt.start(now)])
         else:
-            await self._execute(rt.start_at(decision.destination, now))
+            await self._execute([self._published(), *rt.start_at(decision.destination, now)])
+
+    async def _resume_call(self) -> None:
+        """Take over a call the engine was driving before it (re)connected."""
+        cfg, cid = self.config, self.channel_id
+        state = await read_state(self.ari, cid)
+        stopped = await stop_stale(self.ari, cid, state)
+        kind, target, _ = self._args()
+        entry: EntryDecision | None = None
+        if state.app:
+            entry = route_app(cfg.routing, state.app, state.language or None)
+        elif kind == "pstn":
+            entry = route_pstn(cfg.routing, target, self.start.channel.caller_number)
+            if entry.via == "app-fallback":
+                entry = None  # its token was being read: that cannot be taken over
+        plan = plan_resume(cfg.tree, state, cfg.users,
+                           can_restart=entry is not None and entry.entry is not None)
+        self.log.warning("call %s taken over (%s): %s — %s%s", cid, " ".join(self.start.args),
+                         plan.how, plan.reason,
+                         f"; stopped {stopped} stale playback(s)" if stopped else "")
+        if plan.how == "fallback":
+            await self._rescue()
+            raise _CallOver()
+        language = state.language or (entry.language if entry else cfg.routing.default_language)
+        label = state.entry or (entry.label if entry else "")
+        app = state.app or (entry.app if entry else None)
+        custom = await self._custom_data()
+        now = self.clock()
+        if plan.how == "restart":
+            assert entry is not None and entry.entry is not None
+            rt = self._new_runtime(entry.entry.menu, entry.language, entry.label, entry.app)
+            actions = rt.start(now)
+            root = cfg.tree.menus[entry.entry.menu].root
+        elif plan.how == "menu":
+            rt = self._new_runtime(plan.menu, language, label, app)
+            actions = rt.resume(plan.menu, list(plan.path), plan.seq, now)
+            root = cfg.tree.menus[plan.menu].root
+        else:
+            assert plan.destination is not None
+            rt = self._new_runtime("", language, label, app)
+            actions = rt.start_at(plan.destination, now)
+            root = cfg.tree.menus[state.path[0]].root if state.path and \
+                state.path[0] in cfg.tree.menus else ""
+        self._register(label, "taken-over", app, root, language, custom)
+        await self._execute([self._published(), *actions])
+
+    async def _custom_data(self) -> dict[str, str]:
+        """An app call's custom data, from the intent its token matched."""
+        if self.store is None:
+            return {}
+        intent = await self.store.intent_for_channel(self.channel_id)
+        return dict(intent.custom_data) if intent is not None else {}
+
+    async def _loop(self) -> None:
+        """The one reader of the call's event queue until the call leaves the engine."""
+        rt = self.runtime
+        assert rt is not None
         while True:
             ev = await self.events.get()
             if getattr(ev, "channel_id", self.channel_id) != self.channel_id:
@@ -338,7 +468,7 @@ class CallSession:
         has_vars = has_play = False
         for a in actions:
             if isinstance(a, StopPlayback):
-                pid = f"{cid}.{a.token}"
+                pid = self.playback_prefix + a.token
                 self._playbacks.pop(pid, None)
                 batch.append(ari.stop_playback(pid))
                 continue
@@ -356,7 +486,7 @@ class CallSession:
                 if has_vars or has_play:  # variables first, and plays in order
                     await self._send(batch)
                     batch, has_vars = [], False
-                pid = f"{cid}.{a.token}"
+                pid = self.playback_prefix + a.token
                 self._playbacks[pid] = a.token
                 # may go out with the stop of the previous prompt: queued behind it, it
                 # starts the moment that one is stopped
@@ -368,6 +498,8 @@ class CallSession:
                 if task is not None:
                     task.cancel()
                 continue
+            if isinstance(a, HandOff):  # its variables go with the batch before the continue
+                batch.extend(self._before_hand_off(a.destination))
             await self._send(batch)
             batch, has_vars, has_play = [], False, False
             if isinstance(a, Collect):
@@ -383,25 +515,31 @@ class CallSession:
                 await ari.hangup(cid)
         await self._send(batch)
 
+    def _before_hand_off(self, dest: Destination) -> list:
+        """What the dialplan hand-off needs on the channel first. The engine also stays
+        subscribed to the channel, so it knows when the call ends (agents may still transfer
+        it over AMI until then)."""
+        cid, dp = self.channel_id, self.config.engine.dialplan
+        out = [self.ari.subscribe(f"channel:{cid}")]
+        if dest.kind == "endpoint":
+            out.append(self.ari.set_variable(cid, "IVR_DIAL_TIMEOUT",
+                                             str(dp.endpoint_ring_seconds)))
+        elif dest.kind == "voicemail":
+            out.append(self.ari.set_variable(cid, "IVR_TARGET", dest.target))
+        return out
+
     async def _hand_off(self, a: HandOff) -> None:
         """Continue in the dialplan: queue and endpoint names travel as the extension, a
-        mailbox (which may hold an @) as IVR_TARGET."""
+        mailbox (which may hold an @) as IVR_TARGET (see _before_hand_off)."""
         dest = a.destination
         if dest.kind == "queue":
             self._notify_queue(dest.target)
         dp = self.config.engine.dialplan
         context = {"queue": dp.queue, "voicemail": dp.voicemail, "endpoint": dp.endpoint}[
             dest.kind]
-        if dest.kind == "endpoint":
-            await self.ari.set_variable(self.channel_id, "IVR_DIAL_TIMEOUT",
-                                        str(dp.endpoint_ring_seconds))
-        if dest.kind == "voicemail":
-            await self.ari.set_variable(self.channel_id, "IVR_TARGET", dest.target)
-            await self.ari.continue_in_dialplan(self.channel_id, context=context,
-                                                extension="s", priority=1)
-        else:
-            await self.ari.continue_in_dialplan(self.channel_id, context=context,
-                                                extension=dest.target, priority=1)
+        extension = "s" if dest.kind == "voicemail" else dest.target
+        await self.ari.continue_in_dialplan(self.channel_id, context=context,
+                                            extension=extension, priority=1)
 
     # ------------------------------------------------------------------ user: destinations
 

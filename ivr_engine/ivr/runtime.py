@@ -14,6 +14,18 @@ Menu behaviour:
 - invalid keys and timeouts have separate counters; the Nth (max) one sends the caller to
   ``on_invalid`` / ``on_timeout``, earlier ones play the optional invalid/timeout message and
   the prompt again. Counters reset when the caller enters another menu.
+
+The watchdog (when a :class:`Watchdog` policy is given): the runtime keeps Asterisk's own
+``TIMEOUT(absolute)`` armed on the channel so that, if the engine dies and never comes back,
+Asterisk takes the caller out of Stasis to the dialplan's ``T`` extension (which re-enters
+the engine, or the fallback when the engine is away). A menu that waits arms it for its
+timeout plus a grace; a prompt re-arms it for ``prompt_seconds`` when less than half of
+that is left (so a caller barging through menus costs no extra request per key). The
+hand-off contexts of the dialplan disarm it.
+
+Play tokens are ``p<seq>.<k>``: the k-th playback since the menu wait number ``seq`` (the
+number published in ``IVR_AWAITING``). An engine that takes over a call after a crash can
+therefore name, and stop, the prompt that may still be playing.
 """
 
 from __future__ import annotations
@@ -40,6 +52,17 @@ from .tree import IvrTree, MenuNode
 #: transitions without caller input before we decide the config loops (after-hours chains)
 MAX_HOPS = 16
 
+#: the channel variable Asterisk's watchdog reads (func_timeout): seconds from now; 0 disarms
+WATCHDOG_VARIABLE = "TIMEOUT(absolute)"
+
+
+@dataclass(frozen=True, slots=True)
+class Watchdog:
+    """How long Asterisk lets a caller sit in Stasis without the engine re-arming."""
+
+    grace_seconds: float = 3.0  # beyond a menu's wait
+    prompt_seconds: float = 120.0  # longer than the longest prompt (message + menu prompt)
+
 
 @dataclass
 class _Playing:
@@ -56,6 +79,7 @@ class IvrSession:
     entry_label: str = ""
     caller: str = ""
     app: str | None = None  # the mobile app the call belongs to (its messages apply)
+    watchdog: Watchdog | None = None  # None: no TIMEOUT(absolute) (simulate, unit tests)
 
     # observable results
     path: list[str] = field(default_factory=list)
@@ -70,10 +94,13 @@ class IvrSession:
     _invalid: int = 0
     _timeouts: int = 0
     _seq: int = 0
+    _plays: int = 0  # playbacks since the last menu wait (the k of "p<seq>.<k>")
     _hops: int = 0
     _ids: int = 0
     _ringing: str | None = None
     _published_path: str = ""
+    _now: dt.datetime | None = None
+    _armed_until: dt.datetime | None = None  # the watchdog deadline the channel carries
 
     # ------------------------------------------------------------------ events
 
@@ -86,17 +113,32 @@ class IvrSession:
         return [Answer(), SetVariables(tuple(variables))]
 
     def start(self, now: dt.datetime) -> list[Action]:
+        self._now = now
         out = self._start_actions()
         self._enter(self.entry_menu, now, out)
         return out
 
     def start_at(self, destination: Destination, now: dt.datetime) -> list[Action]:
         """Start a call that goes straight to a destination (e.g. routing.unknown_number)."""
+        self._now = now
         out = self._start_actions()
         self._go(destination, now, out)
         return out
 
+    def resume(self, menu: str, path: list[str], seq: int, now: dt.datetime) -> list[Action]:
+        """Take over a call another engine process drove: the caller was last waiting in
+        ``menu`` (wait number ``seq``, as ``IVR_AWAITING`` said) having visited ``path``.
+        The menu is entered again (its schedule checked, its prompt played)."""
+        self._now = now
+        self._seq = seq
+        self._published_path = "/".join(path)  # what the channel already carries
+        self.path = list(path[:-1] if path and path[-1] == menu else path)
+        out = self._start_actions()
+        self._enter(menu, now, out)
+        return out
+
     def digit(self, key: str, now: dt.datetime) -> list[Action]:
+        self._now = now
         out: list[Action] = []
         if self.finished or self._menu is None or self._ringing is not None:
             return out
@@ -116,10 +158,12 @@ class IvrSession:
 
     def ring_finished(self, token: str, answered: bool, now: dt.datetime) -> list[Action]:
         """The shell's push-then-wait for a ``user:`` destination is over."""
+        self._now = now
         out: list[Action] = []
         if self.finished or token != self._ringing:
             return out
         self._ringing = None
+        self._armed_until = None  # the shell's ringer armed the watchdog for the ringing
         user = self.destination.target if self.destination else ""
         if answered:
             self.finished = True
@@ -130,6 +174,7 @@ class IvrSession:
 
     def transfer(self, dest: Destination, now: dt.datetime) -> list[Action]:
         """An outside request (API) moves the caller: stop what plays or waits, then go."""
+        self._now = now
         out: list[Action] = []
         if self.finished:
             return out
@@ -145,6 +190,7 @@ class IvrSession:
         return out
 
     def timer_fired(self, token: str, now: dt.datetime) -> list[Action]:
+        self._now = now
         out: list[Action] = []
         if self.finished or token != self._collecting:
             return out
@@ -160,6 +206,7 @@ class IvrSession:
         return out
 
     def playback_finished(self, token: str, now: dt.datetime) -> list[Action]:
+        self._now = now
         out: list[Action] = []
         if self.finished or self._playing is None or self._playing.token != token:
             return out
@@ -168,11 +215,13 @@ class IvrSession:
         if then[0] == "collect":
             assert self._menu is not None
             self._seq += 1
+            self._plays = 0
             self._collecting = self._id("t")
             # published only when the caller really waits (idle time): menus passed through
             # with barge-in cost no request
             out.append(SetVariables(self._path_var() + (
-                ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"),)))
+                ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"),)
+                + self._arm(self._menu.timeout, tight=True)))
             out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
         elif then[0] == "dest":
             self._go(then[1], now, out)
@@ -196,9 +245,29 @@ class IvrSession:
         self._ids += 1
         return f"{prefix}{self._ids}"
 
+    def _arm(self, seconds: float, *, tight: bool) -> tuple[tuple[str, str], ...]:
+        """The watchdog variable to set, if any. ``tight``: a menu wait (plus the grace);
+        otherwise a prompt, re-armed only when less than half its budget is left."""
+        wd, now = self.watchdog, self._now
+        if wd is None or now is None:
+            return ()
+        if tight:
+            seconds += wd.grace_seconds
+        else:
+            seconds = wd.prompt_seconds
+            left = self._armed_until
+            if left is not None and left - now >= dt.timedelta(seconds=seconds / 2):
+                return ()
+        self._armed_until = now + dt.timedelta(seconds=seconds)
+        return ((WATCHDOG_VARIABLE, f"{seconds:g}"),)
+
     def _play(self, out: list[Action], media: tuple[str, ...], language: str,
               interruptible: bool, then: tuple) -> None:
-        token = self._id("p")
+        armed = self._arm(0, tight=False)
+        if armed:  # before the play: a variable sent after it would wait for the prompt
+            out.append(SetVariables(armed))
+        self._plays += 1
+        token = f"p{self._seq}.{self._plays}"
         self._playing = _Playing(token, interruptible, then)
         self.prompts.extend(media)
         out.append(Play(token, media, language, interruptible))

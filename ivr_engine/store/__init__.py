@@ -168,6 +168,13 @@ class Store:
                 used_at=now, channel_id=channel_id))
             return row if done.rowcount == 1 else None
 
+    async def intent_for_channel(self, channel_id: str) -> CallIntent | None:
+        """The intent a call's token matched (a call taken over after a crash reads its
+        custom data back from it)."""
+        async with self._session() as s:
+            return (await s.scalars(select(CallIntent).where(
+                CallIntent.channel_id == channel_id).order_by(CallIntent.id.desc()))).first()
+
     # ------------------------------------------------------------------ devices
 
     async def upsert_device(self, *, user: str, app: str, platform: str,

@@ -28,6 +28,7 @@ from ..ari import (
     StasisStart,
 )
 from ..calls.session import TransferRequest
+from ..ivr.runtime import WATCHDOG_VARIABLE
 from ..push import PushError, WakePayload
 from .plan import UserSpec, WakePlan, plan_wakeup
 from .watcher import ContactAvailable
@@ -103,6 +104,7 @@ class Ringer:
             self._wait_token = f"w{next(self._ids)}"
             self._tasks.append(tg.create_task(self._expire(plan.wait_seconds,
                                                            self._wait_token)))
+        await self._watchdog(plan.wait_seconds + plan.ring_seconds)
         if self.user.wake.message:
             await self._message(self.user.wake.message)
         await self._hold(True)
@@ -183,10 +185,18 @@ class Ringer:
 
     # ------------------------------------------------------------------ actions
 
+    async def _watchdog(self, seconds: float) -> None:
+        """Asterisk's own deadline for this caller if the engine dies (0: none, the caller
+        talks). Set before the message and hold: a variable queued behind a play waits."""
+        wd = self.s.config.engine.watchdog
+        if wd.enabled:
+            value = f"{seconds + wd.grace_seconds:g}" if seconds else "0"
+            await self.ari.set_variable(self.caller, WATCHDOG_VARIABLE, value)
+
     async def _message(self, name: str) -> None:
         rt = self.s.runtime
         prompt = self.s.config.tree.messages.resolve(name, rt.language, rt.app)
-        pid = f"{self.caller}.wake{next(self._ids)}"
+        pid = self.s.playback_prefix + "wake"
         await self.ari.play(self.caller, prompt.media, playback_id=pid, lang=prompt.language)
         later: list[Any] = []  # what must be handled once the message is over
         while True:
@@ -212,7 +222,7 @@ class Ringer:
                 else:
                     await self.ari.stop_moh(self.caller)
             elif on:
-                self._hold_playback = f"{self.caller}.ring{next(self._ids)}"
+                self._hold_playback = self.s.playback_prefix + "ringback"
                 await self.ari.play(self.caller, "tone:ring", playback_id=self._hold_playback)
             elif self._hold_playback:
                 await self.ari.stop_playback(self._hold_playback)
@@ -247,6 +257,7 @@ class Ringer:
         if kind != "mobile":  # answered elsewhere: the woken phone must stop ringing
             await self._cancel_pushes()
         await self._hold(False)
+        await self._watchdog(0)  # a conversation has no deadline
         del self.legs[leg]  # it now belongs to the bridged call (stays routed to the queue)
         bridge = await self.ari.create_bridge("mixing", bridge_id=f"{self.caller}-bridge")
         await self.ari.add_channel_to_bridge(bridge["id"], [self.caller, leg])

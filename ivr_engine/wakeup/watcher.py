@@ -1,7 +1,12 @@
 """Registrations as events: who is waiting for which AOR, and RFC 8599 push bindings.
 
-The engine's ARI application subscribes to ``endpoint:PJSIP`` (again after each reconnect),
-so Asterisk sends a ``ContactStatusChange`` the moment a REGISTER creates a contact. A call
+Registrations arrive on an ARI application of their own, ``<app>-registrations``, subscribed
+to ``endpoint:PJSIP`` (again after each reconnect) with an event filter that lets only
+``ContactStatusChange`` through. It must not be the calls' application: Asterisk sends an
+application subscribed to an endpoint the channel events of that endpoint's channels too, so
+every key of a PJSIP caller would reach the call twice.
+
+Asterisk sends a ``ContactStatusChange`` the moment a REGISTER creates a contact. A call
 waiting for that AOR gets a :class:`ContactAvailable` on its own event queue at once: no
 polling. Push parameters found in the contact URI are stored as the user's device.
 """
@@ -19,10 +24,13 @@ from .contacts import AVAILABLE, PushBinding, aor_of, parse_push_params
 
 log = logging.getLogger("ivr_engine.wakeup")
 
-#: the only ARI events the engine reads; Asterisk drops the rest before sending them
-ENGINE_EVENTS = ("StasisStart", "StasisEnd", "ChannelDtmfReceived", "PlaybackFinished",
-                 "ChannelStateChange", "ChannelDestroyed", "ContactStatusChange",
-                 "ApplicationReplaced")
+#: the only events the registrations application receives (Asterisk drops the rest)
+REGISTRATION_EVENTS = ("ContactStatusChange", "ApplicationReplaced")
+
+
+def registrations_app(calls_app: str) -> str:
+    """The ARI application name that carries registrations for the calls' application."""
+    return f"{calls_app}-registrations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,9 @@ class ContactAvailable:
 
 
 class ContactWatcher:
+    """``ari`` is the registrations application's own client (opened by the caller); the
+    watcher runs its websocket."""
+
     def __init__(self, ari: AriClient, store: Any, config: Callable[[], Any]):
         self.ari = ari
         self.store = store
@@ -42,11 +53,14 @@ class ContactWatcher:
         self._waiters: dict[str, set[asyncio.Queue]] = {}
         self._bindings: asyncio.Queue[tuple[str, PushBinding]] = asyncio.Queue(1000)
         self._resubscribe = asyncio.Event()
+        self.ready = asyncio.Event()  # subscribed since the last (re)connect
+        ari.on_connected = self._resubscribe.set
+        ari.on_disconnected = self.ready.clear
 
     # ------------------------------------------------------------------ events
 
     def handle(self, ev: Event) -> None:
-        """Called synchronously by the dispatcher for events not about a call's channel."""
+        """Called synchronously for each event of the registrations application."""
         if not isinstance(ev, ContactStatusChange):
             return
         if ev.contact_status not in AVAILABLE:
@@ -85,12 +99,10 @@ class ContactWatcher:
 
     # ------------------------------------------------------------------ the engine's task
 
-    def connected(self) -> None:
-        """ARI (re)connected: subscriptions must be made again."""
-        self._resubscribe.set()
-
     async def run(self) -> None:
+        """The registrations websocket, its subscription, the RFC 8599 binding writer."""
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.ari.run(self.handle), name="ari-registrations")
             tg.create_task(self._subscriber())
             tg.create_task(self._binder())
 
@@ -101,10 +113,12 @@ class ContactWatcher:
                 await self._resubscribe.wait()
                 self._resubscribe.clear()
                 try:
-                    await self.ari.set_event_filter(ENGINE_EVENTS)
+                    await self.ari.set_event_filter(REGISTRATION_EVENTS)
                     await self.ari.subscribe("endpoint:PJSIP")
                     subscribed = True
-                    log.info("subscribed to PJSIP endpoint events (registrations)")
+                    self.ready.set()
+                    log.info("subscribed to PJSIP endpoint events (registrations, app %r)",
+                             self.ari.app)
                 except (AriError, OSError) as exc:
                     log.error("cannot subscribe to PJSIP endpoint events: %s", exc)
                     await asyncio.sleep(1)

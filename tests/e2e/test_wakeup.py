@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
 CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "wakeup.yaml"
 TOKENS = {"alice": "fcm-alice-" + "a" * 30, "bob": "fcm-bob-" + "b" * 30}
+KEY = {"Authorization": "Bearer mobileapp-key"}  # the app's api_key (fixtures/wakeup.yaml)
 BUDGET = 4.0  # mobile_loops 2 × interval 2 s (tests/fixtures/wakeup.yaml)
 
 
@@ -40,7 +41,7 @@ async def engine(sandbox, fcm, tmp_path_factory):
     eng = await start_engine(sandbox, tmp_path_factory.mktemp("wake"), config=CONFIG,
                              extra_env={"IVR_TEST_FCM_SA": str(fcm.account.path),
                                         "IVR_TEST_FCM_URL": fcm.url})
-    async with aiohttp.ClientSession(base_url=eng.api_url) as http:
+    async with aiohttp.ClientSession(base_url=eng.api_url, headers=KEY) as http:
         for user, token in TOKENS.items():
             async with http.post("/v1/devices", json={
                     "app": "mobileapp", "user": user, "platform": "android",
@@ -235,7 +236,7 @@ async def test_unregistered_token_is_removed(ari, fcm, engine):
     finally:
         fcm.unregistered.discard(TOKENS["alice"])
     # the app registers again with a fresh token
-    async with aiohttp.ClientSession(base_url=engine.api_url) as http:
+    async with aiohttp.ClientSession(base_url=engine.api_url, headers=KEY) as http:
         async with http.post("/v1/devices", json={
                 "app": "mobileapp", "user": "alice", "platform": "android",
                 "push_token": TOKENS["alice"]}) as r:
@@ -260,7 +261,7 @@ async def test_rfc8599_push_params_in_a_register_become_the_users_device(ari, en
         assert rows == [("bob", "android", token, "rfc8599")]  # carol is bob's mobile
     finally:
         assert await register("carol", sandbox.sip_password, params, expires=0) == 200
-        async with aiohttp.ClientSession(base_url=engine.api_url) as http:
+        async with aiohttp.ClientSession(base_url=engine.api_url, headers=KEY) as http:
             async with http.post("/v1/devices", json={
                     "app": "mobileapp", "user": "bob", "platform": "android",
                     "push_token": TOKENS["bob"]}) as r:

@@ -47,6 +47,7 @@ def app_connected(sandbox, app: str = "ivr-engine") -> bool:
 
 async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
                        extra_env: dict[str, str] | None = None) -> EngineProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "ivr.db"
     with socket.socket() as sock:  # a free loopback port for this engine's HTTP API
         sock.bind(("127.0.0.1", 0))
@@ -72,8 +73,8 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
         while time.monotonic() < deadline:
             if proc.returncode is not None:
                 raise RuntimeError(f"engine exited {proc.returncode}:\n{handle.log()}")
-            if "subscribed to PJSIP endpoint events" in handle.log():
-                return handle  # connected to ARI and listening to registrations
+            if "engine ready" in handle.log():
+                return handle  # calls app and registrations app both up
             await asyncio.sleep(0.05)
         raise RuntimeError(f"engine did not register its ARI app in 20 s:\n{handle.log()}")
     except BaseException:

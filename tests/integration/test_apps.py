@@ -27,6 +27,9 @@ pytestmark = pytest.mark.sandbox
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
 ADMIN = {"Authorization": "Bearer admin-secret"}
+KEYS = {"customer": {"Authorization": "Bearer customer-key"},
+        "staff": {"Authorization": "Bearer staff-key"},
+        "legacy": {"Authorization": "Bearer legacy-key"}}
 
 
 class Hook:
@@ -83,8 +86,10 @@ async def caller(sandbox, engine):
 
 
 async def plan(http, app="customer", headers=None, **body):
+    """A call plan with the app's own key unless ``headers`` says otherwise."""
     body.setdefault("connectivity", 0.2)
-    async with http.post(f"/v1/apps/{app}/calls", json=body, headers=headers or {}) as r:
+    headers = KEYS.get(app, {}) if headers is None else headers
+    async with http.post(f"/v1/apps/{app}/calls", json=body, headers=headers) as r:
         return r.status, r.headers.get("Content-Type", ""), await r.json()
 
 
@@ -103,20 +108,24 @@ async def test_plan_voip_or_pstn(http):
 
 
 async def test_plan_errors_are_problem_documents(http):
-    status, ctype, body = await plan(http, app="nope")
-    assert (status, ctype.split(";")[0], body["title"]) == (404, "application/problem+json",
-                                                          "Unknown app")
+    # authentication first: an unknown app looks exactly like a wrong key
+    status, ctype, body = await plan(http, app="nope", headers=KEYS["customer"])
+    assert (status, ctype.split(";")[0], body["title"]) == (401, "application/problem+json",
+                                                          "Unauthorized")
+    _, _, wrong = await plan(http, app="customer", headers={"Authorization": "Bearer nope"})
+    assert wrong == {**body, "instance": wrong["instance"]}
     status, _, body = await plan(http, app="legacy")
     assert status == 409 and "no mobile-app access point" in body["detail"]
-    status, _, body = await plan(http, app="staff")
+    status, _, body = await plan(http, app="staff", headers={})
     assert status == 401
-    status, _, body = await plan(http, app="staff", headers={"Authorization": "Bearer staff-key"})
+    status, _, body = await plan(http, app="staff")
     assert status == 201 and body["mode"] == "pstn"  # threshold 1: always PSTN
     status, _, body = await plan(http, connectivity="high")
     assert status == 422 and body["field"] == "connectivity"
     status, _, body = await plan(http, custom_data={"bad key": 1})
     assert status == 422 and body["field"] == "custom_data"
-    async with http.post("/v1/apps/customer/calls", data=b"{nope") as r:
+    async with http.post("/v1/apps/customer/calls", data=b"{nope", headers={
+            **KEYS["customer"], "Content-Type": "application/json"}) as r:
         assert r.status == 400 and (await r.json())["title"] == "Malformed JSON"
 
 
@@ -199,9 +208,7 @@ async def test_spoofed_caller_id_alone_never_passes_when_tokens_are_required(htt
 
 
 async def test_caller_match_and_ordinary_caller_on_non_blocking_app(http, caller):
-    auth = {"Authorization": "Bearer staff-key"}
-    _, _, p = await plan(http, app="staff", headers=auth, caller="+15558880000",
-                         custom_data={"ticket": "7"})
+    _, _, p = await plan(http, app="staff", caller="+15558880000", custom_data={"ticket": "7"})
     # token-or-caller: no token sent, the fresh intent for this caller number matches
     r = await caller.call(did=p["number"], caller="+15558880000", keys=["1"], timeout=30)
     assert r["path"] == ["staff"] and r["destination"] == {"type": "queue", "target": "support"}
@@ -290,3 +297,22 @@ async def test_webhook_retries_then_delivers_with_one_delivery_id(http, caller, 
         health = await resp.json()
     assert health["ari_connected"] is True
     assert health["context_webhook"]["delivered"] >= 2 and health["context_webhook"]["failed"] == 0
+
+
+async def test_a_handed_off_call_that_ends_is_marked_ended_and_cannot_be_transferred(http,
+                                                                                    caller):
+    _, _, p = await plan(http, connectivity=0.1)
+    r = await caller.call(did=p["number"], caller="+15551230006", keys=["1"], timeout=30,
+                          post_dial=p["token"] + "#")
+    assert r["destination"] == {"type": "queue", "target": "sales"}  # then the caller hangs up
+    for _ in range(100):
+        async with http.get(f"/v1/calls/{r['channel']}", headers=ADMIN) as resp:
+            state = (await resp.json())["state"]
+        if state == "ended":
+            break
+        await asyncio.sleep(0.05)
+    assert state == "ended"
+    async with http.post(f"/v1/calls/{r['channel']}/transfer", json={"to": "queue:billing"},
+                         headers=ADMIN) as resp:
+        body = await resp.json()
+        assert resp.status == 409 and body["title"] == "Call ended", body

@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from ivr_engine.calls.caller import CallerPool
+from tests.support.sipp import SippCaller
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import FIXTURE, local_call, start_engine
@@ -81,3 +82,24 @@ async def test_second_engine_takes_the_app_and_the_first_exits(sandbox, tmp_path
     finally:
         await first.stop()
         assert await second.stop() == 0
+
+
+async def test_a_stale_endpoint_subscription_on_the_calls_app_is_dropped(sandbox, tmp_path):
+    """An engine before the fix subscribed its calls app to endpoint:PJSIP and, killed, left
+    the subscription in Asterisk; an engine inheriting it would get every key twice."""
+    stale = await start_client(sandbox, app="ivr-engine")
+    await stale.subscribe("endpoint:PJSIP")
+    await stale.subscribe("endpoint:PJSIP")  # counted: two to drop
+    await stop_client(stale)  # gone without unsubscribing, like a killed process
+    assert "PJSIP" in sandbox.cli("ari show app ivr-engine")
+    engine = await start_engine(sandbox, tmp_path)
+    try:
+        assert "dropped a subscription endpoint:PJSIP" in engine.log()
+        assert "PJSIP" not in sandbox.cli("ari show app ivr-engine")
+        async with SippCaller(sandbox, tmp_path) as sipp:
+            run = await sipp.call("100", "1 2 1")
+        call = run.calls[0]
+        assert call.keys == ["1", "2", "1"]
+        assert call.destination == {"type": "queue", "target": "billing"}, call.path
+    finally:
+        assert await engine.stop() == 0, engine.log()
