@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import signal
 import shlex
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SANDBOX = REPO / "scripts" / "asterisk-sandbox"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def make_log(prefix: str):  # noqa: ANN201 - a print-to-stderr function
@@ -98,3 +100,25 @@ def stop_engine(proc: subprocess.Popen | None, log=None) -> int | None:  # noqa:
             log("engine did not stop within 15 s of SIGTERM; killing it")
         proc.kill()
         return proc.wait()
+
+
+def proc_cpu(pid: int | None) -> float | None:
+    """utime+stime of a process (all its threads), in seconds; None when unreadable."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is field 3 (state); utime/stime are fields 14/15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def asterisk_pid() -> int | None:
+    state = Path(os.environ.get("IVR_SANDBOX_STATE", "/var/cache/ivr-engine/state"))
+    try:
+        pid = int((state / "asterisk.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if proc_cpu(pid) is not None else None

@@ -57,10 +57,12 @@ from typing import Any
 import aiohttp
 
 from common import (  # noqa: E402
+    asterisk_pid,
     connected_apps,
     make_log,
     parse_ts,
     percentiles,
+    proc_cpu,
     sandbox,
     sandbox_env,
     stop_engine,
@@ -100,7 +102,6 @@ KEYS = ("1", "2", "3")
 ARI_LEVEL_OF_PROMPT = {"sound:basic-pbx-ivr-main": 1, "sound:please-try-again": 2,
                        "sound:hello-world": 3}
 DTMF_MS = 100
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SANDBOX_UP_TIMEOUT = 1800      # a first `up` builds a Debian chroot (debootstrap)
 ENGINE_READY_TIMEOUT = 30
 SANDBOX_ROOT = Path(os.environ.get("IVR_SANDBOX_ROOT", "/var/cache/ivr-engine/asterisk-sid"))
@@ -114,19 +115,6 @@ DRAIN_TIMEOUT = 30             # after a round, wait this long for our channels 
 # ------------------------------------------------------------------------------ helpers
 
 
-
-
-def proc_cpu(pid: int | None) -> float | None:
-    """utime+stime of a process (all its threads), in seconds; None when unreadable."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    # fields[0] is field 3 (state); utime/stime are fields 14/15
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def self_cpu() -> float:
@@ -190,13 +178,6 @@ def asterisk_log_since(offset: int) -> str:
 
 
 
-def asterisk_pid() -> int | None:
-    state = Path(os.environ.get("IVR_SANDBOX_STATE", "/var/cache/ivr-engine/state"))
-    try:
-        pid = int((state / "asterisk.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if proc_cpu(pid) is not None else None
 
 
 def http_status(url: str, user: str, password: str, timeout: float = 2.0) -> int:
@@ -251,9 +232,9 @@ class EngineProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"engine exited ({self.proc.returncode}) during start-up:\n"
                                    + self.tail())
-            # the engine logs this once connected and subscribed (GET /applications/<app>
+            # the engine logs this once both its applications are up (GET /applications/<app>
             # answers 200 for a stale application too)
-            if "subscribed to PJSIP endpoint events" in self.log_path.read_text(errors="replace"):
+            if "engine ready" in self.log_path.read_text(errors="replace"):
                 return
             time.sleep(0.1)
         raise RuntimeError("engine did not register ARI app ivr-bench within "

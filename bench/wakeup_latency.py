@@ -370,9 +370,9 @@ class EngineProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"engine exited ({self.proc.returncode}) during start-up:\n"
                                    + self.tail())
-            # logged once connected and subscribed to registrations (GET /applications/<app>
-            # answers 200 for a stale application too)
-            if "subscribed to PJSIP endpoint events" in self.text():
+            # logged once the calls and the registrations applications are both up
+            # (GET /applications/<app> answers 200 for a stale application too)
+            if "engine ready" in self.text():
                 return
             await asyncio.sleep(0.1)
         raise RuntimeError(f"engine not ready within {ENGINE_READY_TIMEOUT} s:\n{self.tail()}")
