@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import signal
 
 from ..ami import AmiClient
@@ -58,7 +57,6 @@ class Engine:
         self.ari = ari
         self.services = services
         self.ami = ami
-        services.instance = secrets.token_hex(3)
         self.contacts = ContactWatcher(registrations, services.store, lambda: self.holder.current)
         self.dispatcher = ChannelDispatcher(self._on_stasis_start, on_other=self._on_other)
         services.dispatcher = self.dispatcher

@@ -82,7 +82,6 @@ class CallServices:
     dispatcher: Any = None  # ChannelDispatcher: outbound legs are attached to their call
     push: Any = None  # push.PushService
     contacts: Any = None  # wakeup.watcher.ContactWatcher
-    instance: str = "e0"  # this engine process (IVR_ENGINE; in every playback id)
     token_guard: TokenGuard = field(default_factory=TokenGuard)
 
 
@@ -135,7 +134,6 @@ class CallSession:
         self.log = logging.LoggerAdapter(log, {"channel": self.channel_id})
         self.runtime: IvrSession | None = None
         self._timers: dict[str, asyncio.Task] = {}
-        self.playback_prefix = f"{self.channel_id}.{services.instance}."
         self._playbacks: dict[str, str] = {}  # ARI playback id -> runtime token
         self._tg: asyncio.TaskGroup | None = None
         self._left_stasis = False
@@ -194,8 +192,8 @@ class CallSession:
         queue behind a playing prompt, and nobody should hear a menu no engine drives."""
         if self._left_stasis:
             return
-        playing = list(self._playbacks) + [self.playback_prefix + "wake",
-                                           self.playback_prefix + "ringback"]
+        playing = list(self._playbacks) + ([self.playback_id("wake"),
+                                            self.playback_id("ringback")] if self.runtime else [])
         for attempt in (1, 2):
             try:
                 async with asyncio.timeout(2):
@@ -315,9 +313,11 @@ class CallSession:
             id=self.channel_id, channel_name=ch.name, caller=ch.caller_number, entry=label,
             via=via, app=app, root_menu=root, language=language, custom_data=custom))
 
-    def _published(self) -> SetVariables:
-        """Which engine process drives the call: its playback ids carry this instance."""
-        return SetVariables((("IVR_ENGINE", self.services.instance),))
+    def playback_id(self, name: str) -> str:
+        """``<channel>.p<seq>.<name>``: the id of a playback in the runtime's current scope
+        (an engine taking the call over can name it; see ivr/runtime.py)."""
+        assert self.runtime is not None
+        return f"{self.channel_id}.{self.runtime.play_scope}.{name}"
 
     async def _main(self) -> None:
         if self.bridged_with is not None:
@@ -349,9 +349,9 @@ class CallSession:
                               for k, v in custom.items()])
         now = self.clock()
         if decision.entry is not None:
-            await self._execute([self._published(), *rt.start(now)])
+            await self._execute(rt.start(now))
         else:
-            await self._execute([self._published(), *rt.start_at(decision.destination, now)])
+            await self._execute(rt.start_at(decision.destination, now))
 
     async def _resume_call(self) -> None:
         """Take over a call the engine was driving before it (re)connected."""
@@ -382,20 +382,23 @@ class CallSession:
         if plan.how == "restart":
             assert entry is not None and entry.entry is not None
             rt = self._new_runtime(entry.entry.menu, entry.language, entry.label, entry.app)
+            rt.after_takeover(state.seq)
             actions = rt.start(now)
             root = cfg.tree.menus[entry.entry.menu].root
         elif plan.how == "menu":
             rt = self._new_runtime(plan.menu, language, label, app)
-            actions = rt.resume(plan.menu, list(plan.path), plan.seq, now)
+            rt.after_takeover(state.seq)
+            actions = rt.resume(plan.menu, list(plan.path), now)
             root = cfg.tree.menus[plan.menu].root
         else:
             assert plan.destination is not None
             rt = self._new_runtime("", language, label, app)
+            rt.after_takeover(state.seq)
             actions = rt.start_at(plan.destination, now)
             root = cfg.tree.menus[state.path[0]].root if state.path and \
                 state.path[0] in cfg.tree.menus else ""
         self._register(label, "taken-over", app, root, language, custom)
-        await self._execute([self._published(), *actions])
+        await self._execute(actions)
 
     async def _custom_data(self) -> dict[str, str]:
         """An app call's custom data, from the intent its token matched."""
@@ -468,7 +471,7 @@ class CallSession:
         has_vars = has_play = False
         for a in actions:
             if isinstance(a, StopPlayback):
-                pid = self.playback_prefix + a.token
+                pid = f"{cid}.{a.token}"
                 self._playbacks.pop(pid, None)
                 batch.append(ari.stop_playback(pid))
                 continue
@@ -486,7 +489,7 @@ class CallSession:
                 if has_vars or has_play:  # variables first, and plays in order
                     await self._send(batch)
                     batch, has_vars = [], False
-                pid = self.playback_prefix + a.token
+                pid = f"{cid}.{a.token}"
                 self._playbacks[pid] = a.token
                 # may go out with the stop of the previous prompt: queued behind it, it
                 # starts the moment that one is stopped

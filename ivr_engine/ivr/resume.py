@@ -22,13 +22,12 @@ from .destinations import Destination, parse_destination
 from .tree import IvrTree
 
 #: what the engine publishes on a call's channel (read back when it takes a call over)
-CHANNEL_VARIABLES = ("IVR_ENGINE", "IVR_ENTRY", "IVR_LANGUAGE", "IVR_APP", "IVR_PATH",
-                     "IVR_AWAITING", "IVR_DESTINATION")
+CHANNEL_VARIABLES = ("IVR_ENTRY", "IVR_LANGUAGE", "IVR_APP", "IVR_PATH", "IVR_AWAITING",
+                     "IVR_DESTINATION")
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelState:
-    engine: str = ""  # the instance that published these (its playback ids carry it)
     entry: str = ""
     language: str = ""
     app: str = ""
@@ -48,7 +47,7 @@ def channel_state(values: Mapping[str, str | None]) -> ChannelState:
     except ValueError:
         destination = None
     return ChannelState(
-        engine=get("IVR_ENGINE"), entry=get("IVR_ENTRY"), language=get("IVR_LANGUAGE"),
+        entry=get("IVR_ENTRY"), language=get("IVR_LANGUAGE"),
         app=get("IVR_APP"), path=tuple(p for p in get("IVR_PATH").split("/") if p),
         awaiting=menu if seq.isdigit() else "", seq=int(seq) if seq.isdigit() else 0,
         destination=destination)
@@ -98,11 +97,9 @@ def plan_resume(tree: IvrTree, state: ChannelState, users: Mapping[str, object],
     return ResumePlan("fallback", reason="the call was not routed yet")
 
 
-def stale_playbacks(channel_id: str, state: ChannelState, probes: int = 16) -> list[str]:
+def stale_playbacks(channel_id: str, state: ChannelState, probes: int = 8) -> list[str]:
     """Ids of the playbacks the previous engine may still be running on the channel: the k-th
     prompt since its last menu wait (``p<seq>.<k>``, see runtime.py) and the ringer's."""
-    if not state.engine:
-        return []
-    prefix = f"{channel_id}.{state.engine}."
-    return [f"{prefix}p{state.seq}.{k}" for k in range(1, probes + 1)] + [
-        prefix + "wake", prefix + "ringback"]
+    prefix = f"{channel_id}.p{state.seq}."
+    return [f"{prefix}{k}" for k in range(1, probes + 1)] + [prefix + "wake",
+                                                              prefix + "ringback"]

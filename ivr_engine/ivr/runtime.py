@@ -25,7 +25,8 @@ hand-off contexts of the dialplan disarm it.
 
 Play tokens are ``p<seq>.<k>``: the k-th playback since the menu wait number ``seq`` (the
 number published in ``IVR_AWAITING``). An engine that takes over a call after a crash can
-therefore name, and stop, the prompt that may still be playing.
+therefore name, and stop, the prompt that may still be playing, and numbers its own from
+``seq + 1`` (:meth:`IvrSession.after_takeover`), which the dead engine never reached.
 """
 
 from __future__ import annotations
@@ -125,12 +126,22 @@ class IvrSession:
         self._go(destination, now, out)
         return out
 
-    def resume(self, menu: str, path: list[str], seq: int, now: dt.datetime) -> list[Action]:
+    def after_takeover(self, seq: int) -> None:
+        """Another engine process drove this call up to its menu wait number ``seq``: number
+        this runtime's playbacks after it, so none reuses the id of one still playing."""
+        self._seq = seq + 1
+
+    @property
+    def play_scope(self) -> str:
+        """The ``p<seq>`` prefix of playback ids until the next menu wait (the shell names
+        the ringer's playbacks in it too)."""
+        return f"p{self._seq}"
+
+    def resume(self, menu: str, path: list[str], now: dt.datetime) -> list[Action]:
         """Take over a call another engine process drove: the caller was last waiting in
-        ``menu`` (wait number ``seq``, as ``IVR_AWAITING`` said) having visited ``path``.
-        The menu is entered again (its schedule checked, its prompt played)."""
+        ``menu`` having visited ``path``. The menu is entered again (its schedule checked,
+        its prompt played). Call :meth:`after_takeover` first."""
         self._now = now
-        self._seq = seq
         self._published_path = "/".join(path)  # what the channel already carries
         self.path = list(path[:-1] if path and path[-1] == menu else path)
         out = self._start_actions()
@@ -267,7 +278,7 @@ class IvrSession:
         if armed:  # before the play: a variable sent after it would wait for the prompt
             out.append(SetVariables(armed))
         self._plays += 1
-        token = f"p{self._seq}.{self._plays}"
+        token = f"{self.play_scope}.{self._plays}"
         self._playing = _Playing(token, interruptible, then)
         self.prompts.extend(media)
         out.append(Play(token, media, language, interruptible))

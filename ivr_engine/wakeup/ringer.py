@@ -196,7 +196,7 @@ class Ringer:
     async def _message(self, name: str) -> None:
         rt = self.s.runtime
         prompt = self.s.config.tree.messages.resolve(name, rt.language, rt.app)
-        pid = self.s.playback_prefix + "wake"
+        pid = self.s.playback_id("wake")
         await self.ari.play(self.caller, prompt.media, playback_id=pid, lang=prompt.language)
         later: list[Any] = []  # what must be handled once the message is over
         while True:
@@ -222,7 +222,7 @@ class Ringer:
                 else:
                     await self.ari.stop_moh(self.caller)
             elif on:
-                self._hold_playback = self.s.playback_prefix + "ringback"
+                self._hold_playback = self.s.playback_id("ringback")
                 await self.ari.play(self.caller, "tone:ring", playback_id=self._hold_playback)
             elif self._hold_playback:
                 await self.ari.stop_playback(self._hold_playback)

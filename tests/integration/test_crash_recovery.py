@@ -136,3 +136,29 @@ async def test_sigterm_stops_the_prompt_then_the_fallback(sandbox, tmp_path, sip
     finally:
         run.cancel()
         await engine.stop()
+
+
+async def test_sigkill_mid_prompt_the_new_engine_stops_the_old_prompt(sandbox, tmp_path,
+                                                                      sipp):
+    engine = await start_engine(sandbox, tmp_path / "first", config=CRASH)
+    calls, finished = sipp.launch("201", "", calls=N, concurrency=N, rate=50, hold_ms=16000)
+    run = asyncio.ensure_future(finished)
+    try:
+        await until(lambda: all(len(c.prompts) >= 2 for c in calls), 15,
+                    "20 callers in the middle of the 14 s prompt")
+        engine.proc.kill()
+        await engine.proc.wait()
+        killed = time.monotonic()
+        second = await start_engine(sandbox, tmp_path / "second", config=CRASH)
+        ready = time.monotonic()
+        # the entry starts again: its first part, right away, not after the old prompt's end
+        await until(lambda: all(c.first("prompt", "sound:digits/1", after=killed)
+                                for c in calls), 5, "every caller hears the menu from its start")
+        heard = [c.first("prompt", "sound:digits/1", after=killed) for c in calls]
+        report("sigkill mid-prompt + restart: ready -> menu restarts", [t - ready for t in heard])
+        assert max(heard) - ready <= 2.0
+        assert second.log().count("stopped 1 stale playback(s)") == N, second.log()
+        assert await second.stop() == 0, second.log()
+    finally:
+        run.cancel()
+        await engine.stop()

@@ -47,7 +47,7 @@ async def test_three_level_walk_each_key_once(sipp):
     assert call.destination == {"type": "queue", "target": "sales"}, call.dialplan
     assert call.path == ["top", "a", "b"]
     assert call.prompts[:3] == ["sound:digits/1", "sound:digits/2", "sound:digits/3"]
-    assert call.variables["IVR_ENTRY"] and call.variables["IVR_ENGINE"]
+    assert call.variables["IVR_ENTRY"] == "did:100"
 
 
 async def test_star_goes_back_and_hash_repeats(sipp):

@@ -97,7 +97,7 @@ def test_play_tokens_count_from_the_last_wait(cfg):
 
 
 def test_channel_state_parses_and_never_raises():
-    st = channel_state({"IVR_ENGINE": "ab12cd", "IVR_ENTRY": "did:100", "IVR_LANGUAGE": "fr",
+    st = channel_state({"IVR_ENTRY": "did:100", "IVR_LANGUAGE": "fr",
                         "IVR_PATH": "top/a", "IVR_AWAITING": "a:7",
                         "IVR_DESTINATION": "not a destination"})
     assert (st.awaiting, st.seq, st.path, st.language) == ("a", 7, ("top", "a"), "fr")
@@ -110,13 +110,15 @@ def test_resume_in_the_menu_the_caller_waited_in(cfg):
     plan = plan_resume(cfg.tree, st, cfg.users, can_restart=True)
     assert (plan.how, plan.menu, plan.path, plan.seq) == ("menu", "a", ("top", "a"), 3)
     s = IvrSession(cfg.tree, "a", "en", "did:100", "+1555", watchdog=Watchdog())
-    acts = s.resume(plan.menu, list(plan.path), plan.seq, T0)
+    s.after_takeover(plan.seq)
+    acts = s.resume(plan.menu, list(plan.path), T0)
     play = one(acts, Play)
-    assert play.media == ("sound:digits/2",) and play.token == "p3.1"
+    # numbered after the dead engine's last wait: never the id of its prompt still playing
+    assert play.media == ("sound:digits/2",) and play.token == "p4.1"
     assert s.path == ["top", "a"]
-    # the path the channel carries is not published again; the next wait is number 4
+    # the path the channel carries is not published again; the next wait is number 5
     c = one(s.playback_finished(play.token, T0), Collect)
-    assert c.seq == 4
+    assert c.seq == 5
     s.digit("1", T0)
     assert s.path == ["top", "a", "b"]
 
@@ -141,12 +143,12 @@ def test_resume_plans(cfg, variables, can_restart, how, dest):
     assert plan.reason
 
 
-def test_stale_playbacks_are_named_from_the_previous_engine_and_last_wait():
-    st = channel_state({"IVR_ENGINE": "ab12cd", "IVR_AWAITING": "a:3"})
+def test_stale_playbacks_are_named_from_the_last_wait():
+    st = channel_state({"IVR_AWAITING": "a:3"})
     ids = stale_playbacks("chan-1", st, probes=2)
-    assert ids == ["chan-1.ab12cd.p3.1", "chan-1.ab12cd.p3.2", "chan-1.ab12cd.wake",
-                   "chan-1.ab12cd.ringback"]
-    assert stale_playbacks("chan-1", channel_state({})) == []
+    assert ids == ["chan-1.p3.1", "chan-1.p3.2", "chan-1.p3.wake", "chan-1.p3.ringback"]
+    assert stale_playbacks("chan-1", channel_state({}), probes=1) == [
+        "chan-1.p0.1", "chan-1.p0.wake", "chan-1.p0.ringback"]  # before the first wait
 
 
 def test_stasis_args_only_for_our_application():
