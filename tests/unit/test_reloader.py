@@ -16,24 +16,10 @@ from ivr_engine.config import load_config, yamlsrc
 from ivr_engine.config import reloader as reloader_mod
 from ivr_engine.config.reloader import ConfigHolder
 
+from .test_config import BASE
 from .test_config_limits import BAD_INPUTS, billion_laughs
 
-GOOD = """\
-engine:
-  ari:
-    password: secret
-messages:
-  hello: {en: hello-world}
-menus:
-  main:
-    prompt: hello
-    options:
-      "1": queue:support
-access_points:
-  - type: phone-number
-    numbers: ["+15551230000"]
-    menu: main
-"""
+GOOD = BASE  # a small valid config
 
 
 @pytest.fixture
