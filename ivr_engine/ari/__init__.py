@@ -1,10 +1,10 @@
-"""Asterisk REST Interface: typed events, an asyncio client and per-channel dispatch."""
+"""Asterisk REST Interface: typed events and models, an asyncio client and per-channel dispatch."""
 
-from .client import AriAppReplaced, AriClient, AriError, AriNotFound
+from .client import AriClient
 from .dispatch import ChannelDispatcher
+from .errors import AriAppReplaced, AriError, AriNotFound
 from .events import (
     ApplicationReplaced,
-    Channel,
     ChannelDestroyed,
     ChannelDialplan,
     ChannelDtmfReceived,
@@ -17,7 +17,6 @@ from .events import (
     Dial,
     EndpointStateChange,
     Event,
-    Playback,
     PlaybackContinuing,
     PlaybackFinished,
     PlaybackStarted,
@@ -26,6 +25,7 @@ from .events import (
     UnknownEvent,
     parse_event,
 )
+from .models import Channel, Playback
 
 __all__ = [
     "AriAppReplaced",

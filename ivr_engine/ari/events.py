@@ -7,6 +7,9 @@ becomes an :class:`UnknownEvent` that still carries the raw dict, so it never ra
 Every event has a ``channel_id`` property: the id of the channel the event is about, or None.
 For playback events that is the channel the playback targets (``target_uri`` ``channel:ID``),
 for ``Dial`` it is the *peer* (the channel being dialled).
+
+The resource models events carry (:class:`Channel`, :class:`Playback`) live in ``models.py``
+and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from .models import Channel, Playback, _int, _str, parse_channel, parse_playback
 
 __all__ = [
     "Channel",
@@ -43,92 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("ivr_engine.ari")
-
-
-def _int(value: Any, default: int | None = None) -> int | None:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-# --------------------------------------------------------------------------------------------
-# Models
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    id: str
-    name: str = ""
-    state: str = ""
-    caller_number: str = ""
-    caller_name: str = ""
-    language: str = ""
-    context: str = ""
-    exten: str = ""
-    priority: int | None = None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Channel:
-        caller = data.get("caller") or {}
-        dialplan = data.get("dialplan") or {}
-        return cls(
-            id=_str(data.get("id")),
-            name=_str(data.get("name")),
-            state=_str(data.get("state")),
-            caller_number=_str(caller.get("number")),
-            caller_name=_str(caller.get("name")),
-            language=_str(data.get("language")),
-            context=_str(dialplan.get("context")),
-            exten=_str(dialplan.get("exten")),
-            priority=_int(dialplan.get("priority")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Playback:
-    id: str
-    media_uri: str = ""
-    next_media_uri: str | None = None
-    target_uri: str = ""
-    state: str = ""
-    language: str = ""
-
-    @property
-    def channel_id(self) -> str | None:
-        if self.target_uri.startswith("channel:"):
-            return self.target_uri[len("channel:"):]
-        return None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Playback:
-        return cls(
-            id=_str(data.get("id")),
-            media_uri=_str(data.get("media_uri")),
-            next_media_uri=data.get("next_media_uri") or None,
-            target_uri=_str(data.get("target_uri")),
-            state=_str(data.get("state")),
-            language=_str(data.get("language")),
-        )
-
-
-def parse_channel(data: dict[str, Any] | None) -> Channel | None:
-    """Channel from ARI JSON, or None when ``data`` is empty/None."""
-    if not data:
-        return None
-    return Channel.from_json(data)
-
-
-def parse_playback(data: dict[str, Any] | None) -> Playback | None:
-    if not data:
-        return None
-    return Playback.from_json(data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Configuration models of the mobile apps (push credentials, PSTN fallback, SMS links,
+blocking) and of the users they wake up (``user:<name>`` targets, push-then-wait settings).
+"""
+
+# ruff: noqa: RUF012 - pydantic fields; ruff cannot see that _Model (fields.py) is a BaseModel
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from .fields import (
+    E164,
+    DestinationField,
+    Language,
+    MediaList,
+    Name,
+    _blank_secret_is_unset,
+    _Model,
+)
+
+# --------------------------------------------------------------------------- mobile apps
+
+
+class ApnsCredentials(_Model):
+    key_file: str | None = None  # .p8 token key
+    key_id: str | None = None
+    team_id: str | None = None
+    certificate_file: str | None = None  # or a PEM certificate (with its key)
+    sandbox: bool = False
+    url: str | None = None  # provider base URL (https://host:port); default per sandbox flag
+    ca_file: str | None = None  # CA bundle to verify that URL (tests with a local server)
+
+
+class FcmCredentials(_Model):
+    service_account_file: str | None = None
+    url: str | None = None  # provider base URL (tests point it at a local server)
+
+
+class PushCredentials(_Model):
+    apns: ApnsCredentials | None = None
+    fcm: FcmCredentials | None = None
+
+
+class SmsLinks(_Model):
+    enabled: bool = False
+    app_store_url: str | None = None
+    play_store_url: str | None = None
+
+
+class TokenGuessing(_Model):
+    """Wrong fallback tokens tolerated in a sliding window before calls are treated as
+    outside the app: per caller number, and per app whatever the number (caller ID can be
+    spoofed). See README "Guessing tokens" for the bound this gives."""
+
+    per_caller: int = Field(3, ge=1, le=1000)
+    per_app: int = Field(30, ge=1, le=100_000)
+    window_seconds: float = Field(600.0, ge=10, le=86_400)
+
+
+class AppFallback(_Model):
+    number: E164 | None = None
+    threshold: float | None = Field(None, ge=0, le=1)
+    match: Literal["token", "caller", "token-or-caller"] = "token"
+    token_ttl_seconds: int = Field(180, ge=30, le=3600)
+    token_digits: int = Field(6, ge=4, le=10)
+    token_wait_seconds: float = Field(8.0, gt=0, le=30)
+    guessing: TokenGuessing = TokenGuessing()
+
+
+class BlockOutside(_Model):
+    enabled: bool = False
+    message: Name | None = None
+
+
+class App(_Model):
+    ios_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+    android_id: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
+    push: PushCredentials = PushCredentials()
+    sms_links: SmsLinks = SmsLinks()
+    fallback: AppFallback = AppFallback()
+    block_outside_calls: BlockOutside = BlockOutside()
+    languages: list[Language] = []  # first = the app's default language
+    messages: dict[Name, dict[Language, MediaList]] = {}
+    api_key: SecretStr | None = None  # SDK requests must send it as a Bearer token; unset: refused
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _api_key(cls, v: object) -> object:
+        return _blank_secret_is_unset(v)
+
+
+class WakeupSettings(_Model):
+    """Push-then-wait: how long to wait for a sleeping app to register, and what the caller
+    hears meanwhile. The wait budget is loops × interval (3 × 5 s = 15 s by default)."""
+
+    mobile_loops: int = Field(3, ge=1, le=60)  # ringing device "mobile"
+    uc_mobile_loops: int = Field(3, ge=1, le=60)  # ringing device "uc+mobile"
+    interval_seconds: float = Field(5.0, gt=0, le=60)
+    hold: Literal["moh", "ringback"] = "moh"
+    moh_class: Name = "default"
+    message: Name | None = None  # played to the caller first
+    ring_seconds: int = Field(30, ge=5, le=600)  # how long a reached device rings
+
+
+class WakeupOverride(_Model):
+    mobile_loops: int | None = Field(None, ge=1, le=60)
+    uc_mobile_loops: int | None = Field(None, ge=1, le=60)
+    interval_seconds: float | None = Field(None, gt=0, le=60)
+    hold: Literal["moh", "ringback"] | None = None
+    moh_class: Name | None = None
+    message: Name | None = None
+    ring_seconds: int | None = Field(None, ge=5, le=600)
+
+
+class User(_Model):
+    """Someone a call can be sent to with ``user:<name>``."""
+
+    ringing_device: Literal["mobile", "uc", "uc+mobile"] = "mobile"
+    mobile_endpoint: Name | None = None  # PJSIP endpoint (and AOR) the mobile app registers
+    uc_endpoint: Name | None = None  # desk / web client endpoint
+    app: Name | None = None  # the mobile app whose push credentials wake the phone
+    no_answer: DestinationField | None = None  # default: voicemail:<user>@default
+    wakeup: WakeupOverride = WakeupOverride()
