@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import base64
 import collections
-import inspect
 import json
 import os
 import platform
@@ -54,13 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 
 from common import (  # noqa: E402
     asterisk_pid,
     connected_apps,
     make_log,
-    parse_ts,
     percentiles,
     proc_cpu,
     sandbox,
@@ -74,20 +71,13 @@ log = make_log("bench")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ivr_engine.ari import (  # noqa: E402
-    AriClient,
-    AriError,
-    ChannelDestroyed,
-    ChannelDialplan,
-    ChannelDtmfReceived,
-    ChannelHangupRequest,
-    ChannelStateChange,
-    ChannelVarset,
-    Event,
-    PlaybackFinished,
-    PlaybackStarted,
-    StasisEnd,
-    StasisStart,
+from ivr_engine.ari import AriClient, AriError  # noqa: E402
+from ivr_engine.testing.caller import (  # noqa: E402
+    CallerPool,
+    LocalCall,
+    PressOnLevel,
+    prompt_levels,
+    variable_levels,
 )
 
 SANDBOX = REPO / "scripts" / "asterisk-sandbox"
@@ -95,7 +85,7 @@ TREE = REPO / "bench" / "tree.yaml"
 ENGINE_APP = "ivr-bench"
 # The native context's pattern is _X. (dialplan/bench_native.conf), which does not match a
 # leading "+": the native tree ignores the DID, so it is dialled without the "+".
-ENDPOINTS = {"ari": "Local/+15550005000@bench-ari", "native": "Local/15550005000@bench-native"}
+ENTRIES = {"ari": ("+15550005000", "bench-ari"), "native": ("15550005000", "bench-native")}
 KEYS = ("1", "2", "3")
 # the engine publishes IVR_PATH only when a menu waits for a key (never, with barge-in): the
 # ARI side tells the level from the prompt that starts (bench/tree.yaml)
@@ -273,7 +263,7 @@ class EngineProcess:
         return code
 
 
-# ------------------------------------------------------------------------------ caller
+# ------------------------------------------------------------------------------ calls
 
 
 @dataclass
@@ -294,240 +284,129 @@ class CallResult:
     first_prompt_ms: float | None = None   # local: before POST /channels/create -> level 1
 
 
-class BoundedAriClient(AriClient):
-    """Fallback for an AriClient without ``max_connections``: same client, capped pool.
-
-    The caller's pool must leave room for the engine under Asterisk's http.conf
-    ``sessionlimit`` (100 by default, shared by every client), or Asterisk drops connections
-    ('HTTP session count exceeded 100 sessions')."""
-
-    def __init__(self, *args: Any, http_limit: int, **kw: Any):
-        super().__init__(*args, **kw)
-        self.http_limit = http_limit
-
-    async def open(self) -> None:
-        if self._session is not None and not self._session.closed:
-            return
-        connector = aiohttp.TCPConnector(limit=self.http_limit,
-                                         limit_per_host=self.http_limit,
-                                         keepalive_timeout=10.0)
-        self._session = aiohttp.ClientSession(
-            connector=connector, headers={"Authorization": self._auth_header},
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.request_timeout))
+def caller_pool(url: str, user: str, password: str, http_limit: int) -> CallerPool:
+    """The scripted caller (ivr_engine/testing/caller.py): its own ARI application, one
+    websocket, events routed per call. Its HTTP pool must leave room for the engine under
+    Asterisk's http.conf ``sessionlimit`` (100 by default, shared by every client), or
+    Asterisk drops connections ('HTTP session count exceeded 100 sessions')."""
+    return CallerPool(url, user, password, f"ivr-bench-caller-{uuid.uuid4().hex[:8]}",
+                      request_timeout=20.0, max_connections=http_limit)
 
 
-class Caller:
-    """One ARI connection (own application) driving many concurrent scripted calls."""
+async def run_call(pool: CallerPool, mode: str, n: int, timeout: float,
+                   args: argparse.Namespace) -> CallResult:
+    """One call of ``mode``: keys 1, 2, 3, each as its level's prompt starts (barge-in)."""
+    if mode == "ari":
+        policy = PressOnLevel(KEYS, prompt_levels(ARI_LEVEL_OF_PROMPT))
+    else:  # a native level replays after a timeout: that re-sets BENCH_LEVEL, no new key
+        policy = PressOnLevel(KEYS, variable_levels("BENCH_LEVEL"), repeat=False)
+    did, context = ENTRIES[mode]
+    call = await pool.place(did, context=context, policy=policy, timeout=timeout,
+                            formats=args.caller_format or None,
+                            silence=args.caller_audio == "silence",
+                            channel_id=f"{args.prefix}{mode}-{n}", dtmf_ms=DTMF_MS)
+    return measure(call, mode)
 
-    def __init__(self, url: str, user: str, password: str, prefix: str, audio: bool,
-                 http_limit: int, fmt: str):
-        self.app = f"ivr-bench-caller-{uuid.uuid4().hex[:8]}"
-        if "max_connections" in inspect.signature(AriClient.__init__).parameters:
-            self.ari = AriClient(url, user, password, self.app, request_timeout=20.0,
-                                 max_connections=http_limit)
-        else:
-            self.ari = BoundedAriClient(url, user, password, self.app, request_timeout=20.0,
-                                        http_limit=http_limit)
-        self.routes: dict[str, asyncio.Queue] = {}
-        self.prefix = prefix
-        self.audio = audio
-        self.fmt = fmt
-        self.events_seen = 0
-        self._runner: asyncio.Task | None = None
 
-    def _handle(self, ev: Event) -> None:
-        self.events_seen += 1
-        q = self.routes.get(ev.channel_id) if ev.channel_id is not None else None
-        if q is not None:
-            q.put_nowait((time.perf_counter(), ev))
-
-    async def __aenter__(self) -> "Caller":
-        await self.ari.open()
-        self._runner = asyncio.create_task(self.ari.run(self._handle), name="caller-ws")
-        await self.ari.wait_connected(timeout=10)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            try:
-                await self._runner
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        await self.ari.close()
-
-    async def call(self, mode: str, n: int, timeout: float) -> CallResult:
-        ari = self.ari
-        res = CallResult(mode)
-        a = f"{self.prefix}{mode}-{n}"
-        b = a + "-b"
-        q: asyncio.Queue = asyncio.Queue()
-        self.routes[a] = self.routes[b] = q
-        level = 0                          # ARI: level of the prompt; native: BENCH_LEVEL
-        pressed_at_level: set[int] = set()
-        dtmf: tuple[float | None, float] | None = None   # pending ChannelDtmfReceived on b
-        sent_local: float | None = None                  # local time of the last send_dtmf
-        sent_level = 0                                   # level the last key was sent at
-        stop_ts: float | None = None                     # ARI: PlaybackFinished after DTMF
-        t0 = time.perf_counter()
-        created = False
-
-        a_up = False              # ARI refuses DTMF (412) on a channel not answered yet
-        deferred: int | None = None
-
-        async def press(lvl: int) -> None:
-            nonlocal sent_local, sent_level, deferred
-            if lvl < 1 or lvl > len(KEYS):
-                return
-            if lvl == 1 and res.first_prompt_ms is None:
-                res.first_prompt_ms = (time.perf_counter() - t0) * 1000
-            if not a_up:
-                # b's prompt can start before a has processed the answer: press once a is Up
-                deferred = lvl
-                return
-            if lvl in pressed_at_level and mode == "native":
-                return  # a native level replays after a timeout: that re-sets BENCH_LEVEL
-            pressed_at_level.add(lvl)
+def measure(call: LocalCall, mode: str) -> CallResult:
+    """The figures of one call, from its record's timeline (Asterisk's timestamps and the
+    caller's receive times)."""
+    res = CallResult(mode, duration_ms=call.duration_ms)
+    level = 0                          # ARI: level of the prompt; native: BENCH_LEVEL
+    dtmf: tuple[float | None, float] | None = None   # pending ChannelDtmfReceived on b
+    sent: tuple[float, int] | None = None            # last key sent: local time, level
+    stop_ts: float | None = None                     # ARI: PlaybackFinished after DTMF
+    for t, ts, kind, what in call.record.timeline:
+        new_level: int | None = None
+        if kind == "key":
+            res.dtmf_events += 1
+            dtmf = (ts, t)
+        elif kind == "send":
             res.keys_sent += 1
-            sent_local = time.perf_counter()
-            sent_level = lvl
-            # between=1: ARI's DTMF stream sleeps `between` ms (default 100) after the
-            # digit, which would hold back the next key queued on the same channel.
-            await ari.send_dtmf(a, KEYS[lvl - 1], duration=DTMF_MS, between=1)
-
-        try:
-            async with asyncio.timeout(timeout):
-                # POST /channels/create (AriClient.create_channel has no `formats`):
-                # without formats the Local pair gets every audio format and runs at
-                # slin192, and Asterisk then resamples every 8 kHz frame (measured: ~90 %
-                # of its CPU under load). A PSTN trunk is ulaw/alaw.
-                params = [("endpoint", ENDPOINTS[mode]), ("app", self.app),
-                          ("channelId", a), ("otherChannelId", b)]
-                if self.fmt:
-                    params.append(("formats", self.fmt))
-                created = True     # even if the answer is lost: hang up (404 is harmless)
-                await ari.request("POST", "/channels/create", params=params)
-                await ari.subscribe(f"channel:{b}")
-                while not isinstance((await q.get())[1], StasisStart):
-                    pass
-                await ari.dial(a, timeout=int(timeout))
-                while True:
-                    t, ev = await q.get()
-                    if ev.channel_id != b:
-                        if isinstance(ev, (StasisEnd, ChannelDestroyed)) and ev.channel_id == a:
-                            res.reason = "caller channel ended"
-                            break
-                        if isinstance(ev, ChannelStateChange) and ev.channel_id == a and \
-                                ev.channel.state == "Up" and not a_up:
-                            a_up = True
-                            if self.audio:
-                                # Like a real trunk, the caller sends audio (silence) from
-                                # the answer on; without it, dialplan Answer() waits 500 ms
-                                # for a first media frame on the silent Local pair.
-                                try:
-                                    await ari.request("POST", f"/channels/{a}/silence")
-                                except AriError:
-                                    pass
-                            if deferred is not None:
-                                lvl, deferred = deferred, None
-                                await press(lvl)
-                        continue
-                    if isinstance(ev, ChannelDtmfReceived):
-                        res.dtmf_events += 1
-                        dtmf = (parse_ts(ev.timestamp), t)
-                    elif isinstance(ev, PlaybackStarted):
-                        if mode == "ari":
-                            level = ARI_LEVEL_OF_PROMPT.get(ev.playback.media_uri, level)
-                            if sent_local is not None and level > sent_level:
-                                res.from_send.append((t - sent_local) * 1000)
-                                sent_local = None
-                            if dtmf is not None:
-                                _measure(res.latencies, dtmf, ev.timestamp, t)
-                                started = parse_ts(ev.timestamp)
-                                if None not in (dtmf[0], stop_ts, started):
-                                    res.steps.append(((stop_ts - dtmf[0]) * 1000,
-                                                      (started - stop_ts) * 1000))
-                                dtmf = stop_ts = None
-                            await press(level)
-                    elif isinstance(ev, PlaybackFinished):
-                        if dtmf is not None and stop_ts is None:
-                            stop_ts = parse_ts(ev.timestamp)
-                    elif isinstance(ev, ChannelVarset):
-                        if mode == "native" and ev.variable == "BENCH_LEVEL":
-                            try:
-                                level = int(ev.value)
-                            except ValueError:
-                                continue
-                            if sent_local is not None and level > sent_level:
-                                # next level entered; its Background follows in the same ms
-                                res.from_send.append((t - sent_local) * 1000)
-                                sent_local = None
-                            await press(level)
-                    elif isinstance(ev, ChannelDialplan):
-                        app = ev.dialplan_app.lower()
-                        if app == "background" and mode == "native":  # reported as BackGround
-                            if dtmf is not None:
-                                _measure(res.latencies, dtmf, ev.timestamp, t)
-                                dtmf = None
-                        elif app == "queue":
-                            if dtmf is not None:
-                                _measure(res.handoff, dtmf, ev.timestamp, t)
-                            res.completed = level == len(KEYS)
-                            res.reason = "" if res.completed else f"queue at level {level}"
-                            break
-                    elif isinstance(ev, (ChannelHangupRequest, ChannelDestroyed)):
-                        res.reason = f"hung up at level {level}"
-                        break
-        except TimeoutError:
-            res.reason = f"timeout at level {level}"
-        except AriError as exc:
-            res.reason = (f"ARI {exc.method} .../{exc.path.rsplit('/', 1)[-1].split('?')[0]} "
-                          f"{exc.status} at level {level}: {exc.message}")
-        except Exception as exc:  # noqa: BLE001 - a failed call never stops the run
-            res.reason = f"{type(exc).__name__}: {exc}"
-        finally:
-            res.duration_ms = (time.perf_counter() - t0) * 1000
-            self.routes.pop(a, None)
-            self.routes.pop(b, None)
-            if created:
-                try:
-                    await asyncio.wait_for(ari.hangup(a), 10)
-                except Exception:  # noqa: BLE001 - drained after the round anyway
-                    pass
-        return res
-
-    async def our_channels(self) -> list[str]:
-        return [c["id"] for c in await self.ari.list_channels()
-                if str(c.get("id", "")).startswith(self.prefix)]
-
-    async def drain(self) -> int:
-        """Wait until none of our channels is left (hang up stragglers); returns leftovers."""
-        start = time.monotonic()
-        deadline = start + DRAIN_TIMEOUT
-        left: list[str] = []
-        hung_up = False
-        while time.monotonic() < deadline:
+            sent = (t, level)
+        elif kind == "prompt-end":
+            if dtmf is not None and stop_ts is None:
+                stop_ts = ts
+        elif kind == "prompt" and mode == "ari":
+            new_level = ARI_LEVEL_OF_PROMPT.get(what, level)
+            if dtmf is not None:
+                _measure(res.latencies, dtmf, ts, t)
+                if dtmf[0] is not None and stop_ts is not None and ts is not None:
+                    res.steps.append(((stop_ts - dtmf[0]) * 1000, (ts - stop_ts) * 1000))
+                dtmf = stop_ts = None
+        elif kind == "var" and mode == "native" and what.startswith("BENCH_LEVEL="):
             try:
-                left = await self.our_channels()
-            except AriError:
-                await asyncio.sleep(0.5)
-                continue
-            if not left:
-                return 0
-            if not hung_up and time.monotonic() > start + 3:  # give normal hang-ups 3 s
-                for cid in left:
-                    try:
-                        await self.ari.hangup(cid)
-                    except AriError:
-                        pass
-                hung_up = True
-            await asyncio.sleep(0.2)
-        return len(left)
+                new_level = int(what.split("=", 1)[1])
+            except ValueError:
+                pass
+        elif kind == "app":
+            app = what.split("(", 1)[0].lower()
+            if app == "background" and mode == "native":  # reported as BackGround
+                if dtmf is not None:
+                    _measure(res.latencies, dtmf, ts, t)
+                    dtmf = None
+            elif app == "queue":
+                if dtmf is not None:
+                    _measure(res.handoff, dtmf, ts, t)
+                res.completed = level == len(KEYS)
+                res.reason = "" if res.completed else f"queue at level {level}"
+                return res
+        if new_level is not None:
+            level = new_level
+            if sent is not None and level > sent[1]:
+                # next level entered (native: its Background follows in the same ms)
+                res.from_send.append((t - sent[0]) * 1000)
+                sent = None
+            if level == 1 and res.first_prompt_ms is None:
+                res.first_prompt_ms = (t - call.created_at) * 1000
+    exc = call.error
+    if call.outcome == "timeout":
+        res.reason = f"timeout at level {level}"
+    elif isinstance(exc, AriError):
+        res.reason = (f"ARI {exc.method} .../{exc.path.rsplit('/', 1)[-1].split('?')[0]} "
+                      f"{exc.status} at level {level}: {exc.message}")
+    elif exc is not None:
+        res.reason = f"{type(exc).__name__}: {exc}"
+    elif call.outcome == "caller-ended":
+        res.reason = "caller channel ended"
+    else:
+        res.reason = f"hung up at level {level}" if call.outcome == "hangup" \
+            else f"{call.outcome} at level {level}"
+    return res
 
 
-def _measure(out: list, dtmf: tuple[float | None, float], ts: str, t: float) -> None:
+async def drain(pool: CallerPool, prefix: str) -> int:
+    """Wait until none of our channels is left (hang up stragglers); returns leftovers."""
+    async def ours() -> list[str]:
+        return [c["id"] for c in await pool.ari.list_channels()
+                if str(c.get("id", "")).startswith(prefix)]
+
+    start = time.monotonic()
+    deadline = start + DRAIN_TIMEOUT
+    left: list[str] = []
+    hung_up = False
+    while time.monotonic() < deadline:
+        try:
+            left = await ours()
+        except AriError:
+            await asyncio.sleep(0.5)
+            continue
+        if not left:
+            return 0
+        if not hung_up and time.monotonic() > start + 3:  # give normal hang-ups 3 s
+            for cid in left:
+                try:
+                    await pool.ari.hangup(cid)
+                except AriError:
+                    pass
+            hung_up = True
+        await asyncio.sleep(0.2)
+    return len(left)
+
+
+def _measure(out: list, dtmf: tuple[float | None, float], ast_ev: float | None,
+             t: float) -> None:
     ast_dtmf, local_dtmf = dtmf
-    ast_ev = parse_ts(ts)
     ast_ms = (ast_ev - ast_dtmf) * 1000 if ast_dtmf is not None and ast_ev is not None else None
     out.append((ast_ms, (t - local_dtmf) * 1000))
 
@@ -558,8 +437,9 @@ class ModeStats:
     leftover_channels: int = 0
 
 
-async def run_round(caller: Caller, mode: str, calls: int, timeout: float, st: ModeStats,
-                    engine_pid: int | None, ast_pid: int | None) -> None:
+async def run_round(caller: CallerPool, args: argparse.Namespace, mode: str, calls: int,
+                    timeout: float, st: ModeStats, engine_pid: int | None,
+                    ast_pid: int | None) -> None:
     cpu0 = (proc_cpu(engine_pid), proc_cpu(ast_pid), self_cpu())
     peaks = {"ari_connections": 0, "engine_sockets": 0}
     sampling = True
@@ -577,13 +457,13 @@ async def run_round(caller: Caller, mode: str, calls: int, timeout: float, st: M
         async with asyncio.timeout(timeout + 60):      # belt and braces: calls time out first
             async with asyncio.TaskGroup() as tg:
                 for i in range(calls):
-                    tasks.append(tg.create_task(caller.call(mode, len(st.rounds) * calls + i,
-                                                            timeout)))
+                    tasks.append(tg.create_task(run_call(
+                        caller, mode, len(st.rounds) * calls + i, timeout, args)))
     finally:
         sampling = False
         await sampler
     wall = time.perf_counter() - start
-    leftover = await caller.drain()
+    leftover = await drain(caller, args.prefix)
     cpu1 = (proc_cpu(engine_pid), proc_cpu(ast_pid), self_cpu())
     results = [t.result() for t in tasks]
     done = sum(r.completed for r in results)
@@ -676,8 +556,7 @@ async def bench(args: argparse.Namespace, env: dict[str, str], engine: EnginePro
                 ast_pid: int | None) -> dict[str, Any]:
     url, user, pw = env["IVR_ARI_URL"], env["IVR_ARI_USERNAME"], env["IVR_ARI_PASSWORD"]
     stats = {"ari": ModeStats(), "native": ModeStats()}
-    async with Caller(url, user, pw, args.prefix, args.caller_audio == "silence",
-                      args.caller_http_limit, args.caller_format) as caller:
+    async with caller_pool(url, user, pw, args.caller_http_limit) as caller:
         info = await caller.ari.asterisk_info()
         version = (info.get("system") or {}).get("version")
         reload0 = (info.get("status") or {}).get("last_reload_time")
@@ -691,14 +570,14 @@ async def bench(args: argparse.Namespace, env: dict[str, str], engine: EnginePro
         if args.warmup:
             log(f"warm-up: {args.warmup} calls per mode (not counted)")
             for mode in ("ari", "native"):
-                await run_round(caller, mode, args.warmup, args.timeout, ModeStats(),
+                await run_round(caller, args, mode, args.warmup, args.timeout, ModeStats(),
                                 None, None)
         spying = False
         for r in range(args.rounds):
             for mode in (("ari", "native") if r % 2 == 0 else ("native", "ari")):
                 if mode == "ari" and args.profile == "py-spy":
                     spying = spying or engine.start_py_spy(engine.tmp / "engine.pyspy.txt")
-                await run_round(caller, mode, args.calls, args.timeout, stats[mode],
+                await run_round(caller, args, mode, args.calls, args.timeout, stats[mode],
                                 engine.pid if mode == "ari" else None, ast_pid)
                 if (engine.proc is not None and engine.proc.poll() is not None):
                     raise RuntimeError(f"engine died during the run:\n{engine.tail()}")

@@ -46,7 +46,8 @@ from common import (  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
-from tests.support.sipp import SippCaller, TrunkCall  # noqa: E402
+from ivr_engine.testing.record import CallRecord  # noqa: E402
+from ivr_engine.testing.sipp import SippCaller  # noqa: E402
 
 log = make_log("sipp-bench")
 TREE = REPO / "bench" / "tree.yaml"
@@ -74,7 +75,7 @@ def start_engine(env: dict[str, str], tmp: Path) -> subprocess.Popen:
     raise SystemExit(f"engine not ready in 30 s:\n{tail_file(tmp / 'engine.log')}")
 
 
-def failure(call: TrunkCall) -> str | None:
+def failure(call: CallRecord) -> str | None:
     """Why a call did not do what a caller expects (None: it reached the queue)."""
     if not call.channel:
         return "never reached Asterisk"
@@ -87,7 +88,7 @@ def failure(call: TrunkCall) -> str | None:
     return "ended before the queue"
 
 
-def key_latencies(call: TrunkCall, mode: str) -> list[float]:
+def key_latencies(call: CallRecord, mode: str) -> list[float]:
     """Per key: Asterisk's timestamp of the key -> of the next level's prompt start (ms)."""
     starts = []
     for _, ts, kind, what in call.timeline:

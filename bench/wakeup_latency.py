@@ -73,7 +73,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ivr_engine.ari import (  # noqa: E402
-    AriClient,
     AriError,
     ChannelDestroyed,
     ChannelStateChange,
@@ -82,6 +81,8 @@ from ivr_engine.ari import (  # noqa: E402
     StasisEnd,
     StasisStart,
 )
+from ivr_engine.testing.caller import CallerPool, LocalCall, dialplan_side  # noqa: E402
+from ivr_engine.testing.record import AriListener  # noqa: E402
 from tests.e2e import baresip_ua  # noqa: E402
 from tests.e2e.baresip_ua import Baresip  # noqa: E402
 from tests.support.push_servers import FakeFcm  # noqa: E402
@@ -93,7 +94,8 @@ POLL_APP = "ivr-wbench-poll"
 USER = "alice"                    # sandbox SIP user = the engine's user = her mobile endpoint
 APP = "wbenchapp"                 # bench/wakeup.yaml
 PUSH_TOKEN = "fcm-wbench-" + "w" * 40
-ENDPOINTS = {"engine": "Local/999@bench-wake", "baseline": "Local/999@bench-poll"}
+DID = "999"                       # Local/999@bench-wake (engine), Local/999@bench-poll
+CONTEXTS = {"engine": "bench-wake", "baseline": "bench-poll"}
 SIP_PORT = 5060
 ENGINE_READY_TIMEOUT = 30
 SANDBOX_UP_TIMEOUT = 1800         # a first `up` builds a Debian chroot (debootstrap)
@@ -388,44 +390,23 @@ class EngineProcess:
 # ------------------------------------------------------------------------------ ARI apps
 
 
-class App:
-    """One ARI application in this process: events routed per channel id to queues."""
+class App(AriListener):
+    """One ARI application in this process (``ivr_engine/testing/record.py``): events routed
+    per channel to queues (:meth:`follow`); a StasisStart nobody follows goes to
+    ``on_stasis``."""
 
     def __init__(self, url: str, user: str, password: str, name: str,
-                 on_stasis: Callable[[StasisStart], None] | None = None,
-                 on_contact: Callable[[ContactStatusChange, float], None] | None = None):
-        self.ari = AriClient(url, user, password, name, request_timeout=10.0,
-                             max_connections=8)
+                 on_stasis: Callable[[StasisStart], None] | None = None):
+        super().__init__(url, user, password, name, request_timeout=10.0, max_connections=8)
         self.name = name
-        self.routes: dict[str, asyncio.Queue] = {}
         self.on_stasis = on_stasis
-        self.on_contact = on_contact
-        self._runner: asyncio.Task | None = None
 
-    def _handle(self, ev: Event) -> None:
-        if isinstance(ev, ContactStatusChange):
-            if self.on_contact is not None:
-                self.on_contact(ev, time.time())
-            return
-        q = self.routes.get(ev.channel_id) if ev.channel_id is not None else None
-        if q is not None:
-            q.put_nowait(ev)
-        if isinstance(ev, StasisStart) and self.on_stasis is not None and q is None:
+    def follow(self, cid: str, q: asyncio.Queue) -> None:
+        self.routes[cid] = lambda _now, ev: q.put_nowait(ev)
+
+    def unrouted(self, now: float, ev: Event) -> None:
+        if isinstance(ev, StasisStart) and self.on_stasis is not None:
             self.on_stasis(ev)
-
-    async def open(self) -> None:
-        await self.ari.open()
-        self._runner = asyncio.create_task(self.ari.run(self._handle), name=f"ws-{self.name}")
-        await self.ari.wait_connected(timeout=10)
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            try:
-                await self._runner
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        await self.ari.close()
 
 
 async def next_event(q: asyncio.Queue, pred: Callable[[Event], bool], timeout: float) -> Event:
@@ -458,7 +439,7 @@ class PollingWaiter:
             return
         cid = ev.channel.id
         q: asyncio.Queue = asyncio.Queue()
-        self.app.routes[cid] = q
+        self.app.follow(cid, q)
         self.on_call(cid)
         task = asyncio.get_running_loop().create_task(self._call(cid, q), name=f"poll-{cid}")
         self.tasks.add(task)
@@ -494,7 +475,7 @@ class PollingWaiter:
                 except TimeoutError:
                     pass
             self.polls[cid] = polls
-            self.app.routes[leg] = q
+            self.app.follow(leg, q)
             await ari.create_channel(f"PJSIP/{USER}", app=self.app.name,
                                      app_args=["leg", cid], channel_id=leg, originator=cid)
             try:
@@ -571,7 +552,7 @@ class Bench:
         self.capture: WireCapture | None = None
         self.fcm: FakeFcm | None = None
         self.engine: EngineProcess | None = None
-        self.caller: App | None = None
+        self.caller: CallerPool | None = None
         self.poll_app: App | None = None
         self.waiter: PollingWaiter | None = None
         self.wake: dict[str, Callable[[], None]] = {}    # call id -> "the push arrived"
@@ -602,14 +583,17 @@ class Bench:
         self.engine.start()
         await self.engine.wait_ready()
         log(f"engine up (pid {self.engine.pid}), API {self.api_url}, FakeFcm {self.fcm.url}")
-        async with aiohttp.ClientSession(base_url=self.api_url) as http:
+        key = {"Authorization": "Bearer wbench-key"}  # bench/wakeup.yaml's app api_key
+        async with aiohttp.ClientSession(base_url=self.api_url, headers=key) as http:
             async with http.post("/v1/devices", json={
                     "app": APP, "user": USER, "platform": "android",
                     "push_token": PUSH_TOKEN, "model": "wbench"}) as r:
                 if r.status != 201:
                     raise RuntimeError(f"POST /v1/devices -> {r.status}: {await r.text()}")
         user, pw = self.env["IVR_ARI_USERNAME"], self.env["IVR_ARI_PASSWORD"]
-        self.caller = App(self.url, user, pw, self.caller_app, on_contact=self._on_contact)
+        self.caller = CallerPool(self.url, user, pw, self.caller_app, request_timeout=10.0,
+                                 max_connections=8)
+        self.caller.on_unrouted = self._on_contact
         await self.caller.open()
         # Asterisk's own timestamp of the registration event, for the breakdown only
         await self.caller.ari.subscribe(f"endpoint:PJSIP/{USER}")
@@ -693,10 +677,13 @@ class Bench:
         if fire is not None:
             fire()
 
-    def _on_contact(self, ev: ContactStatusChange, local: float) -> None:
+    def _on_contact(self, _now: float, ev: Event) -> None:
+        """The caller's application is subscribed to alice's endpoint: her contact events."""
+        if not isinstance(ev, ContactStatusChange):
+            return
         ts = parse_ts(ev.timestamp)
         if ts is not None:
-            self.contact_events.append((ts, local, ev.contact_status))
+            self.contact_events.append((ts, time.time(), ev.contact_status))
 
     def new_baresip(self, workdir: Path) -> Baresip:
         """A baresip as alice on ports nobody uses now (other test runs use the same
@@ -742,9 +729,7 @@ class Bench:
         ari = self.caller.ari
         res = CallResult(mode, wake_delay_s=round(args.delay + jitter, 4))
         a = f"{self.prefix}{n}-{mode}"
-        b = a + "-w"
-        q: asyncio.Queue = asyncio.Queue()
-        self.caller.routes[a] = q
+        b = dialplan_side(a)      # the channel the engine (or the waiter) gets
         workdir = self.tmp / f"call-{n}-{mode}"
         workdir.mkdir()
         phone = self.new_baresip(workdir)
@@ -760,18 +745,16 @@ class Bench:
             phone.start()
 
         self.wake[b] = lambda: timers.append(loop.call_later(args.delay + jitter, start_phone))
-        created = False
+        call: LocalCall | None = None
         try:
             if not await self.wait_offline(10):
                 res.reason = f"{USER} online before the call (registered by someone else?)"
                 return res
             async with asyncio.timeout(args.timeout):
-                created = True
-                await ari.create_channel(ENDPOINTS[mode], app=self.caller_app, channel_id=a,
-                                         other_channel_id=b, formats="ulaw")
-                await next_event(q, lambda e: isinstance(e, StasisStart) and e.channel_id == a,
-                                 10)
-                await ari.dial(a)
+                # the shared Local-channel caller (ivr_engine/testing/caller.py), no keys: it
+                # follows the call until we hang it up
+                call = self.caller.start(DID, context=CONTEXTS[mode], channel_id=a,
+                                         timeout=args.timeout + 30)
                 bridge = f"{b}-bridge"
                 for k in itertools.count():  # answered = the caller and the leg are bridged
                     found = await ari.request("GET", "/bridges")
@@ -782,11 +765,11 @@ class Bench:
                         # wait budget... forever, in fact (see README): do not wait for it
                         res.reason = "engine: cannot ring: " + self.engine_cannot_ring(b)
                         return res
-                    if not q.empty():
-                        ev = q.get_nowait()
-                        if isinstance(ev, (StasisEnd, ChannelDestroyed)) and ev.channel_id == a:
-                            res.reason = "call ended before it was answered"
-                            return res
+                    if call.done:
+                        if call.error is not None:
+                            raise call.error
+                        res.reason = "call ended before it was answered"
+                        return res
                     await asyncio.sleep(0.02)
             res.ok = True
         except TimeoutError:
@@ -798,11 +781,9 @@ class Bench:
             self.wake.pop(b, None)
             for t in timers:      # a phone that has not started yet never will
                 t.cancel()
-            if created:
-                try:
-                    await ari.hangup(a)
-                except AriError:
-                    pass
+            if call is not None:
+                call.hang_up()
+                await call.finished()
                 for _ in range(100):
                     try:
                         if await ari.get_channel(b) is None:
@@ -810,7 +791,6 @@ class Bench:
                     except AriError:
                         break
                     await asyncio.sleep(0.05)
-            self.caller.routes.pop(a, None)
             await phone.stop()
             self.baresips.remove(phone)
             if not await self.wait_offline(10):
@@ -881,7 +861,7 @@ class Bench:
                 base["waiter_errors"] = self.waiter.errors[:10]
         if self.engine is not None:
             eng["engine_cannot_ring_lines"] = len(re.findall(
-                rf"call {re.escape(self.prefix)}\d+-engine-w: cannot ring", self.engine.text()))
+                rf"call {re.escape(self.prefix)}\d+-engine-ivr: cannot ring", self.engine.text()))
         ep50 = eng["register_to_invite_ms"]["p50"]
         bp50 = base["register_to_invite_ms"]["p50"]
         ep99 = eng["register_to_invite_ms"]["p99"]

@@ -103,7 +103,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    from .calls.caller import place_call
+    from .testing.caller import place_call
 
     loaded = _load_with_keys(args)
     if loaded is None:
@@ -123,7 +123,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .calls.engine import run_engine
+    from .main import run_engine
 
     cfg = _load(args.config)
     if cfg is None:

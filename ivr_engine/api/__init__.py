@@ -11,60 +11,9 @@
   ``engine.api.admin_token``.
 - ``GET /v1/health`` — public.
 
-Errors are RFC 9457 problem documents (``application/problem+json``, ``problems``).
-Authentication fails closed (``auth``), SDK routes are rate limited (``guards``), and every
-body goes through one bounded parser (``input``).
+Each feature owns its routes (``apps/http.py``, ``wakeup/http.py``, ``calls/http.py``);
+``app.py`` assembles them. This package holds what they share: errors as RFC 9457 problem
+documents (``problems``), authentication that fails closed (``auth``), rate limits
+(``guards``, ``ratelimit``), one bounded body parser (``input``) and the handlers' context.
+It imports no feature, so features may import it.
 """
-
-from __future__ import annotations
-
-import asyncio
-import logging
-from dataclasses import asdict
-
-from aiohttp import web
-
-from .admin import admin_routes
-from .context import ApiContext
-from .input import MAX_BODY_BYTES
-from .problems import problem_middleware
-from .sdk import sdk_routes
-
-__all__ = ["ApiContext", "build_app", "serve"]
-
-log = logging.getLogger("ivr_engine.api")
-
-
-def build_app(ctx: ApiContext) -> web.Application:
-    routes = web.RouteTableDef()
-
-    @routes.get("/v1/health")
-    async def health(request: web.Request) -> web.Response:
-        engine = ctx.engine
-        notifier = engine.services.notifier if engine else None
-        return web.json_response({
-            "status": "ok",
-            "ari_connected": bool(engine and engine.ari.connected),
-            "calls_in_ivr": len(engine.calls) if engine else 0,
-            "context_webhook": asdict(notifier.stats) if notifier else None,
-        })
-
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_middleware])
-    app.add_routes(routes)
-    app.add_routes(sdk_routes(ctx))
-    app.add_routes(admin_routes(ctx))
-    return app
-
-
-async def serve(app: web.Application, listen: str) -> None:
-    """Serve until cancelled (run it in the engine's TaskGroup)."""
-    host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, int(port))
-    await site.start()
-    log.info("HTTP API listening on %s", listen)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()

@@ -15,8 +15,9 @@ class ApiContext:
     config: Callable[[], Any]  # returns the current Config snapshot (reloads swap it)
     store: Any
     registry: Any
-    engine: Any = None  # the Engine: active CallSessions (transfers inside the IVR)
-    ami: Any = None  # AmiClient: transfers of calls already handed to the dialplan
+    calls: Any = None  # calls.manager.Calls: live sessions (transfers inside the IVR)
+    nodes: list = field(default_factory=list)  # AsteriskNode: ARI state, AMI redirects
+    notifier: Any = None  # calls.webhook.ContextNotifier: delivery stats for /v1/health
     clock: Callable[[], dt.datetime] = field(
         default=lambda: dt.datetime.now(dt.timezone.utc))
     randbelow: Callable[[int], int] = secrets.randbelow

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .problems import Problem
+from .problems import Problem, invalid
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 32
@@ -37,8 +37,9 @@ def _too_large() -> Problem:
                    f"the request body is limited to {MAX_BODY_BYTES} bytes")
 
 
-def _invalid(detail: str, field: str | None) -> Problem:
-    return Problem(422, "Invalid request", detail, field=field)
+def is_text(value: object, limit: int) -> bool:
+    """A printable string of at most ``limit`` characters (ids, versions, phone numbers)."""
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
 
 
 # A number JSON can write but the API cannot take (NaN, Infinity, 1e400, a 400-digit
@@ -99,16 +100,16 @@ def check_values(body: dict[str, Any]) -> None:
             for key, item in value.items():
                 if _SURROGATE.search(key):
                     where = _field(path)
-                    raise _invalid(f"a key {'in ' + where if where else 'of the body'} is not "
+                    raise invalid(f"a key {'in ' + where if where else 'of the body'} is not "
                                    "valid Unicode (lone surrogate)", where)
                 stack.append((path + (key,), item))
         elif isinstance(value, list):
             stack.extend((path + (i,), item) for i, item in enumerate(value))
         elif isinstance(value, str) and _SURROGATE.search(value):
-            raise _invalid(f"{_field(path)} is not valid Unicode text (lone surrogate)",
+            raise invalid(f"{_field(path)} is not valid Unicode text (lone surrogate)",
                            _field(path))
         elif value is _UNFIT:
-            raise _invalid(f"{_field(path)} must be a finite number with at most "
+            raise invalid(f"{_field(path)} must be a finite number with at most "
                            f"{MAX_INT_DIGITS} digits", _field(path))
 
 

@@ -74,3 +74,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         log.exception("unexpected error answering %s %r", request.method, request.path)
         return problem_response(500, "Internal Server Error", "the engine failed to answer "
                                 "this request; the error is in its log", request.path)
+
+
+def invalid(detail: str, field: str | None) -> Problem:
+    """422 for a field the request got wrong (named in ``field``)."""
+    return Problem(422, "Invalid request", detail, field=field)

@@ -7,7 +7,6 @@ from typing import Iterator
 
 from ..ivr.tree import EntryPoint, IvrTree
 from ..routing.entry import AppEntry, RoutingTable, Segment, number_variants
-from ..routing.guard import GuessLimits
 from .model import (
     ConfigModel,
     MobileAppAccessPoint,
@@ -263,8 +262,6 @@ def compile_routing(model: ConfigModel, tree: IvrTree) -> RoutingTable:
             fallback_number=fb.number, threshold=fb.threshold, match=fb.match,
             token_ttl_seconds=fb.token_ttl_seconds, token_digits=fb.token_digits,
             token_wait_seconds=fb.token_wait_seconds,
-            guess_limits=GuessLimits(fb.guessing.per_caller, fb.guessing.per_app,
-                                     fb.guessing.window_seconds),
             block_outside=app.block_outside_calls.enabled,
             block_message=app.block_outside_calls.message)
         if fb.number:

@@ -1,8 +1,11 @@
 """The shape of the YAML, as pydantic v2 models (frozen, unknown keys refused).
 
 Field-level rules live here; rules that need the whole document (does that menu exist? is
-that sub-menu shared by two parents?) live in ``validate.py``.
+that sub-menu shared by two parents?) live in ``validate.py``.  The shared field types live in
+``fields.py``, the mobile-app and user models in ``model_apps.py``; both are re-exported here.
 """
+
+# ruff: noqa: RUF012 - pydantic fields; ruff cannot see that _Model (fields.py) is a BaseModel
 
 from __future__ import annotations
 
@@ -10,51 +13,36 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
 
-from ..ivr.destinations import Destination, Dial0, parse_destination, parse_dial0
-from ..ivr.messages import is_language, normalize_media
+from ..ivr.destinations import Destination, Dial0
 from ..ivr.schedule import TimeRange, parse_dates, parse_days, parse_range
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-def _dest(v: object) -> Destination:
-    if isinstance(v, Destination):
-        return v
-    return parse_destination(v)  # type: ignore[arg-type]
-
-
-def _dial0(v: object) -> Dial0:
-    if isinstance(v, Dial0):
-        return v
-    return parse_dial0(v)  # type: ignore[arg-type]
-
-
-def _language(v: str) -> str:
-    if not is_language(v):
-        raise ValueError(f"{v!r} is not a language code like en, fr or pt_BR")
-    return v
-
-
-def _timezone(v: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{v!r} is not an IANA timezone like Europe/Paris") from None
-    return v
+from .fields import (  # noqa: F401 - re-exported: the shared field types
+    E164,
+    CallerPattern,
+    DestinationField,
+    Dial0Field,
+    Language,
+    MediaList,
+    Name,
+    Number,
+    Timezone,
+    _blank_secret_is_unset,
+    _Model,
+)
+from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay importable
+    ApnsCredentials,
+    App,
+    AppFallback,
+    BlockOutside,
+    FcmCredentials,
+    PushCredentials,
+    SmsLinks,
+    TokenGuessing,
+    User,
+    WakeupOverride,
+    WakeupSettings,
+)
 
 
 def _listen(v: str) -> str:
@@ -62,13 +50,6 @@ def _listen(v: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{v!r} is not host:port")
     return v
-
-
-DestinationField = Annotated[Destination, BeforeValidator(_dest)]
-Dial0Field = Annotated[Dial0, BeforeValidator(_dial0)]
-Language = Annotated[str, AfterValidator(_language)]
-Timezone = Annotated[str, AfterValidator(_timezone)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
 
 
 # --------------------------------------------------------------------------- engine
@@ -94,17 +75,6 @@ class AmiSettings(_Model):
     port: int = Field(5038, gt=0, lt=65536)
     username: str = "ivr-engine"
     password: SecretStr | None = None
-
-
-def _blank_secret_is_unset(v: object) -> object:
-    """``${VAR:-}`` yields an empty string: that means "not configured", never "the empty
-    secret" (which an empty ``Bearer`` would match). Surrounding whitespace cannot travel in a
-    header, so it is dropped."""
-    if isinstance(v, SecretStr):
-        v = v.get_secret_value()
-    if isinstance(v, str):
-        return v.strip() or None
-    return v
 
 
 class RateLimit(_Model):
@@ -140,6 +110,7 @@ class DialplanSettings(_Model):
     queue: Name = "ivr-engine-queue"
     voicemail: Name = "ivr-engine-voicemail"
     endpoint: Name = "ivr-engine-endpoint"
+    fallback: Name = "ivr-engine-fallback"  # message + default queue when the engine cannot
     endpoint_ring_seconds: int = Field(30, ge=1, le=600)
 
 
@@ -221,17 +192,6 @@ class ScheduleModel(_Model):
 # --------------------------------------------------------------------------- menus
 
 
-def _media_list(v: object) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ValueError("expected a sound reference or a non-empty list of them")
-    return tuple(normalize_media(x) for x in v)
-
-
-MediaList = Annotated[tuple[str, ...], BeforeValidator(_media_list)]
-
-
 def _option_key(key: str) -> str:
     if key in ("0", "*", "#"):
         what = {"0": "the menu's dial0 policy", "*": "'back to parent'", "#": "'repeat'"}[key]
@@ -277,9 +237,7 @@ class Menu(_Model):
     after_hours: AfterHours | None = None
 
 
-Number = Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]
-E164 = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
-CallerPattern = Annotated[str, Field(pattern=r"^\+?[0-9]{1,20}\*?$")]
+# --------------------------------------------------------------------------- access points
 
 
 class PhoneNumberAccessPoint(_Model):
@@ -323,109 +281,7 @@ AccessPoint = Annotated[
 ]
 
 
-# --------------------------------------------------------------------------- mobile apps
-
-
-class ApnsCredentials(_Model):
-    key_file: str | None = None  # .p8 token key
-    key_id: str | None = None
-    team_id: str | None = None
-    certificate_file: str | None = None  # or a PEM certificate (with its key)
-    sandbox: bool = False
-    url: str | None = None  # provider base URL (https://host:port); default per sandbox flag
-    ca_file: str | None = None  # CA bundle to verify that URL (tests with a local server)
-
-
-class FcmCredentials(_Model):
-    service_account_file: str | None = None
-    url: str | None = None  # provider base URL (tests point it at a local server)
-
-
-class PushCredentials(_Model):
-    apns: ApnsCredentials | None = None
-    fcm: FcmCredentials | None = None
-
-
-class SmsLinks(_Model):
-    enabled: bool = False
-    app_store_url: str | None = None
-    play_store_url: str | None = None
-
-
-class TokenGuessing(_Model):
-    """Wrong fallback tokens tolerated in a sliding window before calls are treated as
-    outside the app: per caller number, and per app whatever the number (caller ID can be
-    spoofed). See README "Guessing tokens" for the bound this gives."""
-
-    per_caller: int = Field(3, ge=1, le=1000)
-    per_app: int = Field(30, ge=1, le=100_000)
-    window_seconds: float = Field(600.0, ge=10, le=86_400)
-
-
-class AppFallback(_Model):
-    number: E164 | None = None
-    threshold: float | None = Field(None, ge=0, le=1)
-    match: Literal["token", "caller", "token-or-caller"] = "token"
-    token_ttl_seconds: int = Field(180, ge=30, le=3600)
-    token_digits: int = Field(6, ge=4, le=10)
-    token_wait_seconds: float = Field(8.0, gt=0, le=30)
-    guessing: TokenGuessing = TokenGuessing()
-
-
-class BlockOutside(_Model):
-    enabled: bool = False
-    message: Name | None = None
-
-
-class App(_Model):
-    ios_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
-    android_id: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
-    push: PushCredentials = PushCredentials()
-    sms_links: SmsLinks = SmsLinks()
-    fallback: AppFallback = AppFallback()
-    block_outside_calls: BlockOutside = BlockOutside()
-    languages: list[Language] = []  # first = the app's default language
-    messages: dict[Name, dict[Language, MediaList]] = {}
-    api_key: SecretStr | None = None  # SDK requests must send it as a Bearer token; unset: refused
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _api_key(cls, v: object) -> object:
-        return _blank_secret_is_unset(v)
-
-
-class WakeupSettings(_Model):
-    """Push-then-wait: how long to wait for a sleeping app to register, and what the caller
-    hears meanwhile. The wait budget is loops × interval (3 × 5 s = 15 s by default)."""
-
-    mobile_loops: int = Field(3, ge=1, le=60)  # ringing device "mobile"
-    uc_mobile_loops: int = Field(3, ge=1, le=60)  # ringing device "uc+mobile"
-    interval_seconds: float = Field(5.0, gt=0, le=60)
-    hold: Literal["moh", "ringback"] = "moh"
-    moh_class: Name = "default"
-    message: Name | None = None  # played to the caller first
-    ring_seconds: int = Field(30, ge=5, le=600)  # how long a reached device rings
-
-
-class WakeupOverride(_Model):
-    mobile_loops: int | None = Field(None, ge=1, le=60)
-    uc_mobile_loops: int | None = Field(None, ge=1, le=60)
-    interval_seconds: float | None = Field(None, gt=0, le=60)
-    hold: Literal["moh", "ringback"] | None = None
-    moh_class: Name | None = None
-    message: Name | None = None
-    ring_seconds: int | None = Field(None, ge=5, le=600)
-
-
-class User(_Model):
-    """Someone a call can be sent to with ``user:<name>``."""
-
-    ringing_device: Literal["mobile", "uc", "uc+mobile"] = "mobile"
-    mobile_endpoint: Name | None = None  # PJSIP endpoint (and AOR) the mobile app registers
-    uc_endpoint: Name | None = None  # desk / web client endpoint
-    app: Name | None = None  # the mobile app whose push credentials wake the phone
-    no_answer: DestinationField | None = None  # default: voicemail:<user>@default
-    wakeup: WakeupOverride = WakeupOverride()
+# --------------------------------------------------------------------------- document
 
 
 class Checks(_Model):

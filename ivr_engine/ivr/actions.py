@@ -72,7 +72,7 @@ class RecordCallback:
 @dataclass(frozen=True, slots=True)
 class RingUser:
     """Wake the user's devices as needed and ring them (the shell's push-then-wait); the
-    shell answers with ``IvrSession.ring_finished(token, answered)``."""
+    shell answers with ``IvrRuntime.ring_finished(token, answered)``."""
 
     user: str
     token: str

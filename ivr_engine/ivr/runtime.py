@@ -1,6 +1,6 @@
-"""The IVR session state machine. Pure: events in, actions out, no I/O.
+"""The IVR runtime: the state machine of one call in the menus. Pure: events in, actions out.
 
-One ``IvrSession`` per call. The shell feeds it ``start``, ``digit``, ``timer_fired`` and
+One ``IvrRuntime`` per call. The shell feeds it ``start``, ``digit``, ``timer_fired`` and
 ``playback_finished`` (each with the current time, which schedules read) and executes the
 returned actions in order. Stale tokens (a timer or playback the session no longer waits for)
 are ignored, so the shell never has to worry about races between a key and a timer.
@@ -26,7 +26,7 @@ hand-off contexts of the dialplan disarm it.
 Play tokens are ``p<seq>.<k>``: the k-th playback since the menu wait number ``seq`` (the
 number published in ``IVR_AWAITING``). An engine that takes over a call after a crash can
 therefore name, and stop, the prompt that may still be playing, and numbers its own from
-``seq + 1`` (:meth:`IvrSession.after_takeover`), which the dead engine never reached.
+``seq + 1`` (:meth:`IvrRuntime.after_takeover`), which the dead engine never reached.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class _Playing:
 
 
 @dataclass
-class IvrSession:
+class IvrRuntime:
     tree: IvrTree
     entry_menu: str
     language: str

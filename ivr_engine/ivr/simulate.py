@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from ..routing.entry import EntryDecision
 from .actions import Collect, Hangup, HandOff, Play, RecordCallback, RingUser
-from .runtime import IvrSession
+from .runtime import IvrRuntime
 from .tree import IvrTree
 
 VALID_TOKENS = set("0123456789*#") | {"t"}
@@ -30,7 +30,7 @@ def parse_dtmf(text: str) -> list[str]:
 
 def simulate(tree: IvrTree, decision: EntryDecision, *, caller: str, keys: Sequence[str],
              at: dt.datetime, max_steps: int = 1000) -> dict[str, Any]:
-    session = IvrSession(tree, decision.entry.menu if decision.entry else "",
+    session = IvrRuntime(tree, decision.entry.menu if decision.entry else "",
                          decision.language, decision.label, caller, decision.app)
     now = at
     pending = list(keys)

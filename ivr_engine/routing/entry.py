@@ -19,7 +19,6 @@ from typing import Mapping
 
 from ..ivr.destinations import Destination
 from ..ivr.tree import EntryPoint
-from .guard import GuessLimits
 
 
 def normalize_number(number: str) -> str:
@@ -69,7 +68,6 @@ class AppEntry:
     token_wait_seconds: float
     block_outside: bool
     block_message: str | None
-    guess_limits: GuessLimits = GuessLimits()
 
     @property
     def active(self) -> bool:

@@ -7,8 +7,8 @@ application subscribed to an endpoint the channel events of that endpoint's chan
 every key of a PJSIP caller would reach the call twice.
 
 Asterisk sends a ``ContactStatusChange`` the moment a REGISTER creates a contact. A call
-waiting for that AOR gets a :class:`ContactAvailable` on its own event queue at once: no
-polling. Push parameters found in the contact URI are stored as the user's device.
+waiting for that AOR gets a :class:`ContactAvailable` posted on its own event queue at once:
+no polling. Push parameters found in the contact URI are stored as the user's device.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class ContactWatcher:
         self.ari = ari
         self.store = store
         self.config = config
-        self._waiters: dict[str, set[asyncio.Queue]] = {}
+        self._waiters: dict[str, set[Callable[[object], None]]] = {}  # aor -> posts
         self._bindings: asyncio.Queue[tuple[str, PushBinding]] = asyncio.Queue(1000)
         self._resubscribe = asyncio.Event()
         self.ready = asyncio.Event()  # subscribed since the last (re)connect
@@ -67,8 +67,8 @@ class ContactWatcher:
             return
         aor = aor_of(ev.aor or ev.endpoint_resource)
         now = time.monotonic()
-        for queue in self._waiters.get(aor, ()):
-            queue.put_nowait(ContactAvailable(aor, ev.uri, now))
+        for post in self._waiters.get(aor, ()):
+            post(ContactAvailable(aor, ev.uri, now))
         binding = parse_push_params(ev.uri)
         if binding is not None:
             try:
@@ -76,13 +76,14 @@ class ContactWatcher:
             except asyncio.QueueFull:
                 log.error("dropped an RFC 8599 binding for %s (queue full)", aor)
 
-    def watch(self, aor: str, queue: asyncio.Queue) -> None:
-        self._waiters.setdefault(aor, set()).add(queue)
+    def watch(self, aor: str, post: Callable[[object], None]) -> None:
+        """``post(ContactAvailable)`` when ``aor`` registers (it puts it on a call's queue)."""
+        self._waiters.setdefault(aor, set()).add(post)
 
-    def unwatch(self, aor: str, queue: asyncio.Queue) -> None:
+    def unwatch(self, aor: str, post: Callable[[object], None]) -> None:
         waiting = self._waiters.get(aor)
         if waiting is not None:
-            waiting.discard(queue)
+            waiting.discard(post)
             if not waiting:
                 del self._waiters[aor]
 

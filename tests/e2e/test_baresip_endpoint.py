@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ivr_engine.ari import AriClient
-from ivr_engine.calls.caller import CallerPool
+from ivr_engine.testing.caller import CallerPool
 
 from ..integration.engine_proc import start_engine
 

@@ -84,14 +84,14 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
 
 async def local_call(ari, did: str, prefix: str, context: str = "from-pstn") -> tuple[str, str]:
     """Start a PSTN-like call into ``context`` from a test ARI client (see tests/integration/
-    conftest.py); returns (caller side ;1 in the test app, engine side ;2, subscribed)."""
+    conftest.py), the Local pair of ``ivr_engine.testing.caller``; returns (caller side ;1 in
+    the test app, engine side ;2, subscribed). The test drives it from ``ari.events``."""
+    from ivr_engine.testing.caller import create_local_pair
+
     from .conftest import next_event
 
     a = f"{prefix}-{ari.app}"
-    b = a + "-ivr"
-    await ari.create_channel(f"Local/{did}@{context}", app=ari.app, channel_id=a,
-                             other_channel_id=b)
-    await ari.subscribe(f"channel:{b}")
+    b = await create_local_pair(ari, did, context, a)
     await next_event(ari.events, "StasisStart", timeout=5, predicate=lambda e: e.channel_id == a)
     await ari.dial(a)
     return a, b

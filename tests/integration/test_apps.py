@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ivr_engine.calls.caller import CallerPool
+from ivr_engine.testing.caller import CallerPool
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import local_call, start_engine

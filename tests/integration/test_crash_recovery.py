@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.rtp_pcap import Key
-from tests.support.sipp import SippCaller
+from ivr_engine.testing.rtp_pcap import Key
+from ivr_engine.testing.sipp import SippCaller
 
 from .engine_proc import start_engine
 
@@ -58,10 +58,11 @@ def report(name: str, values: list[float]) -> dict:
 async def test_sigkill_then_restart_resumes_every_caller_in_its_menu(sandbox, tmp_path, sipp):
     engine = await start_engine(sandbox, tmp_path / "first", config=CRASH)
     # keys long after the restart: waits --1--> second --1--> queue support
-    calls, finished = sipp.launch("200", [Key("1", 12000), Key("1", 14000)], calls=N,
-                                  concurrency=N, rate=50, hold_ms=20000)
-    run = asyncio.ensure_future(finished)
+    run = None
     try:
+        calls, finished = sipp.launch("200", [Key("1", 12000), Key("1", 14000)], calls=N,
+                                      concurrency=N, rate=50, hold_ms=20000)
+        run = asyncio.ensure_future(finished)
         await until(lambda: all(c.variables.get("IVR_AWAITING") == "waits:1" for c in calls),
                     15, "20 callers waiting in the menu")
         engine.proc.kill()
@@ -86,16 +87,18 @@ async def test_sigkill_then_restart_resumes_every_caller_in_its_menu(sandbox, tm
         assert all(c.path == ["waits", "second"] for c in result.calls)
         assert await second.stop() == 0, second.log()
     finally:
-        run.cancel()
+        if run is not None:
+            run.cancel()
         await engine.stop()
 
 
 async def test_engine_never_back_watchdog_sends_callers_to_the_fallback(sandbox, tmp_path,
                                                                         sipp):
     engine = await start_engine(sandbox, tmp_path, config=CRASH)
-    calls, finished = sipp.launch("205", "", calls=N, concurrency=N, rate=50, hold_ms=16000)
-    run = asyncio.ensure_future(finished)
+    run = None
     try:
+        calls, finished = sipp.launch("205", "", calls=N, concurrency=N, rate=50, hold_ms=16000)
+        run = asyncio.ensure_future(finished)
         await until(lambda: all(c.variables.get("IVR_AWAITING") == "waits-5:1" for c in calls),
                     15, "20 callers waiting in the 5 s menu")
         engine.proc.kill()
@@ -113,15 +116,17 @@ async def test_engine_never_back_watchdog_sends_callers_to_the_fallback(sandbox,
         assert all(c.variables.get("IVR_FALLBACK") == "1" for c in calls)
         await run
     finally:
-        run.cancel()
+        if run is not None:
+            run.cancel()
         await engine.stop()
 
 
 async def test_sigterm_stops_the_prompt_then_the_fallback(sandbox, tmp_path, sipp):
     engine = await start_engine(sandbox, tmp_path, config=CRASH)
-    calls, finished = sipp.launch("201", "", calls=N, concurrency=N, rate=50, hold_ms=14000)
-    run = asyncio.ensure_future(finished)
+    run = None
     try:
+        calls, finished = sipp.launch("201", "", calls=N, concurrency=N, rate=50, hold_ms=14000)
+        run = asyncio.ensure_future(finished)
         await until(lambda: all(len(c.prompts) >= 2 for c in calls), 15,
                     "20 callers in the middle of the long prompt")
         term = time.monotonic()
@@ -134,16 +139,18 @@ async def test_sigterm_stops_the_prompt_then_the_fallback(sandbox, tmp_path, sip
         assert all(len(c.prompts) < 8 for c in calls)  # the 16-part prompt was cut short
         await run
     finally:
-        run.cancel()
+        if run is not None:
+            run.cancel()
         await engine.stop()
 
 
 async def test_sigkill_mid_prompt_the_new_engine_stops_the_old_prompt(sandbox, tmp_path,
                                                                       sipp):
     engine = await start_engine(sandbox, tmp_path / "first", config=CRASH)
-    calls, finished = sipp.launch("201", "", calls=N, concurrency=N, rate=50, hold_ms=16000)
-    run = asyncio.ensure_future(finished)
+    run = None
     try:
+        calls, finished = sipp.launch("201", "", calls=N, concurrency=N, rate=50, hold_ms=16000)
+        run = asyncio.ensure_future(finished)
         await until(lambda: all(len(c.prompts) >= 2 for c in calls), 15,
                     "20 callers in the middle of the 14 s prompt")
         engine.proc.kill()
@@ -160,5 +167,6 @@ async def test_sigkill_mid_prompt_the_new_engine_stops_the_old_prompt(sandbox, t
         assert second.log().count("stopped 1 stale playback(s)") == N, second.log()
         assert await second.stop() == 0, second.log()
     finally:
-        run.cancel()
+        if run is not None:
+            run.cancel()
         await engine.stop()

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from ivr_engine.calls.caller import CallerPool
-from tests.support.sipp import SippCaller
+from ivr_engine.testing.caller import CallerPool
+from ivr_engine.testing.sipp import SippCaller
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import FIXTURE, local_call, start_engine

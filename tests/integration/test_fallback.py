@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr_engine.calls.caller import CallerPool
+from ivr_engine.testing.caller import CallerPool
 
 from .engine_proc import app_connected
 

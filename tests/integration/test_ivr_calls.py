@@ -14,7 +14,7 @@ import sqlite3
 
 import pytest
 
-from ivr_engine.calls.caller import CallerPool
+from ivr_engine.testing.caller import CallerPool
 from ivr_engine.config import load_config
 from ivr_engine.ivr.simulate import parse_dtmf, simulate
 from ivr_engine.routing.entry import route_pstn

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.sipp import SippCaller
+from ivr_engine.testing.sipp import SippCaller
 
 from .engine_proc import start_engine
 
@@ -49,7 +49,7 @@ async def token(engine, **body) -> str:
 
 def post_dial(digits: str, then: str = "", then_at: int = 3500) -> list:
     """The phone's post-dial DTMF right after the answer, then menu keys."""
-    from tests.support.rtp_pcap import Key, keys_at
+    from ivr_engine.testing.rtp_pcap import Key, keys_at
     keys = keys_at(digits, 400, 220, duration_ms=100)
     return keys + [Key(k, then_at + i * 700) for i, k in enumerate(then.split())]
 

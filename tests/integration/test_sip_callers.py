@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.rtp_pcap import Key
-from tests.support.sipp import SippCaller
+from ivr_engine.testing.rtp_pcap import Key
+from ivr_engine.testing.sipp import SippCaller
 
 from .engine_proc import start_engine
 

@@ -18,7 +18,8 @@ from typing import Sequence
 import pytest
 from aiohttp import test_utils
 
-from ivr_engine.api import ApiContext, build_app
+from ivr_engine.api.app import build_app
+from ivr_engine.api.context import ApiContext
 from ivr_engine.api.ratelimit import TokenBuckets
 from ivr_engine.calls.registry import CallInfo, CallRegistry
 from ivr_engine.config import parse_config

@@ -19,7 +19,7 @@ from ivr_engine.ivr.actions import (
     StopPlayback,
 )
 from ivr_engine.ivr.destinations import Destination
-from ivr_engine.ivr.runtime import IvrSession
+from ivr_engine.ivr.runtime import IvrRuntime
 from ivr_engine.ivr.simulate import parse_dtmf, simulate
 from ivr_engine.routing.entry import (
     Segment,
@@ -28,7 +28,7 @@ from ivr_engine.routing.entry import (
     route_app,
     route_pstn,
 )
-from ivr_engine.routing.fallback import (
+from ivr_engine.apps.plans import (
     PlanError,
     clean_custom_data,
     dial_string,
@@ -385,7 +385,7 @@ def test_transfer_to_other_kinds_is_422(cfg, dest):
 
 
 def first_play(tree, menu, language, app):
-    s = IvrSession(tree, menu, language, f"app:{app}" if app else "did:x", "", app=app)
+    s = IvrRuntime(tree, menu, language, f"app:{app}" if app else "did:x", "", app=app)
     acts = s.start(NOW)
     assert isinstance(acts[0], Answer)
     p = one(acts, Play)
@@ -472,7 +472,7 @@ def test_star_in_app_sub_menu_and_hand_off_keeps_app(cfg):
 
 
 def test_transfer_while_a_prompt_plays_stops_it_then_hands_off(cfg):
-    s = IvrSession(cfg.tree, "cust", "fr", "app:customer", "+15551112222", app="customer")
+    s = IvrRuntime(cfg.tree, "cust", "fr", "app:customer", "+15551112222", app="customer")
     start = s.start(NOW)
     v = dict(next(a for a in start if isinstance(a, SetVariables)).variables)
     assert v["IVR_APP"] == "customer" and v["IVR_LANGUAGE"] == "fr"
@@ -487,7 +487,7 @@ def test_transfer_while_a_prompt_plays_stops_it_then_hands_off(cfg):
 
 
 def test_transfer_while_waiting_for_a_key_cancels_the_timer(cfg):
-    s = IvrSession(cfg.tree, "cust", "fr", "app:customer", "", app="customer")
+    s = IvrRuntime(cfg.tree, "cust", "fr", "app:customer", "", app="customer")
     p = one(s.start(NOW), Play)
     c = one(s.playback_finished(p.token, NOW), Collect)
     acts = s.transfer(Destination("endpoint", "agent-7"), NOW)
@@ -498,7 +498,7 @@ def test_transfer_while_waiting_for_a_key_cancels_the_timer(cfg):
 
 
 def test_transfer_into_a_menu_plays_its_prompt(cfg):
-    s = IvrSession(cfg.tree, "cust", "fr", "app:customer", "", app="customer")
+    s = IvrRuntime(cfg.tree, "cust", "fr", "app:customer", "", app="customer")
     p = one(s.start(NOW), Play)
     acts = s.transfer(Destination("menu", "cust-sub"), NOW)
     assert acts[0] == StopPlayback(p.token)

@@ -72,3 +72,66 @@ def test_schema_lists_keys():
     r = cli("schema")
     schema = json.loads(r.stdout)
     assert "menus" in schema["properties"] and "access_points" in schema["properties"]
+
+
+def test_call_json_shape_from_the_call_record():
+    """`call --json` prints LocalCall.as_dict(), built from the CallRecord of the call's
+    dialplan side: simulate's keys (prompts, path, destination) plus the live call's own.
+    Offline: the record is fed ARI events as Asterisk sends them."""
+    from ivr_engine.ari import parse_event
+    from ivr_engine.testing.caller import (HANG_UP, LocalCall, PressOnAwaiting, PressOnLevel,
+                                           prompt_levels)
+
+    call = LocalCall(None, "+15551230000", context="from-pstn", policy=None,  # type: ignore
+                     caller="+15550001111", timeout=5, hold=0, post_dial="", variables=None,
+                     formats="ulaw", silence=False, channel_id="c1", dtmf_ms=100)
+    b = call.record.channel
+    chan = {"id": b, "name": "Local/x", "state": "Up"}
+    ts = "2026-11-23T10:00:00.{:03d}+0000"
+
+    def ev(i: int, kind: str, **data) -> object:
+        return parse_event({"type": kind, "application": "t", "timestamp": ts.format(i),
+                            **data})
+
+    def play(i: int, media: str) -> object:
+        return ev(i, "PlaybackStarted", playback={"id": f"p{i}", "media_uri": media,
+                                                  "target_uri": f"channel:{b}"})
+
+    awaiting = ev(2, "ChannelVarset", channel=chan, variable="IVR_AWAITING", value="main:1")
+    events = [play(1, "sound:basic-pbx-ivr-main"), awaiting,
+              ev(4, "ChannelDtmfReceived", channel=chan, digit="1", duration_ms=100),
+              play(5, "sound:hello-world"),
+              ev(6, "ChannelVarset", channel=chan, variable="IVR_PATH", value="main/sales"),
+              ev(7, "ChannelDialplan", channel=chan, dialplan_app="Queue",
+                 dialplan_app_data="billing,,,,")]
+    for i, e in enumerate(events):
+        if i == 2:
+            call.record.add("send", "1", now=1.5)
+        call.record.observe(e, now=float(i))
+    call.outcome = "handoff"
+    out = call.as_dict()
+    assert list(out) == ["did", "caller", "channel", "prompts", "path", "destination",
+                         "declared_destination", "fallback", "keys_used", "key_latencies_ms",
+                         "dialplan", "dial_status", "duration_ms"]
+    assert out["prompts"] == ["sound:basic-pbx-ivr-main", "sound:hello-world"]
+    assert out["path"] == ["main", "sales"]
+    assert out["destination"] == {"type": "queue", "target": "billing"}
+    assert out["dialplan"] == [["Queue", "billing,,,,"]] and out["fallback"] is False
+    assert out["key_latencies_ms"] == [1500.0] and out["channel"] == "c1-ivr"
+    assert [k for _, _, k, _ in call.record.timeline] == ["prompt", "var", "send", "key",
+                                                          "prompt", "var", "app"]
+    assert call.record.first("key") == 2.0 and call.record.keys == ["1"]
+    json.dumps(out)
+    # a call the engine ends: its declared destination, confirmed by the hang-up
+    call.record.dialplan.clear()
+    call.record.variables["IVR_DESTINATION"] = "message-then-hangup:bye"
+    call.outcome = "hangup"
+    assert call.as_dict()["destination"] == {"type": "message-then-hangup", "target": "bye"}
+    # the key policies: on IVR_AWAITING (hang up when none is left), on a level's prompt
+    on_wait = PressOnAwaiting(["2"])
+    assert [on_wait(e, call.record) for e in (events[0], awaiting, awaiting)] == \
+        [None, "2", HANG_UP]
+    barge = PressOnLevel("12", prompt_levels({"sound:basic-pbx-ivr-main": 1,
+                                              "sound:hello-world": 2}))
+    assert [barge(e, call.record) for e in events] == ["1", None, None, "2", None, None]
+    assert barge.level == 2

@@ -20,7 +20,7 @@ from ivr_engine.ivr.actions import (
     StopPlayback,
 )
 from ivr_engine.ivr.destinations import Destination
-from ivr_engine.ivr.runtime import IvrSession
+from ivr_engine.ivr.runtime import IvrRuntime
 from ivr_engine.ivr.simulate import parse_dtmf, simulate
 from ivr_engine.routing.entry import route_pstn
 
@@ -34,8 +34,8 @@ def cfg():
     return load_config(FIXTURE, {})
 
 
-def session(cfg, menu="top", language="en") -> IvrSession:
-    return IvrSession(cfg.tree, menu, language, "did:100", "+15551112222")
+def session(cfg, menu="top", language="en") -> IvrRuntime:
+    return IvrRuntime(cfg.tree, menu, language, "did:100", "+15551112222")
 
 
 def plays(actions):
@@ -257,7 +257,7 @@ apps:
                                 ("app1", "fr", "sound:custom/app1-vm-fr"),
                                 # the app's default language (fr) comes before the engine's
                                 ("app1", "en", "sound:custom/app1-vm-fr")):
-        s = IvrSession(cfg.tree, "top", lang, "did:100", "", app)
+        s = IvrRuntime(cfg.tree, "top", lang, "did:100", "", app)
         p = one(s.start(MONDAY_NOON), Play)
         s.playback_finished(p.token, MONDAY_NOON)
         vm = one(s.digit("3", MONDAY_NOON), Play)
@@ -271,7 +271,7 @@ def test_path_is_published_before_the_box_after_the_voicemail_announcement():
         "  callback_message: thanks\n", "  callback_message: thanks\n  voicemail_message: vm\n"
     ).replace("  bye: {en: digits/9}\n", "  bye: {en: digits/9}\n  vm: {en: vm-intro}\n")
     cfg = parse_config(text, "t.yaml", {})
-    s = IvrSession(cfg.tree, "top", "en", "did:100", "")
+    s = IvrRuntime(cfg.tree, "top", "en", "did:100", "")
     one(s.start(MONDAY_NOON), Play)
     vm = one(s.digit("3", MONDAY_NOON), Play)  # barge-in: the path was never published
     assert s.playback_finished(vm.token, MONDAY_NOON) == [

@@ -15,8 +15,8 @@ from ivr_engine.config import load_config
 from ivr_engine.ivr.actions import Collect, Play, SetVariables
 from ivr_engine.ivr.destinations import Destination
 from ivr_engine.ivr.resume import channel_state, plan_resume, stale_playbacks
-from ivr_engine.ivr.runtime import WATCHDOG_VARIABLE, IvrSession, Watchdog
-from ivr_engine.routing.guard import GuessLimits, TokenGuard
+from ivr_engine.ivr.runtime import WATCHDOG_VARIABLE, IvrRuntime, Watchdog
+from ivr_engine.apps.guard import GuessLimits, TokenGuard
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "ivr.yaml"
 T0 = dt.datetime(2026, 11, 23, 17, 0, tzinfo=dt.timezone.utc)
@@ -46,7 +46,7 @@ def one(actions, kind):
 
 
 def test_watchdog_armed_before_the_first_prompt_and_tight_while_waiting(cfg):
-    s = IvrSession(cfg.tree, "top", "en", "did:100", "+1555", watchdog=Watchdog(3, 120))
+    s = IvrRuntime(cfg.tree, "top", "en", "did:100", "+1555", watchdog=Watchdog(3, 120))
     acts = s.start(T0)
     assert watchdog_values(acts) == ["120"]
     # the variable goes before the play (a variable queued behind a play waits for it)
@@ -58,7 +58,7 @@ def test_watchdog_armed_before_the_first_prompt_and_tight_while_waiting(cfg):
 
 
 def test_a_key_after_a_wait_rearms_for_the_prompt_barge_in_does_not(cfg):
-    s = IvrSession(cfg.tree, "top", "en", "did:100", "+1555", watchdog=Watchdog(3, 120))
+    s = IvrRuntime(cfg.tree, "top", "en", "did:100", "+1555", watchdog=Watchdog(3, 120))
     p = one(s.start(T0), Play)
     s.playback_finished(p.token, at(1))
     acts = s.digit("1", at(1.5))  # from a tight wait into menu a: re-armed before its prompt
@@ -69,21 +69,21 @@ def test_a_key_after_a_wait_rearms_for_the_prompt_barge_in_does_not(cfg):
 
 
 def test_long_barge_in_chains_rearm_when_half_the_budget_is_gone(cfg):
-    s = IvrSession(cfg.tree, "top", "en", "did:100", "+1555", watchdog=Watchdog(3, 120))
+    s = IvrRuntime(cfg.tree, "top", "en", "did:100", "+1555", watchdog=Watchdog(3, 120))
     s.start(T0)
     assert watchdog_values(s.digit("#", at(30))) == []
     assert watchdog_values(s.digit("#", at(61))) == ["120"]
 
 
 def test_no_watchdog_policy_no_variable(cfg):
-    s = IvrSession(cfg.tree, "top", "en", "did:100", "+1555")
+    s = IvrRuntime(cfg.tree, "top", "en", "did:100", "+1555")
     acts = s.start(T0)
     assert watchdog_values(acts) == []
     assert watchdog_values(s.playback_finished(one(acts, Play).token, T0)) == []
 
 
 def test_play_tokens_count_from_the_last_wait(cfg):
-    s = IvrSession(cfg.tree, "top", "en", "did:100", "+1555")
+    s = IvrRuntime(cfg.tree, "top", "en", "did:100", "+1555")
     p1 = one(s.start(T0), Play)
     assert p1.token == "p0.1"
     p2 = one(s.digit("1", T0), Play)  # barge-in: the second play since no wait
@@ -109,7 +109,7 @@ def test_resume_in_the_menu_the_caller_waited_in(cfg):
     st = channel_state({"IVR_ENTRY": "did:100", "IVR_PATH": "top/a", "IVR_AWAITING": "a:3"})
     plan = plan_resume(cfg.tree, st, cfg.users, can_restart=True)
     assert (plan.how, plan.menu, plan.path, plan.seq) == ("menu", "a", ("top", "a"), 3)
-    s = IvrSession(cfg.tree, "a", "en", "did:100", "+1555", watchdog=Watchdog())
+    s = IvrRuntime(cfg.tree, "a", "en", "did:100", "+1555", watchdog=Watchdog())
     s.after_takeover(plan.seq)
     acts = s.resume(plan.menu, list(plan.path), T0)
     play = one(acts, Play)

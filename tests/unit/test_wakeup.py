@@ -9,7 +9,7 @@ import pytest
 from ivr_engine.config import ConfigError, parse_config
 from ivr_engine.ivr.actions import HandOff, Play, RingUser, SetVariables
 from ivr_engine.ivr.destinations import Destination
-from ivr_engine.ivr.runtime import IvrSession
+from ivr_engine.ivr.runtime import IvrRuntime
 from ivr_engine.wakeup.contacts import aor_of, parse_push_params
 from ivr_engine.wakeup.plan import UserSpec, WakeSettings, plan_wakeup
 
@@ -160,7 +160,7 @@ def test_wakeup_settings_bounds():
 
 def ringing_session():
     cfg = parse_config(BASE, "t.yaml", {})
-    s = IvrSession(cfg.tree, "main", "en", "did:+15550001111", "+15550009999")
+    s = IvrRuntime(cfg.tree, "main", "en", "did:+15550001111", "+15550009999")
     p = next(a for a in s.start(NOW) if isinstance(a, Play))
     s.playback_finished(p.token, NOW)
     acts = s.digit("1", NOW)

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from ..ami import AmiError
-from ..ari import AriClient, AriError
-from ..calls.session import TransferRequest
+from ..api.auth import require_admin
+from ..api.context import ApiContext
+from ..api.input import read_json_object
+from ..api.problems import Problem
+from ..ari import AriError
 from ..ivr.destinations import parse_destination
 from ..routing.transfer import TransferRefused, check_transfer
-from .auth import require_admin
-from .context import ApiContext
-from .input import read_json_object
-from .problems import Problem
+from .phase import TransferRequest
 
 log = logging.getLogger("ivr_engine.api")
 
 
-def admin_routes(ctx: ApiContext) -> web.RouteTableDef:
+def call_routes(ctx: ApiContext) -> web.RouteTableDef:
     routes = web.RouteTableDef()
 
     @routes.get("/v1/calls/{call_id}")
@@ -55,10 +56,10 @@ def admin_routes(ctx: ApiContext) -> web.RouteTableDef:
         except TransferRefused as exc:
             log.info("transfer of %s to %s refused: %s", call_id, dest, exc.detail)
             raise Problem(exc.status, "Transfer refused", exc.detail) from None
-        session = ctx.engine.calls.get(call_id) if ctx.engine else None
+        session = ctx.calls.get(call_id) if ctx.calls is not None else None
         if session is not None and info.state == "ivr":
             done = asyncio.get_running_loop().create_future()
-            session.events.put_nowait(TransferRequest(dest, done))
+            session.post(TransferRequest(dest, done))
             try:
                 ok = await asyncio.wait_for(done, 5)
             except TimeoutError:
@@ -68,7 +69,8 @@ def admin_routes(ctx: ApiContext) -> web.RouteTableDef:
                                           "via": "ivr"}, status=202)
         if info.state == "ended":
             raise Problem(409, "Call ended", f"call {call_id!r} has ended")
-        if ctx.ami is None:
+        node = ctx.nodes[0] if ctx.nodes else None  # one Asterisk today
+        if node is None or node.ami is None:
             raise Problem(503, "Transfer unavailable", "the call has left the IVR and AMI is "
                           "not configured (engine.ami.password)")
         dp = ctx.config().engine.dialplan
@@ -78,9 +80,9 @@ def admin_routes(ctx: ApiContext) -> web.RouteTableDef:
             variables["IVR_DIAL_TIMEOUT"] = str(dp.endpoint_ring_seconds)
         try:
             # queue and endpoint names travel as the extension (see dialplan/)
-            await ctx.ami.redirect(info.channel_name, context, variables, exten=dest.target)
+            await node.ami.redirect(info.channel_name, context, variables, exten=dest.target)
         except (AmiError, TimeoutError, OSError) as exc:
-            if ctx.engine is not None and await _channel_gone(ctx.engine.ari, call_id):
+            if await _channel_gone(node.ari, call_id):
                 # the hang-up may not have reached the registry yet
                 ctx.registry.ended(call_id)
                 raise Problem(409, "Call ended", f"call {call_id!r} has ended") from None
@@ -94,7 +96,7 @@ def admin_routes(ctx: ApiContext) -> web.RouteTableDef:
     return routes
 
 
-async def _channel_gone(ari: AriClient, channel_id: str) -> bool:
+async def _channel_gone(ari: Any, channel_id: str) -> bool:
     try:
         return await ari.get_channel(channel_id) is None
     except AriError:

@@ -1,5 +1,5 @@
-"""PSTN callers on the carrier trunk: SIPp places the calls, an ARI observer reports what
-Asterisk really did with each.
+"""PSTN callers on the carrier trunk: SIPp places the calls, an ARI observer records what
+Asterisk really did with each (a :class:`~ivr_engine.testing.record.CallRecord` per call).
 
 SIPp (Debian ``sip-tester``) sends from 127.0.0.10, the address ``pjsip.conf`` identifies as
 the ``carrier`` trunk, so calls enter ``from-pstn`` exactly as a carrier delivers them: a
@@ -14,42 +14,25 @@ Each call gets its own caller number, which is how events are matched to calls.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Sequence
+from typing import Any, Self
 
-from ivr_engine.ari import (
-    AriClient,
-    ChannelDestroyed,
-    ChannelDialplan,
-    ChannelDtmfReceived,
-    ChannelVarset,
-    Event,
-    PlaybackStarted,
-)
-
+from ..ari import Event
+from .record import AriListener, CallRecord
 from .rtp_pcap import Key, keys_at, write_pcap
 
 SCENARIO = Path(__file__).parent / "sipp" / "pstn_caller.xml"
 #: pjsip.conf trunks and the address each is identified by
 TRUNKS = {"carrier": "127.0.0.10", "bench-carrier": "127.0.0.11"}
 ASTERISK_SIP = "127.0.0.1:5060"
-_DESTINATION_APPS = {"Queue": "queue", "VoiceMail": "voicemail", "Dial": "endpoint"}
 _numbers = itertools.count(int(time.time()) % 100_000 * 100)
-
-
-def _epoch(timestamp: str) -> float | None:
-    """Asterisk's event timestamp (``2026-11-21T12:24:48.367+0000``) in epoch seconds."""
-    try:
-        return dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 def _free_udp_port(host: str) -> int:
@@ -59,52 +42,8 @@ def _free_udp_port(host: str) -> int:
 
 
 @dataclass
-class TrunkCall:
-    """What Asterisk did with one SIPp call (from the observer's events)."""
-
-    caller: str
-    channel: str = ""
-    keys: list[str] = field(default_factory=list)  # DTMF Asterisk decoded on the channel
-    prompts: list[str] = field(default_factory=list)
-    path: list[str] = field(default_factory=list)  # the engine's IVR_PATH
-    variables: dict[str, str] = field(default_factory=dict)
-    dialplan: list[tuple[str, str]] = field(default_factory=list)
-    ended: bool = False
-    # (arrival time.monotonic(), Asterisk's event timestamp in epoch seconds, kind, detail)
-    timeline: list[tuple[float, float | None, str, str]] = field(default_factory=list)
-
-    def first(self, kind: str, what: str = "", after: float = 0.0) -> float | None:
-        """When the observer first saw ``kind`` (prompt, app, var, key, ended) after ``after``
-        (``what`` matches the start of its detail); monotonic seconds."""
-        for t, _, k, w in self.timeline:
-            if t >= after and k == kind and w.startswith(what):
-                return t
-        return None
-
-    @property
-    def destination(self) -> dict[str, Any] | None:
-        """The hand-off Asterisk really ran (Queue, VoiceMail, Dial), else the end the
-        engine declared (IVR_DESTINATION) once the channel is gone."""
-        for app, data in self.dialplan:
-            if app in _DESTINATION_APPS:
-                target = data.split(",")[0]
-                if app == "Dial" and "/" in target:
-                    target = target.split("/", 1)[1]
-                return {"type": _DESTINATION_APPS[app], "target": target}
-        declared = self.variables.get("IVR_DESTINATION")
-        if declared and self.ended:
-            kind, _, target = declared.partition(":")
-            return {"type": kind, "target": target or None}
-        return None
-
-    @property
-    def apps(self) -> list[str]:
-        return [app for app, _ in self.dialplan]
-
-
-@dataclass
 class SippRun:
-    calls: list[TrunkCall]
+    calls: list[CallRecord]
     returncode: int
     output: str
     seconds: float
@@ -114,21 +53,17 @@ class SippRun:
         return sum(1 for c in self.calls if not c.ended)
 
 
-class TrunkObserver:
-    """An ARI application watching the carrier trunk's channels."""
+class TrunkObserver(AriListener):
+    """An ARI application watching a trunk's channels: one :class:`CallRecord` per
+    expected caller number, matched on the first event of its channel."""
 
     def __init__(self, ari_url: str, username: str, password: str, trunk: str = "carrier"):
+        super().__init__(ari_url, username, password, f"trunk-observer-{uuid.uuid4().hex[:8]}")
         self.trunk = trunk
-        self.ari = AriClient(ari_url, username, password,
-                             f"trunk-observer-{uuid.uuid4().hex[:8]}")
-        self.calls: dict[str, TrunkCall] = {}  # caller number -> call
-        self._by_channel: dict[str, TrunkCall] = {}
-        self._task: asyncio.Task | None = None
+        self.calls: dict[str, CallRecord] = {}  # caller number -> call
 
-    async def __aenter__(self) -> "TrunkObserver":
-        await self.ari.open()
-        self._task = asyncio.create_task(self.ari.run(self._on_event))
-        await self.ari.wait_connected(10)
+    async def __aenter__(self) -> Self:
+        await self.open()
         await self.ari.subscribe(f"endpoint:PJSIP/{self.trunk}")
         return self
 
@@ -137,57 +72,21 @@ class TrunkObserver:
             await self.ari.unsubscribe(f"endpoint:PJSIP/{self.trunk}")
         except Exception:  # noqa: BLE001 - best effort on the way out
             pass
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
-        await self.ari.close()
+        await self.close()
 
-    def expect(self, caller: str) -> TrunkCall:
-        call = self.calls[caller] = TrunkCall(caller)
+    def expect(self, caller: str) -> CallRecord:
+        call = self.calls[caller] = CallRecord(caller)
         return call
 
-    def _call_of(self, ev: Event) -> TrunkCall | None:
-        cid = ev.channel_id
-        if cid is None:
-            return None
-        call = self._by_channel.get(cid)
-        if call is None:
-            channel = getattr(ev, "channel", None)
-            call = self.calls.get(getattr(channel, "caller_number", ""))
-            if call is not None and not call.channel:
-                call.channel = cid
-                self._by_channel[cid] = call
-        return call
-
-    def _on_event(self, ev: Event) -> None:
-        now, ts = time.monotonic(), _epoch(ev.timestamp)
-        if isinstance(ev, PlaybackStarted):
-            cid = ev.playback.channel_id
-            call = self._by_channel.get(cid or "")
-            if call is not None and ev.playback.media_uri:
-                call.prompts.append(ev.playback.media_uri)
-                call.timeline.append((now, ts, "prompt", ev.playback.media_uri))
+    def unrouted(self, now: float, ev: Event) -> None:
+        """A channel not followed yet: the call whose caller number it carries, if any."""
+        channel = getattr(ev, "channel", None)
+        call = self.calls.get(getattr(channel, "caller_number", None) or "")
+        if call is None or call.channel or channel is None or ev.channel_id != channel.id:
             return
-        call = self._call_of(ev)
-        if call is None:
-            return
-        if isinstance(ev, ChannelDtmfReceived):
-            call.keys.append(ev.digit)
-            call.timeline.append((now, ts, "key", ev.digit))
-        elif isinstance(ev, ChannelVarset):
-            call.variables[ev.variable] = ev.value
-            call.timeline.append((now, ts, "var", f"{ev.variable}={ev.value}"))
-            if ev.variable == "IVR_PATH":
-                call.path = ev.value.split("/") if ev.value else []
-        elif isinstance(ev, ChannelDialplan):
-            call.dialplan.append((ev.dialplan_app, ev.dialplan_app_data))
-            call.timeline.append((now, ts, "app", f"{ev.dialplan_app}({ev.dialplan_app_data})"))
-        elif isinstance(ev, ChannelDestroyed):
-            call.ended = True
-            call.timeline.append((now, ts, "ended", ""))
+        call.channel = channel.id
+        self.routes[channel.id] = lambda t, e: call.observe(e, t)
+        call.observe(ev, now)
 
 
 class SippCaller:
@@ -200,7 +99,7 @@ class SippCaller:
         self.observer = TrunkObserver(sandbox.ari_url, sandbox.ari_username,
                                       sandbox.ari_password, trunk)
 
-    async def __aenter__(self) -> "SippCaller":
+    async def __aenter__(self) -> Self:
         await self.observer.__aenter__()
         return self
 
@@ -209,14 +108,14 @@ class SippCaller:
 
     async def call(self, did: str, keys: str | Sequence[Key] = "", **kw: Any) -> SippRun:
         """Place calls and wait for them to end (see :meth:`launch` for the arguments)."""
-        calls, finished = self.launch(did, keys, **kw)
+        _, finished = self.launch(did, keys, **kw)
         return await finished
 
     def launch(self, did: str, keys: str | Sequence[Key] = "", *, calls: int = 1,
                concurrency: int = 1, rate: float = 50.0, start_ms: int = 1500,
                gap_ms: int = 700, hold_ms: int | None = None, tail_ms: int = 3000,
                caller: str | None = None, settle: float = 2.0, timeout: float = 120.0
-               ) -> tuple[list[TrunkCall], Awaitable[SippRun]]:
+               ) -> tuple[list[CallRecord], Awaitable[SippRun]]:
         """Start ``calls`` calls to ``did`` (``concurrency`` at a time, ``rate`` new calls per
         second), each sending ``keys`` once answered — a string is pressed from ``start_ms``
         every ``gap_ms`` — and hanging up ``hold_ms`` after the answer unless Asterisk hangs
@@ -252,7 +151,7 @@ class SippCaller:
                ASTERISK_SIP]
         return expected, self._run(cmd, expected, settle)
 
-    async def _run(self, cmd: list[str], expected: list[TrunkCall], settle: float) -> SippRun:
+    async def _run(self, cmd: list[str], expected: list[CallRecord], settle: float) -> SippRun:
         t0 = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .entry import AppEntry
+from ..routing.entry import AppEntry
 
 MAX_CUSTOM_KEYS = 20
 MAX_CUSTOM_VALUE = 256

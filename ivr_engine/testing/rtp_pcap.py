@@ -15,9 +15,9 @@ is sent three times (new sequence numbers, same timestamp and duration) as Aster
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 PCMU = 0
 TELEPHONE_EVENT = 101  # the dynamic payload type the SIPp scenario offers in its SDP

@@ -1,0 +1,62 @@
+"""The ringing phase of a call: a ``user:`` destination rings the user's devices (push-then-
+wait, ``wakeup/``); an answer leads to the bridged phase, no answer back to the IVR, which
+takes the user's no-answer destination."""
+
+from __future__ import annotations
+
+
+from ..ivr.actions import RingUser
+from ..wakeup.ringer import Ringer, RingContext
+from ..wakeup.ringing import Finished
+from .bridge import BridgePhase
+from .ivr import IvrPhase
+from .phase import Call, Phase, TransferRequest
+
+
+async def start_ringing(call: Call, ivr: IvrPhase, a: RingUser) -> Phase | None:
+    """Start ringing ``a.user``; the next phase (None: the IVR goes on at once)."""
+    rt = ivr.rt
+    wd = call.config.engine.watchdog
+    ctx = RingContext(
+        ari=call.ari, channel_id=call.channel_id,
+        caller_number=call.start.channel.caller_number,
+        caller_name=call.start.channel.caller_name,
+        prompt=lambda name: call.prompt(name), playback_id=call.playback_id,
+        post=call.post, spawn=call.spawn, attach=call.attach, detach=call.detach,
+        watchdog=wd.enabled, grace_seconds=wd.grace_seconds)
+    ringer = Ringer(ctx, call.config.users[a.user], call.services.push, call.services.store,
+                    call.node.contacts)
+    phase = RingPhase(call, ivr, ringer, a.token)
+    done = await ringer.start()
+    if done is not None:
+        return await phase.finished(done)
+    return phase
+
+
+class RingPhase:
+    def __init__(self, call: Call, ivr: IvrPhase, ringer: Ringer, token: str):
+        self.call, self.ivr, self.ringer, self.token = call, ivr, ringer, token
+
+    async def handle(self, ev: object) -> Phase | None:
+        if isinstance(ev, TransferRequest):
+            await self.ringer.stop()
+            return await self._back(await self.ivr.transfer(ev))
+        if not self.ringer.owns(ev):
+            return None  # the caller's keys and late IVR events wait for nothing now
+        done = await self.ringer.handle(ev)
+        return await self.finished(done) if done is not None else None
+
+    async def caller_left(self) -> None:
+        await self.ringer.stop(caller_left=True)
+
+    async def finished(self, done: Finished) -> Phase | None:
+        rt, now = self.ivr.rt, self.call.clock()
+        actions = rt.ring_finished(self.token, done.answered, now)
+        if done.answered:
+            assert done.leg is not None
+            self.call.record("bridged")
+            return BridgePhase(self.call, done.leg)
+        return await self._back(await self.ivr.execute(actions))
+
+    async def _back(self, nxt: Phase | None) -> Phase:
+        return nxt if nxt is not None else self.ivr

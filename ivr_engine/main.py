@@ -1,0 +1,86 @@
+"""The composition root: builds the configuration holder, the store, the features and the
+Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a TaskGroup.
+
+    run_engine TaskGroup
+      ├── AsteriskNode.run × nodes (calls app + take-over, registrations app, AMI)
+      ├── Calls.run: one task per call, each with its own TaskGroup
+      ├── ConfigHolder.run (SIGHUP reloads, off the event loop)
+      ├── ContextNotifier.run (webhook deliveries), HTTP API
+    SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from .api.app import build_app, serve
+from .api.context import ApiContext
+from .ari import AriAppReplaced
+from .calls.manager import Calls
+from .calls.registry import CallRegistry
+from .calls.session import CallServices
+from .calls.webhook import ContextNotifier
+from .config import Config
+from .config.reloader import ConfigHolder
+from .node import AsteriskNode
+from .push import PushService
+from .apps.guard import TokenGuard
+from .store import Store
+
+log = logging.getLogger("ivr_engine.engine")
+
+
+def _notifier(config: Config) -> ContextNotifier | None:
+    hook = config.model.context_webhook
+    if hook is None or not hook.enabled:
+        return None
+    return ContextNotifier(hook.url, timeout=hook.timeout_seconds, attempts=hook.attempts,
+                           backoff=hook.backoff_seconds,
+                           secret=hook.secret.get_secret_value() if hook.secret else None)
+
+
+async def run_engine(config: Config) -> int:
+    """Run until SIGTERM/SIGINT; 0, or 1 when another process took the ARI application."""
+    eng = config.engine
+    holder = ConfigHolder(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, holder.request_reload)
+    code = 0
+    async with AsyncExitStack() as stack:
+        store = await Store.open(eng.database_url)
+        stack.push_async_callback(store.close)
+        push = PushService(lambda: holder.current, store)
+        stack.push_async_callback(push.close)
+        services = CallServices(store=store, registry=CallRegistry(), notifier=_notifier(config),
+                                push=push, token_guard=TokenGuard())
+        calls = Calls(lambda: holder.current, services)
+        nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
+        for node in nodes:
+            await stack.enter_async_context(node)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(n.run(), name=f"node-{n.name}") for n in nodes]
+                tasks += [tg.create_task(calls.run(), name="calls"),
+                          tg.create_task(holder.run(), name="config-reload")]
+                if services.notifier is not None:
+                    tasks.append(tg.create_task(services.notifier.run(), name="webhook"))
+                if eng.api.enabled:
+                    api = build_app(ApiContext(config=lambda: holder.current, store=store,
+                                               registry=services.registry, calls=calls,
+                                               nodes=nodes, notifier=services.notifier))
+                    tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
+                await stop.wait()
+                log.info("stopping: %d calls in progress go to the dialplan fallback",
+                         len(calls))
+                for task in tasks:
+                    task.cancel()
+        except* AriAppReplaced:
+            log.error("another process took the ARI application %r; exiting", eng.ari.app)
+            code = 1
+    return code

@@ -1,0 +1,219 @@
+"""One Asterisk as the engine sees it: the calls' ARI application (client, per-channel
+dispatcher, event filter, take-over of calls on every (re)connect), the registrations'
+application (``wakeup/watcher.py``) and, when configured, AMI. The engine holds a list of
+nodes; a second Asterisk is one more node, not a rewrite.
+
+Each event reaches one call once: the calls' application holds no ``endpoint:`` subscription
+(Asterisk would repeat the channel events of that endpoint's calls); one left by an earlier
+engine is dropped on connect. On every (re)connect, the events of channels nobody has
+registered yet are held until the calls already in the application are taken back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Protocol
+
+from .ami import AmiClient
+from .ari import (
+    AriClient,
+    AriError,
+    ChannelDestroyed,
+    ChannelDispatcher,
+    Event,
+    StasisStart,
+    parse_event,
+)
+from .calls.takeover import Orphan, find_orphans
+from .wakeup.watcher import ContactWatcher, registrations_app
+
+log = logging.getLogger("ivr_engine.node")
+
+#: the only events the calls' application receives; Asterisk drops the rest before sending
+CALL_EVENTS = ("StasisStart", "StasisEnd", "ChannelDtmfReceived", "PlaybackFinished",
+               "ChannelStateChange", "ChannelDestroyed", "ApplicationReplaced")
+
+#: bound on the unsubscribe loop (a stale subscription counts one per subscribe call)
+MAX_UNSUBSCRIBES = 100
+
+
+class CallSink(Protocol):
+    """Where a node sends its calls (``calls/manager.py``)."""
+
+    def start(self, node: "AsteriskNode", ev: StasisStart, *, taken_over: bool = False,
+              bridged_with: str | None = None) -> bool: ...
+
+    def ended(self, channel_id: str) -> None: ...
+
+    def __contains__(self, channel_id: object) -> bool: ...
+
+
+class AsteriskNode:
+    def __init__(self, name: str, ari: AriClient, registrations: AriClient, calls: CallSink,
+                 store: Any, config: Callable[[], Any], ami: AmiClient | None = None):
+        self.name = name
+        self.config = config
+        self.ari = ari
+        self.calls = calls
+        self.ami = ami
+        self.contacts = ContactWatcher(registrations, store, config)
+        self.dispatcher = ChannelDispatcher(self._on_stasis_start, on_other=self._on_other)
+        self.calls_ready = asyncio.Event()  # filter set and calls taken back since connect
+        self._connected = asyncio.Event()
+        self._down = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        ari.on_connected = self._on_connected
+        ari.on_disconnected = self._on_disconnected
+
+    @classmethod
+    def from_settings(cls, settings: Any, calls: CallSink, store: Any,
+                      config: Callable[[], Any], name: str = "asterisk") -> "AsteriskNode":
+        """The clients for ``engine.ari`` / ``engine.ami`` settings (not opened yet)."""
+        a = settings.ari
+        password = a.password.get_secret_value()
+        ari = AriClient(a.url, a.username, password, a.app,
+                        reconnect_max=a.reconnect_max_seconds)
+        registrations = AriClient(a.url, a.username, password, registrations_app(a.app),
+                                  reconnect_max=a.reconnect_max_seconds, max_connections=4)
+        ami = None
+        m = settings.ami
+        if m.password is not None and m.password.get_secret_value():
+            ami = AmiClient(m.host, m.port, m.username, m.password.get_secret_value())
+        return cls(name, ari, registrations, calls, store, config, ami)
+
+    async def __aenter__(self) -> "AsteriskNode":
+        await self.ari.open()
+        await self.contacts.ari.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.contacts.ari.close()
+        await self.ari.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.calls_ready.is_set() and self.contacts.ready.is_set()
+
+    async def run(self) -> None:
+        """The node's connections until cancelled (AriAppReplaced ends it: another engine)."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self.ari.run(self.dispatcher), name=f"{self.name}-calls-app")
+            tg.create_task(self._take_over(), name=f"{self.name}-take-over")
+            tg.create_task(self._report_ready(), name=f"{self.name}-ready")
+            tg.create_task(self.contacts.run(), name=f"{self.name}-registrations")
+            if self.ami is not None:
+                tg.create_task(self.ami.run(), name=f"{self.name}-ami")
+
+    # ------------------------------------------------------------------ connection
+
+    def _on_connected(self) -> None:
+        # synchronously, before the first event of the new websocket: the events of calls
+        # still in the application wait until those calls are taken back
+        self.dispatcher.hold()
+        self._connected.set()
+
+    def _on_disconnected(self) -> None:
+        self.calls_ready.clear()
+        self._down.set()
+
+    async def _take_over(self) -> None:
+        """After each (re)connect: the event filter, then every call already in the app."""
+        while True:
+            await self._connected.wait()
+            self._connected.clear()
+            try:
+                await self.ari.set_event_filter(CALL_EVENTS)
+                await self._drop_endpoint_subscriptions()
+                orphans = await find_orphans(self.ari, self.dispatcher)
+            except (AriError, OSError) as exc:
+                log.error("taking back the calls in ARI app %r failed: %s; retrying",
+                          self.ari.app, exc)
+                await asyncio.sleep(1)
+                self._connected.set()
+                continue
+            for orphan in sorted(orphans, key=lambda o: o.is_leg):
+                self._adopt(orphan, orphans)
+            self.dispatcher.release()
+            self.calls_ready.set()
+            log.info("connected to ARI at %s as app %r (%d calls taken back)",
+                     self.ari.base_url, self.ari.app, sum(not o.is_leg for o in orphans))
+
+    async def _drop_endpoint_subscriptions(self) -> None:
+        """The calls app must hold no ``endpoint:`` subscription: Asterisk would send it the
+        channel events of that endpoint's channels a second time (every key twice). One may
+        be left by an earlier engine version or by hand; registrations have their own app."""
+        for _ in range(MAX_UNSUBSCRIBES):  # subscriptions are counted: one unsubscribe each
+            endpoints = (await self.ari.get_application()).get("endpoint_ids") or []
+            if not endpoints:
+                return
+            for endpoint in endpoints:
+                await self.ari.unsubscribe(f"endpoint:{endpoint}")
+                log.warning("dropped a subscription endpoint:%s of ARI app %r: it repeats the "
+                            "channel events of that endpoint's calls", endpoint, self.ari.app)
+        raise AriError(0, "DELETE", "subscription", "endpoint subscriptions keep coming back")
+
+    def _adopt(self, orphan: Orphan, orphans: list[Orphan]) -> None:
+        if orphan.is_leg:
+            caller = orphan.bridged_with
+            if caller is None or caller not in self.calls:
+                log.warning("hanging up %s: a user's leg whose call is gone", orphan.id)
+                self._spawn(self._hangup(orphan.id), f"orphan-{orphan.id}")
+            return
+        leg = orphan.bridged_with
+        if leg is not None and not any(o.id == leg and o.is_leg for o in orphans):
+            leg = None  # bridged with something that is not our leg: resume it as a caller
+        start = parse_event({"type": "StasisStart", "application": self.ari.app,
+                             "timestamp": "", "args": list(orphan.args),
+                             "channel": orphan.channel})
+        assert isinstance(start, StasisStart)
+        self._start(start, taken_over=True, bridged_with=leg)
+
+    async def _report_ready(self) -> None:
+        """One log line whenever both applications are ready (tests and the demo wait for it)."""
+        while True:
+            await self.calls_ready.wait()
+            await self.contacts.ready.wait()
+            log.info("engine ready: calls app %r, registrations app %r", self.ari.app,
+                     self.contacts.ari.app)
+            await self._down.wait()
+            self._down.clear()
+
+    # ------------------------------------------------------------------ events
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        assert self._tg is not None
+        self._tg.create_task(coro, name=name)
+
+    def _on_stasis_start(self, ev: StasisStart) -> None:
+        if ev.args and ev.args[0] == "leg":
+            # a user's leg whose call is already gone: nobody will bridge it
+            self._spawn(self._hangup(ev.channel.id), f"orphan-{ev.channel.id}")
+            return
+        self._start(ev)
+
+    def _start(self, ev: StasisStart, **kw: Any) -> None:
+        if not self.calls.start(self, ev, **kw):
+            log.warning("call %s arrived while the engine is stopping: dialplan fallback",
+                        ev.channel.id)
+            self._spawn(self._fallback(ev.channel.id), f"fallback-{ev.channel.id}")
+
+    def _on_other(self, ev: Event) -> None:
+        """Events of channels no call reads: a call handed to the dialplan has gone."""
+        if isinstance(ev, ChannelDestroyed):
+            self.calls.ended(ev.channel.id)
+
+    async def _fallback(self, channel_id: str) -> None:
+        try:
+            context = self.config().engine.dialplan.fallback
+            await self.ari.continue_in_dialplan(channel_id, context=context, extension="s",
+                                                priority=1)
+        except AriError:
+            pass
+
+    async def _hangup(self, channel_id: str) -> None:
+        try:
+            await self.ari.hangup(channel_id)
+        except AriError:
+            pass
