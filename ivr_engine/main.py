@@ -73,7 +73,8 @@ async def run_engine(config: Config) -> int:
                 if eng.api.enabled:
                     api = build_app(ApiContext(config=lambda: holder.current, store=store,
                                                registry=services.registry, calls=calls,
-                                               nodes=nodes, notifier=services.notifier))
+                                               nodes=nodes, notifier=services.notifier,
+                                               holder=holder, push=push))
                     tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
                 await stop.wait()
                 log.info("stopping: %d calls in progress go to the dialplan fallback",

@@ -18,6 +18,8 @@ class ApiContext:
     calls: Any = None  # calls.manager.Calls: live sessions (transfers inside the IVR)
     nodes: list = field(default_factory=list)  # AsteriskNode: ARI state, AMI redirects
     notifier: Any = None  # calls.webhook.ContextNotifier: delivery stats for /v1/health
+    holder: Any = None  # config.reloader.ConfigHolder: admin reloads
+    push: Any = None  # push.PushService: admin test pushes
     clock: Callable[[], dt.datetime] = field(
         default=lambda: dt.datetime.now(dt.timezone.utc))
     randbelow: Callable[[int], int] = secrets.randbelow
