@@ -1,0 +1,112 @@
+"""The ORM models: one class per table. The schema itself is owned by the Alembic revisions in
+``migrations/versions/`` (a test checks that the two agree on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+UTC = dt.timezone.utc
+
+
+class UtcDateTime(TypeDecorator):
+    """``TIMESTAMP WITH TIME ZONE`` on PostgreSQL, text on SQLite (the same DDL as
+    ``DateTime(timezone=True)``), written in UTC and always read back timezone-aware: SQLite
+    keeps no offset, so an aware time in another zone would otherwise be stored as its wall
+    clock and read back naive."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CallbackRequest(Base):
+    """A caller asked to be called back (IVR destination ``callback:<queue>``)."""
+
+    __tablename__ = "callback_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    caller: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(128))
+    language: Mapped[str] = mapped_column(String(16))
+    entry: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str] = mapped_column(String(512))
+    channel_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class CallIntent(Base):
+    """An app asked for a call plan and was sent to PSTN: its one-time token and context."""
+
+    __tablename__ = "call_intents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app: Mapped[str] = mapped_column(String(128), index=True)
+    token: Mapped[str] = mapped_column(String(16), index=True)
+    caller: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    custom_data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    channel_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Device(Base):
+    """A user's mobile app install and its push tokens (from POST /v1/devices or RFC 8599)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("user", "app", "platform", name="uq_device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    app: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))  # ios | android
+    push_token: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    voip_token: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    app_version: Mapped[str] = mapped_column(String(64), default="")
+    os_version: Mapped[str] = mapped_column(String(64), default="")
+    model: Mapped[str] = mapped_column(String(128), default="")
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | rfc8599
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class CallRecord(Base):
+    """The context of a call behind ``GET /v1/calls/<id>`` (revision 0002): written as the
+    call goes, read back once the call has ended, deleted after the retention period."""
+
+    __tablename__ = "call_records"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the caller's channel id
+    channel_name: Mapped[str] = mapped_column(Text)
+    caller: Mapped[str] = mapped_column(Text)
+    entry: Mapped[str] = mapped_column(Text)
+    via: Mapped[str] = mapped_column(String(32))
+    app: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    root_menu: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(64))
+    custom_data: Mapped[dict] = mapped_column(JSON)
+    path: Mapped[list] = mapped_column(JSON)
+    destination: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    transfers: Mapped[list] = mapped_column(JSON)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)

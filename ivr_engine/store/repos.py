@@ -1,0 +1,64 @@
+"""``Store``: the one object the engine passes around as "store" (CallServices, the API
+context, the push service, the contact watcher): a database and each feature's repository.
+
+    store.intents    apps/repo.py     app call plans: one-time tokens
+    store.devices    wakeup/repo.py   users' app installs and their push tokens
+    store.callbacks  calls/repo.py    callback requests
+    store.calls      calls/repo.py    call records (GET /v1/calls/<id>)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..apps.repo import IntentRepo
+from ..calls.repo import CallbackRepo, CallRecordRepo
+from ..wakeup.repo import DeviceRepo
+from .db import Database, SchemaState
+
+
+class SchemaNotReady(RuntimeError):
+    """The database is behind (or empty, or ahead): the message names the command to run."""
+
+    def __init__(self, message: str, state: SchemaState):
+        super().__init__(message)
+        self.state = state
+
+
+class Store:
+    def __init__(self, db: Database):
+        self.db = db
+        self.intents = IntentRepo(db.sessions)
+        self.devices = DeviceRepo(db.sessions)
+        self.callbacks = CallbackRepo(db.sessions)
+        self.calls = CallRecordRepo(db.sessions, db.dialect)
+
+    @classmethod
+    async def open(cls, url: str, *, check: bool = True, **engine_options: Any) -> "Store":
+        """Connect to ``url``; with ``check`` (the engine), refuse a schema that is not at the
+        newest revision (SchemaNotReady, naming ``ivr-engine db upgrade``)."""
+        store = cls(Database(url, **engine_options))
+        try:
+            if check:
+                await store.check()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def check(self) -> SchemaState:
+        state = await self.db.state()
+        problem = state.problem(self.db.url)
+        if problem is not None:
+            raise SchemaNotReady(problem, state)
+        return state
+
+    @property
+    def engine(self) -> Any:
+        return self.db.engine
+
+    async def ping(self) -> None:
+        await self.db.ping()
+
+    async def close(self) -> None:
+        await self.db.close()
