@@ -1,42 +1,36 @@
-"""The HTTP API assembled: every feature's routes, the public health route, the problem+json
-middleware and the body size limit. Features own their routes (``<feature>/http.py``); this
-module only puts them together.
+"""The HTTP API assembled: every feature's routes, the engine's own (health, reload,
+``/openapi.json``), the problem+json middleware and the body size limit. Features own their
+routes (``<feature>/http.py``, declared with ``routes.ApiRoutes``); this module only puts
+them together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict
 
 from aiohttp import web
 
 from ..apps.http import app_routes
 from ..calls.http import call_routes
 from ..wakeup.http import device_routes
+from .admin import engine_routes
 from .context import ApiContext
 from .input import MAX_BODY_BYTES
+from .openapi import openapi_routes
+from .ops import count_requests, ops_routes
 from .problems import problem_middleware
 
 log = logging.getLogger("ivr_engine.api")
 
 
 def build_app(ctx: ApiContext) -> web.Application:
-    routes = web.RouteTableDef()
-
-    @routes.get("/v1/health")
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({
-            "status": "ok",
-            "ari_connected": bool(ctx.nodes) and all(n.ari.connected for n in ctx.nodes),
-            "calls_in_ivr": len(ctx.calls) if ctx.calls is not None else 0,
-            "context_webhook": asdict(ctx.notifier.stats) if ctx.notifier else None,
-        })
-
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[problem_middleware])
-    app.add_routes(routes)
-    for feature in (app_routes, device_routes, call_routes):
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[count_requests, problem_middleware])
+    app.add_routes(engine_routes(ctx))
+    for feature in (app_routes, device_routes, call_routes, ops_routes):
         app.add_routes(feature(ctx))
+    app.add_routes(openapi_routes())
     return app
 
 

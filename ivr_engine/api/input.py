@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from .problems import Problem, invalid
+from .schemas import FieldError
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 32
@@ -142,3 +146,34 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     except web.HTTPRequestEntityTooLarge:
         raise _too_large() from None
     return parse_object(raw)
+
+
+def validate_body(model: type[M], body: dict[str, Any]) -> M:
+    """A clean JSON object → the route's request model, or a 422 naming the first bad field
+    (in the model's field order)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise _first_problem(exc) from None
+
+
+def _first_problem(exc: ValidationError) -> Problem:
+    err = exc.errors(include_url=False)[0]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        return invalid(str(cause), cause.field)
+    where = _field(tuple(p for p in err["loc"] if isinstance(p, (str, int))))
+    if isinstance(cause, ValueError):
+        message = str(cause)
+        if where and not message.startswith(where):
+            message = f"{where}: {message}"
+    elif err["type"] == "missing":
+        message = f"{where} is required"
+    else:
+        message = f"{where}: {err['msg'][:1].lower()}{err['msg'][1:]}"
+    return invalid(message, where)
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """The request's body through :func:`read_json_object`, then validated as ``model``."""
+    return validate_body(model, await read_json_object(request))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
+
+from .schemas import ProblemDocument
 
 log = logging.getLogger("ivr_engine.api")
 
@@ -28,10 +30,9 @@ _AIOHTTP_DETAILS = {
 def problem_response(status: int, title: str, detail: str, instance: str, *,
                      field: str | None = None,
                      headers: Mapping[str, str] | None = None) -> web.Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
-                            "detail": detail, "instance": instance}
-    if field is not None:
-        body["field"] = field
+    body = ProblemDocument.model_construct(title=title, status=status, detail=detail,
+                                           instance=instance, field=field
+                                           ).model_dump(exclude_none=True)
     # ensure_ascii (the default) escapes anything a client sent us, lone surrogates included
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM,
                         headers=headers)

@@ -1,0 +1,151 @@
+"""The OpenAPI 3.1 document, generated from the routes the app serves and their declarations.
+
+Nothing here is written by hand per route: the paths, methods, credentials and answers come
+from each handler's :class:`~.routes.RouteSpec` (``routes.py``), the schemas from the pydantic
+request and response models (request models as pydantic validates them, response models as
+they serialise). Requests to ``GET /openapi.json`` (public) get the document of the running
+app, built once.
+
+HEAD, which aiohttp answers on every GET route, is implied by the GET operations and not
+listed. A route registered without a declaration is left out and logged; the contract test
+(``tests/unit/test_openapi.py``) fails on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import metadata
+from typing import Any, Iterable
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .routes import ADMIN_TOKEN, PUBLIC, SDK_KEY, ApiRoutes, Reply, RouteSpec, spec_of
+from .schemas import ProblemDocument
+
+log = logging.getLogger("ivr_engine.api")
+
+REF = "#/components/schemas/{model}"
+SECURITY_SCHEMES = {
+    SDK_KEY.value: {"type": "http", "scheme": "bearer", "description": (
+        "SDK routes: `Authorization: Bearer <the app's api_key>`. An unknown app, an app "
+        "without a key and a wrong key get the same 401.")},
+    ADMIN_TOKEN.value: {"type": "http", "scheme": "bearer", "description": (
+        "Admin routes: `Authorization: Bearer <engine.api.admin_token>`; refused while no "
+        "token is configured.")},
+}
+DESCRIPTION = """\
+The HTTP API of ivr-engine: call plans and device registration for the mobile apps' SDK,
+call context and transfers for agents, administration. Every error is an RFC 9457 problem
+document (`application/problem+json`); request bodies are JSON objects of at most 64 KiB.
+SDK routes are rate limited per client address and per key (429 with Retry-After).
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ivr-engine")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def declared_routes(router: web.UrlDispatcher) -> tuple[list[RouteSpec], list[str]]:
+    """(the declarations of the routes served, the undeclared routes as "METHOD path")."""
+    specs: list[RouteSpec] = []
+    undeclared: list[str] = []
+    for route in router.routes():
+        if route.method == "HEAD":
+            continue
+        path = route.resource.canonical if route.resource is not None else "?"
+        spec = spec_of(route.handler)
+        if spec is None:
+            undeclared.append(f"{route.method} {path}")
+        else:
+            specs.append(spec)
+    return specs, undeclared
+
+
+def _models(specs: Iterable[RouteSpec]) -> list[tuple[type[BaseModel], str]]:
+    wanted: dict[tuple[type[BaseModel], str], None] = {(ProblemDocument, "serialization"): None}
+    for spec in specs:
+        if spec.body is not None:
+            wanted[(spec.body, "validation")] = None
+        for r in spec.responses.values():
+            if r.model is not None:
+                wanted[(r.model, "serialization")] = None
+    return list(wanted)
+
+
+def _content(reply: Reply, refs: dict) -> dict[str, Any]:
+    if reply.schema is not None:
+        schema = dict(reply.schema)
+    else:
+        model = reply.model if reply.model is not None else ProblemDocument
+        schema = refs[(model, "serialization")]
+    return {reply.media_type: {"schema": schema}}
+
+
+def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": spec.operation_id,
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "security": [] if spec.security is PUBLIC else [{spec.security.value: []}],
+    }
+    if spec.description:
+        op["description"] = spec.description
+    if spec.path_params:
+        op["parameters"] = [{"name": name, "in": "path", "required": True,
+                             "schema": {"type": "string"}} for name in spec.path_params]
+    if spec.body is not None:
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(spec.body, "validation")]}}}
+    responses: dict[str, Any] = {}
+    for status, reply in spec.responses.items():
+        out: dict[str, Any] = {"description": reply.description or str(status)}
+        if status != 204:
+            out["content"] = _content(reply, refs)
+        if reply.headers:
+            out["headers"] = {k: dict(v) for k, v in reply.headers.items()}
+        responses[str(status)] = out
+    op["responses"] = responses
+    return op
+
+
+def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the routes ``router`` serves."""
+    specs, undeclared = declared_routes(router)
+    for route in undeclared:
+        log.warning("route %s has no declaration: it is missing from /openapi.json", route)
+    refs, top = models_json_schema(_models(specs), ref_template=REF)
+    paths: dict[str, dict[str, Any]] = {}
+    ids: set[str] = set()
+    for spec in sorted(specs, key=lambda s: (s.path, s.method)):
+        if spec.operation_id in ids:
+            raise ValueError(f"two routes have the operation id {spec.operation_id!r}")
+        ids.add(spec.operation_id)
+        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ivr-engine", "version": _version(), "description": DESCRIPTION},
+        "paths": paths,
+        "components": {"schemas": top.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def openapi_routes() -> ApiRoutes:
+    routes = ApiRoutes("engine")
+    cache: dict[str, bytes] = {}
+
+    @routes.get("/openapi.json", summary="This document (OpenAPI 3.1)", security=PUBLIC,
+                responses={200: Reply(description="the OpenAPI document",
+                                      schema={"type": "object"})})
+    async def openapi_document(request: web.Request) -> web.Response:
+        """Generated from the routes the engine serves and their pydantic models."""
+        if "doc" not in cache:  # the router is frozen once the app runs
+            cache["doc"] = json.dumps(build_document(request.app.router), indent=1).encode()
+        return web.Response(body=cache["doc"], content_type="application/json")
+
+    return routes

@@ -1,0 +1,72 @@
+"""Request and response models of the calls' routes: call context, transfers, live calls."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from ..api.schemas import RequestModel, ResponseModel, Timestamp
+
+CallState = Literal["ivr", "handed-off", "bridged", "ended"]
+
+
+class CallContext(ResponseModel):
+    """What the engine knows of a call, for screen pops."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="the caller's ARI channel id")
+    channel_name: str
+    caller: str
+    entry: str = Field(description="the access point it entered by, e.g. did:+15551230000")
+    via: str = Field(description="how the entry was chosen (did, app, token, caller, ...)")
+    app: str | None = Field(description="the mobile app the call belongs to")
+    root_menu: str = Field(description="the structure it entered: transfers to queues stay in it")
+    language: str
+    custom_data: dict[str, str] = Field(description="what the app's SDK sent with the plan")
+    path: list[str] = Field(description="menus visited (known once the call left the IVR)")
+    destination: str | None
+    state: CallState
+    transfers: list[str]
+    started_at: Timestamp
+    updated_at: Timestamp
+
+
+class TransferBody(RequestModel):
+    """Where to move the call."""
+
+    to: str = Field(description="`queue:<name>` (a queue of the structure the call entered) "
+                    "or `endpoint:<name>` (anywhere)", examples=["queue:billing",
+                                                                "endpoint:alice"])
+
+
+class TransferResult(ResponseModel):
+    """The call is on its way."""
+
+    status: Literal["transferred"]
+    to: str
+    via: Literal["ivr", "ami"] = Field(description="ivr: moved over ARI from a menu; ami: "
+                                       "redirected after it had left the IVR")
+
+
+class LiveCall(ResponseModel):
+    """A call the engine is driving now."""
+
+    id: str
+    app: str | None
+    entry: str
+    caller: str
+    language: str
+    phase: str = Field(description="what the call is doing: ivr, ringing, bridged, "
+                       "token (reading an app token), starting")
+    path: list[str] = Field(description="menus entered so far")
+    waiting_since: Timestamp = Field(description="when the call reached the engine")
+    waiting_seconds: float = Field(ge=0)
+
+
+class LiveCalls(ResponseModel):
+    """Every call in the engine right now, longest waiting first."""
+
+    count: int = Field(ge=0)
+    calls: list[LiveCall]
