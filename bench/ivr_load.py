@@ -210,6 +210,9 @@ class EngineProcess:
         if self.profile == "cprofile":
             cmd += ["-m", "cProfile", "-o", str(self.tmp / "engine.prof")]
         cmd += ["-m", "ivr_engine.cli", "run", "-c", str(TREE)]
+        subprocess.run([sys.executable, "-m", "ivr_engine.cli", "db", "upgrade", "-c", str(TREE)],
+                       cwd=REPO, env=env, stdin=subprocess.DEVNULL, check=True,
+                       stdout=subprocess.DEVNULL)  # the engine refuses a database not upgraded
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,

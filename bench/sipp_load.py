@@ -60,6 +60,9 @@ LEVEL_PROMPTS = ("basic-pbx-ivr-main", "please-try-again", "hello-world")
 def start_engine(env: dict[str, str], tmp: Path) -> subprocess.Popen:
     run_env = {**os.environ, **{k: v for k, v in env.items() if k.startswith("IVR_")},
                "IVR_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}"}
+    subprocess.run([sys.executable, "-m", "ivr_engine.cli", "db", "upgrade", "-c", str(TREE)],
+                   cwd=REPO, env=run_env, stdin=subprocess.DEVNULL, check=True,
+                   stdout=subprocess.DEVNULL)  # the engine refuses a database not upgraded
     logf = open(tmp / "engine.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "ivr_engine.cli", "run", "-c", str(TREE)],
                             cwd=REPO, env=run_env, stdin=subprocess.DEVNULL, stdout=logf,

@@ -350,6 +350,9 @@ class EngineProcess:
         env.update(self.extra)
         env["IVR_DATABASE_URL"] = f"sqlite:///{self.tmp / 'wbench.db'}"
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        subprocess.run([sys.executable, "-m", "ivr_engine.cli", "db", "upgrade", "-c",
+                        str(CONFIG)], cwd=REPO, env=env, stdin=subprocess.DEVNULL, check=True,
+                       stdout=subprocess.DEVNULL)  # the engine refuses a database not upgraded
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ivr_engine.cli", "run", "-c", str(CONFIG)], cwd=REPO,

@@ -9,8 +9,10 @@ import json
 import logging
 import os
 import sys
+from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
+from . import logs
 from .config import Config, ConfigError, load_config
 
 DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
@@ -150,7 +152,7 @@ def cmd_push_test(args: argparse.Namespace) -> int:
         store = await Store.open(cfg.engine.database_url)
         out: list[dict] = []
         try:
-            devices = await store.devices_for_user(args.user, args.app)
+            devices = await store.devices.for_user(args.user, args.app)
             async with PushService(lambda: cfg, store) as push:
                 for d in devices:
                     try:
@@ -165,13 +167,90 @@ def cmd_push_test(args: argparse.Namespace) -> int:
             await store.close()
         return out
 
-    results = asyncio.run(run())
+    from .store import DatabaseUrlError, SchemaNotReady
+
+    try:
+        results = asyncio.run(run())
+    except (DatabaseUrlError, SchemaNotReady) as exc:
+        print(f"push test: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if not results:
         print(f"push test: user {args.user!r} has no device registered for app {args.app!r}",
               file=sys.stderr)
         return EXIT_FAIL
     print(json.dumps({"app": args.app, "user": args.user, "results": results}, indent=2))
     return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAIL
+
+
+def _database_url(args: argparse.Namespace) -> str | None:
+    """--url, else the config's engine.database_url (None after printing why not)."""
+    if args.url:
+        return args.url
+    cfg = _load(args.config)
+    return cfg.engine.database_url if cfg is not None else None
+
+
+def _db_command(args: argparse.Namespace, name: str,
+                work: Callable[[Any], Awaitable[Any]]) -> tuple[str, Any] | int:
+    """Run ``work(Database)`` on the command's database; (url, result) or an exit code."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .store import Database, DatabaseUrlError, SchemaError, redact
+
+    url = _database_url(args)
+    if url is None:
+        return EXIT_CONFIG
+
+    async def run() -> Any:
+        db = Database(url)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    try:
+        return url, asyncio.run(run())
+    except DatabaseUrlError as exc:
+        print(f"db {name}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SchemaError as exc:
+        print(f"db {name}: {redact(url)}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"db {name}: cannot use the database {redact(url)}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Bring the database's schema to the newest revision (a database made before migrations
+    is recognised as revision 0001 and stamped first)."""
+    from .store import redact
+
+    done = _db_command(args, "upgrade", lambda db: db.upgrade())
+    if isinstance(done, int):
+        return done
+    url, (before, after) = done
+    if before.current == after.current:
+        print(f"{redact(url)}: already at {after.describe()}")
+    else:
+        print(f"{redact(url)}: upgraded from {before.describe()} to {after.describe()}")
+    return EXIT_OK
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    """Print the database's revision; exit 1 when it needs ``db upgrade``."""
+    from .store import redact
+
+    done = _db_command(args, "current", lambda db: db.state())
+    if isinstance(done, int):
+        return done
+    url, state = done
+    print(f"{redact(url)}: {state.describe()}")
+    problem = state.problem(url)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -184,6 +263,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ivr-engine", description=__doc__)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logs (-vv: debug)")
+    p.add_argument("--log-format", choices=logs.FORMATS,
+                   default=os.environ.get("IVR_LOG_FORMAT", "text"),
+                   help="text, or json (one object per line); default $IVR_LOG_FORMAT or text")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("run", help="run the engine against Asterisk")
@@ -224,6 +306,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--user", required=True)
     t.set_defaults(func=cmd_push_test)
 
+    s = sub.add_parser("db", help="the database schema (Alembic migrations)")
+    db_sub = s.add_subparsers(dest="db_command", required=True)
+    for name, func, text in (
+            ("upgrade", cmd_db_upgrade, "bring the schema to the newest revision (run it "
+             "before starting a new engine version; safe to repeat)"),
+            ("current", cmd_db_current, "print the schema's revision; exit 1 when "
+             "`db upgrade` is needed")):
+        t = db_sub.add_parser(name, help=text)
+        t.add_argument("-c", "--config", default=DEFAULT_CONFIG,
+                       help="read engine.database_url from this config")
+        t.add_argument("--url", help="the database URL instead of the config's "
+                       "(sqlite:///file.db, postgresql://user@host/db)")
+        t.set_defaults(func=func)
+
     s = sub.add_parser("schema", help="print the config's JSON Schema")
     s.set_defaults(func=cmd_schema)
     return p
@@ -233,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2) if args.command != "run" else (
         logging.DEBUG if args.verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.setup(level, args.log_format)
     return args.func(args)
 
 

@@ -6,6 +6,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
       ├── Calls.run: one task per call, each with its own TaskGroup
       ├── ConfigHolder.run (SIGHUP reloads, off the event loop)
       ├── ContextNotifier.run (webhook deliveries), HTTP API
+      ├── CallRegistry.run (call records written), CallRegistry.expire (retention)
     SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.
 """
 
@@ -15,6 +16,8 @@ import asyncio
 import logging
 import signal
 from contextlib import AsyncExitStack
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from .api.app import build_app, serve
 from .api.context import ApiContext
@@ -28,7 +31,7 @@ from .config.reloader import ConfigHolder
 from .node import AsteriskNode
 from .push import PushService
 from .apps.guard import TokenGuard
-from .store import Store
+from .store import DatabaseUrlError, SchemaNotReady, Store, redact
 
 log = logging.getLogger("ivr_engine.engine")
 
@@ -43,7 +46,8 @@ def _notifier(config: Config) -> ContextNotifier | None:
 
 
 async def run_engine(config: Config) -> int:
-    """Run until SIGTERM/SIGINT; 0, or 1 when another process took the ARI application."""
+    """Run until SIGTERM/SIGINT; 0, or 1 when another process took the ARI application or
+    the database cannot be reached, 2 when its schema is not at the newest revision."""
     eng = config.engine
     holder = ConfigHolder(config)
     stop = asyncio.Event()
@@ -53,11 +57,20 @@ async def run_engine(config: Config) -> int:
     loop.add_signal_handler(signal.SIGHUP, holder.request_reload)
     code = 0
     async with AsyncExitStack() as stack:
-        store = await Store.open(eng.database_url)
+        try:
+            store = await Store.open(eng.database_url)
+        except (DatabaseUrlError, SchemaNotReady) as exc:  # names `ivr-engine db upgrade`
+            log.error("%s", exc)
+            return 2
+        except (OSError, SQLAlchemyError) as exc:
+            log.error("cannot open the database %s: %s", redact(eng.database_url), exc)
+            return 1
         stack.push_async_callback(store.close)
+        registry = CallRegistry(store.calls)
+        stack.push_async_callback(registry.close)  # the last call records, before store.close
         push = PushService(lambda: holder.current, store)
         stack.push_async_callback(push.close)
-        services = CallServices(store=store, registry=CallRegistry(), notifier=_notifier(config),
+        services = CallServices(store=store, registry=registry, notifier=_notifier(config),
                                 push=push, token_guard=TokenGuard())
         calls = Calls(lambda: holder.current, services)
         nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
@@ -67,7 +80,11 @@ async def run_engine(config: Config) -> int:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(n.run(), name=f"node-{n.name}") for n in nodes]
                 tasks += [tg.create_task(calls.run(), name="calls"),
-                          tg.create_task(holder.run(), name="config-reload")]
+                          tg.create_task(holder.run(), name="config-reload"),
+                          tg.create_task(registry.run(), name="call-records"),
+                          tg.create_task(registry.expire(
+                              lambda: holder.current.engine.call_records.retention_days),
+                              name="call-records-expiry")]
                 if services.notifier is not None:
                     tasks.append(tg.create_task(services.notifier.run(), name="webhook"))
                 if eng.api.enabled:

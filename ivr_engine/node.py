@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import Any, Callable, Protocol
 
+from . import metrics
 from .ami import AmiClient
 from .ari import (
     AriClient,
@@ -63,6 +64,7 @@ class AsteriskNode:
         self._connected = asyncio.Event()
         self._down = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
+        self._connects = 0
         ari.on_connected = self._on_connected
         ari.on_disconnected = self._on_disconnected
 
@@ -113,6 +115,9 @@ class AsteriskNode:
         # still in the application wait until those calls are taken back
         self.dispatcher.hold()
         self._connected.set()
+        if self._connects:
+            metrics.RECONNECTS.labels("ari-calls").inc()
+        self._connects += 1
 
     def _on_disconnected(self) -> None:
         self.calls_ready.clear()

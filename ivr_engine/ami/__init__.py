@@ -17,6 +17,8 @@ from typing import Any
 
 from panoramisk import Manager
 
+from .. import metrics
+
 log = logging.getLogger("ivr_engine.ami")
 
 
@@ -61,6 +63,7 @@ class AmiClient:
         self._secret = secret
         self._manager: _Manager | None = None
         self._ready = asyncio.Event()
+        self._logins = 0
 
     async def run(self) -> None:
         plog = logging.getLogger("ivr_engine.ami.panoramisk")
@@ -80,7 +83,14 @@ class AmiClient:
 
     def _on_login(self, manager: Manager) -> None:
         log.info("AMI logged in at %s:%d", self.host, self.port)
+        if self._logins:
+            metrics.RECONNECTS.labels("ami").inc()
+        self._logins += 1
         self._ready.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
 
     def _on_disconnect(self, manager: Manager, exc: Exception | None) -> None:
         self._ready.clear()

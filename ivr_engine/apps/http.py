@@ -1,81 +1,116 @@
-"""The call plan route of the mobile apps' SDK: ``POST /v1/apps/{app}/calls``.
+"""The mobile apps' routes.
 
-The SDK asks VoIP or PSTN; a PSTN answer carries the app's fallback number and a one-time
-token to dial after it. The request passes the API's doors in order (api/): the per-address
-rate limit, the app's api key (generic 401), the per-key rate limit, then the body parser.
+- ``POST /v1/apps/{app}/calls`` (SDK key): the SDK asks VoIP or PSTN; a PSTN answer carries
+  the app's fallback number and a one-time token to dial after it. The request passes the
+  API's doors in order (api/): the per-address rate limit, the app's api key (generic 401),
+  the per-key rate limit, then the body parser and the request model.
+- ``GET /v1/admin/apps`` (admin token): every app with its status.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 
-from ..api.auth import authenticate_app
+from ..api.auth import authenticate_app, require_admin
 from ..api.context import ApiContext
 from ..api.guards import throttle_address, throttle_key
-from ..api.input import is_text, read_json_object
-from ..api.problems import Problem, invalid
-from .plans import PlanError, clean_custom_data, dial_string, new_token, plan_call
+from ..api.input import read_model
+from ..api.problems import Problem
+from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes
+from ..api.schemas import reply
+from .plans import PlanError, dial_string, new_token, plan_call
+from .schemas import (
+    AppStatus,
+    AppStatusList,
+    CallPlanRequest,
+    CallPlanResponse,
+    PstnPlan,
+    PushCredentials,
+    SipTarget,
+    VoipPlan,
+)
 
 log = logging.getLogger("ivr_engine.api")
 
-def _plan_request(body: dict[str, Any]) -> tuple[float, bool, str, str | None, dict[str, str]]:
-    """connectivity, data_path, caller, language and custom_data of a call-plan request."""
-    score = body.get("connectivity")
-    if isinstance(score, bool) or not isinstance(score, (int, float)):
-        raise invalid("connectivity (a number 0..1) is required", "connectivity")
-    data_path = body.get("data_path", True)
-    if not isinstance(data_path, bool):
-        raise invalid("data_path must be true or false", "data_path")
-    caller = body.get("caller") or ""
-    if not is_text(caller, 32):
-        raise invalid("caller must be a phone number string", "caller")
-    language = body.get("language")
-    if language is not None and not is_text(language, 16):
-        raise invalid("language must be a code like en or fr", "language")
-    try:
-        custom = clean_custom_data(body.get("custom_data"))
-    except ValueError as exc:
-        raise invalid(str(exc), "custom_data") from None
-    return float(score), data_path, caller, language, custom
+
+def app_status(cfg, name: str) -> AppStatus:
+    """An app's status from the running config: its warnings (missing push credential files,
+    no access point) and a missing api_key."""
+    spec, entry = cfg.model.apps[name], cfg.routing.apps.get(name)
+    prefix = f"apps.{name}"
+    problems = [str(w) for w in cfg.warnings
+                if w.path == prefix or w.path.startswith(prefix + ".")]
+    if spec.api_key is None:
+        problems.append(f"{cfg.path}: {prefix}.api_key: not set: every SDK request of this app "
+                        "is refused")
+    if entry is None or not entry.active:
+        status = "no-access-point"
+    elif problems:
+        status = "credential-problems"
+    else:
+        status = "active"
+    return AppStatus(
+        name=name, status=status, problems=problems, menu=entry.menu if entry else None,
+        fallback_number=entry.fallback_number if entry else None,
+        threshold=entry.threshold if entry else None,
+        languages=list(entry.languages) if entry else [],
+        api_key_configured=spec.api_key is not None,
+        push=PushCredentials(apns=spec.push.apns is not None, fcm=spec.push.fcm is not None))
 
 
-def app_routes(ctx: ApiContext) -> web.RouteTableDef:
-    routes = web.RouteTableDef()
+def app_routes(ctx: ApiContext) -> ApiRoutes:
+    routes = ApiRoutes("apps")
 
-    @routes.post("/v1/apps/{app}/calls")
+    @routes.post(
+        "/v1/apps/{app}/calls", summary="Plan a call: VoIP, or PSTN with a one-time token",
+        security=SDK_KEY, body=CallPlanRequest, responses={201: CallPlanResponse},
+        problems={409: "the app is inactive (no mobile-app access point), or has no fallback "
+                  "number when data_path is false",
+                  429: RATE_LIMITED,
+                  503: "too many unexpired tokens for this app; retry shortly"})
     async def plan(request: web.Request) -> web.Response:
-        """The SDK asks VoIP or PSTN; a PSTN answer carries the number and a one-time token."""
+        """The SDK asks VoIP or PSTN; a PSTN answer carries the number and a one-time token
+        (valid `token_ttl_seconds`, single use). `{app}` is the app's name; the key must be
+        that app's `api_key`."""
         throttle_address(ctx, request)
         cfg = ctx.config()
         name = authenticate_app(cfg, request, request.match_info["app"])
         throttle_key(ctx, name)
-        score, data_path, caller, language, custom = _plan_request(
-            await read_json_object(request))
+        req = await read_model(request, CallPlanRequest)
+        caller, language, custom = req.caller or "", req.language, req.custom_data or {}
         app = cfg.routing.apps[name]
         now = ctx.clock()
         try:
-            p = plan_call(app, score, data_path)
-            token = new_token(app.token_digits, await ctx.store.active_tokens(name, now),
+            p = plan_call(app, req.connectivity, req.data_path)
+            token = new_token(app.token_digits, await ctx.store.intents.active_tokens(name, now),
                               ctx.randbelow)
         except PlanError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
         lang = app.language_for(language)
-        intent = await ctx.store.add_intent(app=name, token=token, caller=caller, language=lang,
+        intent = await ctx.store.intents.add(app=name, token=token, caller=caller, language=lang,
                                             custom_data=custom, now=now,
                                             ttl_seconds=app.token_ttl_seconds)
-        out: dict[str, Any] = {
-            "mode": p.mode, "reason": p.reason, "app": name, "language": lang,
-            "token": token, "expires_at": intent.expires_at.isoformat(),
-        }
+        common = {"reason": p.reason, "app": name, "language": lang, "token": token,
+                  "expires_at": intent.expires_at}
         if p.mode == "pstn":
-            out["number"] = p.number
-            out["dial"] = dial_string(p.number, token)  # type: ignore[arg-type]
+            assert p.number is not None  # a PSTN plan always has its number
+            out: PstnPlan | VoipPlan = PstnPlan(mode="pstn", number=p.number,
+                                                dial=dial_string(p.number, token), **common)
         else:
-            out["sip"] = {"extension": f"app-{name}", "headers": {"X-IVR-Token": token}}
+            out = VoipPlan(mode="voip", sip=SipTarget(extension=f"app-{name}",
+                                                      headers={"X-IVR-Token": token}), **common)
         log.info("call plan for app %r: %s (%s)", name, p.mode, p.reason)
-        return web.json_response(out, status=201)
+        return reply(CallPlanResponse(out), status=201)
+
+    @routes.get("/v1/admin/apps", summary="Every app with its status", security=ADMIN_TOKEN,
+                responses={200: AppStatusList}, tag="admin")
+    async def list_apps(request: web.Request) -> web.Response:
+        """Active, without an access point (inactive), or with credential problems (no
+        api_key, push credential files missing when the config was last read)."""
+        cfg = ctx.config()
+        require_admin(cfg, request)
+        return reply(AppStatusList(apps=[app_status(cfg, name) for name in cfg.model.apps]))
 
     return routes

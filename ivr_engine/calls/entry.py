@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from .. import metrics
 from ..apps.guard import GuessLimits
 from ..ari import ChannelDtmfReceived
 from ..ivr.resume import plan_resume
@@ -44,8 +45,8 @@ async def new_call(call: Call) -> Phase | None:
         decision = route_app(table, target)
         intent = None
         if decision.app and extra and call.services.store is not None:
-            intent = await call.services.store.consume_token(decision.app, extra, call.clock(),
-                                                             call.channel_id)
+            intent = await call.services.store.intents.consume_token(
+                decision.app, extra, call.clock(), call.channel_id)
         if intent is not None:
             decision = route_app(table, target, intent.language)
         return await call.enter(decision, intent)
@@ -109,18 +110,20 @@ async def _matched(call: Call, decision: EntryDecision, app: AppEntry,
     intent = None
     refused = guard.check(app.app, caller, limits, now)
     if refused is not None:
+        metrics.TOKEN_GUESSING_REFUSED.labels(app.app).inc()
         log.warning("call %s on app %r's fallback number treated as outside the app: %s",
                     call.channel_id, app.app, refused)
     else:
         if token:
-            intent = await store.consume_token(app.app, token, call.clock(), call.channel_id)
+            intent = await store.intents.consume_token(app.app, token, call.clock(),
+                                                       call.channel_id)
             if intent is None:
                 guard.failed(app.app, caller, now)
                 log.info("call %s: wrong token for app %r from %r", call.channel_id, app.app,
                          caller)
         if intent is None and app.match != "token":
-            intent = await store.consume_by_caller(app.app, caller, call.clock(),
-                                                   call.channel_id)
+            intent = await store.intents.consume_by_caller(app.app, caller, call.clock(),
+                                                           call.channel_id)
     decision = after_token(call.config.routing, decision, intent is not None,
                            intent.language if intent is not None else None)
     return await call.enter(decision, intent)
@@ -180,5 +183,5 @@ async def _custom_data(call: Call) -> dict[str, str]:
     store: Any = call.services.store
     if store is None:
         return {}
-    intent = await store.intent_for_channel(call.channel_id)
+    intent = await store.intents.for_channel(call.channel_id)
     return dict(intent.custom_data) if intent is not None else {}

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+from .. import metrics
 from ..ari import ChannelDtmfReceived, PlaybackFinished
 from ..ivr.actions import (
     Action,
@@ -59,7 +61,12 @@ class IvrPhase:
         if getattr(ev, "channel_id", self.call.channel_id) != self.call.channel_id:
             return None  # a late event of a user's leg that is already gone
         if isinstance(ev, ChannelDtmfReceived):
-            return await self.execute(rt.digit(ev.digit, now))
+            t0 = time.perf_counter()
+            actions = rt.digit(ev.digit, now)
+            nxt = await self.execute(actions)
+            if any(isinstance(a, Play) for a in actions):
+                metrics.DTMF_TO_PROMPT.observe(time.perf_counter() - t0)
+            return nxt
         if isinstance(ev, TimerFired):
             self._timers.pop(ev.token, None)
             return await self.execute(rt.timer_fired(ev.token, now))
@@ -195,7 +202,7 @@ class IvrPhase:
         if store is None:
             log.error("callback for %s requested but no store is configured", a.caller)
             return
-        row = await store.add_callback(caller=a.caller, queue=a.queue, language=a.language,
+        row = await store.callbacks.add(caller=a.caller, queue=a.queue, language=a.language,
                                        entry=a.entry, path="/".join(a.path),
                                        channel_id=self.call.channel_id)
         log.info("callback #%d recorded: %s for queue %s", row, a.caller, a.queue)

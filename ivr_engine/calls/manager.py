@@ -10,7 +10,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Callable
 
-from ..ari import StasisStart
+from .. import metrics
+from ..ari import ChannelDestroyed, StasisStart
 from ..config import Config
 from .session import CallServices, CallSession
 
@@ -64,10 +65,18 @@ class Calls:
         return True
 
     async def _run(self, node: "AsteriskNode", session: CallSession) -> None:
+        metrics.CALLS_IN_PROGRESS.inc()
         try:
             await session.run()
         finally:
+            metrics.CALLS_IN_PROGRESS.dec()
             node.dispatcher.unregister(session.channel_id)
+            # a hang-up right after a hand-off may already wait in the call's queue: the
+            # session ended at StasisEnd and will not read it
+            while not session.events.empty():
+                ev = session.events.get_nowait()
+                if isinstance(ev, ChannelDestroyed) and ev.channel_id == session.channel_id:
+                    self.ended(session.channel_id)
             self.sessions.pop(session.channel_id, None)
             self._tasks.pop(session.channel_id, None)
 

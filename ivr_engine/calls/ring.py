@@ -4,7 +4,9 @@ takes the user's no-answer destination."""
 
 from __future__ import annotations
 
+import time
 
+from .. import metrics
 from ..ivr.actions import RingUser
 from ..wakeup.ringer import Ringer, RingContext
 from ..wakeup.ringing import Finished
@@ -36,10 +38,15 @@ async def start_ringing(call: Call, ivr: IvrPhase, a: RingUser) -> Phase | None:
 class RingPhase:
     def __init__(self, call: Call, ivr: IvrPhase, ringer: Ringer, token: str):
         self.call, self.ivr, self.ringer, self.token = call, ivr, ringer, token
+        self.started = time.monotonic()
+
+    def _measure(self, outcome: str) -> None:
+        metrics.WAKEUP_WAIT.labels(outcome).observe(time.monotonic() - self.started)
 
     async def handle(self, ev: object) -> Phase | None:
         if isinstance(ev, TransferRequest):
             await self.ringer.stop()
+            self._measure("transferred")
             return await self._back(await self.ivr.transfer(ev))
         if not self.ringer.owns(ev):
             return None  # the caller's keys and late IVR events wait for nothing now
@@ -48,8 +55,10 @@ class RingPhase:
 
     async def caller_left(self) -> None:
         await self.ringer.stop(caller_left=True)
+        self._measure("caller-left")
 
     async def finished(self, done: Finished) -> Phase | None:
+        self._measure("answered" if done.answered else "no-answer")
         rt, now = self.ivr.rt, self.call.clock()
         actions = rt.ring_finished(self.token, done.answered, now)
         if done.answered:

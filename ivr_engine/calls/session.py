@@ -17,6 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
+from .. import metrics
+from ..logs import CHANNEL
 from ..ari import AriClient, AriError, AriNotFound, ChannelDestroyed, StasisEnd, StasisStart
 from ..config import Config
 from ..ivr.actions import RingUser
@@ -88,6 +90,7 @@ class CallSession:
 
     async def run(self) -> None:
         """Run the call to its end. Never raises, except CancelledError on engine shutdown."""
+        CHANNEL.set(self.channel_id)  # this task's context: every log line of the call
         try:
             await self._run_group()
         except asyncio.CancelledError:
@@ -155,7 +158,18 @@ class CallSession:
         self.record("handed-off" if handed_off else "ended")
         log.info("call %s left the engine: path=%s destination=%s", self.channel_id,
                  "/".join(rt.path) if rt else "", rt.destination if rt else None)
+        metrics.CALLS.labels(self.info.via if self.info else "unrouted",
+                             self._outcome(handed_off)).inc()
         raise _CallOver()
+
+    def _outcome(self, handed_off: bool) -> str:
+        """How the call left: handed-off | answered-by-user | ended-by-engine | caller-left."""
+        if handed_off:
+            return "handed-off"
+        if isinstance(self.phase, BridgePhase):
+            return "answered-by-user"
+        rt = self.runtime
+        return "ended-by-engine" if rt is not None and rt.finished else "caller-left"
 
     async def _channel_gone(self) -> bool:
         if self._left:

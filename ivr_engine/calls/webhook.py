@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from .. import metrics
+
 log = logging.getLogger("ivr_engine.webhook")
 
 RETRY_STATUSES = {408, 425, 429}
@@ -50,6 +52,7 @@ class ContextNotifier:
             self._queue.put_nowait(payload)
         except asyncio.QueueFull:
             self.stats.dropped += 1
+            metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
             log.error("context webhook queue full: dropped the delivery for call %s",
                       payload.get("call_id"))
 
@@ -79,6 +82,7 @@ class ContextNotifier:
                 async with session.post(self.url, data=body, headers=headers) as r:
                     if 200 <= r.status < 300:
                         self.stats.delivered += 1
+                        metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
                         return
                     error = f"HTTP {r.status}"
                     retry = r.status >= 500 or r.status in RETRY_STATUSES
@@ -92,5 +96,6 @@ class ContextNotifier:
             await asyncio.sleep(delay)
             delay *= 2
         self.stats.failed += 1
+        metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
         log.error("context webhook for call %s failed after %d attempts: %s",
                   payload.get("call_id"), attempt, error)

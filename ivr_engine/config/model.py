@@ -127,10 +127,18 @@ class WatchdogSettings(_Model):
                                   description="above the longest prompt you play")
 
 
+class CallRecordSettings(_Model):
+    """The call context behind GET /v1/calls/<id> is kept in the database this long after
+    the call's last change, then deleted (checked at start and every hour)."""
+
+    retention_days: float = Field(30, gt=0, le=3650)
+
+
 class EngineSettings(_Model):
     ari: AriSettings
     ami: AmiSettings = AmiSettings()
     database_url: str = "sqlite:///ivr-engine.db"
+    call_records: CallRecordSettings = CallRecordSettings()
     api: ApiSettings = ApiSettings()
     default_language: Language = "en"
     timezone: Timezone = "UTC"

@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from dataclasses import dataclass
 
-from . import Config, ConfigError, load_config
+from . import Config, ConfigError, Issue, load_config
 
-__all__ = ["ConfigHolder"]
+__all__ = ["ConfigHolder", "ReloadOutcome"]
 
 log = logging.getLogger("ivr_engine.engine")  # the engine's: its reload lines read as before
 
@@ -45,6 +46,22 @@ def _load_config_gc_paused(path: str) -> Config:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What one reload did: ``config`` is the new snapshot now in use, or None when the file
+    was refused (the running config stays). ``issues`` are the file's errors when refused, its
+    warnings when applied (each prints as ``file:line: key.path: message``). ``unexpected``:
+    the refusal is a bug (logged with its traceback), not the file's fault."""
+
+    config: Config | None
+    issues: tuple[Issue, ...] = ()
+    unexpected: bool = False
+
+    @property
+    def applied(self) -> bool:
+        return self.config is not None
+
+
 class ConfigHolder:
     """The current config snapshot; a reload swaps it atomically or keeps the old one."""
 
@@ -66,26 +83,33 @@ class ConfigHolder:
             await self.reload()
 
     async def reload(self) -> bool:
-        """Re-read ``current.path`` off the event loop; True when the new config is in use.
+        """Re-read ``current.path`` off the event loop; True when the new config is in use
+        (SIGHUP). :meth:`reload_outcome` says why not."""
+        return (await self.reload_outcome()).applied
+
+    async def reload_outcome(self) -> ReloadOutcome:
+        """Re-read ``current.path`` off the event loop and swap it in when valid.
 
         It never raises (except on cancellation): :meth:`run` sits in the engine's TaskGroup,
         where an exception would stop the engine. An unexpected error is a bug, so it is logged
         with its traceback, and the running config is kept as for a rejected file.
         """
         async with self._lock:  # two overlapping reloads could finish in the wrong order
+            path = self.current.path
             try:
-                new = await asyncio.to_thread(_load_config_gc_paused, self.current.path)
+                new = await asyncio.to_thread(_load_config_gc_paused, path)
             except ConfigError as exc:
                 log.error("config reload rejected, keeping the running config:\n%s", exc)
-                return False
+                return ReloadOutcome(None, tuple(exc.issues))
             except Exception:  # noqa: BLE001 - see the docstring
                 log.exception("config reload rejected, keeping the running config: "
-                              "unexpected error reading %s", self.current.path)
-                return False
+                              "unexpected error reading %s", path)
+                return ReloadOutcome(None, (Issue(path, 0, "", "unexpected error reading the "
+                                                  "file (see the engine log)"),), True)
             for w in new.warnings:
                 log.warning("%s", w)
             if new.engine.ari != self.current.engine.ari:
                 log.warning("engine.ari changed: restart the engine to use the new connection")
             self.current = new
             log.info("config reloaded from %s (%d menus)", new.path, len(new.tree.menus))
-            return True
+            return ReloadOutcome(new, tuple(new.warnings))

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import replace
 from typing import Any, Callable, Protocol
 
+from .. import metrics
 from . import PushError, PushResult, WakePayload, token_hint
 from .apns import ApnsSender
 from .fcm import FcmSender
@@ -40,7 +41,7 @@ def _no_token(provider: str, reason: str) -> PushResult:
 
 class PushService:
     """``config_getter()`` returns the current configuration (a :class:`Config` or its
-    ``ConfigModel``); ``store`` has ``forget_token(token)``.
+    ``ConfigModel``); ``store`` has ``devices.forget_token(token)``.
 
     :meth:`wake`, :meth:`cancel` and :meth:`test` never raise for provider answers; they raise
     :class:`PushError` when the app is unknown or its push credentials are missing/unusable.
@@ -149,7 +150,7 @@ class PushService:
             result = await sender.send_wake(token, payload, ttl_seconds)
         else:
             raise PushError(f"unknown platform {device.platform!r}")
-        await self._after(result, token, name)
+        await self._after(result, token, name, "wake")
         return result
 
     async def cancel(self, device: DeviceLike, call_id: str, caller_number: str = "",
@@ -170,7 +171,7 @@ class PushService:
             result = await sender.send_cancel(token, call_id)
         else:
             raise PushError(f"unknown platform {device.platform!r}")
-        await self._after(result, token, name)
+        await self._after(result, token, name, "cancel")
         return result
 
     async def test(self, app: str, device: DeviceLike) -> PushResult:
@@ -179,11 +180,13 @@ class PushService:
                                      TEST_TTL_SECONDS)
         return await self.wake(device, payload, TEST_TTL_SECONDS, app=app)
 
-    async def _after(self, result: PushResult, token: str, app: str) -> None:
+    async def _after(self, result: PushResult, token: str, app: str, kind: str) -> None:
+        outcome = "ok" if result.ok else "token-invalid" if result.token_invalid else "error"
+        metrics.PUSH_SENDS.labels(result.provider, kind, outcome).inc()
         if not result.token_invalid:
             return
         try:
-            n = await self._store.forget_token(token)
+            n = await self._store.devices.forget_token(token)
         except Exception as e:  # noqa: BLE001 - a store hiccup must not break the call flow
             log.warning("push: could not forget dead %s token#%s of app %s: %s",
                         result.provider, token_hint(token), app, type(e).__name__)

@@ -255,7 +255,7 @@ class Ringer:
             log.error("call %s: user %s needs a push but no push service/store is set up",
                       ctx.channel_id, user.name)
             return
-        devices = await self.store.devices_for_user(user.name, user.app)
+        devices = await self.store.devices.for_user(user.name, user.app)
         if not devices:
             log.warning("call %s: user %s has no registered device to wake", ctx.channel_id,
                         user.name)

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .. import metrics
 from ..ari import AriClient, AriError, ContactStatusChange, Event
 from .contacts import AVAILABLE, PushBinding, aor_of, parse_push_params
 
@@ -54,8 +55,15 @@ class ContactWatcher:
         self._bindings: asyncio.Queue[tuple[str, PushBinding]] = asyncio.Queue(1000)
         self._resubscribe = asyncio.Event()
         self.ready = asyncio.Event()  # subscribed since the last (re)connect
-        ari.on_connected = self._resubscribe.set
+        self._connects = 0
+        ari.on_connected = self._on_connected
         ari.on_disconnected = self.ready.clear
+
+    def _on_connected(self) -> None:
+        self._resubscribe.set()  # subscriptions are made again after each (re)connect
+        if self._connects:
+            metrics.RECONNECTS.labels("ari-registrations").inc()
+        self._connects += 1
 
     # ------------------------------------------------------------------ events
 
@@ -146,7 +154,7 @@ class ContactWatcher:
             if not user.app:
                 continue
             try:
-                await self.store.upsert_device(
+                await self.store.devices.upsert(
                     user=user.name, app=user.app, platform=b.platform,
                     push_token=None if b.voip else b.prid,
                     voip_token=b.prid if b.voip else None, source="rfc8599")

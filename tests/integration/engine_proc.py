@@ -1,4 +1,6 @@
-"""Run the real engine (`python -m ivr_engine.cli run`) as a subprocess against the sandbox."""
+"""Run the real engine (`python -m ivr_engine.cli run`) as a subprocess against the sandbox,
+on a SQLite file in its work directory (upgraded first) unless ``extra_env`` names another
+IVR_DATABASE_URL."""
 
 from __future__ import annotations
 
@@ -45,8 +47,20 @@ def app_connected(sandbox, app: str = "ivr-engine") -> bool:
     return any(app in line.split()[4:] for line in out.splitlines()[2:] if line.strip())
 
 
-async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
+async def upgrade_database(url: str) -> None:
+    """What ``ivr-engine db upgrade`` does, in-process (a no-op when already upgraded)."""
+    from ivr_engine.store import Database
+
+    db = Database(url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.close()
+
+
+async def spawn_engine(sandbox, workdir: Path, config: Path = FIXTURE,
                        extra_env: dict[str, str] | None = None) -> EngineProcess:
+    """Start the engine (its database upgraded first) without waiting for it to be ready."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "ivr.db"
     with socket.socket() as sock:  # a free loopback port for this engine's HTTP API
@@ -62,12 +76,20 @@ async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
         "IVR_API_LISTEN": f"127.0.0.1:{api_port}",
         **(extra_env or {}),
     }
+    await upgrade_database(env["IVR_DATABASE_URL"])  # the engine refuses one not upgraded
     logf = open(log_path, "wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ivr_engine.cli", "-v", "run", "-c", str(config),
         env=env, stdout=logf, stderr=asyncio.subprocess.STDOUT, cwd=str(REPO))
     logf.close()
-    handle = EngineProcess(proc, log_path, db, config, f"http://127.0.0.1:{api_port}")
+    return EngineProcess(proc, log_path, db, config, f"http://127.0.0.1:{api_port}")
+
+
+async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
+                       extra_env: dict[str, str] | None = None) -> EngineProcess:
+    """Start the engine and wait until both its ARI applications are up."""
+    handle = await spawn_engine(sandbox, workdir, config, extra_env)
+    proc = handle.proc
     deadline = time.monotonic() + 20
     try:
         while time.monotonic() < deadline:

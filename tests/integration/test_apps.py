@@ -136,17 +136,22 @@ async def test_good_token_enters_app_tree_with_language_and_custom_data(http, ca
     _, _, p = await plan(http, connectivity=0.1, language="fr", caller="+33611223344",
                          custom_data={"order": "A-42", "vip": True})
     hook.event.clear()
-    r = await caller.call(did=p["number"], caller="+33611223344", keys=["1"], timeout=30,
-                          post_dial=p["token"] + "#")
-    assert r["path"] == ["cust"]
-    assert r["prompts"] == ["sound:digits/5"]  # the app's own French prompt
-    assert r["destination"] == {"type": "queue", "target": "sales"}
-    # the agent's view of the call
-    async with http.get(f"/v1/calls/{r['channel']}", headers=ADMIN) as resp:
+    call = caller.start(p["number"], caller="+33611223344", keys=["1"], timeout=30,
+                        post_dial=p["token"] + "#", hold=3)  # stays in the queue 3 s
+    for _ in range(300):
+        if call.record.destination:
+            break
+        await asyncio.sleep(0.02)
+    # the agent's view of the call while it waits in the queue
+    async with http.get(f"/v1/calls/{call.record.channel}", headers=ADMIN) as resp:
         info = await resp.json()
     assert info["app"] == "customer" and info["language"] == "fr"
     assert info["custom_data"] == {"order": "A-42", "vip": "true"}
     assert info["via"] == "app" and info["state"] == "handed-off"
+    r = (await call.finished()).as_dict()
+    assert r["path"] == ["cust"]
+    assert r["prompts"] == ["sound:digits/5"]  # the app's own French prompt
+    assert r["destination"] == {"type": "queue", "target": "sales"}
     async with http.get(f"/v1/calls/{r['channel']}") as resp:
         assert resp.status == 401
     # the context webhook got it, signed

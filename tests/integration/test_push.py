@@ -20,7 +20,7 @@ from ivr_engine.push import (
     PushService,
     WakePayload,
 )
-from ivr_engine.store import Store
+from ivr_engine.store import Database, Store
 from tests.support import keys
 from tests.support.push_servers import FakeApns, FakeFcm
 
@@ -57,7 +57,11 @@ def client_cert(pki, key_dir):
 
 @pytest.fixture
 async def store(tmp_path):
-    s = await Store.open(f"sqlite:///{tmp_path}/push.db")
+    url = f"sqlite:///{tmp_path}/push.db"
+    db = Database(url)
+    await db.upgrade()
+    await db.close()
+    s = await Store.open(url)
     yield s
     await s.close()
 
@@ -112,14 +116,14 @@ async def service(store):
 
 
 async def tokens(store: Store, user: str = "u1") -> list[tuple[str, str | None, str | None]]:
-    return [(d.platform, d.push_token, d.voip_token) for d in await store.devices_for_user(user)]
+    return [(d.platform, d.push_token, d.voip_token) for d in await store.devices.for_user(user)]
 
 
 # --------------------------------------------------------------------------- FCM
 
 
 async def test_fcm_wake_exact_message_and_access_token_reuse(fcm, store, service):
-    device = await store.upsert_device(user="u1", app="demo", platform="android",
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
                                        push_token=FCM_TOKEN)
     svc = await service(config(fcm=fcm))
     r1 = await svc.wake(device, PAYLOAD, 15)
@@ -148,7 +152,7 @@ async def test_fcm_wake_exact_message_and_access_token_reuse(fcm, store, service
 
 
 async def test_fcm_cancel(fcm, store, service):
-    device = await store.upsert_device(user="u1", app="demo", platform="android",
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
                                        push_token=FCM_TOKEN)
     svc = await service(config(fcm=fcm))
     r = await svc.cancel(device, "call-9", "+33612345678")
@@ -161,9 +165,9 @@ async def test_fcm_cancel(fcm, store, service):
 
 
 async def test_fcm_unregistered_token_is_forgotten(fcm, store, service):
-    device = await store.upsert_device(user="u1", app="demo", platform="android",
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
                                        push_token=FCM_TOKEN)
-    other = await store.upsert_device(user="u2", app="demo", platform="android",
+    other = await store.devices.upsert(user="u2", app="demo", platform="android",
                                       push_token="still-good")
     fcm.unregistered.add(FCM_TOKEN)
     svc = await service(config(fcm=fcm))
@@ -176,7 +180,7 @@ async def test_fcm_unregistered_token_is_forgotten(fcm, store, service):
 
 
 async def test_fcm_invalid_registration_token_is_forgotten(fcm, store, service):
-    device = await store.upsert_device(user="u1", app="demo", platform="android",
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
                                        push_token=FCM_TOKEN)
     fcm.invalid.add(FCM_TOKEN)
     svc = await service(config(fcm=fcm))
@@ -228,7 +232,7 @@ async def test_fcm_hook_runs_after_accepting(fcm, store, service):
         done.set()
 
     fcm.on_message = hook
-    device = await store.upsert_device(user="u1", app="demo", platform="android",
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
                                        push_token=FCM_TOKEN)
     svc = await service(config(fcm=fcm))
     assert (await svc.wake(device, PAYLOAD, 15)).ok
@@ -240,7 +244,7 @@ async def test_fcm_hook_runs_after_accepting(fcm, store, service):
 
 
 async def test_apns_token_auth_wake_is_a_voip_push(apns, pki, auth_key, store, service):
-    device = await store.upsert_device(user="u1", app="demo", platform="ios",
+    device = await store.devices.upsert(user="u1", app="demo", platform="ios",
                                        push_token=ALERT_TOKEN, voip_token=VOIP_TOKEN)
     svc = await service(config(apns=apns, pki=pki, auth_key=auth_key))
     now = int(time.time())
@@ -264,7 +268,7 @@ async def test_apns_token_auth_wake_is_a_voip_push(apns, pki, auth_key, store, s
 
 async def test_apns_certificate_auth(pki, client_cert, store, service):
     async with FakeApns(pki, bundle_id=BUNDLE, require_client_cert=True) as apns:
-        device = await store.upsert_device(user="u1", app="demo", platform="ios",
+        device = await store.devices.upsert(user="u1", app="demo", platform="ios",
                                            voip_token=VOIP_TOKEN)
         svc = await service(config(apns=apns, pki=pki, cert=client_cert))
         r = await svc.wake(device, PAYLOAD, 10)
@@ -285,7 +289,7 @@ async def test_apns_certificate_auth(pki, client_cert, store, service):
 
 async def test_apns_cancel_is_an_alert_push_on_the_bundle_topic(apns, pki, auth_key, store,
                                                                 service):
-    device = await store.upsert_device(user="u1", app="demo", platform="ios",
+    device = await store.devices.upsert(user="u1", app="demo", platform="ios",
                                        push_token=ALERT_TOKEN, voip_token=VOIP_TOKEN)
     svc = await service(config(apns=apns, pki=pki, auth_key=auth_key))
     r = await svc.cancel(device, "call-7", "+33612345678")
@@ -302,7 +306,7 @@ async def test_apns_cancel_is_an_alert_push_on_the_bundle_topic(apns, pki, auth_
 
 
 async def test_apns_cancel_needs_an_alert_token(apns, pki, auth_key, store, service):
-    device = await store.upsert_device(user="u1", app="demo", platform="ios",
+    device = await store.devices.upsert(user="u1", app="demo", platform="ios",
                                        voip_token=VOIP_TOKEN)
     svc = await service(config(apns=apns, pki=pki, auth_key=auth_key))
     r = await svc.cancel(device, "call-7", "+33612345678")
@@ -316,7 +320,7 @@ async def test_apns_cancel_needs_an_alert_token(apns, pki, auth_key, store, serv
 ])
 async def test_apns_dead_token_is_forgotten(apns, pki, auth_key, store, service,
                                             answer, status, reason):
-    device = await store.upsert_device(user="u1", app="demo", platform="ios",
+    device = await store.devices.upsert(user="u1", app="demo", platform="ios",
                                        push_token=ALERT_TOKEN, voip_token=VOIP_TOKEN)
     getattr(apns, answer).add(VOIP_TOKEN)
     svc = await service(config(apns=apns, pki=pki, auth_key=auth_key))
@@ -329,7 +333,7 @@ async def test_apns_dead_token_is_forgotten(apns, pki, auth_key, store, service,
 async def test_apns_voip_push_to_an_alert_token_keeps_it(apns, pki, auth_key, store, service):
     """No VoIP token: the wake goes to the alert token; APNs's DeviceTokenNotForTopic then
     says "wrong kind of token", not "dead token" — it must not be wiped."""
-    device = await store.upsert_device(user="u1", app="demo", platform="ios",
+    device = await store.devices.upsert(user="u1", app="demo", platform="ios",
                                        push_token=ALERT_TOKEN)
     apns.wrong_topic_tokens.add(ALERT_TOKEN)
     svc = await service(config(apns=apns, pki=pki, auth_key=auth_key))
@@ -359,7 +363,7 @@ async def test_apns_timeout_is_bounded_and_the_connection_survives(apns, pki, au
 
 
 async def test_push_test_sends_a_test_wake(apns, pki, auth_key, store, service):
-    device = await store.upsert_device(user="u1", app="demo", platform="ios",
+    device = await store.devices.upsert(user="u1", app="demo", platform="ios",
                                        voip_token=VOIP_TOKEN)
     svc = await service(config(apns=apns, pki=pki, auth_key=auth_key))
     r = await svc.test("demo", device)
@@ -373,7 +377,7 @@ async def test_push_test_sends_a_test_wake(apns, pki, auth_key, store, service):
 
 
 async def test_senders_are_kept_and_rebuilt_when_credentials_change(fcm, tmp_path, store):
-    device = await store.upsert_device(user="u1", app="demo", platform="android",
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
                                        push_token=FCM_TOKEN)
     current = config(fcm=fcm)
     svc = PushService(lambda: current, store, timeout=2)
@@ -394,7 +398,7 @@ async def test_senders_are_kept_and_rebuilt_when_credentials_change(fcm, tmp_pat
 
 async def test_configuration_problems_raise_push_error(tmp_path, store, service):
     svc = await service(config())
-    device = await store.upsert_device(user="u1", app="demo", platform="android",
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
                                        push_token=FCM_TOKEN)
     with pytest.raises(PushError, match="no push.fcm"):
         await svc.wake(device, PAYLOAD, 10)

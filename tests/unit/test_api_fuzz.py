@@ -123,6 +123,9 @@ plausible_device = st.fixed_dictionaries({
 transfer_body = st.fixed_dictionaries({"to": st.one_of(
     st.sampled_from(["queue:sales", "queue:support", "endpoint:bob", "voicemail:1"]),
     hostile_values)})
+push_test_body = st.fixed_dictionaries({}, optional={
+    "app": st.one_of(names, hostile_values), "user": st.one_of(st.sampled_from(["alice", "sam"]),
+                                                               hostile_values)})
 
 
 def encode(value: object, ascii_only: bool) -> bytes:
@@ -131,7 +134,8 @@ def encode(value: object, ascii_only: bool) -> bytes:
 
 
 json_bodies = st.builds(encode, st.one_of(plausible_plan, plausible_device, plan_body,
-                                          device_body, transfer_body, hostile_values),
+                                          device_body, transfer_body, push_test_body,
+                                          hostile_values),
                         st.booleans())
 bodies = st.one_of(
     st.none(),
@@ -204,7 +208,7 @@ async def test_every_route_answers_4xx_problems_never_5xx(api, data, auth, ctype
 
 def right_key(route: str, body: bytes) -> str:
     """The key that opens ``route`` (for devices: that of the app the body names)."""
-    if "transfer" in route:
+    if "transfer" in route or route.startswith("/v1/admin/"):
         return ADMIN_TOKEN
     if route == "/v1/devices":
         try:
@@ -217,7 +221,8 @@ def right_key(route: str, body: bytes) -> str:
 
 @BODIES
 @given(route=st.sampled_from(["/v1/apps/customer/calls", "/v1/apps/staff/calls",
-                              "/v1/devices", f"/v1/calls/{ENDED_CALL}/transfer"]),
+                              "/v1/devices", f"/v1/calls/{ENDED_CALL}/transfer",
+                              "/v1/admin/push-test"]),
        body=json_bodies, step=clock_steps)
 async def test_well_authenticated_hostile_bodies_are_4xx_problems(api, route, body, step):
     """Past the doors, with the right key and media type: the handlers' own validation and

@@ -1,8 +1,11 @@
 """The in-process API the ``test_api_*`` modules talk to; this module holds no tests.
 
 A real Config (tests/fixtures/apps.yaml, keys from env overrides, two users added), a real
-Store on a temporary SQLite file, a real CallRegistry (one ended call), engine and AMI absent,
-served by aiohttp's TestServer. Requests are written as raw bytes on a socket: aiohttp's
+Store on a fresh database of each backend (SQLite, PostgreSQL), a real CallRegistry (one ended
+call, in its call record), a ConfigHolder (admin reloads re-read the fixture) and a real
+PushService (the fixture's push credential files are missing: test pushes answer without
+sending), one Asterisk node as the API sees it (connected and ready, no AMI; no calls), served
+by aiohttp's TestServer. Requests are written as raw bytes on a socket: aiohttp's
 client refuses to send non-UTF-8 header bytes, and a hostile client is not that polite.
 Rate-limit buckets run on a fake clock the tests move.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +27,8 @@ from ivr_engine.api.context import ApiContext
 from ivr_engine.api.ratelimit import TokenBuckets
 from ivr_engine.calls.registry import CallInfo, CallRegistry
 from ivr_engine.config import parse_config
+from ivr_engine.config.reloader import ConfigHolder
+from ivr_engine.push import PushService
 from ivr_engine.store import Store
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
@@ -40,6 +46,17 @@ ENDED_CALL = "call-ended-1"
 
 def load_test_config():
     return parse_config(FIXTURE.read_text() + USERS, str(FIXTURE), ENV)
+
+
+def ready_node() -> SimpleNamespace:
+    """An Asterisk node as the API reads it (/v1/health, /readyz): ARI connected, calls taken
+    back, registrations subscribed, no AMI."""
+    calls_ready, contacts_ready = asyncio.Event(), asyncio.Event()
+    calls_ready.set()
+    contacts_ready.set()
+    return SimpleNamespace(name="test", ari=SimpleNamespace(connected=True, app="ivr-engine"),
+                           calls_ready=calls_ready,
+                           contacts=SimpleNamespace(ready=contacts_ready), ami=None)
 
 
 class FakeClock:
@@ -100,15 +117,21 @@ class Api:
 
 
 @pytest.fixture(name="api")
-async def api_fixture(tmp_path):
-    store = await Store.open(f"sqlite:///{tmp_path}/x.db")
-    registry = CallRegistry()
+async def api_fixture(db_url):
+    """On each database backend (``db_url``: tests/conftest.py). The ended call is read back
+    from its call record, as after an engine restart."""
+    store = await Store.open(db_url)
+    registry = CallRegistry(store.calls)
     registry.add(CallInfo(id=ENDED_CALL, channel_name="PJSIP/trunk-00000001",
                           caller="+15550001111", entry="app:customer", via="app",
                           app="customer", root_menu="cust", language="en", state="ended"))
+    await registry.flush()
+    assert registry.get(ENDED_CALL) is None  # only live calls stay in memory
     cfg = load_test_config()
     clock = FakeClock()
+    push = PushService(lambda: cfg, store)
     ctx = ApiContext(config=lambda: cfg, store=store, registry=registry,
+                     holder=ConfigHolder(cfg), push=push, nodes=[ready_node()],
                      address_buckets=TokenBuckets(clock), key_buckets=TokenBuckets(clock))
     server = test_utils.TestServer(build_app(ctx))
     await server.start_server()
@@ -116,6 +139,7 @@ async def api_fixture(tmp_path):
         yield Api(server, ctx, clock)
     finally:
         await server.close()
+        await push.close()
         await store.close()
 
 

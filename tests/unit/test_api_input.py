@@ -128,9 +128,12 @@ async def test_transfer_goes_through_the_input_layer(api):
 
 
 async def test_unexpected_errors_are_a_logged_500_problem(api, caplog):
-    class BrokenStore:
+    class BrokenIntents:
         async def active_tokens(self, app, now):
             raise RuntimeError("database is on fire")
+
+    class BrokenStore:
+        intents = BrokenIntents()
 
     api.ctx.store = BrokenStore()
     with caplog.at_level(logging.ERROR, "ivr_engine.api"):

@@ -1,0 +1,49 @@
+"""What the engine counts, for ``GET /metrics`` (Prometheus text format, prometheus-client).
+
+One registry per process (:data:`REGISTRY`), so the exposition holds the engine's metrics
+only. Features record into these objects where the thing happens; labels are closed sets
+(never a caller number, a channel id or a free text) so the series count stays bounded.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+CALLS_IN_PROGRESS = Gauge(
+    "ivr_calls_in_progress", "Calls the engine drives now (in Stasis)", registry=REGISTRY)
+
+CALLS = Counter(
+    "ivr_calls_total", "Calls that left the engine, by how they entered and how they left",
+    ["entry", "outcome"], registry=REGISTRY)
+
+DTMF_TO_PROMPT = Histogram(
+    "ivr_dtmf_to_prompt_seconds",
+    "From a key reaching the engine to Asterisk accepting the next prompt's play request",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0), registry=REGISTRY)
+
+WAKEUP_WAIT = Histogram(
+    "ivr_wakeup_wait_seconds", "Ringing a user (push-then-wait) until it ended, by outcome",
+    ["outcome"], buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 120), registry=REGISTRY)
+
+PUSH_SENDS = Counter(
+    "ivr_push_sends_total", "Push notifications sent, by provider, kind and result",
+    ["provider", "kind", "result"], registry=REGISTRY)
+
+RECONNECTS = Counter(
+    "ivr_reconnects_total", "Connections to Asterisk re-established after a loss",
+    ["connection"], registry=REGISTRY)
+
+WEBHOOK_DELIVERIES = Counter(
+    "ivr_webhook_deliveries_total", "Context webhook deliveries, by result", ["result"],
+    registry=REGISTRY)
+
+TOKEN_GUESSING_REFUSED = Counter(
+    "ivr_token_guessing_refused_total",
+    "Calls on an app's fallback number treated as outside the app after too many wrong "
+    "tokens", ["app"], registry=REGISTRY)
+
+HTTP_REQUESTS = Counter(
+    "ivr_http_requests_total", "HTTP API requests, by route, method and status",
+    ["route", "method", "status"], registry=REGISTRY)
