@@ -75,7 +75,7 @@ class AsteriskNode:
         a = settings.ari
         password = a.password.get_secret_value()
         ari = AriClient(a.url, a.username, password, a.app,
-                        reconnect_max=a.reconnect_max_seconds)
+                        reconnect_max=a.reconnect_max_seconds, transport=a.transport)
         registrations = AriClient(a.url, a.username, password, registrations_app(a.app),
                                   reconnect_max=a.reconnect_max_seconds, max_connections=4)
         ami = None

@@ -3,11 +3,11 @@
 One :class:`AriClient` owns one ``aiohttp.ClientSession`` (keep-alive pool, HTTP Basic auth
 sent as a default header) used both for the REST calls and for the events websocket.
 
-* REST methods (inherited from :class:`~.rest.AriRest`, which this module's
-  :meth:`AriClient.request` carries over HTTP) return the decoded JSON (or None for empty
-  bodies) and raise :class:`AriError` (:class:`AriNotFound` for 404) on any non-2xx answer;
-  transport failures (connection refused, timeout, reset) raise :class:`AriError` with
-  ``status == 0``.
+* REST methods (inherited from :class:`~.rest.AriRest`) return the decoded JSON (or None for
+  empty bodies) and raise :class:`AriError` (:class:`AriNotFound` for 404) on any non-2xx
+  answer; transport failures (connection refused, timeout, reset) raise :class:`AriError`
+  with ``status == 0``. :meth:`AriClient.request` carries them over the events websocket
+  while it is up and Asterisk supports it (``wsrest.py``), else over HTTP (``transport``).
 * :meth:`AriClient.run` keeps the events websocket connected forever (exponential back-off with
   jitter), hands each parsed event to a synchronous handler, and raises
   :class:`AriAppReplaced` when another connection takes over the application name.
@@ -30,6 +30,7 @@ import aiohttp
 from .errors import AriAppReplaced, AriError, AriNotFound
 from .events import ApplicationReplaced, Event, parse_event
 from .rest import AriRest, _params
+from .wsrest import WsRequests, supports_rest_over_websocket
 
 __all__ = ["AriClient", "AriError", "AriNotFound", "AriAppReplaced"]
 
@@ -65,6 +66,10 @@ class AriClient(AriRest):
     ``heartbeat`` is the websocket ping interval (a peer that stops answering is dropped and
     reconnected); ``max_connections`` bounds the HTTP keep-alive pool (websocket included).
 
+    ``transport``: ``auto`` carries REST requests over the events websocket when the
+    Asterisk version has it (22.4+, 21.9+, 20.14+) and over HTTP otherwise (and whenever the
+    websocket is down); ``http`` or ``websocket`` force one.
+
     Attributes ``on_connected`` / ``on_disconnected`` may be set to plain zero-argument
     callables; they are called (synchronously, exceptions logged) whenever the events
     websocket comes up / goes down.
@@ -83,7 +88,10 @@ class AriClient(AriRest):
         request_timeout: float = 10.0,
         heartbeat: float | None = 20.0,
         max_connections: int = 100,
+        transport: str = "auto",
     ) -> None:
+        if transport not in ("auto", "http", "websocket"):
+            raise ValueError(f"transport must be auto, http or websocket, not {transport!r}")
         base = base_url.rstrip("/")
         if base.endswith("/ari"):
             base = base[: -len("/ari")]
@@ -103,6 +111,9 @@ class AriClient(AriRest):
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._connected = asyncio.Event()
         self._running = False
+        self.transport = transport
+        self._ws_rest: WsRequests | None = None  # while REST goes over the websocket
+        self._asterisk_version: str | None = None
         self.on_connected: Callable[[], None] | None = None
         self.on_disconnected: Callable[[], None] | None = None
 
@@ -163,6 +174,9 @@ class AriClient(AriRest):
 
         Returns the decoded JSON body, None when empty; raises AriError / AriNotFound.
         """
+        ws_rest = self._ws_rest
+        if ws_rest is not None:
+            return await ws_rest.request(method, path, params, body)
         session = self.session
         try:
             async with session.request(
@@ -265,11 +279,19 @@ class AriClient(AriRest):
                     )
                 else:
                     up_since = loop.time()
-                    log.info("ARI websocket connected to %s (app=%s)", self.api_url, self.app)
+                    if await self._rest_over(ws):
+                        self._ws_rest = WsRequests(ws, self.request_timeout)
+                    log.info("ARI websocket connected to %s (app=%s, REST over %s)",
+                             self.api_url, self.app,
+                             "the websocket" if self._ws_rest else "HTTP")
                     self._set_connected(True)
                     try:
                         reason = await self._consume(ws, handler)
                     finally:
+                        ws_rest, self._ws_rest = self._ws_rest, None
+                        if ws_rest is not None:
+                            ws_rest.fail_all("the ARI websocket closed")
+                        self._asterisk_version = None  # it may come back upgraded
                         await self._close_ws(ws)
                         self._set_connected(False)
                     up_for = loop.time() - up_since
@@ -290,6 +312,19 @@ class AriClient(AriRest):
             self._running = False
             self._set_connected(False)
 
+    async def _rest_over(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+        """Whether REST requests go over this websocket (``transport``, Asterisk's version)."""
+        if self.transport != "auto":
+            return self.transport == "websocket"
+        if self._asterisk_version is None:
+            try:
+                info = await self.asterisk_info()  # over HTTP: the websocket is not in use yet
+                self._asterisk_version = str((info.get("system") or {}).get("version", ""))
+            except AriError as exc:
+                log.warning("ARI: cannot read the Asterisk version (%s); REST over HTTP", exc)
+                return False
+        return supports_rest_over_websocket(self._asterisk_version)
+
     async def _consume(
         self, ws: aiohttp.ClientWebSocketResponse, handler: Callable[[Event], None]
     ) -> str:
@@ -303,6 +338,9 @@ class AriClient(AriRest):
                     log.warning(
                         "ARI websocket: undecodable message dropped (%d bytes)", len(msg.data)
                     )
+                    continue
+                if data.get("type") == "RESTResponse" and self._ws_rest is not None:
+                    self._ws_rest.answered(data)
                     continue
                 event = parse_event(data)
                 if isinstance(event, ApplicationReplaced):

@@ -328,10 +328,11 @@ class AriRest(ABC):
 
         Asterisk then neither builds nor sends the others (ChannelVarset for every variable
         we set, PlaybackStarted, ChannelDialplan, ...), which saves CPU on both sides.
+        ``RESTResponse`` is always allowed: REST answers over the websocket are events too.
         """
         body: dict[str, list[dict[str, str]]] = {}
         if allowed is not None:
-            body["allowed"] = [{"type": t} for t in allowed]
+            body["allowed"] = [{"type": t} for t in dict.fromkeys([*allowed, "RESTResponse"])]
         if disallowed is not None:
             body["disallowed"] = [{"type": t} for t in disallowed]
         return await self.request("PUT", f"/applications/{_q(self.app)}/eventFilter",

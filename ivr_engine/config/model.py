@@ -61,6 +61,9 @@ class AriSettings(_Model):
     password: SecretStr
     app: Name = "ivr-engine"
     reconnect_max_seconds: float = Field(30.0, gt=0, le=600)
+    # how REST requests travel: over the events websocket when Asterisk has it (22.4+,
+    # 21.9+, 20.14+) and HTTP otherwise (auto), or always one of them
+    transport: Literal["auto", "http", "websocket"] = "auto"
 
     @field_validator("url")
     @classmethod

@@ -209,9 +209,12 @@ def next_event_fixture():
     return next_event
 
 
-@pytest.fixture
-async def ari(sandbox: Sandbox) -> AsyncIterator[RecordingAriClient]:
-    client = await start_client(sandbox)
+@pytest.fixture(params=["http", "websocket"])
+async def ari(sandbox: Sandbox, request) -> AsyncIterator[RecordingAriClient]:
+    """A connected client; every test using it runs once per REST transport (HTTP, and
+    RESTRequest messages over the events websocket)."""
+    client = await start_client(sandbox, transport=request.param)
+    assert (client._ws_rest is not None) == (request.param == "websocket")
     try:
         yield client
     finally:

@@ -519,3 +519,25 @@ async def test_dispatcher_isolates_a_slow_call(sandbox):
                 w.cancel()
             run.cancel()
             await asyncio.gather(run, *workers, return_exceptions=True)
+
+
+async def test_websocket_requests_are_served_in_order(ari_factory):
+    """Pins down the Asterisk fact behind the engine's command-order rule on the websocket
+    transport: requests of one websocket are served one after another, so a command that
+    waits for a channel's control thread (a variable set behind a playing prompt) holds the
+    requests sent after it, even for other resources; over HTTP they do not wait."""
+    waits = {}
+    for transport in ("http", "websocket"):
+        ari = await ari_factory(transport=transport)
+        ch1, _, _ = await enter_app(ari)
+        await ari.answer(ch1)
+        await ari.play(ch1, "sound:hello-world", playback_id=_id("pb"))
+        await ari.next_event(PlaybackStarted, predicate=on(ch1))
+        blocked = asyncio.ensure_future(ari.set_variable(ch1, "IVR_T", "1"))
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        await ari.asterisk_info()
+        waits[transport] = time.monotonic() - t0
+        await blocked
+    assert waits["http"] < 0.3, waits
+    assert waits["websocket"] > 0.3, waits  # hello-world lasts ~1.2 s
