@@ -81,16 +81,19 @@ class Releases:
             grace_seconds=req.grace_seconds if req.kind == MANDATORY else 0, now=now)
         version = parse_version(row.version)
         already = await self.repo.sent_devices(row.id)
+        out = await self.repo.logged_out_users(app)
         targets: list[NoticeTarget] = []
-        skipped_sent = skipped_up = 0
+        skipped = {"sent": 0, "out": 0, "up": 0}
         if row.platform in PUSH_PLATFORMS:
             async for part in self.repo.notice_candidates(app, row.platform):
-                facts = [DeviceFacts(t.id, t.app_version, bool(t.push_token)) for t in part]
-                keep = {d.id for d in notice_targets(facts, version, already)}
+                facts = [DeviceFacts(t.id, t.app_version, bool(t.push_token), t.user)
+                         for t in part]
+                keep = {d.id for d in notice_targets(facts, version, already, out)}
                 targets.extend(t for t in part if t.id in keep)
-                sent_here = sum(1 for t in part if t.id in already)
-                skipped_sent += sent_here
-                skipped_up += len(part) - len(keep) - sent_here
+                for t in part:
+                    if t.id not in keep:
+                        skipped["sent" if t.id in already else
+                                "out" if t.user in out else "up"] += 1
         title, body = notice_text(row, self._default_language(app))
         data = {"type": "app_update", "kind": row.kind, "version": row.version,
                 "store_url": row.store_url, "release_id": str(row.id),
@@ -121,8 +124,8 @@ class Releases:
         return PublishResponse(
             release=release_info(row, await self.repo.notice_counts(row.id)), created=created,
             notified=counts_of(counts),
-            skipped_up_to_date=skipped_up,
-            skipped_already_sent=skipped_sent, sessions_ended=ended,
+            skipped_up_to_date=skipped["up"], skipped_already_sent=skipped["sent"],
+            skipped_logged_out=skipped["out"], sessions_ended=ended,
             fanout_seconds=round(seconds, 3))
 
     async def _end_sessions_now(self, row: AppRelease) -> int:

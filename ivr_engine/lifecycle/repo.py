@@ -159,6 +159,13 @@ class LifecycleRepo:
             async for rows in result.partitions(partition):
                 yield [NoticeTarget(*row) for row in rows]
 
+    async def logged_out_users(self, app: str) -> set[str]:
+        """Users who have had sessions in ``app`` but have none open now."""
+        async with self._sessions() as s:
+            q = (select(AppSession.user).where(AppSession.app == app)
+                 .group_by(AppSession.user).having(func.count(AppSession.active_user) == 0))
+            return set((await s.scalars(q)).all())
+
     async def sent_devices(self, release_id: int) -> set[int]:
         async with self._sessions() as s:
             return set((await s.scalars(select(ReleaseNotice.device_id).where(

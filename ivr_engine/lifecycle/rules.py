@@ -46,6 +46,7 @@ class DeviceFacts:
     id: int
     version: str | None  # the version the device last reported
     has_token: bool
+    user: str = ""
 
 
 def _mandatory_above(releases: Iterable[ReleaseFacts], platform: str,
@@ -76,14 +77,18 @@ def session_block(releases: Iterable[ReleaseFacts], platform: str, version: str,
     return min(due, key=lambda r: r.enforce_at) if due else None
 
 
-def notice_targets(devices: Iterable[DeviceFacts], release: Version,
-                   already_sent: set[int]) -> list[DeviceFacts]:
+def notice_targets(devices: Iterable[DeviceFacts], release: Version, already_sent: set[int],
+                   logged_out: frozenset[str] | set[str] = frozenset()) -> list[DeviceFacts]:
     """The devices a (re-)publication notifies: those whose last reported version is older
-    than the release and that were not sent this release's notice already. A device at or
-    above the release, or whose version is unknown, gets nothing; a device whose earlier
-    notice failed (provider error, token gone) is tried again by a re-publication only."""
+    than the release, that were not sent this release's notice already, and whose user is
+    not logged out of the app (``logged_out``: users who have had sessions but have none
+    open; a device registered by a user who never logged in is reachable). A device at or
+    above the release, or whose version is unknown, gets nothing; a device that was not
+    reached (logged out, provider error, token gone) is not chased: only a re-publication
+    tries it again."""
     return [d for d in devices
-            if d.id not in already_sent and older_or_unknown(d.version, release) is True]
+            if d.id not in already_sent and d.user not in logged_out
+            and older_or_unknown(d.version, release) is True]
 
 
 def idle_expired(last_seen: dt.datetime, now: dt.datetime, idle_seconds: float | None) -> bool:

@@ -167,6 +167,8 @@ class PublishResponse(ResponseModel):
     skipped_up_to_date: int = Field(description="devices at or above the release (or of "
                                     "unknown version): nothing sent")
     skipped_already_sent: int
+    skipped_logged_out: int = Field(description="devices of users logged out of the app "
+                                    "(they had sessions, none is open): not reachable")
     sessions_ended: int = Field(description="mandatory, no grace: sessions below it ended")
     fanout_seconds: float
 
