@@ -7,6 +7,15 @@ from pydantic import Field
 from .fields import _Model
 
 
+class LogUploads(_Model):
+    """App logs on request: how long a request waits for its upload, the largest upload
+    accepted, and how long uploads (and expired requests) are kept."""
+
+    request_ttl_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    retention_days: float = Field(14, gt=0, le=365)
+
+
 class LifecycleSettings(_Model):
     """Sessions opened by ``POST /v1/apps/<app>/sessions`` and release notices.
 
@@ -22,3 +31,4 @@ class LifecycleSettings(_Model):
     sweep_seconds: float = Field(30.0, ge=1, le=3600)
     notice_concurrency: int = Field(32, ge=1, le=2000)
     notice_batch: int = Field(200, ge=1, le=10_000)
+    logs: LogUploads = LogUploads()

@@ -10,6 +10,7 @@ Admin (admin token):
 - ``POST /v1/admin/apps/{app}/releases``: publish (or re-publish) a release; notices go out.
 - ``GET /v1/admin/apps/{app}/releases``, ``GET /v1/admin/releases/{id}/notices``.
 - ``GET /v1/reports/logins`` (JSON) and ``/v1/reports/logins.csv``: the login report.
+- App logs on request: ``logs_http.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..api.input import is_text, read_model
 from ..api.problems import Problem
 from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes, Reply
 from ..api.schemas import reply
+from .logs_http import add_log_routes
 from .problems import UPDATE_REQUIRED
 from .releases import release_info
 from .report import MAX_ROWS, RangeError, time_range, to_csv
@@ -218,4 +220,6 @@ def lifecycle_routes(ctx: ApiContext) -> ApiRoutes:
         return web.Response(text=to_csv(rows), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition":
                                      'attachment; filename="logins.csv"'})
+
+    add_log_routes(routes, ctx, _app, _query)
     return routes

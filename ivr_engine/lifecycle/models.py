@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..store.models import Base, UtcDateTime
@@ -68,3 +68,23 @@ class ReleaseNotice(Base):
     result: Mapped[str] = mapped_column(String(16))  # sent | provider_error | token_removed
     reason: Mapped[str] = mapped_column(String(128))
     sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class LogRequest(Base):
+    """An admin asked a device for its logs: the push that asked, and the upload (kept
+    ``lifecycle.logs.retention_days``, in the database: both backends, no directory to run)."""
+
+    __tablename__ = "app_log_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, unguessable
+    app: Mapped[str] = mapped_column(String(128), index=True)
+    user: Mapped[str] = mapped_column(String(128))
+    device_id: Mapped[int] = mapped_column(Integer)  # devices.id
+    platform: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    push_result: Mapped[str] = mapped_column(String(16))
+    uploaded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..store.models import Device
+from .logrepo import LogRequestRepo
 from .models import AppRelease, AppSession, ReleaseNotice
 from .rules import SENT, active_key
 
@@ -41,6 +42,7 @@ class NoticeTarget:
 class LifecycleRepo:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
+        self.logs = LogRequestRepo(sessions)  # app log requests and their uploads
 
     # ------------------------------------------------------------------ sessions
 

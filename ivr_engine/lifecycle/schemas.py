@@ -229,3 +229,46 @@ class UpdateRequiredProblem(ProblemDocument):
     minimum_version: str
     store_url: str
     platform: str
+
+
+# ---------------------------------------------------------------- app logs on request
+
+class LogRequestCreate(RequestModel):
+    """Ask a user's devices of the app (or one of them) for their logs."""
+
+    user: Name
+    device: int | None = Field(None, ge=1, le=2**31 - 1, description="one device (its id "
+                               "in the devices list); all the user's devices of the app when "
+                               "absent")
+
+
+class LogRequestInfo(ResponseModel):
+    id: str = Field(description="the request id the device uploads to: PUT "
+                    "/v1/log-requests/{id}/upload")
+    app: str
+    user: str
+    device: int
+    platform: str
+    created_at: Timestamp
+    expires_at: Timestamp
+    push: str = Field(description="how the device was asked: sent, provider_error, "
+                      "token_removed, no_token")
+    state: Literal["pending", "uploaded", "expired"]
+    uploaded_at: Timestamp | None
+    content_type: str | None
+    size: int | None
+
+
+class LogRequestList(ResponseModel):
+    """Log requests, newest first (at most 1000)."""
+
+    requests: list[LogRequestInfo]
+
+
+class LogUploaded(ResponseModel):
+    """The upload is stored (kept `lifecycle.logs.retention_days`)."""
+
+    id: str
+    size: int
+    content_type: str
+    uploaded_at: Timestamp

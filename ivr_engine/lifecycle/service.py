@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 from typing import Any, Callable
 
+from .logs import LogRequests
 from .releases import Releases
 from .sessions import Sessions
 
@@ -24,13 +25,18 @@ class Lifecycle:
         self.config = config
         self.sessions = Sessions(config, store, push, clock)
         self.releases = Releases(config, store, push, clock)
+        self.logs = LogRequests(config, store, push, clock)
 
     async def run(self) -> None:
-        """Record sessions that ended by idleness or a mandatory grace, every
-        ``lifecycle.sweep_seconds`` (a task in the engine's TaskGroup)."""
+        """Record sessions that ended by idleness or a mandatory grace, and delete app logs
+        past their retention, every ``lifecycle.sweep_seconds`` (a task in the engine's
+        TaskGroup)."""
         while True:
             try:
                 await self.sessions.sweep()
+                if n := await self.logs.purge():
+                    log.info("app logs: %d requests or uploads past their retention deleted",
+                             n)
             except Exception as exc:  # noqa: BLE001 - retried at the next round
                 log.error("sessions: sweep failed: %s", exc)
             await asyncio.sleep(self.config().model.lifecycle.sweep_seconds)

@@ -178,8 +178,7 @@ async def test_notices_mandatory_sessions_and_report(sandbox, tmp_path, empty_db
     assert "ivs_" not in eng.log()  # no session token in the log
 
 
-async def test_grace_period_ends_the_session_by_the_sweeper(sandbox, tmp_path, empty_db_url,
-                                                            push):
+async def test_grace_period_sweeper_and_a_log_upload(sandbox, tmp_path, empty_db_url, push):
     apns, fcm, env = push
     eng = await start_engine(sandbox, tmp_path / "eng", config=CONFIG,
                              extra_env={**env, "IVR_DATABASE_URL": empty_db_url})
@@ -198,5 +197,26 @@ async def test_grace_period_ends_the_session_by_the_sweeper(sandbox, tmp_path, e
                 await asyncio.sleep(0.1)
             assert report["rows"][0]["ended"] == "mandatory_update"
             assert (await c.plan(body["token"]))[0] == 403
+
+            # app logs on request: the device is asked by alert push, with the request id
+            status, out = await c.call("POST", "/v1/admin/apps/field/log-requests", ADMIN,
+                                       {"user": "late"})
+            assert status == 201, out
+            (req,) = out["requests"]
+            assert req["push"] == "sent"
+            asked = apns.notifications[-1]
+            assert asked.push_type == "alert" and asked.body["type"] == "log_request"
+            assert asked.body["request_id"] == req["id"]
+            url = f"{eng.api_url}{asked.body['upload']}"
+            for data, ctype, expected in ((b"x" * 2000, "text/plain", 413),
+                                          (b"{}", "application/json", 415),
+                                          (b"line 1\nline 2\n", "text/plain", 201),
+                                          (b"again", "text/plain", 409)):
+                async with http.put(url, data=data, headers={**KEY, "Content-Type": ctype}) \
+                        as r:
+                    assert r.status == expected, await r.text()
+            async with http.get(f"{eng.api_url}/v1/admin/log-requests/{req['id']}/log",
+                                headers=ADMIN) as r:
+                assert r.status == 200 and await r.read() == b"line 1\nline 2\n"
     finally:
         assert await eng.stop() == 0, eng.log()

@@ -1,4 +1,4 @@
-"""app lifecycle: sessions, releases, release notices
+"""app lifecycle: sessions, releases, release notices, app log requests
 
 Revision ID: 0003
 Revises: 0002
@@ -74,9 +74,28 @@ def upgrade() -> None:
         sa.UniqueConstraint("release_id", "device_id", name="uq_release_notice"),
     )
     op.create_index("ix_release_notices_release_id", "release_notices", ["release_id"])
+    op.create_table(
+        "app_log_requests",
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("app", sa.String(128), nullable=False),
+        sa.Column("user", sa.String(128), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("platform", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("push_result", sa.String(16), nullable=False),
+        sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("content_type", sa.String(64), nullable=True),
+        sa.Column("size", sa.Integer(), nullable=True),
+        sa.Column("data", sa.LargeBinary(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_app_log_requests_app", "app_log_requests", ["app"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_app_log_requests_app", table_name="app_log_requests")
+    op.drop_table("app_log_requests")
     op.drop_index("ix_release_notices_release_id", table_name="release_notices")
     op.drop_table("release_notices")
     op.drop_table("app_releases")
