@@ -4,8 +4,10 @@ wake-up feature's ``devices`` rows; the notice fan-out reads them here, in parti
 
 One open session per user and app holds even when two logins race: ``active_user`` is unique
 while a session is open (NULL once it ends). A login ends the open one and inserts the new one
-in one transaction; if a concurrent login inserted first, the unique constraint refuses the
-insert and the login is tried again (and then ends that one).
+in one transaction; on PostgreSQL the logins of one user take a transaction-scoped advisory
+lock first (so they run in turn), SQLite runs writers in turn anyway; should a concurrent
+login still insert first, the unique constraint refuses the insert and the login is tried
+again (and then ends that one).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -54,6 +56,9 @@ class LifecycleRepo:
         for attempt in range(_LOGIN_ATTEMPTS):
             try:
                 async with self._sessions() as s, s.begin():
+                    if s.get_bind().dialect.name == "postgresql":  # logins of a user in turn
+                        await s.execute(text("SELECT pg_advisory_xact_lock("
+                                             "hashtextextended(:key, 0))"), {"key": key})
                     old = (await s.scalars(
                         update(AppSession).where(AppSession.active_user == key)
                         .values(active_user=None, ended_at=now, end_reason="replaced")

@@ -112,3 +112,10 @@ def test_csv_opens_in_a_spreadsheet():
     assert lines[1].split(",")[2] == "'=HYPERLINK(\"\"x\"\")\"" or "'=HYPERLINK" in lines[1]
     assert '"d,1"' in lines[1] and "2026-12-01T08:00:00+00:00" in lines[1]
     assert lines[2] == ""
+
+
+def test_logged_out_users_are_not_reachable():
+    devices = [DeviceFacts(1, "1.0", True, "in"), DeviceFacts(2, "1.0", True, "out"),
+               DeviceFacts(3, "1.0", True, "never-logged-in")]
+    assert [d.id for d in notice_targets(devices, parse_version("2.0"), set(), {"out"})] == [
+        1, 3]
