@@ -29,6 +29,6 @@ class LifecycleSettings(_Model):
 
     idle_expiry_seconds: float | None = Field(None, ge=1, le=90 * 86_400)
     sweep_seconds: float = Field(30.0, ge=1, le=3600)
-    notice_concurrency: int = Field(32, ge=1, le=2000)
+    notice_concurrency: int = Field(16, ge=1, le=2000)
     notice_batch: int = Field(200, ge=1, le=10_000)
     logs: LogUploads = LogUploads()
