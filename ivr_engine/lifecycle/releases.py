@@ -11,6 +11,7 @@ chased: only a re-publication tries it again (if it is still older).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -61,6 +62,7 @@ class Releases:
     def __init__(self, config: Callable[[], Any], store: Any, push: Any,
                  clock: Callable[[], dt.datetime]):
         self._config, self._store, self._push, self._clock = config, store, push, clock
+        self._one_at_a_time = asyncio.Lock()  # two publications never notify one device twice
 
     @property
     def repo(self) -> Any:
@@ -73,6 +75,12 @@ class Releases:
             cfg.model.engine.default_language
 
     async def publish(self, app: str, req: ReleaseRequest) -> PublishResponse:
+        """Publications run one at a time in this engine (a second one waits for the
+        first), so a re-publication made meanwhile sees what the first one sent."""
+        async with self._one_at_a_time:
+            return await self._publish(app, req)
+
+    async def _publish(self, app: str, req: ReleaseRequest) -> PublishResponse:
         settings = self._config().model.lifecycle
         now = self._clock()
         row, created = await self.repo.publish(

@@ -166,7 +166,10 @@ class Sessions:
                               last_seen=session.last_seen_at, now=now,
                               idle_seconds=self.idle_seconds(), releases=releases)
             if end is None:
-                if now - session.last_seen_at >= _TOUCH_EVERY:
+                idle = self.idle_seconds()
+                every = min(_TOUCH_EVERY, dt.timedelta(seconds=idle / 4)) if idle else \
+                    _TOUCH_EVERY
+                if now - session.last_seen_at >= every:
                     await self.repo.touch(session.id, now)
                 return session
             reason, at = end
