@@ -79,12 +79,14 @@ async def serve(workdir: Path) -> None:
 
 # --------------------------------------------------------------------------- parent
 
-def config_text(s: dict, url: str, concurrency: int, batch: int = 200) -> str:
+def config_text(s: dict, url: str, concurrency: int, batch: int = 200,
+                rate: float | None = None) -> str:
     return f"""
 engine:
   ari: {{password: unused}}
   database_url: "{url}"
-lifecycle: {{notice_concurrency: {concurrency}, notice_batch: {batch}}}
+lifecycle: {{notice_concurrency: {concurrency}, notice_batch: {batch},
+             notice_rate_per_second: {rate}}}
 apps:
   field:
     ios_id: {BUNDLE}
@@ -120,7 +122,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def run_platform(servers: dict, platform: str, n: int, concurrency: int,
-                       db_url: str | None, tmp: Path, child_pid: int) -> dict:
+                       db_url: str | None, tmp: Path, child_pid: int,
+                       rate: float | None = None) -> dict:
     from ivr_engine.config import parse_config
     from ivr_engine.lifecycle.schemas import ReleaseRequest
     from ivr_engine.lifecycle.service import Lifecycle
@@ -131,7 +134,8 @@ async def run_platform(servers: dict, platform: str, n: int, concurrency: int,
     db = Database(url)
     await db.upgrade()
     await db.close()
-    cfg = parse_config(config_text(servers, url, concurrency), "bench.yaml", {})
+    cfg = parse_config(config_text(servers, url, concurrency, rate=rate or "null"),
+                       "bench.yaml", {})
     store = await Store.open(url)
     push = PushService(lambda: cfg, store)
     try:
@@ -212,12 +216,22 @@ async def main(args: argparse.Namespace) -> dict:
         if not (tmp / "servers.json").exists():
             raise SystemExit(f"the push servers did not start: {(tmp / 'servers.log').read_text()}")
         servers = json.loads((tmp / "servers.json").read_text())
-        results = {}
-        for platform in args.platforms.split(","):
+        results: dict = {}
+        if args.with_calls:
+            from lifecycle_calls import run_with_calls
+
+            for platform in args.platforms.split(","):
+                log(f"{platform}: {args.devices} devices, the engine process, "
+                    f"{args.callers} callers")
+                results[f"{platform}_with_calls"] = await run_with_calls(
+                    servers, BUNDLE, args.concurrency, fill_devices, platform, args.devices,
+                    args.callers, args.baseline_seconds, tmp, args.rate)
+                log(json.dumps(results[f"{platform}_with_calls"]))
+        for platform in ([] if args.with_calls else args.platforms.split(",")):
             log(f"{platform}: {args.devices} devices")
             results[platform] = await run_platform(servers, platform, args.devices,
                                                    args.concurrency, args.database_url, tmp,
-                                                   child.pid)
+                                                   child.pid, args.rate)
             log(f"{platform}: {json.dumps(results[platform])}")
     finally:
         if child.returncode is None:
@@ -226,7 +240,7 @@ async def main(args: argparse.Namespace) -> dict:
     received = json.loads((tmp / "received.json").read_text()) \
         if (tmp / "received.json").exists() else {}
     return {"benchmark": "lifecycle_fanout", "devices": args.devices,
-            "concurrency": args.concurrency,
+            "concurrency": args.concurrency, "rate_limit": args.rate,
             "database": "postgresql" if args.database_url else "sqlite",
             "python": platform_mod.python_version(), "cpus": os.cpu_count(),
             "providers_received": received, "platforms": results,
@@ -239,6 +253,13 @@ if __name__ == "__main__":
     p.add_argument("--platforms", default="android,ios")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--database-url", default=None)
+    p.add_argument("--with-calls", action="store_true", help="the real engine process (and "
+                   "the sandbox Asterisk, under the sandbox lock) publishes while scripted "
+                   "callers walk a menu: key-to-prompt latency before and during")
+    p.add_argument("--callers", type=int, default=2)
+    p.add_argument("--rate", type=float, default=1200.0, help="lifecycle."
+                   "notice_rate_per_second (the engine's default, 1200; 0: no limit)")
+    p.add_argument("--baseline-seconds", type=float, default=10.0)
     p.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.serve:

@@ -1,7 +1,8 @@
 """The notice fan-out: many pushes with bounded concurrency, results recorded in batches by
 one writer task, so the database never sits between two sends.
 
-``concurrency`` workers take the next target from one shared iterator (no task per device);
+``concurrency`` workers take the next target from one shared iterator (no task per device),
+optionally paced to ``rate`` sends a second (leaving the engine's CPU to its calls);
 every ``batch`` results go to the writer through a queue. Everything lives in a TaskGroup the
 caller awaits: when the fan-out returns, every send has finished and every batch is written.
 """
@@ -20,20 +21,40 @@ T = TypeVar("T")
 Row = dict[str, Any]
 
 
+class Pacer:
+    """At most ``rate`` sends per second (None: no limit): each send takes the next slot."""
+
+    def __init__(self, rate: float | None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_slot = time.monotonic()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 async def fan_out(targets: Iterable[T], send: Callable[[T], Awaitable[Row]],
                   record: Callable[[list[Row]], Awaitable[None]], *, concurrency: int,
-                  batch: int) -> tuple[Counter, float]:
-    """Send to every target; (results by ``row["result"]``, seconds to the last send)."""
+                  batch: int, rate: float | None = None) -> tuple[Counter, float]:
+    """Send to every target (at most ``rate`` a second); (results by ``row["result"]``,
+    seconds to the last send)."""
     counts: Counter = Counter()
     queue: asyncio.Queue[list[Row] | None] = asyncio.Queue()
     pending: list[Row] = []
     todo = iter(targets)
     started = time.monotonic()
     last_send = started
+    pacer = Pacer(rate)
 
     async def worker() -> None:
         nonlocal pending, last_send
         for target in todo:
+            await pacer.wait()
             row = await send(target)
             last_send = time.monotonic()
             counts[row["result"]] += 1

@@ -123,7 +123,8 @@ class Releases:
             targets = []
         counts, seconds = await fan_out(targets, send, record,
                                         concurrency=settings.notice_concurrency,
-                                        batch=settings.notice_batch)
+                                        batch=settings.notice_batch,
+                                        rate=settings.notice_rate_per_second)
         ended = await self._end_sessions_now(row) if row.kind == MANDATORY else 0
         log.info("release %s %s %s (%s) %s: %d notified (%s) in %.2f s, %d sessions ended",
                  app, row.platform, row.version, row.kind,
