@@ -21,6 +21,7 @@ from .models import AppRelease, AppSession
 from .problems import UpdateRequired, session_ended
 from .rules import (
     LOGOUT,
+    MANDATORY,
     MANDATORY_UPDATE,
     PUSH_PLATFORMS,
     ReleaseFacts,
@@ -190,7 +191,12 @@ class Sessions:
         now, idle = self._clock(), self.idle_seconds()
         facts: dict[str, list[ReleaseFacts]] = {}
         n = 0
-        for s in await self.repo.open_sessions():
+        if idle is None:  # only a mandatory release can end a session: look at those apps
+            apps = {r.app for r in await self.repo.releases() if r.kind == MANDATORY}
+            rows = [s for app in sorted(apps) for s in await self.repo.open_sessions(app=app)]
+        else:
+            rows = await self.repo.open_sessions()
+        for s in rows:
             if s.app not in facts:
                 facts[s.app] = await self.facts(s.app)
             end = session_end(platform=s.os, version=s.app_version, last_seen=s.last_seen_at,
