@@ -7,6 +7,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
       ├── ConfigHolder.run (SIGHUP reloads, off the event loop)
       ├── ContextNotifier.run (webhook deliveries), HTTP API
       ├── CallRegistry.run (call records written), CallRegistry.expire (retention)
+      ├── Lifecycle.run (sessions ended by idleness or a mandatory grace)
     SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.
 """
 
@@ -28,6 +29,7 @@ from .calls.session import CallServices
 from .calls.webhook import ContextNotifier
 from .config import Config
 from .config.reloader import ConfigHolder
+from .lifecycle.service import Lifecycle
 from .node import AsteriskNode
 from .push import PushService
 from .apps.guard import TokenGuard
@@ -73,6 +75,7 @@ async def run_engine(config: Config) -> int:
         services = CallServices(store=store, registry=registry, notifier=_notifier(config),
                                 push=push, token_guard=TokenGuard())
         calls = Calls(lambda: holder.current, services)
+        lifecycle = Lifecycle(lambda: holder.current, store, push)
         nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
         for node in nodes:
             await stack.enter_async_context(node)
@@ -84,14 +87,16 @@ async def run_engine(config: Config) -> int:
                           tg.create_task(registry.run(), name="call-records"),
                           tg.create_task(registry.expire(
                               lambda: holder.current.engine.call_records.retention_days),
-                              name="call-records-expiry")]
+                              name="call-records-expiry"),
+                          tg.create_task(lifecycle.run(), name="lifecycle-sweep")]
                 if services.notifier is not None:
                     tasks.append(tg.create_task(services.notifier.run(), name="webhook"))
                 if eng.api.enabled:
                     api = build_app(ApiContext(config=lambda: holder.current, store=store,
                                                registry=services.registry, calls=calls,
                                                nodes=nodes, notifier=services.notifier,
-                                               holder=holder, push=push))
+                                               holder=holder, push=push,
+                                               lifecycle=lifecycle))
                     tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
                 await stop.wait()
                 log.info("stopping: %d calls in progress go to the dialplan fallback",

@@ -31,7 +31,9 @@ REF = "#/components/schemas/{model}"
 SECURITY_SCHEMES = {
     SDK_KEY.value: {"type": "http", "scheme": "bearer", "description": (
         "SDK routes: `Authorization: Bearer <the app's api_key>`. An unknown app, an app "
-        "without a key and a wrong key get the same 401.")},
+        "without a key and a wrong key get the same 401. Routes that act for a user (call "
+        "plans, devices, log uploads, logout) also take the session token of "
+        "`POST /v1/apps/{app}/sessions`.")},
     ADMIN_TOKEN.value: {"type": "http", "scheme": "bearer", "description": (
         "Admin routes: `Authorization: Bearer <engine.api.admin_token>`; refused while no "
         "token is configured.")},

@@ -13,13 +13,15 @@ import logging
 
 from aiohttp import web
 
-from ..api.auth import authenticate_app, require_admin
+from ..api.auth import require_admin
 from ..api.context import ApiContext
 from ..api.guards import throttle_address, throttle_key
 from ..api.input import read_model
 from ..api.problems import Problem
 from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes
 from ..api.schemas import reply
+from ..lifecycle.auth import authenticate_sdk
+from ..lifecycle.problems import UPDATE_REQUIRED
 from .plans import PlanError, dial_string, new_token, plan_call
 from .schemas import (
     AppStatus,
@@ -68,6 +70,7 @@ def app_routes(ctx: ApiContext) -> ApiRoutes:
         security=SDK_KEY, body=CallPlanRequest, responses={201: CallPlanResponse},
         problems={409: "the app is inactive (no mobile-app access point), or has no fallback "
                   "number when data_path is false",
+                  403: UPDATE_REQUIRED,
                   429: RATE_LIMITED,
                   503: "too many unexpired tokens for this app; retry shortly"})
     async def plan(request: web.Request) -> web.Response:
@@ -76,7 +79,7 @@ def app_routes(ctx: ApiContext) -> ApiRoutes:
         that app's `api_key`."""
         throttle_address(ctx, request)
         cfg = ctx.config()
-        name = authenticate_app(cfg, request, request.match_info["app"])
+        name = await authenticate_sdk(ctx, request, request.match_info["app"])
         throttle_key(ctx, name)
         req = await read_model(request, CallPlanRequest)
         caller, language, custom = req.caller or "", req.language, req.custom_data or {}

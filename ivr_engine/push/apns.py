@@ -230,6 +230,18 @@ class ApnsSender:
             apns_topic=self.bundle_id,
         ), "cancel")
 
+    async def send_alert(self, token: str, title: str, body: str, data: dict[str, str],
+                         what: str = "notice") -> PushResult:
+        """A regular alert push (never VoIP): what the user should see, with ``data``."""
+        return await self._send(NotificationRequest(
+            device_token=token,
+            message={"aps": {"alert": {"title": title, "body": body}}, **data},
+            notification_id=str(uuid.uuid4()).upper(),
+            priority=10,
+            push_type=PushType.ALERT,
+            apns_topic=self.bundle_id,
+        ), what)
+
     async def _send(self, request: NotificationRequest, what: str) -> PushResult:
         result = result_builder("apns", what, request.device_token, log)
         hint = token_hint(request.device_token)

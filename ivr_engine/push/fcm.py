@@ -142,6 +142,15 @@ class FcmSender:
             "android": {"priority": "HIGH", "ttl": "30s"},
         }, "cancel")
 
+    async def send_data(self, token: str, data: dict[str, str], ttl_seconds: int,
+                        what: str = "notice") -> PushResult:
+        """A high-priority data message (the app shows what it wants)."""
+        return await self._send({
+            "token": token,
+            "data": data,
+            "android": {"priority": "HIGH", "ttl": f"{max(0, int(ttl_seconds))}s"},
+        }, what)
+
     async def _send(self, message: dict[str, Any], what: str) -> PushResult:
         result = result_builder("fcm", what, message["token"], log)
         hint = token_hint(message["token"])

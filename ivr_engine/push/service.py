@@ -174,6 +174,29 @@ class PushService:
         await self._after(result, token, name, "cancel")
         return result
 
+    async def notify(self, device: DeviceLike, title: str, body: str, data: dict[str, str],
+                     *, app: str | None = None, kind: str = "notice",
+                     ttl_seconds: int = 86_400) -> PushResult:
+        """Tell the app something (a release notice, a session ended): an alert push on iOS
+        (never VoIP), a data message on Android; ``data`` values are strings."""
+        name = app or device.app
+        token = device.push_token
+        if device.platform == "ios":
+            if not token:
+                return _no_token("apns", "no alert token")
+            sender = await self._sender(name, "apns")
+            result = await sender.send_alert(token, title, body, data, kind)
+        elif device.platform == "android":
+            if not token:
+                return _no_token("fcm", "no token")
+            sender = await self._sender(name, "fcm")
+            result = await sender.send_data(token, {**data, "title": title, "body": body},
+                                            ttl_seconds, kind)
+        else:
+            raise PushError(f"unknown platform {device.platform!r}")
+        await self._after(result, token, name, kind)
+        return result
+
     async def test(self, app: str, device: DeviceLike) -> PushResult:
         """A wake-up push with a test payload (``ivr-engine push test``)."""
         payload = WakePayload.create(f"test-{uuid.uuid4()}", "", "ivr-engine push test",

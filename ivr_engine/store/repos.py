@@ -5,6 +5,7 @@ context, the push service, the contact watcher): a database and each feature's r
     store.devices    wakeup/repo.py   users' app installs and their push tokens
     store.callbacks  calls/repo.py    callback requests
     store.calls      calls/repo.py    call records (GET /v1/calls/<id>)
+    store.lifecycle  lifecycle/repo.py  app sessions, releases, release notices
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..apps.repo import IntentRepo
 from ..calls.repo import CallbackRepo, CallRecordRepo
+from ..lifecycle.repo import LifecycleRepo
 from ..wakeup.repo import DeviceRepo
 from .db import Database, SchemaState
 
@@ -32,6 +34,7 @@ class Store:
         self.devices = DeviceRepo(db.sessions)
         self.callbacks = CallbackRepo(db.sessions)
         self.calls = CallRecordRepo(db.sessions, db.dialect)
+        self.lifecycle = LifecycleRepo(db.sessions)
 
     @classmethod
     async def open(cls, url: str, *, check: bool = True, **engine_options: Any) -> "Store":

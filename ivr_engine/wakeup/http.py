@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api.auth import authenticate_app, require_admin
+from ..api.auth import require_admin
 from ..api.context import ApiContext
 from ..api.guards import throttle_address, throttle_key
 from ..api.input import read_json_object, read_model, validate_body
 from ..api.problems import Problem
 from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes
 from ..api.schemas import reply
+from ..lifecycle.auth import authenticate_sdk
+from ..lifecycle.problems import UPDATE_REQUIRED
 from ..push import PushError
 from .schemas import (
     DeviceRequest,
@@ -36,13 +38,13 @@ def device_routes(ctx: ApiContext) -> ApiRoutes:
                  security=SDK_KEY, body=DeviceRequest, responses={201: DeviceResponse},
                  problems={404: "no such user (`field`: user)",
                            409: "the user is woken through another app (`field`: app)",
-                           429: RATE_LIMITED})
+                           403: UPDATE_REQUIRED, 429: RATE_LIMITED})
     async def register_device(request: web.Request) -> web.Response:
         """The key must be that of the app named in the body."""
         throttle_address(ctx, request)
         cfg = ctx.config()
         body = await read_json_object(request)
-        app_name = authenticate_app(cfg, request, body.get("app"))
+        app_name = await authenticate_sdk(ctx, request, body.get("app"), body.get("user"))
         throttle_key(ctx, app_name)
         user = body.get("user")
         spec = cfg.users.get(user) if isinstance(user, str) else None

@@ -1,0 +1,153 @@
+"""``ivr-engine lifecycle …``: the app administrators' commands, on the config's database and
+push credentials (what the admin API does, without a running engine).
+
+    ivr-engine lifecycle sessions --app APP [--user U]          the open sessions (JSON)
+    ivr-engine lifecycle report [--from T] [--to T] [--app A] [--user U] [--csv]
+    ivr-engine lifecycle publish --app APP --platform ios --version 2.18.0 \\
+        --kind mandatory --store-url https://… [--message en="Please update"] [--grace S]
+
+A publication from the command line runs its own fan-out: do not publish the same release
+from the command line and the admin API at the same moment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from typing import Any, Awaitable, Callable
+
+from pydantic import ValidationError
+
+from .report import MAX_ROWS, RangeError, iso, time_range, to_csv
+from .versions import VersionError
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+_COLUMNS = ("session_id", "app", "user", "platform", "app_type", "app_version", "device_id",
+            "device_model", "os", "os_version", "login_at", "logout_at", "ended")
+
+
+def _row(s: Any) -> dict[str, Any]:
+    values = (s.id, s.app, s.user, s.platform, s.app_type, s.app_version, s.device_id,
+              s.device_model, s.os, s.os_version, s.started_at, s.ended_at, s.end_reason)
+    return dict(zip(_COLUMNS, values))
+
+
+def _with_store(args: argparse.Namespace,
+                work: Callable[[Any, Any], Awaitable[int]]) -> int:
+    from ..cli import _load
+    from ..store import DatabaseUrlError, SchemaNotReady, Store
+
+    cfg = _load(args.config)
+    if cfg is None:
+        return EXIT_CONFIG
+    if getattr(args, "app", None) and args.app not in cfg.model.apps:
+        print(f"lifecycle: no app named {args.app!r}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def run() -> int:
+        store = await Store.open(cfg.engine.database_url)
+        try:
+            return await work(cfg, store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (DatabaseUrlError, SchemaNotReady) as exc:
+        print(f"lifecycle: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    async def work(cfg: Any, store: Any) -> int:
+        rows = await store.lifecycle.open_sessions(app=args.app, user=args.user)
+        out = [{k: iso(v) if isinstance(v, dt.datetime) else v for k, v in _row(s).items()
+                if k not in ("logout_at", "ended")} for s in rows]
+        print(json.dumps({"sessions": out}, indent=2))
+        return EXIT_OK
+
+    return _with_store(args, work)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        start, end = time_range(args.start, args.end, dt.datetime.now(dt.timezone.utc))
+    except RangeError as exc:
+        print(f"lifecycle report: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def work(cfg: Any, store: Any) -> int:
+        rows = [_row(s) for s in await store.lifecycle.report(
+            start=start, end=end, app=args.app, user=args.user, limit=MAX_ROWS)]
+        if args.csv:
+            sys.stdout.write(to_csv(rows))
+        else:
+            print(json.dumps({"from": iso(start), "to": iso(end), "rows": [
+                {k: iso(v) if isinstance(v, dt.datetime) else v for k, v in r.items()}
+                for r in rows]}, indent=2))
+        return EXIT_OK
+
+    return _with_store(args, work)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .schemas import ReleaseRequest
+
+    messages = dict(m.split("=", 1) for m in args.message if "=" in m)
+    try:
+        req = ReleaseRequest.model_validate({
+            "platform": args.platform, "version": args.version, "kind": args.kind,
+            "store_url": args.store_url, "messages": messages, "grace_seconds": args.grace})
+    except (ValidationError, VersionError) as exc:
+        print(f"lifecycle publish: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def work(cfg: Any, store: Any) -> int:
+        from ..push import PushService
+        from .service import Lifecycle
+
+        async with PushService(lambda: cfg, store) as push:
+            out = await Lifecycle(lambda: cfg, store, push).releases.publish(args.app, req)
+        print(json.dumps(out.model_dump(mode="json"), indent=2))
+        return EXIT_OK if not out.notified.provider_error else EXIT_FAIL
+
+    return _with_store(args, work)
+
+
+def add_commands(sub: Any) -> None:
+    """``ivr-engine lifecycle`` and its subcommands (called by ``cli.build_parser``)."""
+    config = os.environ.get("IVR_CONFIG", "config/example.yaml")
+    s = sub.add_parser("lifecycle", help="app sessions, releases and the login report")
+    life = s.add_subparsers(dest="lifecycle_command", required=True)
+
+    t = life.add_parser("sessions", help="the open sessions of an app's users (JSON)")
+    t.add_argument("-c", "--config", default=config)
+    t.add_argument("--app", required=True)
+    t.add_argument("--user")
+    t.set_defaults(func=cmd_sessions)
+
+    t = life.add_parser("report", help="the login/logout report (JSON, or --csv)")
+    t.add_argument("-c", "--config", default=config)
+    t.add_argument("--from", dest="start", help="ISO 8601 (UTC without an offset); default: "
+                   "a day before --to")
+    t.add_argument("--to", dest="end", help="ISO 8601; default: now")
+    t.add_argument("--app")
+    t.add_argument("--user")
+    t.add_argument("--csv", action="store_true")
+    t.set_defaults(func=cmd_report)
+
+    t = life.add_parser("publish", help="publish a release: notices to the older devices")
+    t.add_argument("-c", "--config", default=config)
+    t.add_argument("--app", required=True)
+    t.add_argument("--platform", required=True)
+    t.add_argument("--version", required=True)
+    t.add_argument("--kind", required=True, choices=("recommended", "mandatory"))
+    t.add_argument("--store-url", required=True)
+    t.add_argument("--message", action="append", default=[], metavar="LANG=TEXT")
+    t.add_argument("--grace", type=int, default=0, help="mandatory: seconds before open "
+                   "sessions below it end")
+    t.set_defaults(func=cmd_publish)

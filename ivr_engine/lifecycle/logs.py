@@ -1,0 +1,127 @@
+"""App logs on request: an admin asks a user's devices for their logs (a push carrying the
+request id), the device uploads once to ``PUT /v1/log-requests/{id}/upload`` (size limit,
+content type checked), the admin lists and downloads; requests expire, uploads are purged
+after the retention.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..api.problems import Problem
+from ..push import PushError
+from .models import LogRequest
+from .rules import notice_result
+from .schemas import LogRequestInfo
+
+log = logging.getLogger("ivr_engine.lifecycle")
+
+LOG_TYPES = ("text/plain", "application/gzip", "application/zip")
+_CHUNK = 64 * 1024
+
+
+def state_of(row: LogRequest, now: dt.datetime) -> str:
+    if row.uploaded_at is not None:
+        return "uploaded"
+    return "expired" if row.expires_at <= now else "pending"
+
+
+def info(row: LogRequest, now: dt.datetime) -> LogRequestInfo:
+    return LogRequestInfo(id=row.id, app=row.app, user=row.user, device=row.device_id,
+                          platform=row.platform, created_at=row.created_at,
+                          expires_at=row.expires_at, push=row.push_result,
+                          state=state_of(row, now), uploaded_at=row.uploaded_at,  # type: ignore[arg-type]
+                          content_type=row.content_type, size=row.size)
+
+
+def upload_type(header: str | None) -> str:
+    """The upload's media type (one of LOG_TYPES), or 415."""
+    mime = (header or "").split(";")[0].strip().lower()
+    if mime not in LOG_TYPES:
+        raise Problem(415, "Unsupported Media Type",
+                      f"a log upload is sent as one of {', '.join(LOG_TYPES)}")
+    return mime
+
+
+async def read_upload(request: web.Request, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (413 from the declared length, or while reading)."""
+    too_big = Problem(413, "Payload Too Large", f"a log upload is limited to {limit} bytes")
+    if (request.content_length or 0) > limit:
+        raise too_big
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class LogRequests:
+    def __init__(self, config: Callable[[], Any], store: Any, push: Any,
+                 clock: Callable[[], dt.datetime]):
+        self._config, self._store, self._push, self._clock = config, store, push, clock
+
+    @property
+    def settings(self) -> Any:
+        return self._config().model.lifecycle.logs
+
+    async def ask(self, app: str, user: str, device: int | None) -> list[LogRequest]:
+        """One request per device (all the user's devices of the app, or ``device``), each
+        device asked by push; 404 when there is no such device."""
+        devices = [d for d in await self._store.devices.for_user(user, app)
+                   if device is None or d.id == device]
+        if not devices:
+            raise Problem(404, "No device", f"user {user[:80]!r} has no such device "
+                          f"registered for app {app!r}", field="device" if device else "user")
+        now = self._clock()
+        expires = now + dt.timedelta(seconds=self.settings.request_ttl_seconds)
+        rows = []
+        for d in devices:
+            rid = secrets.token_urlsafe(16)
+            data = {"type": "log_request", "request_id": rid,
+                    "upload": f"/v1/log-requests/{rid}/upload",
+                    "expires_at": expires.isoformat()}
+            try:
+                if self._push is None:
+                    raise PushError("no push service")
+                r = await self._push.notify(d, "Logs requested", "Your support team asked "
+                                            "for this app's logs", data, app=app, kind="logs",
+                                            ttl_seconds=self.settings.request_ttl_seconds)
+                how = notice_result(r.ok, r.token_invalid) if d.push_token else "no_token"
+            except PushError as exc:
+                log.info("log request to device %d of %.80r: %s", d.id, user, exc)
+                how = "provider_error"
+            rows.append(LogRequest(id=rid, app=app, user=user, device_id=d.id,
+                                   platform=d.platform, created_at=now, expires_at=expires,
+                                   push_result=how))
+        await self._store.lifecycle.logs.add(rows)
+        return rows
+
+    async def upload(self, row: LogRequest, request: web.Request) -> tuple[int, str, Any]:
+        """Store the request's upload; (size, content type, when). 409 when already
+        uploaded, 410 when expired, 415 for another media type, 413 when too large."""
+        now = self._clock()
+        state = state_of(row, now)
+        if state == "uploaded":
+            raise Problem(409, "Already uploaded", "this log request has its upload")
+        if state == "expired":
+            raise Problem(410, "Gone", "this log request has expired")
+        mime = upload_type(request.headers.get("Content-Type"))
+        data = await read_upload(request, self.settings.max_bytes)
+        if not await self._store.lifecycle.logs.store_upload(row.id, data=data,
+                                                              content_type=mime, now=now):
+            raise Problem(409, "Already uploaded", "this log request has its upload")
+        log.info("log request %s: %d bytes (%s) from %.80r", row.id[:6], len(data), mime,
+                 row.user)
+        return len(data), mime, now
+
+    async def purge(self) -> int:
+        before = self._clock() - dt.timedelta(days=self.settings.retention_days)
+        return await self._store.lifecycle.logs.purge(before)

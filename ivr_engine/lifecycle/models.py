@@ -1,0 +1,90 @@
+"""The lifecycle's tables (revision 0003), on the store's declarative ``Base`` so the schema
+test and the test databases see them with the others (``store/repos.py`` imports this
+module through ``lifecycle/repo.py``).
+
+    app_sessions      one row per login; ``active_user`` is set while it is open (unique:
+                      one open session per user and app, even when two logins race)
+    app_releases      a published release per app, platform and version
+    release_notices   one per release and device: the delivery result of its notice
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..store.models import Base, UtcDateTime
+
+
+class AppSession(Base):
+    __tablename__ = "app_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex
+    active_user: Mapped[str | None] = mapped_column(String(260), unique=True, nullable=True)
+    app: Mapped[str] = mapped_column(String(128))
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    device_id: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))  # mobile | desktop
+    app_type: Mapped[str] = mapped_column(String(64))
+    app_version: Mapped[str] = mapped_column(String(64))
+    os: Mapped[str] = mapped_column(String(16))  # ios | android | windows | macos | linux | web
+    os_version: Mapped[str] = mapped_column(String(64))
+    device_model: Mapped[str] = mapped_column(String(128))
+    push_token: Mapped[str | None] = mapped_column(String(512), nullable=True)  # alert/FCM
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class AppRelease(Base):
+    __tablename__ = "app_releases"
+    __table_args__ = (UniqueConstraint("app", "platform", "version", name="uq_app_release"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # recommended | mandatory
+    store_url: Mapped[str] = mapped_column(Text)
+    messages: Mapped[dict] = mapped_column(JSON)  # language: text
+    grace_seconds: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    republished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class ReleaseNotice(Base):
+    __tablename__ = "release_notices"
+    __table_args__ = (UniqueConstraint("release_id", "device_id", name="uq_release_notice"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(Integer, index=True)
+    device_id: Mapped[int] = mapped_column(Integer)  # devices.id
+    user: Mapped[str] = mapped_column(String(128))
+    device_version: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(16))  # sent | provider_error | token_removed
+    reason: Mapped[str] = mapped_column(String(128))
+    sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class LogRequest(Base):
+    """An admin asked a device for its logs: the push that asked, and the upload (kept
+    ``lifecycle.logs.retention_days``, in the database: both backends, no directory to run)."""
+
+    __tablename__ = "app_log_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, unguessable
+    app: Mapped[str] = mapped_column(String(128), index=True)
+    user: Mapped[str] = mapped_column(String(128))
+    device_id: Mapped[int] = mapped_column(Integer)  # devices.id
+    platform: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    push_result: Mapped[str] = mapped_column(String(16))
+    uploaded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -1,0 +1,203 @@
+"""The lifecycle's repository: sessions (one open per user and app), releases, and the
+delivery result of each release notice. Devices (and the version each last reported) are the
+wake-up feature's ``devices`` rows; the notice fan-out reads them here, in partitions.
+
+One open session per user and app holds even when two logins race: ``active_user`` is unique
+while a session is open (NULL once it ends). A login ends the open one and inserts the new one
+in one transaction; on PostgreSQL the logins of one user take a transaction-scoped advisory
+lock first (so they run in turn), SQLite runs writers in turn anyway; should a concurrent
+login still insert first, the unique constraint refuses the insert and the login is tried
+again (and then ends that one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..store.models import Device
+from .logrepo import LogRequestRepo
+from .models import AppRelease, AppSession, ReleaseNotice
+from .rules import SENT, active_key
+
+_LOGIN_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class NoticeTarget:
+    """A device a notice may go to (a ``devices`` row, as the push service reads it)."""
+
+    id: int
+    user: str
+    app: str
+    platform: str  # ios | android
+    app_version: str
+    push_token: str | None
+    voip_token: str | None = None  # never used by a notice (alert / data pushes only)
+
+
+class LifecycleRepo:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self._sessions = sessions
+        self.logs = LogRequestRepo(sessions)  # app log requests and their uploads
+
+    # ------------------------------------------------------------------ sessions
+
+    async def login(self, *, token_hash: str, app: str, user: str, now: dt.datetime,
+                    **fields: Any) -> tuple[AppSession, list[AppSession]]:
+        """Open a session for ``user`` of ``app``; the sessions it ended (``replaced``)."""
+        key = active_key(app, user)
+        ended: list[AppSession] = []
+        for attempt in range(_LOGIN_ATTEMPTS):
+            try:
+                async with self._sessions() as s, s.begin():
+                    if s.get_bind().dialect.name == "postgresql":  # logins of a user in turn
+                        await s.execute(text("SELECT pg_advisory_xact_lock("
+                                             "hashtextextended(:key, 0))"), {"key": key})
+                    old = (await s.scalars(
+                        update(AppSession).where(AppSession.active_user == key)
+                        .values(active_user=None, ended_at=now, end_reason="replaced")
+                        .returning(AppSession))).all()
+                    row = AppSession(token_hash=token_hash, active_user=key, app=app,
+                                     user=user, started_at=now, last_seen_at=now, **fields)
+                    s.add(row)
+                    await s.flush()
+                ended.extend(old)
+                return row, ended
+            except IntegrityError:
+                if attempt == _LOGIN_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def by_token(self, token_hash: str) -> AppSession | None:
+        async with self._sessions() as s:
+            return (await s.scalars(select(AppSession).where(
+                AppSession.token_hash == token_hash))).first()
+
+    async def end(self, session_id: int, reason: str, at: dt.datetime) -> bool:
+        """End an open session; False when it had already ended."""
+        async with self._sessions() as s, s.begin():
+            r = await s.execute(update(AppSession).where(
+                AppSession.id == session_id, AppSession.active_user.is_not(None))
+                .values(active_user=None, ended_at=at, end_reason=reason))
+            return bool(r.rowcount)
+
+    async def touch(self, session_id: int, now: dt.datetime) -> None:
+        async with self._sessions() as s, s.begin():
+            await s.execute(update(AppSession).where(AppSession.id == session_id)
+                            .values(last_seen_at=now))
+
+    async def open_sessions(self, app: str | None = None,
+                            user: str | None = None) -> list[AppSession]:
+        async with self._sessions() as s:
+            q = select(AppSession).where(AppSession.active_user.is_not(None))
+            if app is not None:
+                q = q.where(AppSession.app == app)
+            if user is not None:
+                q = q.where(AppSession.user == user)
+            return list((await s.scalars(q.order_by(AppSession.user, AppSession.id))).all())
+
+    async def report(self, *, start: dt.datetime, end: dt.datetime, app: str | None,
+                     user: str | None, limit: int) -> list[AppSession]:
+        """Sessions that began in [start, end), oldest first, at most ``limit``."""
+        async with self._sessions() as s:
+            q = select(AppSession).where(AppSession.started_at >= start,
+                                         AppSession.started_at < end)
+            if app is not None:
+                q = q.where(AppSession.app == app)
+            if user is not None:
+                q = q.where(AppSession.user == user)
+            q = q.order_by(AppSession.started_at, AppSession.id).limit(limit)
+            return list((await s.scalars(q)).all())
+
+    # ------------------------------------------------------------------ releases
+
+    async def publish(self, *, app: str, platform: str, version: str, kind: str,
+                      store_url: str, messages: dict[str, str], grace_seconds: int,
+                      now: dt.datetime) -> tuple[AppRelease, bool]:
+        """Publish (or re-publish) a release; (the row, True when it is new). A re-publication
+        may change the kind, URL, messages and grace; ``published_at`` stays the first."""
+        async with self._sessions() as s, s.begin():
+            row = (await s.scalars(select(AppRelease).where(
+                AppRelease.app == app, AppRelease.platform == platform,
+                AppRelease.version == version))).first()
+            created = row is None
+            if row is None:
+                row = AppRelease(app=app, platform=platform, version=version,
+                                 published_at=now)
+                s.add(row)
+            else:
+                row.republished_at = now
+            row.kind, row.store_url, row.messages = kind, store_url, messages
+            row.grace_seconds = grace_seconds
+            await s.flush()
+            return row, created
+
+    async def releases(self, app: str | None = None) -> list[AppRelease]:
+        async with self._sessions() as s:
+            q = select(AppRelease).order_by(AppRelease.id)
+            if app is not None:
+                q = q.where(AppRelease.app == app)
+            return list((await s.scalars(q)).all())
+
+    async def release(self, release_id: int) -> AppRelease | None:
+        async with self._sessions() as s:
+            return await s.get(AppRelease, release_id)
+
+    # ------------------------------------------------------------------ notices
+
+    async def notice_candidates(self, app: str, platform: str,
+                                partition: int = 1000) -> AsyncIterator[list[NoticeTarget]]:
+        """The app's devices on ``platform`` that have a push token, ``partition`` at a time
+        (the rows are streamed: a 10 000-device app never builds one big result on the
+        event loop)."""
+        q = (select(Device.id, Device.user, Device.app, Device.platform, Device.app_version,
+                    Device.push_token)
+             .where(Device.app == app, Device.platform == platform,
+                    Device.push_token.is_not(None))
+             .order_by(Device.id).execution_options(yield_per=partition))
+        async with self._sessions() as s:
+            result = await s.stream(q)
+            async for rows in result.partitions(partition):
+                yield [NoticeTarget(*row) for row in rows]
+
+    async def logged_out_users(self, app: str) -> set[str]:
+        """Users who have had sessions in ``app`` but have none open now."""
+        async with self._sessions() as s:
+            q = (select(AppSession.user).where(AppSession.app == app)
+                 .group_by(AppSession.user).having(func.count(AppSession.active_user) == 0))
+            return set((await s.scalars(q)).all())
+
+    async def sent_devices(self, release_id: int) -> set[int]:
+        async with self._sessions() as s:
+            return set((await s.scalars(select(ReleaseNotice.device_id).where(
+                ReleaseNotice.release_id == release_id, ReleaseNotice.result == SENT))).all())
+
+    async def record_notices(self, release_id: int, rows: list[dict[str, Any]]) -> None:
+        """Record a batch of notices (replacing an earlier failed attempt for a device)."""
+        if not rows:
+            return
+        async with self._sessions() as s, s.begin():
+            await s.execute(delete(ReleaseNotice).where(
+                ReleaseNotice.release_id == release_id,
+                ReleaseNotice.device_id.in_([r["device_id"] for r in rows])))
+            await s.execute(insert(ReleaseNotice),
+                            [{"release_id": release_id, **r} for r in rows])
+
+    async def notice_counts(self, release_id: int) -> dict[str, int]:
+        async with self._sessions() as s:
+            rows = await s.execute(select(ReleaseNotice.result, func.count())
+                                   .where(ReleaseNotice.release_id == release_id)
+                                   .group_by(ReleaseNotice.result))
+            return {result: n for result, n in rows.all()}
+
+    async def notices(self, release_id: int, limit: int = 1000) -> list[ReleaseNotice]:
+        async with self._sessions() as s:
+            return list((await s.scalars(select(ReleaseNotice).where(
+                ReleaseNotice.release_id == release_id).order_by(ReleaseNotice.device_id)
+                .limit(limit))).all())

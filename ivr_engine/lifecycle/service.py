@@ -1,0 +1,50 @@
+"""``Lifecycle``: what the API and the engine hold of the feature — sessions, releases, and
+the sweeper task the engine runs in its TaskGroup (idle expiry, mandatory grace periods)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any, Callable
+
+from .logs import LogRequests
+from .releases import Releases
+from .sessions import Sessions
+
+log = logging.getLogger("ivr_engine.lifecycle")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Lifecycle:
+    def __init__(self, config: Callable[[], Any], store: Any, push: Any,
+                 clock: Callable[[], dt.datetime] = _utcnow):
+        self.config = config
+        self.sessions = Sessions(config, store, push, clock)
+        self.releases = Releases(config, store, push, clock)
+        self.logs = LogRequests(config, store, push, clock)
+
+    async def run(self) -> None:
+        """Record sessions that ended by idleness or a mandatory grace, and delete app logs
+        past their retention, every ``lifecycle.sweep_seconds`` (a task in the engine's
+        TaskGroup)."""
+        while True:
+            try:
+                await self.sessions.sweep()
+                if n := await self.logs.purge():
+                    log.info("app logs: %d requests or uploads past their retention deleted",
+                             n)
+            except Exception as exc:  # noqa: BLE001 - retried at the next round
+                log.error("sessions: sweep failed: %s", exc)
+            await asyncio.sleep(self.config().model.lifecycle.sweep_seconds)
+
+
+def lifecycle_of(ctx: Any) -> Lifecycle:
+    """The engine's Lifecycle (``ctx.lifecycle``), or one made for this API context (the
+    in-process API of the tests: no sweeper, sessions still end lazily when used)."""
+    if getattr(ctx, "lifecycle", None) is None:
+        ctx.lifecycle = Lifecycle(ctx.config, ctx.store, ctx.push, ctx.clock)
+    return ctx.lifecycle

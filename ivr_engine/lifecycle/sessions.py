@@ -1,0 +1,208 @@
+"""Sessions: SDK logins, one open session per user and app, the session token as an SDK
+credential, logout, idle expiry and the end of sessions below a mandatory release.
+
+A session token is ``ivs_`` + 32 random bytes (URL-safe base64); the store keeps only its
+SHA-256. A login ends the user's open session of the app (reason ``replaced``) and tells
+that device by push through the app's own credentials: an APNs *alert* push (never VoIP) or
+an FCM data message, to the push token the device gave when it logged in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..push import PushError, token_hint
+from .models import AppRelease, AppSession
+from .problems import UpdateRequired, session_ended
+from .rules import (
+    LOGOUT,
+    MANDATORY,
+    MANDATORY_UPDATE,
+    PUSH_PLATFORMS,
+    ReleaseFacts,
+    login_block,
+    notice_result,
+    session_end,
+)
+from .schemas import LoginRequest
+from .versions import VersionError, parse_version
+
+log = logging.getLogger("ivr_engine.lifecycle")
+
+TOKEN_PREFIX = "ivs_"
+_TOKEN_PREFIX_BYTES = TOKEN_PREFIX.encode()
+_TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: bytes | str) -> str:
+    raw = token.encode("utf-8", "surrogatepass") if isinstance(token, str) else token
+    return hashlib.sha256(raw).hexdigest()
+
+
+def looks_like_session_token(token: bytes | None) -> bool:
+    return token is not None and token.startswith(_TOKEN_PREFIX_BYTES) and len(token) <= 128
+
+
+def release_facts(rows: list[AppRelease]) -> list[ReleaseFacts]:
+    out = []
+    for r in rows:
+        try:
+            version = parse_version(r.version)
+        except VersionError:  # every stored version was parsed before it was stored
+            continue
+        out.append(ReleaseFacts(r.id, r.platform, version, r.kind, r.store_url,
+                                r.published_at, r.grace_seconds))
+    return out
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """A session's device as the push service reads it (alert / data pushes only)."""
+
+    app: str
+    platform: str
+    push_token: str | None
+    voip_token: None = None
+
+
+def _refusal(release: ReleaseFacts, platform: str, version: str) -> UpdateRequired:
+    return UpdateRequired(platform=platform, version=version,
+                          minimum_version=str(release.version), store_url=release.store_url)
+
+
+class Sessions:
+    def __init__(self, config: Callable[[], Any], store: Any, push: Any,
+                 clock: Callable[[], dt.datetime]):
+        self._config, self._store, self._push, self._clock = config, store, push, clock
+
+    @property
+    def repo(self) -> Any:
+        return self._store.lifecycle
+
+    def idle_seconds(self) -> float | None:
+        return self._config().model.lifecycle.idle_expiry_seconds
+
+    async def facts(self, app: str) -> list[ReleaseFacts]:
+        return release_facts(await self.repo.releases(app))
+
+    # ------------------------------------------------------------------ login / logout
+
+    async def login(self, app: str, req: LoginRequest) -> tuple[str, AppSession, list]:
+        """(token, the new session, [(ended session, how its device was told)]); raises
+        UpdateRequired when the version is below a mandatory release of the app."""
+        blocking = login_block(await self.facts(app), req.os, req.app_version)
+        if blocking is not None:
+            log.info("login of %.80r (app %s, %s %s) refused: mandatory %s", req.user, app,
+                     req.os, req.app_version, blocking.version)
+            raise _refusal(blocking, req.os, req.app_version)
+        now = self._clock()
+        if req.os in PUSH_PLATFORMS:  # the version a device reports at login: for notices
+            await self._store.devices.upsert(
+                user=req.user, app=app, platform=req.os, push_token=req.push_token,
+                app_version=req.app_version, os_version=req.os_version,
+                model=req.device_model, source="login")
+        token = new_token()
+        session, ended = await self.repo.login(
+            token_hash=hash_token(token), app=app, user=req.user, now=now,
+            device_id=req.device_id, platform=req.platform, app_type=req.app_type,
+            app_version=req.app_version, os=req.os, os_version=req.os_version,
+            device_model=req.device_model, push_token=req.push_token)
+        told = [(old, await self._tell_replaced(old, req.device_id)) for old in ended]
+        log.info("login: session %d of %.80r (app %s, %s %s %s)%s", session.id, req.user, app,
+                 req.platform, req.os, req.app_version,
+                 f"; ended session(s) {[o.id for o, _ in told]} (replaced)" if told else "")
+        return token, session, told
+
+    async def _tell_replaced(self, old: AppSession, new_device: str) -> str:
+        """Push "signed out" to the device of a replaced session (an alert on iOS, data on
+        Android). A device that logs in again is not told it replaced itself."""
+        if old.device_id == new_device:
+            return "same_device"
+        if not old.push_token or old.os not in PUSH_PLATFORMS or self._push is None:
+            return "no_token"
+        data = {"type": "session_ended", "reason": "replaced", "session_id": str(old.id)}
+        try:
+            r = await self._push.notify(
+                PushTarget(old.app, old.os, old.push_token), "Signed out",
+                "You signed in on another device", data, app=old.app, kind="session",
+                ttl_seconds=3600)
+        except PushError as exc:
+            log.info("session %d replaced: its device could not be told: %s", old.id, exc)
+            return "provider_error"
+        log.info("session %d replaced: told its device (token#%s): %s", old.id,
+                 token_hint(old.push_token), r.reason or "ok")
+        return notice_result(r.ok, r.token_invalid)
+
+    async def logout(self, session: AppSession) -> dt.datetime:
+        now = self._clock()
+        await self.repo.end(session.id, LOGOUT, now)
+        log.info("logout: session %d of %.80r (app %s)", session.id, session.user, session.app)
+        return now
+
+    # ------------------------------------------------------------------ the token as a credential
+
+    async def check(self, token: bytes, app: str, user: str | None = None) -> AppSession | None:
+        """The open session ``token`` stands for, if it is one of ``app`` (and of ``user``
+        when given); None when it is no session's token. An ended session is refused
+        (401 naming how it ended; 403 UpdateRequired for a mandatory release), lazily ending
+        one whose idle time or mandatory grace has run out."""
+        session = await self.repo.by_token(hash_token(token))
+        if session is None or session.app != app:
+            return None
+        if user is not None and session.user != user:
+            return None
+        releases = await self.facts(app)
+        if session.ended_at is None:
+            now = self._clock()
+            end = session_end(platform=session.os, version=session.app_version,
+                              last_seen=session.last_seen_at, now=now,
+                              idle_seconds=self.idle_seconds(), releases=releases)
+            if end is None:
+                idle = self.idle_seconds()
+                every = min(_TOUCH_EVERY, dt.timedelta(seconds=idle / 4)) if idle else \
+                    _TOUCH_EVERY
+                if now - session.last_seen_at >= every:
+                    await self.repo.touch(session.id, now)
+                return session
+            reason, at = end
+            await self.repo.end(session.id, reason, at)
+            log.info("session %d of %.80r ended (%s)", session.id, session.user, reason)
+            session.end_reason = reason
+        if session.end_reason == MANDATORY_UPDATE:
+            blocking = login_block(releases, session.os, session.app_version)
+            if blocking is not None:
+                raise _refusal(blocking, session.os, session.app_version)
+        raise session_ended(session.end_reason or "ended")
+
+    # ------------------------------------------------------------------ sweeping
+
+    async def sweep(self) -> int:
+        """Record the end of every open session whose idle time or mandatory grace has run
+        out; how many ended."""
+        now, idle = self._clock(), self.idle_seconds()
+        facts: dict[str, list[ReleaseFacts]] = {}
+        n = 0
+        if idle is None:  # only a mandatory release can end a session: look at those apps
+            apps = {r.app for r in await self.repo.releases() if r.kind == MANDATORY}
+            rows = [s for app in sorted(apps) for s in await self.repo.open_sessions(app=app)]
+        else:
+            rows = await self.repo.open_sessions()
+        for s in rows:
+            if s.app not in facts:
+                facts[s.app] = await self.facts(s.app)
+            end = session_end(platform=s.os, version=s.app_version, last_seen=s.last_seen_at,
+                              now=now, idle_seconds=idle, releases=facts[s.app])
+            if end is not None and await self.repo.end(s.id, *end):
+                n += 1
+        if n:
+            log.info("sessions: %d ended (idle or mandatory update)", n)
+        return n
