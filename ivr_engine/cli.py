@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from . import logs
 from .config import Config, ConfigError, load_config
+from .sms.cli import add_commands as sms_commands
 
 DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
 
@@ -322,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the config's JSON Schema")
     s.set_defaults(func=cmd_schema)
+    sms_commands(sub)
     return p
 
 

@@ -43,6 +43,7 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
     WakeupOverride,
     WakeupSettings,
 )
+from .model_sms import SmsSettings
 
 
 def _listen(v: str) -> str:
@@ -323,3 +324,4 @@ class ConfigModel(_Model):
     context_webhook: ContextWebhook | None = None
     wakeup: WakeupSettings = WakeupSettings()
     users: dict[Name, User] = {}
+    sms: SmsSettings = SmsSettings()

@@ -5,6 +5,7 @@ context, the push service, the contact watcher): a database and each feature's r
     store.devices    wakeup/repo.py   users' app installs and their push tokens
     store.callbacks  calls/repo.py    callback requests
     store.calls      calls/repo.py    call records (GET /v1/calls/<id>)
+    store.sms        sms/repo.py      the SMS spool, do-not-contact list, dialers' state
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..apps.repo import IntentRepo
 from ..calls.repo import CallbackRepo, CallRecordRepo
+from ..sms.repo import SmsRepo
 from ..wakeup.repo import DeviceRepo
 from .db import Database, SchemaState
 
@@ -32,6 +34,7 @@ class Store:
         self.devices = DeviceRepo(db.sessions)
         self.callbacks = CallbackRepo(db.sessions)
         self.calls = CallRecordRepo(db.sessions, db.dialect)
+        self.sms = SmsRepo(db.sessions, db.dialect)
 
     @classmethod
     async def open(cls, url: str, *, check: bool = True, **engine_options: Any) -> "Store":

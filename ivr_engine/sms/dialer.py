@@ -1,0 +1,300 @@
+"""The SMS workers: one bulk lane per configured dialer and the single lane, in one
+TaskGroup (``SmsService.run``), in `ivr-engine sms dialer` or inside the engine.
+
+A batch: ``claim`` (one transaction: up to ``batch`` rows to SENDING, do-not-contact ones to
+BLOCKED), send, ``record`` the outcomes (another transaction). With ``spacing_ms`` the sends
+go one after the other, each outcome recorded as soon as it is known; at 0 ms the batch's
+sends go out together and are recorded together. The single lane (SendSMS, CLI, app links)
+is polled every ``sms.poll_seconds`` (and woken at once by the engine's own API): it never
+waits for a bulk batch, a dialer's spacing or schedule, only for the provider's rate cap,
+where it goes before every bulk send still waiting.
+
+On start, the rows this worker left in SENDING (it was killed) are resolved before anything
+else: asked of the provider by idempotency key where it can tell (Infobip), else by the
+provider's ``unknown_outcome`` (``fail``: marked failed, never sent twice; ``resend``: sent
+again, never lost). Rows another worker left in SENDING for longer than
+``sms.lease_seconds`` are resolved the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import socket
+from typing import Any, Callable
+
+import aiohttp
+
+from ..config.validate import _schedule
+from .models import FAILED, OTHER, SENT, SINGLE_LANE, TO_PROCESS
+from .monitor import report
+from .numbers import NumberError, check_regexp, default_provider, parse_channels, rotation
+from .providers import Outbound, Provider, SendResult
+from .repo import Claimed, SmsRepo
+from .spool import SpoolError, spool_row
+from .urlproviders import make_provider
+
+log = logging.getLogger("ivr_engine.sms")
+
+STATE_OF = {"sent": SENT, "failed": FAILED}
+IDLE_SECONDS = 1.0  # a bulk lane with nothing to do (stopped, closed, empty) looks again
+BACKOFF_SECONDS = 2.0  # after a provider could not be reached
+
+
+def default_worker() -> str:
+    return socket.gethostname()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class SmsService:
+    """The providers of the current config and the workers that use them."""
+
+    def __init__(self, config: Callable[[], Any], repo: SmsRepo, *, worker: str | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        self.config = config
+        self.repo = repo
+        self.worker = worker or default_worker()
+        self.clock = clock
+        self.wake_single = asyncio.Event()
+        self._http: aiohttp.ClientSession | None = None
+        self._providers: dict[str, tuple[Any, Provider]] = {}
+        self._regexps: dict[str, re.Pattern[str] | None] = {}
+        self._rotations: dict[str, tuple[str | None, Any]] = {}
+
+    async def __aenter__(self) -> "SmsService":
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    # ----------------------------------------------------------------- providers
+
+    @property
+    def sms(self) -> Any:
+        return self.config().model.sms
+
+    def provider_spec(self, name: str | None) -> Any:
+        """The named provider, or the default one; LookupError when there is none."""
+        providers = self.sms.providers
+        if name is None:
+            spec = default_provider(providers)
+        else:
+            spec = next((p for p in providers if p.name == name), None)
+        if spec is None:
+            raise LookupError(f"provider {name!r} is not configured" if name else
+                              "no SMS provider is configured (sms.providers)")
+        return spec
+
+    def provider(self, name: str | None) -> Provider:
+        spec = self.provider_spec(name)
+        known = self._providers.get(spec.name)
+        if known is None or known[0] is not spec:  # a reload changed it: a new adapter
+            assert self._http is not None, "use SmsService as an async context manager"
+            known = (spec, make_provider(spec, self._http))
+            self._providers[spec.name] = known
+            self._regexps[spec.name] = re.compile(spec.number_regexp) \
+                if spec.number_regexp else None
+        return known[1]
+
+    def lane_provider(self, lane: str) -> str:
+        if lane == SINGLE_LANE:
+            return self.provider_spec(self.sms.single_provider).name
+        return self.provider_spec(self.sms.dialers[lane].provider).name
+
+    # ----------------------------------------------------------------- single sends, monitor
+
+    async def enqueue_single(self, destination: str, message: str, *,
+                             campaign: str | None = None, agent: str | None = None,
+                             provider: str | None = None) -> dict[str, Any]:
+        """Spool one message in the single lane (SpoolError/LookupError with the reason:
+        unknown campaign or provider, bad number, the provider's number_regexp, encoding);
+        the in-process single lane is woken at once. The row's columns, with its id."""
+        sms = self.sms
+        if campaign is not None and campaign not in sms.campaigns:
+            raise SpoolError(f"campaign {campaign!r} does not exist (sms.campaigns)")
+        spec = self.provider_spec(provider or sms.single_provider)
+        row = spool_row(destination=destination, message=message, region=sms.default_region,
+                        encoding=spec.encoding, now=self.clock(), campaign=campaign,
+                        agent=agent, provider=spec.name)
+        try:
+            check_regexp(row["destination"], re.compile(spec.number_regexp)
+                         if spec.number_regexp else None, spec.name)
+        except NumberError as exc:
+            raise SpoolError(str(exc)) from None
+        row["id"] = await self.repo.enqueue_one(row)
+        self.wake_single.set()
+        return row
+
+    async def monitor(self) -> dict[str, Any]:
+        sms, now = self.sms, self.clock()
+        running = {n: await self.repo.dialer_running(n) for n in sms.dialers}
+        open_now = {n: self._open(d, now) for n, d in sms.dialers.items()}
+        return report(sms, await self.repo.counts(now), running, open_now)
+
+    # ----------------------------------------------------------------- sending
+
+    async def _send(self, row: Claimed, prov: Provider, channel: int | None,
+                    single: bool) -> dict[str, Any]:
+        done = {"rid": row.id, "provider": prov.name, "channel": channel}
+        try:
+            check_regexp(row.destination, self._regexps.get(prov.name), prov.name)
+        except NumberError as exc:
+            return {**done, "state": OTHER, "answer": str(exc), "done_at": self.clock()}
+        await prov.cap.take(row.segments, single=single)
+        res = await prov.send(Outbound(row.idem_key, row.destination, row.message,
+                                       row.encoding, row.segments, channel))
+        if res.outcome == "unknown":
+            res = await self._settle(prov, row.idem_key, res)
+        if res.outcome == "not-sent":
+            return {**done, "state": TO_PROCESS, "answer": res.answer, "done_at": None}
+        log.debug("sms %d to provider %s: %s %s", row.id, prov.name, res.outcome, res.answer)
+        return {**done, "state": STATE_OF[res.outcome], "message_id": res.message_id,
+                "answer": res.answer, "done_at": self.clock()}
+
+    async def _settle(self, prov: Provider, key: str, res: SendResult) -> SendResult:
+        """A send whose outcome is unknown: the provider's word when it can tell, else its
+        ``unknown_outcome`` policy (``resend`` → not-sent, ``fail`` → failed)."""
+        found = await prov.lookup(key)
+        if found is not None:
+            return found
+        if prov.spec.unknown_outcome == "resend":
+            return SendResult("not-sent", f"outcome unknown ({res.answer}); sent again "
+                              "(unknown_outcome: resend)")
+        return SendResult("failed", f"outcome unknown ({res.answer}); not sent again "
+                          "(unknown_outcome: fail)")
+
+    async def _batch(self, rows: list[Claimed], prov: Provider, spacing_ms: int,
+                     channels: Any, single: bool) -> int:
+        """Send ``rows``; the number the provider could not be reached for (requeued)."""
+        if spacing_ms == 0 or single:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._send(r, prov, next(channels), single))
+                         for r in rows]
+            outcomes = [t.result() for t in tasks]
+            await self.repo.record(outcomes)
+            return sum(o["state"] == TO_PROCESS for o in outcomes)
+        requeued = 0
+        for i, row in enumerate(rows):
+            if i:
+                await asyncio.sleep(spacing_ms / 1000)
+            out = await self._send(row, prov, next(channels), single)
+            await self.repo.record([out])
+            requeued += out["state"] == TO_PROCESS
+        return requeued
+
+    # ----------------------------------------------------------------- lanes
+
+    async def run_dialer(self, name: str) -> None:
+        """The dialer's bulk lane: at 0 ms spacing ``pipelines`` batches are in flight at
+        once (each claimed whole, so no row is in two); with spacing, one."""
+        d = self.sms.dialers.get(name)
+        async with asyncio.TaskGroup() as tg:
+            for i in range(d.pipelines if d is not None else 1):
+                tg.create_task(self._dialer_loop(name, i), name=f"sms-dialer-{name}-{i}")
+
+    async def _dialer_loop(self, name: str, index: int) -> None:
+        while True:
+            d = self.sms.dialers.get(name)
+            now = self.clock()
+            if d is None or not d.enabled or (index and (d.spacing_ms or index >= d.pipelines)) \
+                    or not await self.repo.dialer_running(name) or not self._open(d, now):
+                await asyncio.sleep(IDLE_SECONDS)
+                continue
+            prov = self.provider(d.provider)
+            known = self._rotations.get(name)
+            if known is None or known[0] != d.dial_string:
+                known = (d.dial_string, rotation(parse_channels(d.dial_string)))
+                self._rotations[name] = known
+            rows, _ = await self.repo.claim(name, self.worker, now, d.batch, d.dnc_check,
+                                            prov.name)
+            if not rows:
+                await asyncio.sleep(IDLE_SECONDS)
+                continue
+            if await self._batch(rows, prov, d.spacing_ms, known[1], single=False):
+                await asyncio.sleep(BACKOFF_SECONDS)
+
+    def _open(self, d: Any, now: dt.datetime) -> bool:
+        if d.schedule is None:
+            return True
+        cfg = self.config()
+        model = cfg.model.schedules.get(d.schedule)
+        return model is not None and _schedule(d.schedule, model,
+                                               cfg.model.engine.timezone).is_open(now)
+
+    async def single_once(self) -> int:
+        """Claim and send the single lane's waiting rows (up to 50); how many were claimed.
+        Each row goes to its own provider (``provider`` at enqueue), else sms.single_provider,
+        else the default one."""
+        rows, _ = await self.repo.claim(SINGLE_LANE, self.worker, self.clock(), 50, True,
+                                        self.lane_provider(SINGLE_LANE))
+        by_provider: dict[str, list[Claimed]] = {}
+        for r in rows:
+            by_provider.setdefault(r.provider or "", []).append(r)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(self._batch(rs, self.provider(p or None), 0,
+                                                rotation(()), single=True))
+                     for p, rs in by_provider.items()]
+        if sum(t.result() for t in tasks):
+            await asyncio.sleep(BACKOFF_SECONDS)
+        return len(rows)
+
+    async def run_single(self) -> None:
+        while True:
+            self.wake_single.clear()
+            if not await self.single_once():
+                try:
+                    await asyncio.wait_for(self.wake_single.wait(), self.sms.poll_seconds)
+                except TimeoutError:
+                    pass
+
+    # ----------------------------------------------------------------- recovery
+
+    async def recover(self, *, worker: str | None = None,
+                      claimed_before: dt.datetime | None = None) -> dict[str, int]:
+        """Resolve rows left in SENDING (see the module's docstring); counts per outcome."""
+        rows = await self.repo.in_flight(worker=worker, claimed_before=claimed_before)
+        counts: dict[str, int] = {}
+        outcomes = []
+        for row in rows:
+            try:
+                prov = self.provider(row.provider)
+            except LookupError as exc:
+                res = SendResult("failed", f"outcome unknown: {exc}")
+            else:
+                res = await self._settle(prov, row.idem_key,
+                                         SendResult("unknown", "the worker stopped mid-send"))
+            counts[res.outcome] = counts.get(res.outcome, 0) + 1
+            outcomes.append({"rid": row.id, "provider": row.provider,
+                             "state": TO_PROCESS if res.outcome == "not-sent"
+                             else STATE_OF[res.outcome], "message_id": res.message_id,
+                             "answer": res.answer,
+                             "done_at": None if res.outcome == "not-sent" else self.clock()})
+        await self.repo.record(outcomes)
+        if rows:
+            log.warning("sms: %d sends left in flight resolved: %s", len(rows), counts)
+        return counts
+
+    async def sweep(self) -> None:
+        """Every lease period: resolve the sends of workers that died and never came back."""
+        while True:
+            await asyncio.sleep(self.sms.lease_seconds)
+            lease = dt.timedelta(seconds=self.sms.lease_seconds)
+            await self.recover(claimed_before=self.clock() - lease)
+
+    async def run(self, dialers: list[str] | None = None) -> None:
+        """Resolve this worker's unfinished sends, then run the single lane, the dialers
+        (all configured ones, or ``dialers``) and the lease sweeper until cancelled."""
+        await self.recover(worker=self.worker)
+        names = list(self.sms.dialers) if dialers is None else dialers
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.run_single(), name="sms-single")
+            tg.create_task(self.sweep(), name="sms-sweep")
+            for name in names:
+                tg.create_task(self.run_dialer(name), name=f"sms-dialer-{name}")
