@@ -126,11 +126,11 @@ class SmsRepo:
             gone = set(blocked)
             return [_claimed(r) for r in rows if r.id not in gone], len(blocked)
 
-    async def record(self, outcomes: list[dict[str, Any]]) -> int:
+    async def record(self, outcomes: list[dict[str, Any]]) -> None:
         """Each dict: ``rid`` and the new ``state``, ``provider``, ``channel``,
         ``message_id``, ``answer``, ``done_at``; written only on rows still SENDING."""
         if not outcomes:
-            return 0
+            return
         stmt = (update(T).where(T.c.id == bindparam("rid"), T.c.state == SENDING)
                 .values(state=bindparam("new_state"), provider=bindparam("prov"),
                         channel=bindparam("chan"), provider_message_id=bindparam("message_id"),
@@ -139,8 +139,7 @@ class SmsRepo:
                    "chan": o.get("channel"), "message_id": o.get("message_id"),
                    "answer": o.get("answer"), "done": o.get("done_at")} for o in outcomes]
         async with self._writer, self._sessions() as s, s.begin():
-            res = await s.execute(stmt, params)
-            return res.rowcount if res.rowcount is not None else len(params)
+            await s.execute(stmt, params)
 
     async def in_flight(self, *, worker: str | None = None,
                         claimed_before: dt.datetime | None = None) -> list[Claimed]:
