@@ -20,6 +20,7 @@ class ApiContext:
     notifier: Any = None  # calls.webhook.ContextNotifier: delivery stats for /v1/health
     holder: Any = None  # config.reloader.ConfigHolder: admin reloads
     push: Any = None  # push.PushService: admin test pushes
+    sms: Any = None  # sms.dialer.SmsService when the dialers run in the engine (wakes them)
     clock: Callable[[], dt.datetime] = field(
         default=lambda: dt.datetime.now(dt.timezone.utc))
     randbelow: Callable[[int], int] = secrets.randbelow

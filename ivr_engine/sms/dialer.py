@@ -30,10 +30,10 @@ import aiohttp
 from ..config.validate import _schedule
 from .models import FAILED, OTHER, SENT, SINGLE_LANE, TO_PROCESS
 from .monitor import report
-from .numbers import NumberError, check_regexp, default_provider, parse_channels, rotation
+from .numbers import NumberError, check_regexp, parse_channels, rotation
 from .providers import Outbound, Provider, SendResult
 from .repo import Claimed, SmsRepo
-from .spool import SpoolError, spool_row
+from .spool import provider_spec, single_row
 from .urlproviders import make_provider
 
 log = logging.getLogger("ivr_engine.sms")
@@ -49,6 +49,15 @@ def default_worker() -> str:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def schedule_open(cfg: Any, dialer: Any, now: dt.datetime) -> bool:
+    """Whether ``dialer`` may send at ``now``: no schedule, or its IVR schedule is open."""
+    if dialer.schedule is None:
+        return True
+    model = cfg.model.schedules.get(dialer.schedule)
+    return model is not None and _schedule(dialer.schedule, model,
+                                           cfg.model.engine.timezone).is_open(now)
 
 
 class SmsService:
@@ -81,16 +90,7 @@ class SmsService:
         return self.config().model.sms
 
     def provider_spec(self, name: str | None) -> Any:
-        """The named provider, or the default one; LookupError when there is none."""
-        providers = self.sms.providers
-        if name is None:
-            spec = default_provider(providers)
-        else:
-            spec = next((p for p in providers if p.name == name), None)
-        if spec is None:
-            raise LookupError(f"provider {name!r} is not configured" if name else
-                              "no SMS provider is configured (sms.providers)")
-        return spec
+        return provider_spec(self.sms, name)
 
     def provider(self, name: str | None) -> Provider:
         spec = self.provider_spec(name)
@@ -110,24 +110,11 @@ class SmsService:
 
     # ----------------------------------------------------------------- single sends, monitor
 
-    async def enqueue_single(self, destination: str, message: str, *,
-                             campaign: str | None = None, agent: str | None = None,
-                             provider: str | None = None) -> dict[str, Any]:
-        """Spool one message in the single lane (SpoolError/LookupError with the reason:
-        unknown campaign or provider, bad number, the provider's number_regexp, encoding);
-        the in-process single lane is woken at once. The row's columns, with its id."""
-        sms = self.sms
-        if campaign is not None and campaign not in sms.campaigns:
-            raise SpoolError(f"campaign {campaign!r} does not exist (sms.campaigns)")
-        spec = self.provider_spec(provider or sms.single_provider)
-        row = spool_row(destination=destination, message=message, region=sms.default_region,
-                        encoding=spec.encoding, now=self.clock(), campaign=campaign,
-                        agent=agent, provider=spec.name)
-        try:
-            check_regexp(row["destination"], re.compile(spec.number_regexp)
-                         if spec.number_regexp else None, spec.name)
-        except NumberError as exc:
-            raise SpoolError(str(exc)) from None
+    async def enqueue_single(self, destination: str, message: str, **kw: Any
+                             ) -> dict[str, Any]:
+        """Spool one message in the single lane (see ``spool.single_row`` for what is
+        refused) and wake the in-process single lane; the row's columns, with its id."""
+        row = single_row(self.sms, self.clock(), destination, message, **kw)
         row["id"] = await self.repo.enqueue_one(row)
         self.wake_single.set()
         return row
@@ -221,12 +208,7 @@ class SmsService:
                 await asyncio.sleep(BACKOFF_SECONDS)
 
     def _open(self, d: Any, now: dt.datetime) -> bool:
-        if d.schedule is None:
-            return True
-        cfg = self.config()
-        model = cfg.model.schedules.get(d.schedule)
-        return model is not None and _schedule(d.schedule, model,
-                                               cfg.model.engine.timezone).is_open(now)
+        return schedule_open(self.config(), d, now)
 
     async def single_once(self) -> int:
         """Claim and send the single lane's waiting rows (up to 50); how many were claimed.

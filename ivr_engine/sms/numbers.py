@@ -44,8 +44,8 @@ def to_e164(number: str, region: str | None) -> str:
 def check_regexp(e164: str, pattern: re.Pattern[str] | None, provider: str) -> None:
     """NumberError when ``e164`` does not match the provider's ``number_regexp``."""
     if pattern is not None and pattern.search(e164) is None:
-        raise NumberError(f"{e164} does not match provider {provider!r}'s number_regexp "
-                          f"{pattern.pattern!r}")
+        raise NumberError(f"{e164} does not match the number_regexp {pattern.pattern!r} of "
+                          f"provider {provider!r}")
 
 
 # --------------------------------------------------------------------------- dial string

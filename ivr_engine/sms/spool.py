@@ -4,12 +4,13 @@ segments, the lane, a fresh idempotency key. Pure (a key is random, nothing else
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
 from .encoding import EncodingError, encode
 from .models import SINGLE_LANE, TO_PROCESS
-from .numbers import NumberError, to_e164
+from .numbers import NumberError, check_regexp, default_provider, to_e164
 
 DEFAULT_PRIORITY = 9999  # uContact's examples; lower numbers are sent first
 MAX_MESSAGE = 1600  # characters: ten parts of GSM-7, a provider's usual limit or more
@@ -38,3 +39,33 @@ def spool_row(*, destination: str, message: str, region: str | None, encoding: s
             "priority": priority, "position": position, "state": TO_PROCESS,
             "segments": enc.segments, "encoding": enc.encoding, "idem_key": uuid.uuid4().hex,
             "agent": agent, "provider": provider, "created_at": now}
+
+
+def provider_spec(sms: Any, name: str | None) -> Any:
+    """The named provider of the ``sms`` settings, or the default one; LookupError."""
+    spec = (next((p for p in sms.providers if p.name == name), None) if name is not None
+            else default_provider(sms.providers))
+    if spec is None:
+        raise LookupError(f"provider {name!r} is not configured" if name else
+                          "no SMS provider is configured (sms.providers)")
+    return spec
+
+
+def single_row(sms: Any, now: dt.datetime, destination: str, message: str, *,
+               campaign: str | None = None, agent: str | None = None,
+               provider: str | None = None) -> dict[str, Any]:
+    """A single send's row (its lane, its provider stamped): SpoolError for an unknown
+    campaign, a bad number, one the provider's number_regexp refuses, a bad encoding;
+    LookupError when the provider is not configured."""
+    if campaign is not None and campaign not in sms.campaigns:
+        raise SpoolError(f"campaign {campaign!r} does not exist (sms.campaigns)")
+    spec = provider_spec(sms, provider or sms.single_provider)
+    row = spool_row(destination=destination, message=message, region=sms.default_region,
+                    encoding=spec.encoding, now=now, campaign=campaign, agent=agent,
+                    provider=spec.name)
+    try:
+        check_regexp(row["destination"],
+                     re.compile(spec.number_regexp) if spec.number_regexp else None, spec.name)
+    except NumberError as exc:
+        raise SpoolError(str(exc)) from None
+    return row
