@@ -95,7 +95,7 @@ class SmsSettings(_Model):
     campaigns: dict[Name, SmsCampaign] = {}
     single_provider: Name | None = None  # single sends; unset: the default provider
     in_engine: bool = False  # run the dialers inside `ivr-engine run`
-    poll_seconds: float = Field(0.2, ge=0.01, le=10)  # the single lane's spool check
+    poll_seconds: float = Field(0.1, ge=0.01, le=10)  # the single lane's spool check
     lease_seconds: float = Field(60.0, ge=5, le=3600)  # another worker's send left unresolved
 
     @field_validator("default_region")
