@@ -108,6 +108,22 @@ def cmd_send(args: argparse.Namespace) -> int:
     return _with_service(args, work)
 
 
+def cmd_app_link(args: argparse.Namespace) -> int:
+    """An install-the-app / open-the-app SMS: the text is made here, then sent as ``send``."""
+    from .applinks import LinkError, choose_app, link_text
+
+    cfg = _config(args.config)
+    if cfg is None:
+        return EXIT_INPUT
+    try:
+        app = choose_app(cfg, args.app)
+    except LinkError as exc:
+        print(f"sms app-link: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    args.text, args.agent, args.provider = link_text(cfg, app, args.kind), f"app-link:{app}", None
+    return cmd_send(args)
+
+
 def _upload(args: argparse.Namespace, kind: str) -> int:
     from .uploads import file_lines, import_dnc, import_spool
 
@@ -183,6 +199,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--provider", help="a provider's name (default: sms.single_provider)")
     p.add_argument("--now", action="store_true",
                    help="send it from this command instead of leaving it to a dialer")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p = cmd("app-link", cmd_app_link, "send an install-the-app or open-the-app SMS")
+    p.add_argument("--to", required=True)
+    p.add_argument("--kind", choices=("install", "open"), required=True)
+    p.add_argument("--app", help="required when several apps have sms_links on")
+    p.add_argument("--campaign")
+    p.add_argument("--now", action="store_true", help="send it from this command")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p = cmd("upload", lambda a: _upload(a, "spool"),
             "upload a campaign;destiny;message;priority CSV (all or nothing)")

@@ -25,6 +25,7 @@ from ..api.input import read_model
 from ..api.problems import PROBLEM, Problem
 from ..api.routes import ADMIN_TOKEN, PUBLIC, ApiRoutes, Reply
 from ..api.schemas import reply
+from .linkhttp import add_link_routes
 from .models import SENDING, STATE_NAMES, TO_PROCESS, SpoolRow
 from .monitor import report as monitor_report
 from .reports import ReportError, parse_report
@@ -225,4 +226,5 @@ def sms_routes(ctx: ApiContext) -> ApiRoutes:
                                                      key=u.key)
         return reply(ReportAccepted(updated=n))
 
+    add_link_routes(routes, ctx, status_of)
     return routes
