@@ -20,6 +20,7 @@ from ..config import ConfigError, load_config
 log = logging.getLogger("ivr_engine.sms")
 DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+STOP_GRACE_SECONDS = 15.0
 
 
 def _config(path: str) -> Any:
@@ -76,7 +77,10 @@ def cmd_dialer(args: argparse.Namespace) -> int:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(svc.run(args.dialer or None))
             await stop.wait()
-            task.cancel()
+            svc.stop()  # the batches in flight are finished and recorded, then it returns
+            done, _ = await asyncio.wait([task], timeout=STOP_GRACE_SECONDS)
+            if not done:
+                task.cancel()  # rows left in flight are resolved at the next start
         return EXIT_OK
 
     return _with_service(args, work)

@@ -70,6 +70,7 @@ class SmsService:
         self.worker = worker or default_worker()
         self.clock = clock
         self.wake_single = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._providers: dict[str, tuple[Any, Provider]] = {}
         self._regexps: dict[str, re.Pattern[str] | None] = {}
@@ -107,6 +108,18 @@ class SmsService:
         if lane == SINGLE_LANE:
             return self.provider_spec(self.sms.single_provider).name
         return self.provider_spec(self.sms.dialers[lane].provider).name
+
+    def stop(self) -> None:
+        """Finish the batches in flight, claim no more: ``run`` returns once they are
+        recorded (SIGTERM of the dialer process)."""
+        self._stopping.set()
+        self.wake_single.set()
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
 
     # ----------------------------------------------------------------- single sends, monitor
 
@@ -170,7 +183,11 @@ class SmsService:
         requeued = 0
         for i, row in enumerate(rows):
             if i:
-                await asyncio.sleep(spacing_ms / 1000)
+                await self._pause(spacing_ms / 1000)
+            if self._stopping.is_set():  # stopping: the rest of the batch was never sent
+                await self.repo.record([{"rid": r.id, "state": TO_PROCESS, "provider": r.provider,
+                                         "answer": None, "done_at": None} for r in rows[i:]])
+                break
             out = await self._send(row, prov, next(channels), single)
             await self.repo.record([out])
             requeued += out["state"] == TO_PROCESS
@@ -187,12 +204,12 @@ class SmsService:
                 tg.create_task(self._dialer_loop(name, i), name=f"sms-dialer-{name}-{i}")
 
     async def _dialer_loop(self, name: str, index: int) -> None:
-        while True:
+        while not self._stopping.is_set():
             d = self.sms.dialers.get(name)
             now = self.clock()
             if d is None or not d.enabled or (index and (d.spacing_ms or index >= d.pipelines)) \
                     or not await self.repo.dialer_running(name) or not self._open(d, now):
-                await asyncio.sleep(IDLE_SECONDS)
+                await self._pause(IDLE_SECONDS)
                 continue
             prov = self.provider(d.provider)
             known = self._rotations.get(name)
@@ -202,10 +219,10 @@ class SmsService:
             rows, _ = await self.repo.claim(name, self.worker, now, d.batch, d.dnc_check,
                                             prov.name)
             if not rows:
-                await asyncio.sleep(IDLE_SECONDS)
+                await self._pause(IDLE_SECONDS)
                 continue
             if await self._batch(rows, prov, d.spacing_ms, known[1], single=False):
-                await asyncio.sleep(BACKOFF_SECONDS)
+                await self._pause(BACKOFF_SECONDS)
 
     def _open(self, d: Any, now: dt.datetime) -> bool:
         return schedule_open(self.config(), d, now)
@@ -224,11 +241,11 @@ class SmsService:
                                                 rotation(()), single=True))
                      for p, rs in by_provider.items()]
         if sum(t.result() for t in tasks):
-            await asyncio.sleep(BACKOFF_SECONDS)
+            await self._pause(BACKOFF_SECONDS)
         return len(rows)
 
     async def run_single(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             self.wake_single.clear()
             if not await self.single_once():
                 try:
@@ -265,8 +282,10 @@ class SmsService:
 
     async def sweep(self) -> None:
         """Every lease period: resolve the sends of workers that died and never came back."""
-        while True:
-            await asyncio.sleep(self.sms.lease_seconds)
+        while not self._stopping.is_set():
+            await self._pause(self.sms.lease_seconds)
+            if self._stopping.is_set():
+                return
             lease = dt.timedelta(seconds=self.sms.lease_seconds)
             await self.recover(claimed_before=self.clock() - lease)
 

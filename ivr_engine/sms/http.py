@@ -125,7 +125,8 @@ def sms_routes(ctx: ApiContext) -> ApiRoutes:
         and answer, and the delivery report's status when one came."""
         admin(request)
         raw = request.match_info["id"]
-        row = await ctx.store.sms.get(int(raw)) if raw.isdigit() and len(raw) < 10 else None
+        row = (await ctx.store.sms.get(int(raw)) if raw.isascii() and raw.isdigit()
+               and len(raw) < 10 else None)
         if row is None:
             raise Problem(404, "Not found", "no such message", field="id")
         return reply(status_of(row))
@@ -199,6 +200,11 @@ def sms_routes(ctx: ApiContext) -> ApiRoutes:
         rows and sends in flight stay."""
         admin(request)
         campaign = request.match_info["campaign"]
+        try:
+            campaign.encode("utf-8")
+        except UnicodeEncodeError:  # a percent-escaped lone surrogate: no such campaign
+            return reply(CampaignDeleted(campaign=campaign.encode("utf-8", "replace")
+                                         .decode(), deleted=0))
         n = await ctx.store.sms.delete_unprocessed(campaign)
         return reply(CampaignDeleted(campaign=campaign, deleted=n))
 

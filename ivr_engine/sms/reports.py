@@ -46,6 +46,10 @@ def _fields(content_type: str, body: bytes, query: Mapping[str, str]) -> dict[st
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 128:
         raise ReportError(f"{name} is missing or not a short string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ReportError(f"{name} is not valid Unicode text") from None
     return value
 
 
@@ -62,7 +66,7 @@ def parse_report(kind: str, content_type: str, body: bytes,
         ref = data.get("client-ref")
         return [Update(_text(data.get("status"), "status"),
                        message_id=_text(data.get("messageId"), "messageId"),
-                       key=ref if isinstance(ref, str) and ref else None)]
+                       key=_text(ref, "client-ref") if ref else None)]
     results = data.get("results")
     if not isinstance(results, list) or not results:
         raise ReportError("results is missing or empty")

@@ -1,6 +1,6 @@
 """The dialer as a real process (`ivr-engine sms dialer`) against a local Infobip, on SQLite
 and PostgreSQL: killed with SIGKILL in the middle of a batch and restarted, every message
-reaches the provider exactly once; two workers on one PostgreSQL spool never send a row
+reaches the provider exactly once (and SIGTERM leaves no send in flight); two workers on one PostgreSQL spool never send a row
 twice; a single send issued behind 10 000 queued bulk rows leaves within one cycle."""
 
 from __future__ import annotations
@@ -83,12 +83,22 @@ async def test_kill_9_mid_batch_then_restart_sends_each_message_once(db_url):
 
         proc = await spawn(db_url, url, "worker-a")
 
+        async def more_sent() -> bool:
+            return len(providers.accepted) >= 800
+        await wait_for(more_sent, 60, "800 messages at the provider")
+        log = await stop(proc)  # SIGTERM: the batches in flight finish, nothing is left
+        assert "sends left in flight resolved" in log, log
+        at_stop = await states(store)
+        assert at_stop.get(SENDING, 0) == 0 and at_stop.get(TO_PROCESS, 0) > 0, at_stop
+
+        proc = await spawn(db_url, url, "worker-a")
+
         async def all_done() -> bool:
             st = await states(store)
             return st.get(SENT, 0) == total
         await wait_for(all_done, 90, "every row sent")
         log = await stop(proc)
-        assert "sends left in flight resolved" in log, log
+        assert "sends left in flight resolved" not in log, log
     finally:
         await store.close()
         await runner.cleanup()

@@ -10,7 +10,6 @@ import time
 
 import aiohttp
 import pytest
-from pydantic import SecretStr
 
 from ivr_engine.config.model_sms import SmsProvider
 from ivr_engine.sms.providers import Outbound
