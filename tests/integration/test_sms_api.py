@@ -113,7 +113,8 @@ async def test_uploads_monitor_and_campaign_controls(api):
     assert (await client.post("/v1/sms/dialers/ghost/stop", headers=AUTH)).status == 404
     mon = await (await client.get("/v1/sms/monitor", headers=AUTH)).json()
     assert {d["name"]: (d["running"], d["in_schedule"]) for d in mon["dialers"]} == {
-        "bulk": (True, True), "slow": (False, True), "closed": (True, False)}
+        "bulk": (True, True), "slow": (False, True), "closed": (True, False),
+        "ports": (True, True)}
     reminders = next(c for c in mon["campaigns"] if c["campaign"] == "reminders")
     assert reminders["not_processed"] == 20_000 and reminders["processed"] == 0
     r = await client.delete("/v1/sms/campaigns/reminders/unprocessed", headers=AUTH)

@@ -60,7 +60,7 @@ async def test_the_sms_commands(db_url, tmp_path):
         assert (await cli(db_url, url, "stop", "ghost"))[0] == 2
         code, out, _ = await cli(db_url, url, "monitor")
         mon = json.loads(out)
-        assert [d["running"] for d in mon["dialers"]] == [True, False, True]
+        assert [d["running"] for d in mon["dialers"]] == [True, False, True, True]
         promo = next(c for c in mon["campaigns"] if c["campaign"] == "promo")
         assert promo["not_processed"] == 1
         assert (await cli(db_url, url, "delete", "reminders"))[:2] == \

@@ -170,3 +170,55 @@ async def test_a_single_send_leaves_within_one_cycle_of_a_10000_row_backlog(db_u
     # at most one bulk batch (50 rows) went out meanwhile: it left within one cycle
     assert bulk_after - bulk_before <= 50 + 1, (bulk_before, bulk_after, latency)
     assert latency < 0.5, latency
+
+
+async def test_lanes_do_not_block_each_other_and_follow_their_settings(db_url):
+    """A dialer outside its schedule and a stopped one hold nothing up; the dial string
+    rotates channels 0-3; spacing is kept; a number the provider's regexp refuses is "other"
+    with the reason."""
+    import datetime as dt
+
+    from ivr_engine.sms.models import OTHER
+
+    providers = LocalProviders()
+    runner, url = await start(providers)
+    cfg = parse_config(FIXTURE.read_text(), "sms.yaml",
+                       {"IVR_DATABASE_URL": db_url, "SMS_PROVIDER_URL": url})
+    store = await Store.open(db_url)
+    try:
+        await store.sms.enqueue(bulk_rows(100, 0, "closed", "night")
+                                + bulk_rows(100, 100, "slow", "reminders")
+                                + bulk_rows(6, 200, "ports", "ports") + bulk_rows(50, 300))
+        now = dt.datetime.now(dt.timezone.utc)
+        await store.sms.set_dialer("slow", False, now)
+        async with SmsService(lambda: cfg, store.sms, worker="w") as svc, \
+                asyncio.TaskGroup() as tg:
+            task = tg.create_task(svc.run())
+
+            async def sent() -> bool:
+                return (await states(store)).get(SENT, 0) == 56
+            t0 = time.monotonic()
+            await wait_for(sent, 20, "the bulk and ports lanes")
+            elapsed = time.monotonic() - t0
+            await store.sms.enqueue([spool_row(
+                destination="+33612345678", message="x", region="UY", encoding="auto",
+                now=now, lane="slow", campaign="reminders", priority=0)])
+            await store.sms.set_dialer("slow", True, now)
+
+            async def other() -> bool:
+                return (await states(store)).get(OTHER, 0) == 1
+            await wait_for(other, 20, "the stopped dialer started again")
+            task.cancel()
+        async with store.db.sessions() as s:
+            answer = (await s.execute(select(SpoolRow.provider_answer).where(
+                SpoolRow.state == OTHER))).scalar_one()
+        counts = await states(store)
+    finally:
+        await store.close()
+        await runner.cleanup()
+    gw = [r.form["port"] for r in providers.requests if r.kind == "gateway"]
+    assert gw == ["0", "1", "2", "3", "0", "1"]
+    assert elapsed >= 5 * 0.030  # five gaps of spacing_ms between six messages
+    assert answer.startswith("+33612345678 does not match the number_regexp") and \
+        answer.endswith("of provider 'twilio'"), answer
+    assert counts[TO_PROCESS] >= 100  # the closed dialer's rows wait for their schedule
