@@ -26,8 +26,10 @@ import socket
 from typing import Any, Callable
 
 import aiohttp
+from prometheus_client import Counter
 
 from ..config.validate import _schedule
+from ..metrics import REGISTRY
 from .models import FAILED, OTHER, SENT, SINGLE_LANE, TO_PROCESS
 from .monitor import report
 from .numbers import NumberError, check_regexp, parse_channels, rotation
@@ -39,6 +41,10 @@ from .urlproviders import make_provider
 log = logging.getLogger("ivr_engine.sms")
 
 STATE_OF = {"sent": SENT, "failed": FAILED}
+SENDS = Counter("ivr_sms_messages", "SMS send outcomes (dialers running inside the engine)",
+                ["provider", "lane", "outcome"], registry=REGISTRY)
+SEGMENTS = Counter("ivr_sms_segments", "SMS segments the providers accepted",
+                   ["provider"], registry=REGISTRY)
 IDLE_SECONDS = 1.0  # a bulk lane with nothing to do (stopped, closed, empty) looks again
 BACKOFF_SECONDS = 2.0  # after a provider could not be reached
 
@@ -152,6 +158,9 @@ class SmsService:
                                        row.encoding, row.segments, channel))
         if res.outcome == "unknown":
             res = await self._settle(prov, row.idem_key, res)
+        SENDS.labels(prov.name, "single" if single else "bulk", res.outcome).inc()
+        if res.outcome == "sent":
+            SEGMENTS.labels(prov.name).inc(row.segments)
         if res.outcome == "not-sent":
             return {**done, "state": TO_PROCESS, "answer": res.answer, "done_at": None}
         log.debug("sms %d to provider %s: %s %s", row.id, prov.name, res.outcome, res.answer)

@@ -53,12 +53,21 @@ sms:
                                  headers={**auth, "Content-Type": "text/csv"}) as r:
                 assert (r.status, await r.json()) == (200, {"imported": 200})
             deadline = time.monotonic() + 20
-            while len(providers.accepted) < 201 and time.monotonic() < deadline:
+            while time.monotonic() < deadline:  # the outcomes recorded, not only sent
+                async with http.get(f"{eng.api_url}/v1/sms/monitor", headers=auth) as r:
+                    mon = await r.json()
+                promo = next(c for c in mon["campaigns"] if c["campaign"] == "promo")
+                if promo["processed"] == 200:
+                    break
                 await asyncio.sleep(0.1)
-            async with http.get(f"{eng.api_url}/v1/sms/monitor", headers=auth) as r:
-                mon = await r.json()
+            async with http.get(f"{eng.api_url}/metrics") as r:
+                metrics = await r.text()
+        assert 'ivr_sms_messages_total{lane="single",outcome="sent",provider="infobip"} 1.0' \
+            in metrics
+        assert 'ivr_sms_messages_total{lane="bulk",outcome="sent",provider="infobip"} 200.0' \
+            in metrics
+        assert 'ivr_sms_segments_total{provider="infobip"} 201.0' in metrics
         assert providers.summary() == {"accepted": 201, "distinct": 201, "duplicates": 0}
-        promo = next(c for c in mon["campaigns"] if c["campaign"] == "promo")
         assert promo["processed"] == 200
     finally:
         await eng.stop()
