@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import re
 import socket
+import time
 from typing import Any, Callable
 
 import aiohttp
@@ -190,9 +191,13 @@ class SmsService:
             await self.repo.record(outcomes)
             return sum(o["state"] == TO_PROCESS for o in outcomes)
         requeued = 0
+        touched = time.monotonic()
         for i, row in enumerate(rows):
             if i:
                 await self._pause(spacing_ms / 1000)
+            if time.monotonic() - touched > self.sms.lease_seconds / 3:
+                await self.repo.touch([r.id for r in rows[i:]], self.clock())  # still ours
+                touched = time.monotonic()
             if self._stopping.is_set():  # stopping: the rest of the batch was never sent
                 await self.repo.record([{"rid": r.id, "state": TO_PROCESS, "provider": r.provider,
                                          "answer": None, "done_at": None} for r in rows[i:]])
@@ -264,10 +269,11 @@ class SmsService:
 
     # ----------------------------------------------------------------- recovery
 
-    async def recover(self, *, worker: str | None = None,
+    async def recover(self, *, worker: str | None = None, not_worker: str | None = None,
                       claimed_before: dt.datetime | None = None) -> dict[str, int]:
         """Resolve rows left in SENDING (see the module's docstring); counts per outcome."""
-        rows = await self.repo.in_flight(worker=worker, claimed_before=claimed_before)
+        rows = await self.repo.in_flight(worker=worker, not_worker=not_worker,
+                                         claimed_before=claimed_before)
         counts: dict[str, int] = {}
         outcomes = []
         for row in rows:
@@ -296,7 +302,7 @@ class SmsService:
             if self._stopping.is_set():
                 return
             lease = dt.timedelta(seconds=self.sms.lease_seconds)
-            await self.recover(claimed_before=self.clock() - lease)
+            await self.recover(not_worker=self.worker, claimed_before=self.clock() - lease)
 
     async def run(self, dialers: list[str] | None = None) -> None:
         """Resolve this worker's unfinished sends, then run the single lane, the dialers

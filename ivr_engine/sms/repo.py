@@ -141,13 +141,22 @@ class SmsRepo:
         async with self._writer, self._sessions() as s, s.begin():
             await s.execute(stmt, params)
 
-    async def in_flight(self, *, worker: str | None = None,
+    async def touch(self, ids: list[int], now: dt.datetime) -> None:
+        """Renew the claim on rows still waiting in a spaced batch (their lease)."""
+        async with self._writer, self._sessions() as s, s.begin():
+            await s.execute(update(T).where(T.c.id.in_(ids), T.c.state == SENDING)
+                            .values(claimed_at=now))
+
+    async def in_flight(self, *, worker: str | None = None, not_worker: str | None = None,
                         claimed_before: dt.datetime | None = None) -> list[Claimed]:
         """Rows left in SENDING: by ``worker`` (this worker before it restarted), or claimed
-        before ``claimed_before`` by anyone (a worker that died and never came back)."""
+        before ``claimed_before`` by anyone but ``not_worker`` (a worker that died and never
+        came back)."""
         q = select(*_COLS).where(T.c.state == SENDING)
         if worker is not None:
             q = q.where(T.c.claimed_by == worker)
+        if not_worker is not None:
+            q = q.where(T.c.claimed_by != not_worker)
         if claimed_before is not None:
             q = q.where(T.c.claimed_at < claimed_before)
         async with self._sessions() as s:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 from .csvrows import DNC_COLUMNS, SPOOL_COLUMNS, RowError, dnc_line, is_header, spool_line
-from .numbers import default_provider
 from .repo import SmsRepo
+from .spool import provider_spec
 
 CHUNK = 1000
 MAX_LISTED = 10_000
@@ -65,10 +65,10 @@ async def import_spool(repo: SmsRepo, sms: Any, chunks: AsyncIterator[bytes],
         return sms.campaigns[campaign].dialer
 
     def encoding_of(dialer: str) -> str:
-        name = sms.dialers[dialer].provider
-        spec = (next((p for p in sms.providers if p.name == name), None) if name
-                else default_provider(sms.providers))
-        return spec.encoding if spec is not None else "auto"
+        try:
+            return provider_spec(sms, sms.dialers[dialer].provider).encoding
+        except LookupError:  # no provider at all: the dialer will say so
+            return "auto"
 
     try:
         async with repo.transaction() as s:
