@@ -222,3 +222,38 @@ async def test_lanes_do_not_block_each_other_and_follow_their_settings(db_url):
     assert answer.startswith("+33612345678 does not match the number_regexp") and \
         answer.endswith("of provider 'twilio'"), answer
     assert counts[TO_PROCESS] >= 100  # the closed dialer's rows wait for their schedule
+
+
+async def test_sends_of_a_dead_worker_follow_the_providers_policy(db_url):
+    """Without a lookup: `unknown_outcome: fail` (Twilio here) marks them failed, never sent
+    twice; `resend` (the gateway) queues them again, never lost; Infobip asks the provider."""
+    from ivr_engine.sms.models import FAILED
+
+    providers = LocalProviders()
+    runner, url = await start(providers)
+    cfg = parse_config(FIXTURE.read_text(), "sms.yaml",
+                       {"IVR_DATABASE_URL": db_url, "SMS_PROVIDER_URL": url})
+    store = await Store.open(db_url)
+    try:
+        await store.sms.enqueue(bulk_rows(3, 0, "slow", "reminders")
+                                + bulk_rows(3, 10, "ports", "ports") + bulk_rows(3, 20))
+        import datetime as dt
+        now = dt.datetime.now(dt.timezone.utc)
+        for lane, prov in (("slow", "twilio"), ("ports", "gateway"), ("bulk", "infobip")):
+            got, _ = await store.sms.claim(lane, "dead", now, 50, True, prov)
+            assert len(got) == 3  # claimed, then the worker "died" before sending
+        async with SmsService(lambda: cfg, store.sms, worker="dead") as svc:
+            counts = await svc.recover(worker="dead")
+        assert counts == {"failed": 3, "not-sent": 6}
+        async with store.db.sessions() as s:
+            rows = (await s.execute(select(SpoolRow.lane, SpoolRow.state,
+                                           SpoolRow.provider_answer))).all()
+    finally:
+        await store.close()
+        await runner.cleanup()
+    by_lane = {lane: {(st, (a or "")[:40]) for ln, st, a in rows if ln == lane}
+               for lane in ("slow", "ports", "bulk")}
+    assert by_lane["slow"] == {(FAILED, "outcome unknown (the worker stopped mid-")}
+    assert {st for st, _ in by_lane["ports"]} == {TO_PROCESS}
+    assert {st for st, _ in by_lane["bulk"]} == {TO_PROCESS}  # Infobip: not found there
+    assert providers.requests == [] and not providers.accepted  # nothing was sent again

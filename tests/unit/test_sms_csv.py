@@ -96,3 +96,28 @@ def test_the_fixture_config_is_valid_and_sms_references_are_checked():
         for needle, msg in expected:
             assert f"sms.yaml:{lines.index(needle) + 1}: {msg}" in got, got
     assert "only one provider can be the default ('infobip' already is)" in got
+
+
+def test_delivery_reports_as_each_provider_sends_them():
+    from ivr_engine.sms.reports import ReportError, Update, parse_report
+
+    assert parse_report("twilio", "application/x-www-form-urlencoded",
+                        b"MessageSid=SM1&MessageStatus=delivered&AccountSid=AC", {}) == \
+        [Update("delivered", message_id="SM1")]
+    assert parse_report("vonage", "application/json", b'{"messageId": "0A1", "status": '
+                        b'"delivered", "client-ref": "k1"}', {}) == \
+        [Update("delivered", message_id="0A1", key="k1")]
+    assert parse_report("vonage", "", b"", {"messageId": "0A2", "status": "failed"}) == \
+        [Update("failed", message_id="0A2")]
+    assert parse_report("infobip", "application/json", b'{"results": [{"messageId": "k", '
+                        b'"status": {"groupName": "DELIVERED"}}]}', {}) == \
+        [Update("DELIVERED", key="k")]
+    for kind, ctype, body, why in [
+        ("url-post", "", b"", "send no delivery reports"),
+        ("twilio", "", b"MessageSid=SM1", "MessageStatus is missing"),
+        ("infobip", "application/json", b"[1]", "not a JSON object"),
+        ("infobip", "application/json", b'{"results": [{"messageId": "\\ud800", '
+         b'"status": {"groupName": "X"}}]}', "not valid Unicode"),
+    ]:
+        with pytest.raises(ReportError, match=why):
+            parse_report(kind, ctype, body, {})
