@@ -100,10 +100,7 @@ def sms_routes(ctx: ApiContext) -> ApiRoutes:
             row = single_row(sms, ctx.clock(), req.destination, req.message,
                              campaign=req.campaign, agent=req.agent, provider=req.provider)
         except SpoolError as exc:
-            field = "campaign" if str(exc).startswith("campaign") else (
-                "message" if "character" in str(exc) or "message" in str(exc)
-                else "destination")
-            raise Problem(422, "Invalid request", str(exc), field=field) from None
+            raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
         except LookupError as exc:
             raise Problem(409, "No provider", exc.args[0], field="provider") from None
         rid = await ctx.store.sms.enqueue_one(row)

@@ -76,8 +76,7 @@ def add_link_routes(routes: ApiRoutes, ctx: Any, status_of: Any) -> None:
                              link_text(cfg, app, req.kind), campaign=req.campaign,
                              agent=f"app-link:{app}")
         except SpoolError as exc:
-            field = "campaign" if str(exc).startswith("campaign") else "destination"
-            raise Problem(422, "Invalid request", str(exc), field=field) from None
+            raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
         except LookupError as exc:
             raise Problem(409, "No provider", exc.args[0]) from None
         rid = await ctx.store.sms.enqueue_one(row)

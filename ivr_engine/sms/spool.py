@@ -17,7 +17,12 @@ MAX_MESSAGE = 1600  # characters: ten parts of GSM-7, a provider's usual limit o
 
 
 class SpoolError(ValueError):
-    """A message that cannot be spooled, with the reason (a 4xx, a CSV row error)."""
+    """A message that cannot be spooled, with the reason (a 4xx, a CSV row error) and the
+    field at fault (destination, message, campaign)."""
+
+    def __init__(self, reason: str, field: str):
+        super().__init__(reason)
+        self.field = field
 
 
 def spool_row(*, destination: str, message: str, region: str | None, encoding: str,
@@ -28,13 +33,14 @@ def spool_row(*, destination: str, message: str, region: str | None, encoding: s
     try:
         e164 = to_e164(destination, region)
     except NumberError as exc:
-        raise SpoolError(str(exc)) from None
+        raise SpoolError(str(exc), "destination") from None
     if len(message) > MAX_MESSAGE:
-        raise SpoolError(f"the message has {len(message)} characters; at most {MAX_MESSAGE}")
+        raise SpoolError(f"the message has {len(message)} characters; at most {MAX_MESSAGE}",
+                         "message")
     try:
         enc = encode(message, encoding)  # type: ignore[arg-type]
     except EncodingError as exc:
-        raise SpoolError(str(exc)) from None
+        raise SpoolError(str(exc), "message") from None
     return {"lane": lane, "campaign": campaign, "destination": e164, "message": message,
             "priority": priority, "position": position, "state": TO_PROCESS,
             "segments": enc.segments, "encoding": enc.encoding, "idem_key": uuid.uuid4().hex,
@@ -58,7 +64,7 @@ def single_row(sms: Any, now: dt.datetime, destination: str, message: str, *,
     campaign, a bad number, one the provider's number_regexp refuses, a bad encoding;
     LookupError when the provider is not configured."""
     if campaign is not None and campaign not in sms.campaigns:
-        raise SpoolError(f"campaign {campaign!r} does not exist (sms.campaigns)")
+        raise SpoolError(f"campaign {campaign!r} does not exist (sms.campaigns)", "campaign")
     spec = provider_spec(sms, provider or sms.single_provider)
     row = spool_row(destination=destination, message=message, region=sms.default_region,
                     encoding=spec.encoding, now=now, campaign=campaign, agent=agent,
@@ -67,5 +73,5 @@ def single_row(sms: Any, now: dt.datetime, destination: str, message: str, *,
         check_regexp(row["destination"],
                      re.compile(spec.number_regexp) if spec.number_regexp else None, spec.name)
     except NumberError as exc:
-        raise SpoolError(str(exc)) from None
+        raise SpoolError(str(exc), "destination") from None
     return row
