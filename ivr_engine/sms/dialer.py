@@ -148,13 +148,18 @@ class SmsService:
     # ----------------------------------------------------------------- sending
 
     async def _send(self, row: Claimed, prov: Provider, channel: int | None,
-                    single: bool) -> dict[str, Any]:
+                    single: bool, mark: bool) -> dict[str, Any]:
+        """One message: the provider's number rule, its rate cap, then (``mark``) the row
+        marked attempted — the line between "never left" and "may have left" that recovery
+        reads — then the request and its outcome."""
         done = {"rid": row.id, "provider": prov.name, "channel": channel}
         try:
             check_regexp(row.destination, self._regexps.get(prov.name), prov.name)
         except NumberError as exc:
             return {**done, "state": OTHER, "answer": str(exc), "done_at": self.clock()}
         await prov.cap.take(row.segments, single=single)
+        if mark:
+            await self.repo.mark_attempted([row.id], self.clock())
         res = await prov.send(Outbound(row.idem_key, row.destination, row.message,
                                        row.encoding, row.segments, channel))
         if res.outcome == "unknown":
@@ -184,8 +189,12 @@ class SmsService:
                      channels: Any, single: bool) -> int:
         """Send ``rows``; the number the provider could not be reached for (requeued)."""
         if spacing_ms == 0 or single:
+            # without a rate cap the whole batch leaves at once: one mark for all of it
+            capped = prov.spec.rate is not None
+            if not capped:
+                await self.repo.mark_attempted([r.id for r in rows], self.clock())
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._send(r, prov, next(channels), single))
+                tasks = [tg.create_task(self._send(r, prov, next(channels), single, capped))
                          for r in rows]
             outcomes = [t.result() for t in tasks]
             await self.repo.record(outcomes)
@@ -202,7 +211,7 @@ class SmsService:
                 await self.repo.record([{"rid": r.id, "state": TO_PROCESS, "provider": r.provider,
                                          "answer": None, "done_at": None} for r in rows[i:]])
                 break
-            out = await self._send(row, prov, next(channels), single)
+            out = await self._send(row, prov, next(channels), single, True)
             await self.repo.record([out])
             requeued += out["state"] == TO_PROCESS
         return requeued
@@ -280,8 +289,10 @@ class SmsService:
             try:
                 prov = self.provider(row.provider)
             except LookupError as exc:
-                res = SendResult("failed", f"outcome unknown: {exc}")
-            else:
+                prov, res = None, SendResult("failed", f"outcome unknown: {exc}")
+            if not row.attempted:  # claimed, never handed to the provider
+                res = SendResult("not-sent", "claimed but never sent; queued again")
+            elif prov is not None:
                 res = await self._settle(prov, row.idem_key,
                                          SendResult("unknown", "the worker stopped mid-send"))
             counts[res.outcome] = counts.get(res.outcome, 0) + 1

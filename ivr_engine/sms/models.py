@@ -4,7 +4,8 @@ Spool states (uContact's numbers kept: 0 none, 1 to process, 3 blocked):
 
     0 NONE        not to be sent (kept for the record)
     1 TO_PROCESS  waiting in its lane
-    2 SENDING     claimed by a worker (claimed_by, claimed_at): the request may be in flight
+    2 SENDING     claimed by a worker (claimed_by, claimed_at); once attempted_at is set
+                  the request may have left
     3 BLOCKED     on the do-not-contact list
     4 SENT        the provider accepted it (provider_message_id, provider_answer)
     5 FAILED      refused by the provider, or the outcome of a crashed send stayed unknown
@@ -55,6 +56,7 @@ class SpoolRow(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    attempted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 

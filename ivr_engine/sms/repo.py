@@ -3,8 +3,10 @@
 Crash safety rests on two transactions per batch: ``claim`` moves up to ``limit`` rows of a
 lane from TO_PROCESS to SENDING (recording the worker and the time) and moves the ones on the
 do-not-contact list to BLOCKED, in one transaction, before anything is sent; ``record``
-writes each send's outcome afterwards, only on rows still SENDING. A worker that dies between
-the two leaves rows in SENDING: ``in_flight`` finds them for the next start to resolve.
+writes each send's outcome afterwards, only on rows still SENDING. Just before a request leaves, its
+row is marked attempted (``mark_attempted``: once for a batch sent at once, per message
+otherwise). A worker that dies leaves rows in SENDING: ``in_flight`` finds them for the next
+start; those never attempted were certainly not sent.
 
 The claim is one ``UPDATE … WHERE id IN (SELECT … ORDER BY priority, position, id LIMIT n
 FOR UPDATE SKIP LOCKED) RETURNING``: on PostgreSQL two workers skip each other's rows; SQLite
@@ -53,15 +55,17 @@ class Claimed:
     idem_key: str
     provider: str | None = None
     claimed_by: str | None = None
+    attempted: bool = False  # handed to the provider (the request may have left)
 
 
 def _claimed(r: Any) -> Claimed:
     return Claimed(r.id, r.lane, r.campaign, r.destination, r.message, r.segments, r.encoding,
-                   r.idem_key, r.provider, r.claimed_by)
+                   r.idem_key, r.provider, r.claimed_by, r.attempted_at is not None)
 
 
 _COLS = (T.c.id, T.c.lane, T.c.campaign, T.c.destination, T.c.message, T.c.segments,
-         T.c.encoding, T.c.idem_key, T.c.provider, T.c.claimed_by, T.c.priority, T.c.position)
+         T.c.encoding, T.c.idem_key, T.c.provider, T.c.claimed_by, T.c.priority, T.c.position,
+         T.c.attempted_at)
 
 
 class SmsRepo:
@@ -107,7 +111,7 @@ class SmsRepo:
                 .order_by(T.c.priority, T.c.position, T.c.id).limit(limit)
                 .with_for_update(skip_locked=True))
         stmt = (update(T).where(T.c.id.in_(pick.scalar_subquery()))
-                .values(state=SENDING, claimed_by=worker, claimed_at=now,
+                .values(state=SENDING, claimed_by=worker, claimed_at=now, attempted_at=None,
                         provider=func.coalesce(T.c.provider, provider))
                 .returning(*_COLS))
         async with self._writer, self._sessions() as s, s.begin():
@@ -140,6 +144,14 @@ class SmsRepo:
                    "answer": o.get("answer"), "done": o.get("done_at")} for o in outcomes]
         async with self._writer, self._sessions() as s, s.begin():
             await s.execute(stmt, params)
+
+    async def mark_attempted(self, ids: list[int], now: dt.datetime) -> None:
+        """The rows are about to be handed to the provider: from now on a crash leaves
+        their outcome unknown (before, they were certainly not sent)."""
+        if not ids:
+            return
+        async with self._writer, self._sessions() as s, s.begin():
+            await s.execute(update(T).where(T.c.id.in_(ids)).values(attempted_at=now))
 
     async def touch(self, ids: list[int], now: dt.datetime) -> None:
         """Renew the claim on rows still waiting in a spaced batch (their lease)."""

@@ -241,10 +241,14 @@ async def test_sends_of_a_dead_worker_follow_the_providers_policy(db_url):
         now = dt.datetime.now(dt.timezone.utc)
         for lane, prov in (("slow", "twilio"), ("ports", "gateway"), ("bulk", "infobip")):
             got, _ = await store.sms.claim(lane, "dead", now, 50, True, prov)
-            assert len(got) == 3  # claimed, then the worker "died" before sending
+            assert len(got) == 3  # claimed, handed to the provider, then the worker "died"
+            await store.sms.mark_attempted([r.id for r in got], now)
+        await store.sms.enqueue(bulk_rows(2, 30, "slow", "reminders"))
+        never, _ = await store.sms.claim("slow", "dead", now, 50, True, "twilio")
+        assert len(never) == 2  # claimed, but it died before they were handed over
         async with SmsService(lambda: cfg, store.sms, worker="dead") as svc:
             counts = await svc.recover(worker="dead")
-        assert counts == {"failed": 3, "not-sent": 6}
+        assert counts == {"failed": 3, "not-sent": 8}
         async with store.db.sessions() as s:
             rows = (await s.execute(select(SpoolRow.lane, SpoolRow.state,
                                            SpoolRow.provider_answer))).all()
@@ -253,7 +257,8 @@ async def test_sends_of_a_dead_worker_follow_the_providers_policy(db_url):
         await runner.cleanup()
     by_lane = {lane: {(st, (a or "")[:40]) for ln, st, a in rows if ln == lane}
                for lane in ("slow", "ports", "bulk")}
-    assert by_lane["slow"] == {(FAILED, "outcome unknown (the worker stopped mid-")}
+    assert by_lane["slow"] == {(FAILED, "outcome unknown (the worker stopped mid-"),
+                               (TO_PROCESS, "claimed but never sent; queued again")}
     assert {st for st, _ in by_lane["ports"]} == {TO_PROCESS}
     assert {st for st, _ in by_lane["bulk"]} == {TO_PROCESS}  # Infobip: not found there
     assert providers.requests == [] and not providers.accepted  # nothing was sent again

@@ -58,6 +58,9 @@ async def test_claim_order_limit_and_dnc(store):
     assert await repo.in_flight(not_worker="w1", claimed_before=later) == []  # not its own
     await repo.touch([2], NOW + dt.timedelta(seconds=5))  # a spaced batch renews its lease
     assert [r.id for r in await repo.in_flight(claimed_before=later)] == [3]
+    await repo.mark_attempted([3], NOW)
+    assert [(r.id, r.attempted) for r in await repo.in_flight(worker="w1")] == \
+        [(2, False), (3, True)]
     report = campaign_report("promo", (await repo.counts(NOW + dt.timedelta(seconds=1)))["promo"])
     assert report | {"messages_per_second": 0} == {
         "campaign": "promo", "processed": 1, "not_processed": 3, "in_flight": 2, "other": 0,

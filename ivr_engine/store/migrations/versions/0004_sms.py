@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("delivery_status", sa.String(64), nullable=True),
         sa.Column("claimed_by", sa.String(128), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
