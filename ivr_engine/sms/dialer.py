@@ -173,6 +173,11 @@ class SmsService:
         return {**done, "state": STATE_OF[res.outcome], "message_id": res.message_id,
                 "answer": res.answer, "done_at": self.clock()}
 
+    @staticmethod
+    def _sent_at_once(prov: Provider, spacing_ms: int) -> bool:
+        """A batch that leaves the moment it is claimed (no spacing, no rate cap)."""
+        return spacing_ms == 0 and prov.spec.rate is None
+
     async def _settle(self, prov: Provider, key: str, res: SendResult) -> SendResult:
         """A send whose outcome is unknown: the provider's word when it can tell, else its
         ``unknown_outcome`` policy (``resend`` → not-sent, ``fail`` → failed)."""
@@ -189,10 +194,8 @@ class SmsService:
                      channels: Any, single: bool) -> int:
         """Send ``rows``; the number the provider could not be reached for (requeued)."""
         if spacing_ms == 0 or single:
-            # without a rate cap the whole batch leaves at once: one mark for all of it
+            # without a rate cap the whole batch leaves at once: claimed as attempted
             capped = prov.spec.rate is not None
-            if not capped:
-                await self.repo.mark_attempted([r.id for r in rows], self.clock())
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._send(r, prov, next(channels), single, capped))
                          for r in rows]
@@ -240,7 +243,7 @@ class SmsService:
                 known = (d.dial_string, rotation(parse_channels(d.dial_string)))
                 self._rotations[name] = known
             rows, _ = await self.repo.claim(name, self.worker, now, d.batch, d.dnc_check,
-                                            prov.name)
+                                            prov.name, self._sent_at_once(prov, d.spacing_ms))
             if not rows:
                 await self._pause(IDLE_SECONDS)
                 continue
@@ -256,6 +259,9 @@ class SmsService:
         else the default one."""
         rows, _ = await self.repo.claim(SINGLE_LANE, self.worker, self.clock(), 50, True,
                                         self.lane_provider(SINGLE_LANE))
+        # rows of an uncapped provider leave at once (the others are marked one by one)
+        await self.repo.mark_attempted([r.id for r in rows if self.provider(r.provider)
+                                        .spec.rate is None], self.clock())
         by_provider: dict[str, list[Claimed]] = {}
         for r in rows:
             by_provider.setdefault(r.provider or "", []).append(r)

@@ -102,16 +102,19 @@ class SmsRepo:
     # ----------------------------------------------------------------- claim, record
 
     async def claim(self, lane: str, worker: str, now: dt.datetime, limit: int,
-                    dnc: bool, provider: str | None = None) -> tuple[list[Claimed], int]:
+                    dnc: bool, provider: str | None = None,
+                    attempt: bool = False) -> tuple[list[Claimed], int]:
         """Up to ``limit`` rows of ``lane`` moved to SENDING, by priority then position; with
         ``dnc``, those on the do-not-contact list (number + campaign, or global) go to
         BLOCKED instead. Rows without a provider get ``provider`` (the one a restart asks
-        about them). The rows to send and how many were blocked."""
+        about them). With ``attempt`` they are marked attempted at once (a batch sent the
+        moment it is claimed). The rows to send and how many were blocked."""
         pick = (select(T.c.id).where(T.c.state == TO_PROCESS, T.c.lane == lane)
                 .order_by(T.c.priority, T.c.position, T.c.id).limit(limit)
                 .with_for_update(skip_locked=True))
         stmt = (update(T).where(T.c.id.in_(pick.scalar_subquery()))
-                .values(state=SENDING, claimed_by=worker, claimed_at=now, attempted_at=None,
+                .values(state=SENDING, claimed_by=worker, claimed_at=now,
+                        attempted_at=now if attempt else None,
                         provider=func.coalesce(T.c.provider, provider))
                 .returning(*_COLS))
         async with self._writer, self._sessions() as s, s.begin():
