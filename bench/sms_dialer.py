@@ -93,7 +93,7 @@ async def one_run(db_url: str, provider_url: str, n: int, singles: bool) -> dict
                 break
             if proc.poll() is not None:
                 raise RuntimeError(f"the dialer exited with {proc.returncode}")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # the figures come from the spool's timestamps
         await asyncio.sleep(1.0)  # the last single sends
         peak = max(peak, hwm_kib(proc.pid))
         async with store.db.sessions() as s:

@@ -117,6 +117,10 @@ class SmsRepo:
                         attempted_at=now if attempt else None,
                         provider=func.coalesce(T.c.provider, provider))
                 .returning(*_COLS))
+        async with self._sessions() as s:  # an idle lane costs a read, not a write lock
+            if (await s.execute(select(T.c.id).where(T.c.state == TO_PROCESS, T.c.lane == lane)
+                                .limit(1))).first() is None:
+                return [], 0
         async with self._writer, self._sessions() as s, s.begin():
             rows = sorted((await s.execute(stmt)).all(),
                           key=lambda r: (r.priority, r.position, r.id))
