@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from . import logs
 from .config import Config, ConfigError, load_config
 from .lifecycle.cli import add_commands as lifecycle_commands
+from .sms.cli import add_commands as sms_commands
 
 DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
 
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="print the config's JSON Schema")
     s.set_defaults(func=cmd_schema)
     lifecycle_commands(sub)
+    sms_commands(sub)
     return p
 
 

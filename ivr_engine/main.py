@@ -8,6 +8,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
       ├── ContextNotifier.run (webhook deliveries), HTTP API
       ├── CallRegistry.run (call records written), CallRegistry.expire (retention)
       ├── Lifecycle.run (sessions ended by idleness or a mandatory grace)
+      ├── SmsService.run when sms.in_engine (the SMS dialers and single lane)
     SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.
 """
 
@@ -32,6 +33,7 @@ from .config.reloader import ConfigHolder
 from .lifecycle.service import Lifecycle
 from .node import AsteriskNode
 from .push import PushService
+from .sms.dialer import SmsService, default_worker
 from .apps.guard import TokenGuard
 from .store import DatabaseUrlError, SchemaNotReady, Store, redact
 
@@ -72,6 +74,9 @@ async def run_engine(config: Config) -> int:
         stack.push_async_callback(registry.close)  # the last call records, before store.close
         push = PushService(lambda: holder.current, store)
         stack.push_async_callback(push.close)
+        sms = await stack.enter_async_context(SmsService(
+            lambda: holder.current, store.sms, worker=f"{default_worker()}:engine")) \
+            if config.model.sms.in_engine else None  # else `ivr-engine sms dialer` runs them
         services = CallServices(store=store, registry=registry, notifier=_notifier(config),
                                 push=push, token_guard=TokenGuard())
         calls = Calls(lambda: holder.current, services)
@@ -91,12 +96,14 @@ async def run_engine(config: Config) -> int:
                           tg.create_task(lifecycle.run(), name="lifecycle-sweep")]
                 if services.notifier is not None:
                     tasks.append(tg.create_task(services.notifier.run(), name="webhook"))
+                if sms is not None:
+                    tasks.append(tg.create_task(sms.run(), name="sms"))
                 if eng.api.enabled:
                     api = build_app(ApiContext(config=lambda: holder.current, store=store,
                                                registry=services.registry, calls=calls,
                                                nodes=nodes, notifier=services.notifier,
                                                holder=holder, push=push,
-                                               lifecycle=lifecycle))
+                                               lifecycle=lifecycle, sms=sms))
                     tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
                 await stop.wait()
                 log.info("stopping: %d calls in progress go to the dialplan fallback",

@@ -14,6 +14,7 @@ from aiohttp import web
 from ..apps.http import app_routes
 from ..calls.http import call_routes
 from ..lifecycle.http import lifecycle_routes
+from ..sms.http import sms_routes
 from ..wakeup.http import device_routes
 from .admin import engine_routes
 from .context import ApiContext
@@ -32,6 +33,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     for feature in (app_routes, device_routes, call_routes, ops_routes):
         app.add_routes(feature(ctx))
     app.add_routes(lifecycle_routes(ctx))
+    app.add_routes(sms_routes(ctx))
     app.add_routes(openapi_routes())
     return app
 

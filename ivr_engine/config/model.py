@@ -44,6 +44,7 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
     WakeupSettings,
 )
 from .model_lifecycle import LifecycleSettings
+from .model_sms import SmsSettings
 
 
 def _listen(v: str) -> str:
@@ -328,3 +329,4 @@ class ConfigModel(_Model):
     wakeup: WakeupSettings = WakeupSettings()
     users: dict[Name, User] = {}
     lifecycle: LifecycleSettings = LifecycleSettings()
+    sms: SmsSettings = SmsSettings()

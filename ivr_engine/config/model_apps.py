@@ -47,6 +47,12 @@ class SmsLinks(_Model):
     enabled: bool = False
     app_store_url: str | None = None
     play_store_url: str | None = None
+    # the engine serves the links (/l/<app>/open, /l/<app>/install) at this public address
+    base_url: str | None = Field(None, pattern=r"^https://[^/\s]+(/[^\s]*)?$")
+    apple_team_id: str | None = Field(None, pattern=r"^[A-Z0-9]{10}$")  # apple-app-site-assoc.
+    android_cert_sha256: list[str] = []  # assetlinks.json: the signing certificates' SHA-256
+    install_text: str = Field("Install {app}: {link}", max_length=300)
+    open_text: str = Field("Open {app}: {link}", max_length=300)
 
 
 class TokenGuessing(_Model):

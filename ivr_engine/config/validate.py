@@ -12,6 +12,7 @@ from ..ivr.tree import IvrTree, MenuNode
 from ..routing.entry import RoutingTable
 from ..wakeup.plan import UserSpec
 from .apps import check_apps, compile_routing
+from .sms import check_sms
 from .users import check_users, compile_users
 from .model import (
     ConfigModel,
@@ -188,6 +189,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
         for key in sched.open:
             if parse_dates(key)[0] in closed:
                 err(("schedules", sname, "open", key), "this date is also listed under closed")
+    issues.extend(check_sms(model, src))
     return issues
 
 

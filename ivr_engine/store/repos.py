@@ -6,6 +6,7 @@ context, the push service, the contact watcher): a database and each feature's r
     store.callbacks  calls/repo.py    callback requests
     store.calls      calls/repo.py    call records (GET /v1/calls/<id>)
     store.lifecycle  lifecycle/repo.py  app sessions, releases, release notices
+    store.sms        sms/repo.py      the SMS spool, do-not-contact list, dialers' state
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from ..apps.repo import IntentRepo
 from ..calls.repo import CallbackRepo, CallRecordRepo
 from ..lifecycle.repo import LifecycleRepo
+from ..sms.repo import SmsRepo
 from ..wakeup.repo import DeviceRepo
 from .db import Database, SchemaState
 
@@ -35,6 +37,7 @@ class Store:
         self.callbacks = CallbackRepo(db.sessions)
         self.calls = CallRecordRepo(db.sessions, db.dialect)
         self.lifecycle = LifecycleRepo(db.sessions)
+        self.sms = SmsRepo(db.sessions, db.dialect)
 
     @classmethod
     async def open(cls, url: str, *, check: bool = True, **engine_options: Any) -> "Store":

@@ -180,7 +180,9 @@ def contract_run(base_url: str) -> Run:
     for op in ops:
         public = not run.security[(op.method.upper(), op.path)]
         raw = document["paths"][op.path][op.method.lower()]
-        negatable = "requestBody" in raw or "parameters" in raw  # else no invalid request
+        # else no invalid request (a public route's string path parameters have no invalid
+        # value: a protected one's invalid requests come from its credential)
+        negatable = "requestBody" in raw or ("parameters" in raw and not public)
         modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if negatable else [])
         for mode in modes:
             if op.path == "/v1/apps/{app}/calls":

@@ -28,7 +28,11 @@ from .test_api_harness import (  # noqa: F401 - api_fixture: the api fixture
 # the only routes anyone may call without a credential; a new public route must be added
 # here on purpose
 PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/openapi.json"), ("GET", "/healthz"),
-                 ("GET", "/readyz"), ("GET", "/metrics")}
+                 ("GET", "/readyz"), ("GET", "/metrics"),
+                 ("POST", "/v1/sms/reports/{provider}/{token}"),  # token in the path
+                 ("GET", "/l/{app}/install"), ("GET", "/l/{app}/open"),
+                 ("GET", "/.well-known/apple-app-site-association"),
+                 ("GET", "/.well-known/assetlinks.json")}
 CREDENTIALS = {"sdkKey": KEYS["customer"], "adminToken": ADMIN_TOKEN}
 
 

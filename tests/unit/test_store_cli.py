@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from ivr_engine.store.db import HEAD_REVISION
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "ivr.yaml"
@@ -30,11 +31,11 @@ def test_db_upgrade_and_current_on_a_fresh_database(empty_db_url):
     assert "run `ivr-engine db upgrade`" in r.stderr
     r = cli("db", "upgrade", "--url", empty_db_url)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == f"{shown(empty_db_url)}: upgraded from empty to 0003 (head)\n"
+    assert r.stdout == f"{shown(empty_db_url)}: upgraded from empty to {HEAD_REVISION} (head)\n"
     r = cli("db", "upgrade", "--url", empty_db_url)
-    assert (r.returncode, r.stdout) == (0, f"{shown(empty_db_url)}: already at 0003 (head)\n")
+    assert (r.returncode, r.stdout) == (0, f"{shown(empty_db_url)}: already at {HEAD_REVISION} (head)\n")
     r = cli("db", "current", "--url", empty_db_url)
-    assert (r.returncode, r.stdout, r.stderr) == (0, f"{shown(empty_db_url)}: 0003 (head)\n",
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{shown(empty_db_url)}: {HEAD_REVISION} (head)\n",
                                                   "")
 
 
@@ -44,10 +45,10 @@ def test_the_engine_refuses_to_start_until_db_upgrade_has_run(empty_db_url):
     env = {"IVR_DATABASE_URL": empty_db_url, "IVR_API_LISTEN": "127.0.0.1:1"}
     r = cli("run", "-c", str(FIXTURE), env=env)
     assert r.returncode == 2, r.stderr
-    assert f"database {shown(empty_db_url)} is empty; this engine needs revision 0003: run " \
+    assert f"database {shown(empty_db_url)} is empty; this engine needs revision {HEAD_REVISION}: run " \
            "`ivr-engine db upgrade` (with the same config) first" in r.stderr
     r = cli("db", "upgrade", "-c", str(FIXTURE), env=env)
-    assert r.returncode == 0 and "upgraded from empty to 0003 (head)" in r.stdout, r.stderr
+    assert r.returncode == 0 and f"upgraded from empty to {HEAD_REVISION} (head)" in r.stdout, r.stderr
 
 
 def test_db_upgrade_creates_a_new_sqlite_file(tmp_path):
@@ -55,7 +56,7 @@ def test_db_upgrade_creates_a_new_sqlite_file(tmp_path):
     db.parent.mkdir()
     r = cli("db", "upgrade", "-c", str(FIXTURE), env={"IVR_DATABASE_URL": f"sqlite:///{db}"})
     assert r.returncode == 0, r.stderr
-    assert db.exists() and "upgraded from empty to 0003 (head)" in r.stdout
+    assert db.exists() and f"upgraded from empty to {HEAD_REVISION} (head)" in r.stdout
 
 
 def test_db_commands_report_bad_urls_and_unreachable_databases(tmp_path):

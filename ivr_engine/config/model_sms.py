@@ -1,0 +1,106 @@
+"""The ``sms:`` section: providers, dialers, campaigns, the single-send lane.
+
+Field rules live here; references between them and to ``schedules`` are checked in
+``config/sms.py``.
+"""
+
+# ruff: noqa: RUF012 - pydantic fields
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import phonenumbers
+from pydantic import Field, SecretStr, field_validator
+
+from ..sms.numbers import parse_channels
+from .fields import Name, _blank_secret_is_unset, _Model
+
+PROVIDER_TYPES = ("twilio", "vonage", "infobip", "url-get", "url-get-auth", "url-post",
+                  "url-post-auth")
+# the providers' public API hosts; Infobip gives each account its own base URL
+DEFAULT_URLS = {"twilio": "https://api.twilio.com", "vonage": "https://rest.nexmo.com"}
+
+
+class SmsProvider(_Model):
+    name: Name
+    type: Literal["twilio", "vonage", "infobip", "url-get", "url-get-auth", "url-post",
+                  "url-post-auth"]
+    url: str | None = Field(None, pattern=r"^https?://",
+                            description="base URL (twilio, vonage, infobip) or the endpoint "
+                            "(url-*)")
+    user: str | None = None  # Twilio account SID, Vonage api_key, basic-auth user
+    password: SecretStr | None = None  # Twilio auth token, Vonage api_secret, Infobip API key
+    sender: str | None = Field(None, max_length=32)  # From: a number or an alphanumeric id
+    number_regexp: str | None = None  # matched against the E.164 number before sending
+    encoding: Literal["auto", "gsm7", "ucs2"] = "auto"
+    rate: float | None = Field(None, gt=0, le=100_000, description="send-rate cap per second")
+    rate_unit: Literal["segments", "messages"] = "segments"
+    default: bool = False
+    # url-* types: the query (GET) or form (POST) fields, with {to} {to_digits} {text} {from}
+    # {channel} {id} {encoding} substituted
+    params: dict[str, str] = {}
+    message_id_field: str | None = None  # url-*: the JSON key of the answer with the id
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+    unknown_outcome: Literal["fail", "resend"] = "fail"  # a crash's unresolved sends
+    status_callback_url: str | None = Field(None, pattern=r"^https?://")  # this engine's base
+    callback_token: SecretStr | None = None  # in the delivery-report URL the provider calls
+
+    @field_validator("password", "callback_token", mode="before")
+    @classmethod
+    def _secret(cls, v: object) -> object:
+        return _blank_secret_is_unset(v)
+
+    @field_validator("number_regexp")
+    @classmethod
+    def _regexp(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"{v!r} is not a regular expression: {exc}") from None
+        return v
+
+    @property
+    def base_url(self) -> str | None:
+        return (self.url or DEFAULT_URLS.get(self.type, "") or None)
+
+
+class SmsDialer(_Model):
+    provider: Name | None = None  # unset: the default provider
+    schedule: Name | None = None  # a schedule under schedules; unset: always
+    enabled: bool = True
+    dnc_check: bool = True
+    spacing_ms: int = Field(0, ge=0, le=3_600_000)  # time between messages
+    dial_string: str | None = None  # channels to rotate: 0-3, 0,2,5
+    batch: int = Field(50, ge=1, le=50)
+    pipelines: int = Field(4, ge=1, le=16)  # batches in flight at once at 0 ms spacing
+
+    @field_validator("dial_string")
+    @classmethod
+    def _dial(cls, v: str | None) -> str | None:
+        parse_channels(v)
+        return v
+
+
+class SmsCampaign(_Model):
+    dialer: Name
+
+
+class SmsSettings(_Model):
+    default_region: str | None = None  # ISO 3166 country for national numbers (UY, FR, US)
+    providers: list[SmsProvider] = []
+    dialers: dict[Name, SmsDialer] = {}
+    campaigns: dict[Name, SmsCampaign] = {}
+    single_provider: Name | None = None  # single sends; unset: the default provider
+    in_engine: bool = False  # run the dialers inside `ivr-engine run`
+    poll_seconds: float = Field(0.1, ge=0.01, le=10)  # the single lane's spool check
+    lease_seconds: float = Field(60.0, ge=5, le=3600)  # another worker's send left unresolved
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and v.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{v!r} is not a region code like UY, FR or US")
+        return v.upper() if v else v

@@ -1,0 +1,225 @@
+"""``ivr-engine sms …``: the dialer process, single sends, uploads, start/stop, delete,
+monitor. Exit codes: 0 done, 1 failed (a send refused, the database unreachable), 2 bad
+input (config, file, arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..config import ConfigError, load_config
+
+log = logging.getLogger("ivr_engine.sms")
+DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
+EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+STOP_GRACE_SECONDS = 15.0
+
+
+def _config(path: str) -> Any:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return None
+
+
+def _with_service(args: argparse.Namespace,
+                  work: Callable[[Any, Any], Awaitable[int]]) -> int:
+    """Open the config, the store and an SmsService; run ``work(cfg, service)``."""
+    from ..store import DatabaseUrlError, SchemaNotReady, Store
+    from .dialer import SmsService
+
+    cfg = _config(args.config)
+    if cfg is None:
+        return EXIT_INPUT
+
+    async def run() -> int:
+        store = await Store.open(cfg.engine.database_url)
+        try:
+            async with SmsService(lambda: cfg, store.sms,
+                                  worker=getattr(args, "worker", None)) as svc:
+                return await work(cfg, svc)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (DatabaseUrlError, SchemaNotReady) as exc:
+        print(f"sms: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"sms: the database: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def cmd_dialer(args: argparse.Namespace) -> int:
+    async def work(cfg: Any, svc: Any) -> int:
+        unknown = sorted(set(args.dialer or ()) - set(cfg.model.sms.dialers))
+        if unknown:
+            print(f"sms dialer: not configured under sms.dialers: {', '.join(unknown)}",
+                  file=sys.stderr)
+            return EXIT_INPUT
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        log.info("sms dialer %s running: %s", svc.worker,
+                 ", ".join(args.dialer or cfg.model.sms.dialers) or "single lane only")
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(svc.run(args.dialer or None))
+            await stop.wait()
+            svc.stop()  # the batches in flight are finished and recorded, then it returns
+            done, _ = await asyncio.wait([task], timeout=STOP_GRACE_SECONDS)
+            if not done:
+                task.cancel()  # rows left in flight are resolved at the next start
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from .models import STATE_NAMES, TO_PROCESS
+    from .spool import SpoolError
+
+    async def work(cfg: Any, svc: Any) -> int:
+        try:
+            row = await svc.enqueue_single(args.to, args.text, campaign=args.campaign,
+                                           agent=args.agent, provider=args.provider)
+        except (SpoolError, LookupError) as exc:
+            print(f"sms send: {exc.args[0] if isinstance(exc, LookupError) else exc}",
+                  file=sys.stderr)
+            return EXIT_INPUT
+        if args.now:
+            await svc.single_once()
+        got = await svc.repo.get(row["id"])
+        out = {"id": row["id"], "destination": row["destination"],
+               "status": STATE_NAMES[got.state] if got.state != TO_PROCESS else "queued",
+               "segments": row["segments"], "encoding": row["encoding"],
+               "provider": got.provider, "message_id": got.provider_message_id,
+               "answer": got.provider_answer}
+        print(json.dumps(out))
+        return EXIT_OK if out["status"] in ("queued", "sent") else EXIT_FAIL
+
+    return _with_service(args, work)
+
+
+def cmd_app_link(args: argparse.Namespace) -> int:
+    """An install-the-app / open-the-app SMS: the text is made here, then sent as ``send``."""
+    from .applinks import LinkError, choose_app, link_text
+
+    cfg = _config(args.config)
+    if cfg is None:
+        return EXIT_INPUT
+    try:
+        app = choose_app(cfg, args.app)
+    except LinkError as exc:
+        print(f"sms app-link: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    args.text, args.agent, args.provider = link_text(cfg, app, args.kind), f"app-link:{app}", None
+    return cmd_send(args)
+
+
+def _upload(args: argparse.Namespace, kind: str) -> int:
+    from .uploads import file_lines, import_dnc, import_spool
+
+    async def work(cfg: Any, svc: Any) -> int:
+        lines = file_lines(args.file)
+        sms = cfg.model.sms
+        result = await (import_spool(svc.repo, sms, lines, svc.clock()) if kind == "spool"
+                        else import_dnc(svc.repo, sms, lines))
+        if not result.ok:
+            for err in result.errors:
+                print(f"{args.file}:{err.line}: {err.reason}", file=sys.stderr)
+            print(f"{args.file}: {result.bad_lines} bad line(s); nothing imported",
+                  file=sys.stderr)
+            return EXIT_INPUT
+        print(f"{args.file}: {result.imported} {'rows' if kind == 'spool' else 'new numbers'} "
+              "imported")
+        return EXIT_OK
+
+    if not os.path.isfile(args.file):
+        print(f"{args.file}: no such file", file=sys.stderr)
+        return EXIT_INPUT
+    return _with_service(args, work)
+
+
+def cmd_start_stop(args: argparse.Namespace) -> int:
+    async def work(cfg: Any, svc: Any) -> int:
+        if args.dialer not in cfg.model.sms.dialers:
+            print(f"sms: dialer {args.dialer!r} is not configured", file=sys.stderr)
+            return EXIT_INPUT
+        await svc.repo.set_dialer(args.dialer, args.sms_command == "start", svc.clock())
+        print(f"dialer {args.dialer}: {'started' if args.sms_command == 'start' else 'stopped'}")
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    async def work(cfg: Any, svc: Any) -> int:
+        n = await svc.repo.delete_unprocessed(args.campaign)
+        print(f"campaign {args.campaign}: {n} unprocessed rows deleted")
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    async def work(cfg: Any, svc: Any) -> int:
+        print(json.dumps(await svc.monitor(), indent=2))
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
+def add_commands(sub: Any) -> None:
+    s = sub.add_parser("sms", help="SMS: the dialer, single sends, uploads, monitor")
+    sms = s.add_subparsers(dest="sms_command", required=True)
+
+    def cmd(name: str, func: Callable[[argparse.Namespace], int], text: str) -> Any:
+        p = sms.add_parser(name, help=text)
+        p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+        p.set_defaults(func=func)
+        return p
+
+    p = cmd("dialer", cmd_dialer, "run the dialers and the single lane until SIGTERM")
+    p.add_argument("--dialer", action="append", help="only this dialer (repeatable)")
+    p.add_argument("--worker", help="this worker's stable name (default: the host name); "
+                   "give each process on one host its own")
+    p = cmd("send", cmd_send, "spool one message in the single lane")
+    p.add_argument("--to", required=True)
+    p.add_argument("--text", required=True)
+    p.add_argument("--campaign")
+    p.add_argument("--agent")
+    p.add_argument("--provider", help="a provider's name (default: sms.single_provider)")
+    p.add_argument("--now", action="store_true",
+                   help="send it from this command instead of leaving it to a dialer")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p = cmd("app-link", cmd_app_link, "send an install-the-app or open-the-app SMS")
+    p.add_argument("--to", required=True)
+    p.add_argument("--kind", choices=("install", "open"), required=True)
+    p.add_argument("--app", help="required when several apps have sms_links on")
+    p.add_argument("--campaign")
+    p.add_argument("--now", action="store_true", help="send it from this command")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p = cmd("upload", lambda a: _upload(a, "spool"),
+            "upload a campaign;destiny;message;priority CSV (all or nothing)")
+    p.add_argument("file")
+    p = cmd("dnc-upload", lambda a: _upload(a, "dnc"),
+            "upload a number;campaign; do-not-contact CSV (all or nothing)")
+    p.add_argument("file")
+    for name in ("start", "stop"):
+        p = cmd(name, cmd_start_stop, f"{name} a dialer on demand")
+        p.add_argument("dialer")
+    p = cmd("delete", cmd_delete, "delete a campaign's unprocessed rows")
+    p.add_argument("campaign")
+    cmd("monitor", cmd_monitor, "per campaign counts and rates, per dialer state (JSON)")

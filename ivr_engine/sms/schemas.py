@@ -1,0 +1,104 @@
+"""The SMS routes' request and response models."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field
+
+from ..api.schemas import ProblemDocument, RequestModel, ResponseModel
+
+Status = Literal["queued", "sending", "sent", "failed", "blocked", "other", "none"]
+
+
+class SendSmsRequest(RequestModel):
+    """SendSMS: one message in the single lane (never behind bulk campaigns)."""
+
+    destination: str = Field(min_length=1, max_length=64, description="the number; national "
+                             "numbers are read in sms.default_region")
+    message: str = Field(min_length=1, max_length=1600)
+    campaign: str | None = Field(None, max_length=128, description="a campaign under "
+                                 "sms.campaigns (its do-not-contact list applies)")
+    agent: str | None = Field(None, max_length=128, description="who sent it, for the record")
+    provider: str | None = Field(None, max_length=128, description="a provider's name; "
+                                 "default: sms.single_provider, else the default provider")
+    wait_seconds: float = Field(0, ge=0, le=30, description="wait this long for the outcome "
+                                "(200) instead of answering queued at once (202)")
+
+
+class SmsStatus(ResponseModel):
+    """One message of the spool and where it stands."""
+
+    id: int
+    status: Status
+    destination: str = Field(description="E.164")
+    campaign: str | None
+    segments: int
+    encoding: Literal["gsm7", "ucs2"]
+    provider: str | None
+    message_id: str | None = Field(description="the provider's id for it")
+    answer: str | None = Field(description="the provider's answer, or why it was not sent")
+    delivery_status: str | None = Field(description="from the provider's delivery report")
+    created_at: dt.datetime
+    done_at: dt.datetime | None
+
+
+class UploadAccepted(ResponseModel):
+    """The whole file was imported."""
+
+    imported: int = Field(description="rows (spool) or new numbers (do-not-contact)")
+
+
+class LineError(ResponseModel):
+    line: int
+    reason: str
+
+
+class UploadProblem(ProblemDocument):
+    """A refused upload: nothing was imported."""
+
+    bad_lines: int = Field(description="how many lines are bad")
+    errors: list[LineError] = Field(description="every bad line (the first 10 000)")
+
+
+class DialerInfo(ResponseModel):
+    name: str
+    enabled: bool
+    running: bool
+    in_schedule: bool
+    provider: str | None
+    spacing_ms: int
+
+
+class CampaignInfo(ResponseModel):
+    campaign: str
+    processed: int = Field(description="sent")
+    not_processed: int = Field(description="waiting or in flight")
+    in_flight: int
+    other: int = Field(description="refused by the provider's number format")
+    blocked: int = Field(description="on the do-not-contact list")
+    failed: int
+    messages_per_second: float = Field(description="over the last minute")
+    segments_per_second: float
+
+
+class SmsMonitor(ResponseModel):
+    """Every dialer and campaign."""
+
+    dialers: list[DialerInfo]
+    campaigns: list[CampaignInfo]
+
+
+class DialerSwitched(ResponseModel):
+    name: str
+    running: bool
+
+
+class CampaignDeleted(ResponseModel):
+    campaign: str
+    deleted: int = Field(description="rows not sent (waiting, blocked, failed, other)")
+
+
+class ReportAccepted(ResponseModel):
+    updated: int = Field(description="spool rows the report updated")
