@@ -28,6 +28,7 @@ from .calls.session import CallServices
 from .calls.webhook import ContextNotifier
 from .config import Config
 from .config.reloader import ConfigHolder
+from .livedata.monitor import QueueMonitor
 from .node import AsteriskNode
 from .push import PushService
 from .apps.guard import TokenGuard
@@ -74,6 +75,7 @@ async def run_engine(config: Config) -> int:
                                 push=push, token_guard=TokenGuard())
         calls = Calls(lambda: holder.current, services)
         nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
+        queues = QueueMonitor(nodes[0].ami)  # app_queue over AMI: queue status, waits
         for node in nodes:
             await stack.enter_async_context(node)
         try:
@@ -81,6 +83,7 @@ async def run_engine(config: Config) -> int:
                 tasks = [tg.create_task(n.run(), name=f"node-{n.name}") for n in nodes]
                 tasks += [tg.create_task(calls.run(), name="calls"),
                           tg.create_task(holder.run(), name="config-reload"),
+                          tg.create_task(queues.run(), name="queues"),
                           tg.create_task(registry.run(), name="call-records"),
                           tg.create_task(registry.expire(
                               lambda: holder.current.engine.call_records.retention_days),
@@ -91,7 +94,7 @@ async def run_engine(config: Config) -> int:
                     api = build_app(ApiContext(config=lambda: holder.current, store=store,
                                                registry=services.registry, calls=calls,
                                                nodes=nodes, notifier=services.notifier,
-                                               holder=holder, push=push))
+                                               holder=holder, push=push, queues=queues))
                     tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
                 await stop.wait()
                 log.info("stopping: %d calls in progress go to the dialplan fallback",

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..apps.http import app_routes
 from ..calls.http import call_routes
+from ..livedata.http import livedata_routes
 from ..wakeup.http import device_routes
 from .admin import engine_routes
 from .context import ApiContext
@@ -30,6 +31,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     app.add_routes(engine_routes(ctx))
     for feature in (app_routes, device_routes, call_routes, ops_routes):
         app.add_routes(feature(ctx))
+    app.add_routes(livedata_routes(ctx))
     app.add_routes(openapi_routes())
     return app
 

@@ -20,6 +20,7 @@ class ApiContext:
     notifier: Any = None  # calls.webhook.ContextNotifier: delivery stats for /v1/health
     holder: Any = None  # config.reloader.ConfigHolder: admin reloads
     push: Any = None  # push.PushService: admin test pushes
+    queues: Any = None  # livedata.monitor.QueueMonitor: live queues and wait estimates
     clock: Callable[[], dt.datetime] = field(
         default=lambda: dt.datetime.now(dt.timezone.utc))
     randbelow: Callable[[int], int] = secrets.randbelow

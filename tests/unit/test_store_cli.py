@@ -30,11 +30,11 @@ def test_db_upgrade_and_current_on_a_fresh_database(empty_db_url):
     assert "run `ivr-engine db upgrade`" in r.stderr
     r = cli("db", "upgrade", "--url", empty_db_url)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == f"{shown(empty_db_url)}: upgraded from empty to 0002 (head)\n"
+    assert r.stdout == f"{shown(empty_db_url)}: upgraded from empty to 0005 (head)\n"
     r = cli("db", "upgrade", "--url", empty_db_url)
-    assert (r.returncode, r.stdout) == (0, f"{shown(empty_db_url)}: already at 0002 (head)\n")
+    assert (r.returncode, r.stdout) == (0, f"{shown(empty_db_url)}: already at 0005 (head)\n")
     r = cli("db", "current", "--url", empty_db_url)
-    assert (r.returncode, r.stdout, r.stderr) == (0, f"{shown(empty_db_url)}: 0002 (head)\n",
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{shown(empty_db_url)}: 0005 (head)\n",
                                                   "")
 
 
@@ -44,10 +44,10 @@ def test_the_engine_refuses_to_start_until_db_upgrade_has_run(empty_db_url):
     env = {"IVR_DATABASE_URL": empty_db_url, "IVR_API_LISTEN": "127.0.0.1:1"}
     r = cli("run", "-c", str(FIXTURE), env=env)
     assert r.returncode == 2, r.stderr
-    assert f"database {shown(empty_db_url)} is empty; this engine needs revision 0002: run " \
+    assert f"database {shown(empty_db_url)} is empty; this engine needs revision 0005: run " \
            "`ivr-engine db upgrade` (with the same config) first" in r.stderr
     r = cli("db", "upgrade", "-c", str(FIXTURE), env=env)
-    assert r.returncode == 0 and "upgraded from empty to 0002 (head)" in r.stdout, r.stderr
+    assert r.returncode == 0 and "upgraded from empty to 0005 (head)" in r.stdout, r.stderr
 
 
 def test_db_upgrade_creates_a_new_sqlite_file(tmp_path):
@@ -55,7 +55,7 @@ def test_db_upgrade_creates_a_new_sqlite_file(tmp_path):
     db.parent.mkdir()
     r = cli("db", "upgrade", "-c", str(FIXTURE), env={"IVR_DATABASE_URL": f"sqlite:///{db}"})
     assert r.returncode == 0, r.stderr
-    assert db.exists() and "upgraded from empty to 0002 (head)" in r.stdout
+    assert db.exists() and "upgraded from empty to 0005 (head)" in r.stdout
 
 
 def test_db_commands_report_bad_urls_and_unreachable_databases(tmp_path):

@@ -1,0 +1,213 @@
+"""The live queues, as app_queue reports them over AMI. Pure: events in, state out.
+
+Per queue: the callers waiting in order (position 1 is answered next), the members (agents)
+with their state, and the recent history the estimator reads — talk times (AgentComplete),
+answered callers' waits (AgentConnect's HoldTime) and ring times. ``apply`` takes one AMI
+event (a mapping of its headers) with the time it arrived (monotonic seconds);
+``resync`` rebuilds the callers and members from a ``QueueStatus`` answer (QueueParams,
+QueueMember, QueueEntry), keeping the history, after every (re)connect.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .estimate import Estimate, estimate_wait
+
+HISTORY = 50  # samples kept per queue
+HISTORY_SECONDS = 3600.0  # older samples are dropped: the queue of an hour ago is another one
+
+# Asterisk device states (QueueMemberStatus "Status")
+NOT_INUSE, INUSE, BUSY, INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD = 1, 2, 3, 4, 5, 6, 7, 8  # noqa: E501
+_BUSY = {INUSE, BUSY, RINGINUSE, ONHOLD}
+_OUT = {INVALID, UNAVAILABLE}
+
+QUEUE_EVENTS = ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect",
+                "AgentComplete", "AgentRingNoAnswer", "QueueMemberStatus", "QueueMemberAdded",
+                "QueueMemberRemoved", "QueueMemberPause", "QueueParams")
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class Caller:
+    uniqueid: str
+    channel: str
+    joined: float
+    order: int = 0  # Asterisk's position when read from QueueStatus
+
+
+@dataclass
+class Member:
+    interface: str
+    name: str = ""
+    status: int = NOT_INUSE
+    paused: bool = False
+    in_call: bool = False
+    talking_since: float | None = None
+
+    @property
+    def serving(self) -> bool:
+        return not self.paused and self.status not in _OUT
+
+    @property
+    def busy(self) -> bool:
+        # a ringing member is about to take the caller at the head: free for the estimate
+        return self.in_call or self.talking_since is not None or self.status in _BUSY
+
+
+class _History:
+    def __init__(self) -> None:
+        self._items: deque[tuple[float, float]] = deque(maxlen=HISTORY)
+
+    def add(self, now: float, value: float) -> None:
+        self._items.append((now, value))
+
+    def values(self, now: float) -> list[float]:
+        while self._items and now - self._items[0][0] > HISTORY_SECONDS:
+            self._items.popleft()
+        return [v for _, v in self._items]
+
+
+@dataclass
+class QueueState:
+    name: str
+    callers: list[Caller] = field(default_factory=list)  # position 1 first
+    members: dict[str, Member] = field(default_factory=dict)
+    talk: _History = field(default_factory=_History)
+    waits: _History = field(default_factory=_History)
+    rings: _History = field(default_factory=_History)
+    answered: int = 0
+    abandoned: int = 0
+    asterisk_holdtime: int | None = None  # QueueParams Holdtime (app_queue's running average)
+
+    def position(self, uniqueid: str) -> int | None:
+        for i, c in enumerate(self.callers, 1):
+            if c.uniqueid == uniqueid:
+                return i
+        return None
+
+    def _remove(self, uniqueid: str) -> Caller | None:
+        for i, c in enumerate(self.callers):
+            if c.uniqueid == uniqueid:
+                return self.callers.pop(i)
+        return None
+
+    def estimate(self, position: int, now: float) -> Estimate:
+        serving = [m for m in self.members.values() if m.serving]
+        busy = [now - m.talking_since if m.talking_since is not None else 0.0
+                for m in serving if m.busy]
+        idle = sum(1 for m in serving if not m.busy)
+        return estimate_wait(position, idle, busy, self.talk.values(now),
+                             self.waits.values(now), self.rings.values(now))
+
+
+class QueueBoard:
+    """Every queue app_queue told us about (created on first mention)."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, QueueState] = {}
+
+    def queue(self, name: str) -> QueueState:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = QueueState(name)
+        return q
+
+    def find_caller(self, uniqueid: str) -> tuple[QueueState, int] | None:
+        for q in self.queues.values():
+            pos = q.position(uniqueid)
+            if pos is not None:
+                return q, pos
+        return None
+
+    def apply(self, ev: Mapping[str, Any], now: float) -> None:
+        kind, name = ev.get("Event", ""), ev.get("Queue")
+        if kind not in QUEUE_EVENTS or not name:
+            return
+        q = self.queue(str(name))
+        uid = str(ev.get("Uniqueid", ""))
+        iface = str(ev.get("Interface") or ev.get("Location") or "")
+        if kind == "QueueCallerJoin":
+            if q.position(uid) is None:
+                pos = max(1, min(_int(ev.get("Position"), len(q.callers) + 1),
+                                 len(q.callers) + 1))
+                q.callers.insert(pos - 1, Caller(uid, str(ev.get("Channel", "")), now))
+        elif kind == "QueueCallerLeave":
+            q._remove(uid)
+        elif kind == "QueueCallerAbandon":
+            q.abandoned += 1
+            q._remove(uid)
+        elif kind == "AgentConnect":
+            q.answered += 1
+            hold, ring = _num(ev.get("HoldTime")), _num(ev.get("RingTime"))
+            if hold is not None:
+                q.waits.add(now, hold)
+            if ring is not None:
+                q.rings.add(now, ring)
+            q._remove(uid)
+            member = q.members.setdefault(iface, Member(iface))
+            member.talking_since = now
+        elif kind == "AgentComplete":
+            talk = _num(ev.get("TalkTime"))
+            if talk is not None:
+                q.talk.add(now, talk)
+            if iface in q.members:
+                q.members[iface].talking_since = None
+        elif kind == "QueueMemberRemoved":
+            q.members.pop(iface, None)
+        elif kind in ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause"):
+            self._member(q, iface, ev)
+        elif kind == "QueueParams":
+            q.asterisk_holdtime = _int(ev.get("Holdtime"), 0)
+
+    @staticmethod
+    def _member(q: QueueState, iface: str, ev: Mapping[str, Any]) -> None:
+        if not iface:
+            return
+        m = q.members.setdefault(iface, Member(iface))
+        m.name = str(ev.get("MemberName") or ev.get("Name") or m.name)
+        if "Status" in ev:
+            m.status = _int(ev.get("Status"), m.status)
+        if "Paused" in ev:
+            m.paused = str(ev.get("Paused")).strip() in ("1", "true", "yes")
+        if "InCall" in ev:
+            m.in_call = str(ev.get("InCall")).strip() == "1"
+
+    def resync(self, messages: Iterable[Mapping[str, Any]], now: float) -> None:
+        """Rebuild callers and members from a QueueStatus answer; the history stays."""
+        seen: set[str] = set()
+        for ev in messages:
+            kind, name = ev.get("Event", ""), ev.get("Queue")
+            if not name or kind not in ("QueueParams", "QueueMember", "QueueEntry"):
+                continue
+            q = self.queue(str(name))
+            if name not in seen:
+                seen.add(str(name))
+                q.callers, q.members = [], {}
+            if kind == "QueueParams":
+                q.asterisk_holdtime = _int(ev.get("Holdtime"), 0)
+            elif kind == "QueueMember":
+                self._member(q, str(ev.get("Interface") or ev.get("Location") or ""), ev)
+            else:
+                wait = _num(ev.get("Wait")) or 0.0
+                q.callers.append(Caller(str(ev.get("Uniqueid", "")), str(ev.get("Channel", "")),
+                                        now - wait, _int(ev.get("Position"), 1_000_000)))
+                q.callers.sort(key=lambda c: c.order)
+        for name, q in self.queues.items():
+            if name not in seen:  # gone from Asterisk since
+                q.callers, q.members = [], {}
