@@ -128,7 +128,8 @@ class AmiClient:
         except TimeoutError:
             raise AmiError(f"AMI not connected to {self.host}:{self.port}") from None
         assert self._manager is not None
-        resp = await asyncio.wait_for(self._manager.send_action(action), timeout)
+        # as_list=False: panoramisk would wait forever for more after "Added interface to queue"
+        resp = await asyncio.wait_for(self._manager.send_action(action, as_list=False), timeout)
         if not getattr(resp, "success", False):
             raise AmiError(f"{action.get('Action')}: {getattr(resp, 'message', resp)}")
         return resp

@@ -94,6 +94,7 @@ class QueueState:
     answered: int = 0
     abandoned: int = 0
     asterisk_holdtime: int | None = None  # QueueParams Holdtime (app_queue's running average)
+    left: dict[str, float] = field(default_factory=dict)  # uniqueid -> wait, just left
 
     def position(self, uniqueid: str) -> int | None:
         for i, c in enumerate(self.callers, 1):
@@ -147,14 +148,21 @@ class QueueBoard:
                 pos = max(1, min(_int(ev.get("Position"), len(q.callers) + 1),
                                  len(q.callers) + 1))
                 q.callers.insert(pos - 1, Caller(uid, str(ev.get("Channel", "")), now))
-        elif kind == "QueueCallerLeave":
-            q._remove(uid)
-        elif kind == "QueueCallerAbandon":
-            q.abandoned += 1
-            q._remove(uid)
+        elif kind in ("QueueCallerLeave", "QueueCallerAbandon"):
+            # Asterisk sends the Leave of an answered caller before its AgentConnect
+            left = q._remove(uid)
+            if left is not None:
+                q.left[uid] = now - left.joined
+                while len(q.left) > HISTORY:
+                    q.left.pop(next(iter(q.left)))
+            if kind == "QueueCallerAbandon":
+                q.abandoned += 1
         elif kind == "AgentConnect":
             q.answered += 1
-            hold, ring = _num(ev.get("HoldTime")), _num(ev.get("RingTime"))
+            # our own clock where we saw the caller join (AMI gives whole seconds)
+            waited = q.left.pop(uid, None)
+            hold = waited if waited is not None else _num(ev.get("HoldTime"))
+            ring = _num(ev.get("RingTime"))
             if hold is not None:
                 q.waits.add(now, hold)
             if ring is not None:
@@ -163,11 +171,13 @@ class QueueBoard:
             member = q.members.setdefault(iface, Member(iface))
             member.talking_since = now
         elif kind == "AgentComplete":
-            talk = _num(ev.get("TalkTime"))
+            member = q.members.get(iface)
+            since = member.talking_since if member is not None else None
+            talk = now - since if since is not None else _num(ev.get("TalkTime"))
             if talk is not None:
                 q.talk.add(now, talk)
-            if iface in q.members:
-                q.members[iface].talking_since = None
+            if member is not None:
+                member.talking_since = None
         elif kind == "QueueMemberRemoved":
             q.members.pop(iface, None)
         elif kind in ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause"):

@@ -95,21 +95,22 @@ def test_queue_model_follows_join_answer_abandon():
                HoldTime=5), 7.0)
     b.apply(ev("QueueCallerLeave", Uniqueid="u2", Position=2, Count=2), 7.0)
     assert [c.uniqueid for c in q.callers] == ["u1", "u3"] and q.abandoned == 1
-    # a1 answers u1 after 9 s (2 s ringing)
-    b.apply(ev("AgentConnect", Uniqueid="u1", Interface="Local/a1@agents", HoldTime=9,
-               RingTime=2, MemberName="a1"), 10.0)
+    # a1 answers u1 after 9 s (2 s ringing); Asterisk sends the Leave first, and whole
+    # seconds (8): the wait is measured on our clock from the join
     b.apply(ev("QueueCallerLeave", Uniqueid="u1", Position=1, Count=1), 10.0)
+    b.apply(ev("AgentConnect", Uniqueid="u1", Interface="Local/a1@agents", HoldTime=8,
+               RingTime=2, MemberName="a1"), 10.0)
     b.apply(ev("QueueMemberStatus", Interface="Local/a1@agents", Status=2, InCall=1,
                Paused=0), 10.0)
     assert [c.uniqueid for c in q.callers] == ["u3"] and q.answered == 1
     m = q.members["Local/a1@agents"]
     assert m.busy and m.talking_since == 10.0
-    b.apply(ev("AgentComplete", Uniqueid="u1", Interface="Local/a1@agents", HoldTime=9,
-               TalkTime=30, Reason="agent"), 40.0)
+    b.apply(ev("AgentComplete", Uniqueid="u1", Interface="Local/a1@agents", HoldTime=8,
+               TalkTime=29, Reason="agent"), 40.5)
     b.apply(ev("QueueMemberStatus", Interface="Local/a1@agents", Status=1, InCall=0,
                Paused=0), 40.0)
     assert not m.busy
-    assert q.talk.values(40.0) == [30.0] and q.waits.values(40.0) == [9.0]
+    assert q.talk.values(40.5) == [30.5] and q.waits.values(40.5) == [9.0]
     # pausing takes the agent out of the count; removing it drops it
     b.apply(ev("QueueMemberPause", Interface="Local/a1@agents", Paused=1), 41.0)
     assert not m.serving
