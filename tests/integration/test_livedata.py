@@ -118,6 +118,15 @@ async def test_deep_linked_fallback_call_lands_on_its_target(http, caller):
     assert info["path"] == ["@shop-returns"] and info["app"] == "shop"
 
 
+async def test_deep_linked_voip_call_starts_at_its_target(http, caller):
+    _, p = await plan(http, target="shop-orders", connectivity=0.9)
+    token = p["token"]  # shop always plans PSTN (threshold 1); the VoIP path reads the same
+    r = await caller.call(did="app-shop", caller="+33600000002", keys=["1"], timeout=30,
+                          context="from-app", variables={"__IVR_TOKEN": token})
+    assert r["prompts"] == ["sound:digits/4"] and r["path"] == ["@shop-orders"]
+    assert r["destination"] == {"type": "queue", "target": "livedata"}
+
+
 async def test_queue_status_follows_callers_and_agents(http, caller, ami):
     await until(http, lambda s: True)  # tracking (200, not 503)
     s = await until(http, lambda s: s["callers_waiting"] == 0 and s["agents"]["logged_in"] == 0)
