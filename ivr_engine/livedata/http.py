@@ -5,10 +5,12 @@
   ``If-None-Match`` and get ``304`` while nothing changed.
 - ``GET /v1/queues/{name}/status``: a queue of the app's own tree (either surface) as
   app_queue reports it, with wait estimates; the app is the one whose key is presented.
+- ``GET /v1/queues/{name}/events``: the same status as server-sent events, at every change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -28,6 +30,7 @@ SURFACES = ("ivr", "in-app")
 NOT_MODIFIED = Reply(description="not modified: the ETag sent in If-None-Match still holds",
                      schema={})
 UNKNOWN_QUEUE = "no such queue in this app's tree"
+STREAM_REFRESH = 5.0  # seconds: the stream repeats the status at least this often (waits tick)
 
 
 def _etag(body: bytes) -> str:
@@ -109,16 +112,62 @@ def livedata_routes(ctx: ApiContext) -> ApiRoutes:
         throttle_address(ctx, request)
         name = _app_for_key(ctx, request)
         throttle_key(ctx, name)
-        cfg = ctx.config()
-        queue = request.match_info["name"]
-        mine = queues_of(cfg.tree, app_top(cfg.model, name, "ivr")) | \
-            queues_of(cfg.tree, app_top(cfg.model, name, "in-app"))
-        if queue not in mine:
-            raise Problem(404, "Unknown queue", UNKNOWN_QUEUE)
-        monitor: Any = ctx.queues
-        if monitor is None or not monitor.tracking:
-            raise Problem(503, "Queues not followed", "queue status needs AMI "
-                          "(engine.ami.password) and a live connection to it")
-        return reply(monitor.status(queue))
+        queue = _own_queue(ctx, name, request.match_info["name"])
+        return reply(_monitor(ctx).status(queue))
+
+    @routes.get(
+        "/v1/queues/{name}/events", summary="A queue's status as server-sent events",
+        security=SDK_KEY, responses={200: Reply(
+            description="`text/event-stream`: an `event: status` whose `data` is the queue's "
+            "status (the QueueStatus document) at once, at every change and at least every "
+            f"{STREAM_REFRESH:g} s", media_type="text/event-stream", schema={"type": "string"})},
+        problems={404: UNKNOWN_QUEUE, 406: "the request does not accept text/event-stream",
+                  429: RATE_LIMITED,
+                  503: "queues are not followed now (AMI not configured or not connected)"})
+    async def queue_events(request: web.Request) -> web.StreamResponse:
+        """The status of `GET /v1/queues/{name}/status`, pushed: the app shows positions
+        moving without polling. Needs `Accept: text/event-stream`. The stream ends with an
+        `event: unavailable` when AMI goes away (reconnect later)."""
+        throttle_address(ctx, request)
+        name = _app_for_key(ctx, request)
+        throttle_key(ctx, name)
+        queue = _own_queue(ctx, name, request.match_info["name"])
+        if "text/event-stream" not in request.headers.get("Accept", ""):
+            raise Problem(406, "Not Acceptable", "this route streams text/event-stream; send "
+                          "Accept: text/event-stream")
+        monitor = _monitor(ctx)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        try:
+            while monitor.tracking:
+                changed = monitor.changed()
+                data = json.dumps(monitor.status(queue).model_dump(mode="json"))
+                await resp.write(f"event: status\ndata: {data}\n\n".encode())
+                try:
+                    await asyncio.wait_for(changed.wait(), STREAM_REFRESH)
+                except TimeoutError:
+                    pass
+            await resp.write(b"event: unavailable\ndata: {}\n\n")
+        except ConnectionError:  # the app went away
+            pass
+        return resp
 
     return routes
+
+
+def _own_queue(ctx: ApiContext, app: str, queue: str) -> str:
+    cfg = ctx.config()
+    mine = queues_of(cfg.tree, app_top(cfg.model, app, "ivr")) | \
+        queues_of(cfg.tree, app_top(cfg.model, app, "in-app"))
+    if queue not in mine:
+        raise Problem(404, "Unknown queue", UNKNOWN_QUEUE)
+    return queue
+
+
+def _monitor(ctx: ApiContext) -> Any:
+    monitor: Any = ctx.queues
+    if monitor is None or not monitor.tracking:
+        raise Problem(503, "Queues not followed", "queue status needs AMI "
+                      "(engine.ami.password) and a live connection to it")
+    return monitor

@@ -35,12 +35,15 @@ class QueueMonitor:
         self.board = QueueBoard()
         self.synced = asyncio.Event()  # a QueueStatus snapshot was read since the last login
         self._login = asyncio.Event()
+        self._changed = asyncio.Event()  # set (and replaced) whenever the board changes
+        self._closed = False
         if ami is not None:
             ami.listen(EVENT_CLASSES, QUEUE_EVENTS, self._on_event, self._on_login)
 
     @property
     def tracking(self) -> bool:
-        return self.ami is not None and self.ami.connected and self.synced.is_set()
+        return self.ami is not None and self.ami.connected and self.synced.is_set() \
+            and not self._closed
 
     def _on_login(self) -> None:
         self.synced.clear()
@@ -48,15 +51,33 @@ class QueueMonitor:
 
     def _on_event(self, manager: Any, message: Any) -> None:
         self.board.apply(message, self.clock())
+        self.touch()
+
+    def touch(self) -> None:
+        """Wake whoever waits on :meth:`changed` (the event streams)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def changed(self) -> asyncio.Event:
+        """Set at the next change of any queue."""
+        return self._changed
 
     async def run(self) -> None:
+        try:
+            await self._follow()
+        finally:  # the engine stops: event streams end now, not at the server's timeout
+            self._closed = True
+            self.touch()
+
+    async def _follow(self) -> None:
         if self.ami is None:
             await asyncio.Event().wait()
         while True:
             await self._login.wait()
             self._login.clear()
             try:
-                messages = await self.ami.event_list({"Action": "QueueStatus"})  # type: ignore[union-attr]
+                messages = await self.ami.event_list(  # type: ignore[union-attr]
+                    {"Action": "QueueStatus"})
             except (AmiError, TimeoutError, OSError) as exc:
                 log.warning("QueueStatus failed (%s); retrying", exc)
                 await asyncio.sleep(1)
@@ -64,6 +85,7 @@ class QueueMonitor:
                 continue
             self.board.resync(messages, self.clock())
             self.synced.set()
+            self.touch()
             log.info("queues resynced from QueueStatus: %d queue(s)", len(self.board.queues))
 
     # ------------------------------------------------------------------ views

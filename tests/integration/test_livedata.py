@@ -7,6 +7,7 @@ they join, abandon and are answered."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -127,6 +128,35 @@ async def test_deep_linked_voip_call_starts_at_its_target(http, caller):
     assert r["destination"] == {"type": "queue", "target": "livedata"}
 
 
+async def test_queue_events_stream_the_position_moving(http, caller):
+    # before any agent logs in (test_queue_status_... adds one): the caller waits
+    headers = {**KEY, "Accept": "text/event-stream"}
+    async with http.get("/v1/queues/livedata/events", headers=headers) as r:
+        assert r.status == 200
+
+        async def until_event(check) -> dict:
+            async with asyncio.timeout(10):
+                while True:
+                    line = (await r.content.readline()).decode()
+                    if line.startswith("data: "):
+                        data = json.loads(line[6:])
+                        if check(data):
+                            return data
+
+        base = (await until_event(lambda d: True))["callers_waiting"]
+        _, p = await plan(http, target="shop-orders.1")
+        call = caller.start(p["number"], caller="+15550000300", keys=[], timeout=60,
+                            post_dial=p["token"] + "#", hold=60)
+        try:
+            s = await until_event(lambda d: d["callers_waiting"] == base + 1)
+            assert s["positions"][-1]["position"] == base + 1
+        finally:
+            call.hang_up()
+            await call.finished()
+        s = await until_event(lambda d: d["callers_waiting"] == base)
+        assert s["callers_waiting"] == base
+
+
 async def test_queue_status_follows_callers_and_agents(http, caller, ami):
     await until(http, lambda s: True)  # tracking (200, not 503)
     s = await until(http, lambda s: s["callers_waiting"] == 0 and s["agents"]["logged_in"] == 0)
@@ -184,3 +214,4 @@ async def _queue_scenario(http, caller, ami, calls, answered, abandoned):
     assert calls[0].duration_ms < 20_000 and calls[2].duration_ms < 20_000
     async with http.get(f"/v1/calls/{third}", headers=ADMIN) as r:
         assert (await r.json())["queue"] is None  # no longer waiting
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from types import SimpleNamespace
 
 from ivr_engine.livedata.monitor import QueueMonitor
@@ -122,3 +123,48 @@ async def test_queue_status_of_the_apps_own_queues(api):
     assert r.status == 200 and r.json()["callers_waiting"] == 0
     assert r.json()["estimate_new_caller"]["method"] == "none"
     await asyncio.sleep(0)
+
+
+async def test_queue_events_stream_changes_at_once(api):
+    import time
+
+    import aiohttp
+
+    monitor = QueueMonitor(connected_ami())  # type: ignore[arg-type]
+    monitor.synced.set()
+    api.ctx.queues = monitor
+    runner = asyncio.create_task(monitor.run())  # the engine's task; cancelled when it stops
+    url = f"http://127.0.0.1:{api.server.port}/v1/queues/sales/events"
+    headers = {"Authorization": f"Bearer {KEYS['customer']}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers=headers) as r:  # no Accept: text/event-stream
+            assert r.status == 406
+        async with http.get(url.replace("sales", "support"),
+                            headers={**headers, "Accept": "text/event-stream"}) as r:
+            assert r.status == 404  # staff's queue
+        async with http.get(url, headers={**headers, "Accept": "text/event-stream"}) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "text/event-stream"
+
+            async def next_event() -> tuple[str, dict]:
+                kind = data = None
+                while True:
+                    line = (await asyncio.wait_for(r.content.readline(), 3)).decode().strip()
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        data = json.loads(line[6:])
+                    elif not line and kind:
+                        return kind, data
+
+            kind, first = await next_event()
+            assert kind == "status" and first["callers_waiting"] == 0
+            t0 = time.monotonic()
+            monitor._on_event(None, {"Event": "QueueCallerJoin", "Queue": "sales",
+                                     "Uniqueid": "u1", "Position": "1"})
+            kind, second = await next_event()
+            assert second["callers_waiting"] == 1 and second["positions"][0]["position"] == 1
+            assert time.monotonic() - t0 < 1.0  # pushed at the change, not at the refresh
+            runner.cancel()  # the engine stops: the stream says so and ends
+            await asyncio.gather(runner, return_exceptions=True)
+            assert (await next_event())[0] == "unavailable"
+            assert await asyncio.wait_for(r.content.read(), 3) == b""
