@@ -5,7 +5,7 @@ when the ``p``-th agent becomes free, agents serving callers in order. Each idle
 free now (plus the usual ring time); each busy agent is free after the expected rest of its
 call — the mean of the recent talk times longer than what it has already talked (so an
 agent 4 minutes into a call is not expected to finish in the 30 s the average would say);
-then each agent takes the next caller for a mean talk time. The number of agents that count
+then each agent takes the next caller for a hand-over plus a mean talk time. The number of agents that count
 is the number serving the queue (logged in, not paused, reachable). It needs at least
 ``MIN_TALK`` recent talk times and one agent serving.
 

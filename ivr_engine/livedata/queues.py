@@ -2,7 +2,8 @@
 
 Per queue: the callers waiting in order (position 1 is answered next), the members (agents)
 with their state, and the recent history the estimator reads — talk times (AgentComplete),
-answered callers' waits (AgentConnect's HoldTime) and ring times. ``apply`` takes one AMI
+answered callers' waits and hand-over times (free agent and waiting caller → answer), all
+on the engine's clock (AMI's own figures are whole seconds). ``apply`` takes one AMI
 event (a mapping of its headers) with the time it arrived (monotonic seconds);
 ``resync`` rebuilds the callers and members from a ``QueueStatus`` answer (QueueParams,
 QueueMember, QueueEntry), keeping the history, after every (re)connect.
@@ -59,6 +60,7 @@ class Member:
     paused: bool = False
     in_call: bool = False
     talking_since: float | None = None
+    free_since: float | None = None  # when it last became free (added, or a call ended)
 
     @property
     def serving(self) -> bool:
@@ -162,14 +164,18 @@ class QueueBoard:
             # our own clock where we saw the caller join (AMI gives whole seconds)
             waited = q.left.pop(uid, None)
             hold = waited if waited is not None else _num(ev.get("HoldTime"))
+            member = q.members.setdefault(iface, Member(iface))
+            # the hand-over: from when both the caller waited and the agent was free, to the
+            # answer (ringing, and app_queue noticing the free agent: up to its `retry`)
             ring = _num(ev.get("RingTime"))
+            if waited is not None and member.free_since is not None:
+                ring = now - max(now - waited, member.free_since)
             if hold is not None:
                 q.waits.add(now, hold)
             if ring is not None:
                 q.rings.add(now, ring)
             q._remove(uid)
-            member = q.members.setdefault(iface, Member(iface))
-            member.talking_since = now
+            member.talking_since, member.free_since = now, None
         elif kind == "AgentComplete":
             member = q.members.get(iface)
             since = member.talking_since if member is not None else None
@@ -177,19 +183,21 @@ class QueueBoard:
             if talk is not None:
                 q.talk.add(now, talk)
             if member is not None:
-                member.talking_since = None
+                member.talking_since, member.free_since = None, now
         elif kind == "QueueMemberRemoved":
             q.members.pop(iface, None)
         elif kind in ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause"):
-            self._member(q, iface, ev)
+            self._member(q, iface, ev, now)
         elif kind == "QueueParams":
             q.asterisk_holdtime = _int(ev.get("Holdtime"), 0)
 
     @staticmethod
-    def _member(q: QueueState, iface: str, ev: Mapping[str, Any]) -> None:
+    def _member(q: QueueState, iface: str, ev: Mapping[str, Any], now: float) -> None:
         if not iface:
             return
-        m = q.members.setdefault(iface, Member(iface))
+        m = q.members.get(iface)
+        if m is None:
+            m = q.members[iface] = Member(iface, free_since=now)
         m.name = str(ev.get("MemberName") or ev.get("Name") or m.name)
         if "Status" in ev:
             m.status = _int(ev.get("Status"), m.status)
@@ -212,7 +220,7 @@ class QueueBoard:
             if kind == "QueueParams":
                 q.asterisk_holdtime = _int(ev.get("Holdtime"), 0)
             elif kind == "QueueMember":
-                self._member(q, str(ev.get("Interface") or ev.get("Location") or ""), ev)
+                self._member(q, str(ev.get("Interface") or ev.get("Location") or ""), ev, now)
             else:
                 wait = _num(ev.get("Wait")) or 0.0
                 q.callers.append(Caller(str(ev.get("Uniqueid", "")), str(ev.get("Channel", "")),

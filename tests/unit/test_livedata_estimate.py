@@ -151,3 +151,22 @@ def test_resync_rebuilds_callers_and_members_from_queue_status():
     assert q.members["Local/a1@agents"].busy and q.asterisk_holdtime == 12
     assert q.talk.values(100.0) == [30.0]  # history kept
     assert b.queues["old"].callers == []  # a queue absent from the snapshot is emptied
+
+
+def test_hand_over_time_is_measured_on_our_clock():
+    b = QueueBoard()
+    a = "Local/a1@agents"
+    b.apply(ev("QueueMemberAdded", Interface=a, Status=1, Paused=0), 0.0)
+    # an idle agent: the hand-over is from the caller's join to the answer
+    b.apply(ev("QueueCallerJoin", Uniqueid="u1", Position=1), 30.0)
+    b.apply(ev("QueueCallerLeave", Uniqueid="u1"), 30.3)
+    b.apply(ev("AgentConnect", Uniqueid="u1", Interface=a, HoldTime=0, RingTime=0), 30.3)
+    # a caller waiting for the busy agent: from the agent's call end to the answer
+    b.apply(ev("QueueCallerJoin", Uniqueid="u2", Position=1), 31.0)
+    b.apply(ev("AgentComplete", Uniqueid="u1", Interface=a, TalkTime=10), 40.0)
+    b.apply(ev("QueueCallerLeave", Uniqueid="u2"), 40.8)
+    b.apply(ev("AgentConnect", Uniqueid="u2", Interface=a, HoldTime=9, RingTime=0), 40.8)
+    q = b.queues["q"]
+    assert [round(r, 2) for r in q.rings.values(41.0)] == [0.3, 0.8]
+    assert [round(w, 2) for w in q.waits.values(41.0)] == [0.3, 9.8]
+    assert q.talk.values(41.0) == [9.7]
