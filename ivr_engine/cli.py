@@ -100,7 +100,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     decision = route_pstn(cfg.routing, args.did, args.caller)
     if decision.via == "app-fallback":
         decision = after_token(cfg.routing, decision, args.from_app, args.language)
-    result = simulate(cfg.tree, decision, caller=args.caller, keys=keys, at=at)
+    target = None
+    if args.target:  # a deep-linked app call (issue 10)
+        from .livedata.targets import TargetError, resolve_target
+        try:
+            if decision.via != "app" or decision.entry is None:
+                raise TargetError("--target needs an app call: the app's fallback number "
+                                  "with --from-app")
+            target = resolve_target(cfg.tree, decision.entry.menu, args.target)
+        except TargetError as exc:
+            print(f"--target: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    result = simulate(cfg.tree, decision, caller=args.caller, keys=keys, at=at, target=target)
     result = {"did": args.did, "caller": args.caller, "at": at.isoformat(), **result}
     _print_walk(result, args.json)
     return EXIT_OK
@@ -287,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from-app", action="store_true",
                    help="on an app's fallback number: the call carries a valid app token")
     s.add_argument("--language", help="with --from-app: the language the app asked for")
+    s.add_argument("--target", help="with --from-app: start at this node of the app's tree")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)
 

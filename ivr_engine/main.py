@@ -31,6 +31,7 @@ from .calls.webhook import ContextNotifier
 from .config import Config
 from .config.reloader import ConfigHolder
 from .lifecycle.service import Lifecycle
+from .livedata.monitor import QueueMonitor
 from .node import AsteriskNode
 from .push import PushService
 from .sms.dialer import SmsService, default_worker
@@ -82,6 +83,7 @@ async def run_engine(config: Config) -> int:
         calls = Calls(lambda: holder.current, services)
         lifecycle = Lifecycle(lambda: holder.current, store, push)
         nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
+        queues = QueueMonitor(nodes[0].ami)  # app_queue over AMI: queue status, waits
         for node in nodes:
             await stack.enter_async_context(node)
         try:
@@ -89,6 +91,7 @@ async def run_engine(config: Config) -> int:
                 tasks = [tg.create_task(n.run(), name=f"node-{n.name}") for n in nodes]
                 tasks += [tg.create_task(calls.run(), name="calls"),
                           tg.create_task(holder.run(), name="config-reload"),
+                          tg.create_task(queues.run(), name="queues"),
                           tg.create_task(registry.run(), name="call-records"),
                           tg.create_task(registry.expire(
                               lambda: holder.current.engine.call_records.retention_days),
@@ -103,7 +106,7 @@ async def run_engine(config: Config) -> int:
                                                registry=services.registry, calls=calls,
                                                nodes=nodes, notifier=services.notifier,
                                                holder=holder, push=push,
-                                               lifecycle=lifecycle, sms=sms))
+                                               lifecycle=lifecycle, sms=sms, queues=queues))
                     tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
                 await stop.wait()
                 log.info("stopping: %d calls in progress go to the dialplan fallback",

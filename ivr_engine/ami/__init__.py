@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from panoramisk import Manager
 
@@ -64,15 +64,39 @@ class AmiClient:
         self._manager: _Manager | None = None
         self._ready = asyncio.Event()
         self._logins = 0
+        self._events = "off"  # event classes the login asks for (listen() adds them)
+        self._handlers: list[tuple[str, Callable[[Any, Any], None]]] = []
+        self._login_hooks: list[Callable[[], None]] = []
+
+    def listen(self, classes: str, patterns: Iterable[str], handler: Callable[[Any, Any], None],
+               on_login: Callable[[], None]) -> None:
+        """Before ``run``: receive the events of ``classes`` (e.g. ``agent``) matching
+        ``patterns`` in ``handler(manager, message)`` (synchronous), and call ``on_login``
+        after every (re)login (to resync what was missed)."""
+        self._events = classes if self._events == "off" else f"{self._events},{classes}"
+        self._handlers += [(p, handler) for p in patterns]
+        self._login_hooks.append(on_login)
+
+    async def event_list(self, action: dict[str, Any], timeout: float = 10.0) -> list[Any]:
+        """An action answered by a list of events (e.g. QueueStatus): every message."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            raise AmiError(f"AMI not connected to {self.host}:{self.port}") from None
+        assert self._manager is not None
+        resp = await asyncio.wait_for(self._manager.send_action(action, as_list=True), timeout)
+        return list(resp) if isinstance(resp, list) else [resp]
 
     async def run(self) -> None:
         plog = logging.getLogger("ivr_engine.ami.panoramisk")
         plog.addFilter(_Redact(self._secret))
         m = _Manager(loop=asyncio.get_running_loop(), host=self.host, port=self.port,
-                     username=self.username, secret=self._secret, events="off", log=plog,
+                     username=self.username, secret=self._secret, events=self._events, log=plog,
                      ping_delay=10, ping_interval=10, reconnect_timeout=2,
                      on_login=self._on_login, on_disconnect=self._on_disconnect)
         self._manager = m
+        for pattern, handler in self._handlers:
+            m.register_event(pattern, handler)
         m.connect()
         try:
             await asyncio.Event().wait()
@@ -87,6 +111,8 @@ class AmiClient:
             metrics.RECONNECTS.labels("ami").inc()
         self._logins += 1
         self._ready.set()
+        for hook in self._login_hooks:
+            hook()
 
     @property
     def connected(self) -> bool:
@@ -102,7 +128,8 @@ class AmiClient:
         except TimeoutError:
             raise AmiError(f"AMI not connected to {self.host}:{self.port}") from None
         assert self._manager is not None
-        resp = await asyncio.wait_for(self._manager.send_action(action), timeout)
+        # as_list=False: panoramisk would wait forever for more after "Added interface to queue"
+        resp = await asyncio.wait_for(self._manager.send_action(action, as_list=False), timeout)
         if not getattr(resp, "success", False):
             raise AmiError(f"{action.get('Action')}: {getattr(resp, 'message', resp)}")
         return resp

@@ -15,6 +15,7 @@ from ..apps.http import app_routes
 from ..calls.http import call_routes
 from ..lifecycle.http import lifecycle_routes
 from ..sms.http import sms_routes
+from ..livedata.http import livedata_routes
 from ..wakeup.http import device_routes
 from .admin import engine_routes
 from .context import ApiContext
@@ -34,6 +35,7 @@ def build_app(ctx: ApiContext) -> web.Application:
         app.add_routes(feature(ctx))
     app.add_routes(lifecycle_routes(ctx))
     app.add_routes(sms_routes(ctx))
+    app.add_routes(livedata_routes(ctx))
     app.add_routes(openapi_routes())
     return app
 

@@ -22,6 +22,7 @@ class ApiContext:
     push: Any = None  # push.PushService: admin test pushes
     lifecycle: Any = None  # lifecycle.Lifecycle: sessions, releases (made on first use if None)
     sms: Any = None  # sms.dialer.SmsService when the dialers run in the engine (wakes them)
+    queues: Any = None  # livedata.monitor.QueueMonitor: live queues and wait estimates
     clock: Callable[[], dt.datetime] = field(
         default=lambda: dt.datetime.now(dt.timezone.utc))
     randbelow: Callable[[int], int] = secrets.randbelow

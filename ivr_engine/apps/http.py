@@ -22,6 +22,7 @@ from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes
 from ..api.schemas import reply
 from ..lifecycle.auth import authenticate_sdk
 from ..lifecycle.problems import UPDATE_REQUIRED
+from ..livedata.targets import TargetError, resolve_target
 from .plans import PlanError, dial_string, new_token, plan_call
 from .schemas import (
     AppStatus,
@@ -71,6 +72,8 @@ def app_routes(ctx: ApiContext) -> ApiRoutes:
         problems={409: "the app is inactive (no mobile-app access point), or has no fallback "
                   "number when data_path is false",
                   403: UPDATE_REQUIRED,
+                  422: "a field is invalid (`field` names it), e.g. a `target` that is not a "
+                  "node of the app's tree",
                   429: RATE_LIMITED,
                   503: "too many unexpired tokens for this app; retry shortly"})
     async def plan(request: web.Request) -> web.Response:
@@ -91,12 +94,18 @@ def app_routes(ctx: ApiContext) -> ApiRoutes:
                               ctx.randbelow)
         except PlanError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
+        if req.target is not None:
+            try:
+                resolve_target(cfg.tree, app.menu, req.target)
+            except TargetError as exc:
+                raise Problem(422, "Invalid target", str(exc), field="target") from None
         lang = app.language_for(language)
         intent = await ctx.store.intents.add(app=name, token=token, caller=caller, language=lang,
                                             custom_data=custom, now=now,
-                                            ttl_seconds=app.token_ttl_seconds)
+                                            ttl_seconds=app.token_ttl_seconds,
+                                            target=req.target)
         common = {"reason": p.reason, "app": name, "language": lang, "token": token,
-                  "expires_at": intent.expires_at}
+                  "expires_at": intent.expires_at, "target": req.target}
         if p.mode == "pstn":
             assert p.number is not None  # a PSTN plan always has its number
             out: PstnPlan | VoipPlan = PstnPlan(mode="pstn", number=p.number,

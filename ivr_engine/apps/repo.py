@@ -22,10 +22,11 @@ class IntentRepo:
         self._sessions = sessions
 
     async def add(self, *, app: str, token: str, caller: str, language: str,
-                  custom_data: dict, now: dt.datetime, ttl_seconds: int) -> CallIntent:
+                  custom_data: dict, now: dt.datetime, ttl_seconds: int,
+                  target: str | None = None) -> CallIntent:
         async with self._sessions() as s, s.begin():
             row = CallIntent(app=app, token=token, caller=caller, language=language,
-                             custom_data=custom_data, created_at=now,
+                             custom_data=custom_data, created_at=now, target=target,
                              expires_at=now + dt.timedelta(seconds=ttl_seconds))
             s.add(row)
             await s.flush()

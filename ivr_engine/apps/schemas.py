@@ -30,6 +30,9 @@ class CallPlanRequest(RequestModel):
         f"most {MAX_CUSTOM_VALUE} characters, numbers, booleans), handed to agents and the "
         "dialplan (IVR_DATA_<key>) as strings")
 
+    target: Text(200, "a node id of the app's tree (GET /v1/apps/{app}/menu): the call "
+                 "starts there instead of at the top") | None = None
+
     @field_validator("custom_data", mode="before")
     @classmethod
     def _clean(cls, value: Any) -> dict[str, str]:
@@ -50,6 +53,7 @@ class _Plan(ResponseModel):
     token: str = Field(pattern=r"^[0-9]+$", description="single use, ties the call to this "
                        "plan (its language and custom data)")
     expires_at: Timestamp
+    target: str | None = Field(None, description="the node the call starts at (deep link)")
 
 
 class VoipPlan(_Plan):

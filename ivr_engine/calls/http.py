@@ -60,7 +60,8 @@ def call_routes(ctx: ApiContext) -> ApiRoutes:
         info = await ctx.registry.lookup(request.match_info["call_id"])
         if info is None:
             raise Problem(404, "Unknown call", UNKNOWN_CALL)
-        return reply(CallContext.model_validate(info))
+        waiting = ctx.queues.call_queue(info.id) if ctx.queues is not None else None
+        return reply(CallContext.model_validate(info).model_copy(update={"queue": waiting}))
 
     @routes.post("/v1/calls/{call_id}/transfer", summary="Move a call to a queue or an agent",
                  security=ADMIN_TOKEN, body=TransferBody, responses={202: TransferResult},

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from ..api.schemas import RequestModel, ResponseModel, Timestamp
+from ..livedata.schemas import CallQueue
 
 CallState = Literal["ivr", "handed-off", "bridged", "ended"]
 
@@ -31,6 +32,8 @@ class CallContext(ResponseModel):
     transfers: list[str]
     started_at: Timestamp
     updated_at: Timestamp
+    queue: CallQueue | None = Field(None, description="while the call waits in a queue: its "
+                                    "position and estimated wait (needs AMI)")
 
 
 class TransferBody(RequestModel):

@@ -23,7 +23,9 @@ from ..ari import AriClient, AriError, AriNotFound, ChannelDestroyed, StasisEnd,
 from ..config import Config
 from ..ivr.actions import RingUser
 from ..ivr.destinations import HANDOFF_KINDS
+from ..ivr.deeplink import start_at_node
 from ..ivr.runtime import IvrRuntime, Watchdog
+from ..livedata.targets import TargetError, deep_link
 from ..routing.entry import EntryDecision
 from ..apps.guard import TokenGuard
 from .bridge import BridgePhase
@@ -281,8 +283,16 @@ class CallSession:
             await asyncio.gather(*(self.ari.set_variable(self.channel_id, f"IVR_DATA_{k}", v)
                                    for k, v in custom.items()))
         now = self.clock()
-        actions = rt.start(now) if decision.entry is not None else \
-            rt.start_at(decision.destination, now)  # type: ignore[arg-type]
+        try:
+            target = deep_link(cfg.tree, decision, intent)
+        except TargetError as exc:
+            log.warning("call %s: deep link ignored, starting at the top: %s", self.channel_id, exc)
+            target = None
+        if target is not None:  # the app asked to start at a node of its tree (issue 10)
+            actions = start_at_node(rt, target.node_id, target.menu, target.destination, now)
+        else:
+            actions = rt.start(now) if decision.entry is not None else \
+                rt.start_at(decision.destination, now)  # type: ignore[arg-type]
         ivr = IvrPhase(self, rt)
         return await ivr.execute(actions) or ivr
 

@@ -30,6 +30,7 @@ from .fields import (  # noqa: F401 - re-exported: the shared field types
     _blank_secret_is_unset,
     _Model,
 )
+from .model_livedata import DisplayText, OptionLabel
 from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay importable
     ApnsCredentials,
     App,
@@ -248,6 +249,9 @@ class Menu(_Model):
     timeout_message: Name | None = None
     schedule: Name | None = None
     after_hours: AfterHours | None = None
+    label: DisplayText = {}  # display text per language (apps rendering the menu)
+    description: DisplayText = {}
+    option_labels: dict[OptionKey, OptionLabel] = {}
 
 
 # --------------------------------------------------------------------------- access points
@@ -286,6 +290,7 @@ class MobileAppAccessPoint(_Model):
     menu: Name
     surface: Literal["ivr", "in-app"] = "ivr"
     name: str | None = None
+    visual: bool = False  # the app renders this tree: `check` warns about missing labels
 
 
 AccessPoint = Annotated[

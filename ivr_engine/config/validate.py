@@ -13,6 +13,7 @@ from ..routing.entry import RoutingTable
 from ..wakeup.plan import UserSpec
 from .apps import check_apps, compile_routing
 from .sms import check_sms
+from .labels import check_labels
 from .users import check_users, compile_users
 from .model import (
     ConfigModel,
@@ -171,6 +172,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
                 err(("access_points", i, "list"),
                     f"list {ap.caller_list!r} is not defined under caller_lists")
     issues.extend(check_apps(model, src, parent, root))
+    issues.extend(check_labels(model, src))
     _check_api_keys(model, err)
     unk = model.routing.unknown_number
     need_dest(("routing", "unknown_number"), unk)

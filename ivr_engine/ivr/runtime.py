@@ -295,7 +295,7 @@ class IvrRuntime:
             lang = lang if pre_lang == lang else self.language
         self._play(out, media, lang, True, ("collect",))
 
-    def _enter(self, name: str, now: dt.datetime, out: list[Action]) -> None:
+    def _enter(self, name: str, now: dt.datetime, out: list[Action], mark: str = "") -> None:
         self._hops += 1
         if self._hops > MAX_HOPS:
             self._end(out, Hangup("config-loop"), Destination("hangup"))
@@ -303,7 +303,7 @@ class IvrRuntime:
         menu = self.tree.menus[name]
         self._menu = menu
         self._invalid = self._timeouts = 0
-        self.path.append(name)
+        self.path.append(mark or name)  # mark: a deep link's "@<node>" (ivr/deeplink.py)
         if menu.schedule is not None and not menu.schedule.is_open(now):
             assert menu.after_hours_destination is not None
             if menu.after_hours_message:

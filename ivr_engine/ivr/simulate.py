@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any, Sequence
 
 from ..routing.entry import EntryDecision
+from .deeplink import start_at_node
 from .actions import Collect, Hangup, HandOff, Play, RecordCallback, RingUser
 from .runtime import IvrRuntime
 from .tree import IvrTree
@@ -29,14 +30,17 @@ def parse_dtmf(text: str) -> list[str]:
 
 
 def simulate(tree: IvrTree, decision: EntryDecision, *, caller: str, keys: Sequence[str],
-             at: dt.datetime, max_steps: int = 1000) -> dict[str, Any]:
+             at: dt.datetime, max_steps: int = 1000, target: Any = None) -> dict[str, Any]:
+    """``target``: a deep link (``livedata.targets.Target``): start at that node."""
     session = IvrRuntime(tree, decision.entry.menu if decision.entry else "",
                          decision.language, decision.label, caller, decision.app)
     now = at
     pending = list(keys)
     used = 0
     callbacks: list[dict[str, Any]] = []
-    if decision.entry is not None:
+    if target is not None:
+        actions = start_at_node(session, target.node_id, target.menu, target.destination, now)
+    elif decision.entry is not None:
         actions = session.start(now)
     else:
         assert decision.destination is not None

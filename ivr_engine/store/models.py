@@ -68,6 +68,7 @@ class CallIntent(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     channel_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)  # 0005: deep link
 
 
 class Device(Base):

@@ -17,13 +17,16 @@ from ivr_engine.store.db import HEAD_REVISION, LEGACY_TABLES, head_revision
 from ivr_engine.store.models import Base, CallIntent
 
 NOW = dt.datetime(2026, 11, 23, 17, 0, tzinfo=dt.timezone.utc)
+LATER_COLUMNS = {"call_intents": ("target",)}  # added to legacy tables by later revisions
 
 
 def legacy_metadata() -> MetaData:
     """The tables ``Store.open`` created with ``create_all`` before migrations existed."""
     md = MetaData()
     for name in sorted(LEGACY_TABLES):
-        Base.metadata.tables[name].to_metadata(md)
+        table = Base.metadata.tables[name].to_metadata(md)
+        for column in LATER_COLUMNS.get(name, ()):
+            table._columns.remove(table.c[column])
     return md
 
 

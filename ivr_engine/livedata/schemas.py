@@ -1,0 +1,89 @@
+"""Response models of the live-assist routes: the app's menu tree, queue status, waits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..api.schemas import ResponseModel
+
+Kind = Literal["menu", "queue", "voicemail", "callback", "message", "user", "endpoint", "hangup"]
+
+
+class WaitEstimate(ResponseModel):
+    """An estimated wait, with how it was made. `seconds` is null when the data is too thin
+    to say (see the README's estimator section)."""
+
+    seconds: float | None = Field(description="seconds still to wait; null: no estimate")
+    method: Literal["talk-time", "answered-waits", "none"] = Field(
+        description="talk-time: position-aware, from recent talk times and the agents "
+        "serving; answered-waits: mean wait of recent answered callers; none")
+    confidence: Literal["high", "medium", "low", "none"]
+    samples: int = Field(ge=0, description="history samples the estimate used")
+    reason: str
+
+
+class MenuNode(ResponseModel):
+    """One node of the app's tree: a menu, or an option leading out of the IVR."""
+
+    id: str = Field(description="a deep-link target for POST /v1/apps/{app}/calls")
+    kind: Kind
+    digit: str | None = Field(description="the key reaching it from its parent menu")
+    label: str | None = Field(description="display text in the asked language (with "
+                              "fallback); null when the config has none")
+    description: str | None
+    open: bool = Field(description="open now: its menu's schedule and those above it")
+    queue: str | None = Field(description="the queue, for queue and callback nodes")
+    wait: WaitEstimate | None = Field(description="for a queue: the wait a new caller "
+                                      "would have; null while queues are not followed")
+    children: list["MenuNode"]
+
+
+class MenuTree(ResponseModel):
+    """The app's own tree from its access point down (never another app's node)."""
+
+    app: str
+    surface: Literal["ivr", "in-app"]
+    language: str = Field(description="the language labels were picked in first")
+    root: MenuNode
+
+
+class Agents(ResponseModel):
+    logged_in: int = Field(ge=0, description="members of the queue")
+    serving: int = Field(ge=0, description="logged in, not paused, reachable")
+    available: int = Field(ge=0, description="serving and free now")
+    busy: int = Field(ge=0, description="serving and on a call")
+    paused: int = Field(ge=0)
+
+
+class WaitingCaller(ResponseModel):
+    """A caller in the queue, by position (no caller identity is shown)."""
+
+    position: int = Field(ge=1)
+    waiting_seconds: float = Field(ge=0)
+    estimate: WaitEstimate
+
+
+class QueueStatus(ResponseModel):
+    """A queue as app_queue reports it, followed live over AMI."""
+
+    queue: str
+    callers_waiting: int = Field(ge=0)
+    longest_wait_seconds: float = Field(ge=0)
+    agents: Agents
+    answered: int = Field(ge=0, description="callers answered since the engine started")
+    abandoned: int = Field(ge=0, description="callers who hung up while waiting")
+    estimate_new_caller: WaitEstimate = Field(description="for a caller joining now")
+    positions: list[WaitingCaller]
+    asterisk_holdtime_seconds: int | None = Field(
+        description="Asterisk's own estimate (running average hold time), for comparison")
+
+
+class CallQueue(ResponseModel):
+    """Where a call waits in a queue."""
+
+    queue: str
+    position: int = Field(ge=1)
+    waiting_seconds: float = Field(ge=0)
+    estimate: WaitEstimate
