@@ -17,7 +17,6 @@ from .phase import Call, Phase, TransferRequest
 
 async def start_ringing(call: Call, ivr: IvrPhase, a: RingUser) -> Phase | None:
     """Start ringing ``a.user``; the next phase (None: the IVR goes on at once)."""
-    rt = ivr.rt
     wd = call.config.engine.watchdog
     ctx = RingContext(
         ari=call.ari, channel_id=call.channel_id,
