@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -26,7 +24,8 @@ from ..api.problems import PROBLEM, Problem
 from ..api.routes import ADMIN_TOKEN, PUBLIC, ApiRoutes, Reply
 from ..api.schemas import reply
 from .linkhttp import add_link_routes
-from .models import SENDING, STATE_NAMES, TO_PROCESS, SpoolRow
+from .single import enqueue_single
+from .models import STATE_NAMES, TO_PROCESS, SpoolRow
 from .monitor import report as monitor_report
 from .reports import ReportError, parse_report
 from .schemas import (
@@ -103,15 +102,7 @@ def sms_routes(ctx: ApiContext) -> ApiRoutes:
             raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
         except LookupError as exc:
             raise Problem(409, "No provider", exc.args[0], field="provider") from None
-        rid = await ctx.store.sms.enqueue_one(row)
-        if ctx.sms is not None:
-            ctx.sms.wake_single.set()
-        deadline = time.monotonic() + req.wait_seconds
-        got = await ctx.store.sms.get(rid)
-        while got.state in (TO_PROCESS, SENDING) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            got = await ctx.store.sms.get(rid)
-        done = got.state not in (TO_PROCESS, SENDING)
+        got, done = await enqueue_single(ctx, row, req.wait_seconds)
         return reply(status_of(got), status=200 if done else 202)
 
     @routes.get("/v1/sms/messages/{id}", summary="One message and where it stands",

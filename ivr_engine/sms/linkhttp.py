@@ -10,9 +10,7 @@ and the two documents phones fetch to open them in the app (public).
 
 from __future__ import annotations
 
-import asyncio
 import html
-import time
 from typing import Any, Literal
 
 from aiohttp import web
@@ -31,8 +29,8 @@ from .applinks import (
     link_text,
     store_for,
 )
-from .models import SENDING, TO_PROCESS
 from .schemas import SmsStatus
+from .single import enqueue_single
 from .spool import SpoolError, single_row
 
 REDIRECT = Reply(description="to the platform's store", media_type="text/plain",
@@ -79,16 +77,8 @@ def add_link_routes(routes: ApiRoutes, ctx: Any, status_of: Any) -> None:
             raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
         except LookupError as exc:
             raise Problem(409, "No provider", exc.args[0]) from None
-        rid = await ctx.store.sms.enqueue_one(row)
-        if ctx.sms is not None:
-            ctx.sms.wake_single.set()
-        deadline = time.monotonic() + req.wait_seconds
-        got = await ctx.store.sms.get(rid)
-        while got.state in (TO_PROCESS, SENDING) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            got = await ctx.store.sms.get(rid)
-        return reply(status_of(got),
-                     status=202 if got.state in (TO_PROCESS, SENDING) else 200)
+        got, done = await enqueue_single(ctx, row, req.wait_seconds)
+        return reply(status_of(got), status=200 if done else 202)
 
     def link_handler(kind: str) -> Any:
         async def follow(request: web.Request) -> web.Response:

@@ -1,0 +1,24 @@
+"""A single SMS from the API (SendSMS, app links): queued in the single lane, the lane woken,
+and optionally waited for until it leaves (``wait_seconds``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .models import SENDING, TO_PROCESS
+
+
+async def enqueue_single(ctx: Any, row: Any, wait_seconds: float) -> tuple[Any, bool]:
+    """Queue ``row``; return its spool row after at most ``wait_seconds`` and whether it
+    reached an outcome (sent, failed, blocked, ...) by then."""
+    rid = await ctx.store.sms.enqueue_one(row)
+    if ctx.sms is not None:
+        ctx.sms.wake_single.set()
+    deadline = time.monotonic() + wait_seconds
+    got = await ctx.store.sms.get(rid)
+    while got.state in (TO_PROCESS, SENDING) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        got = await ctx.store.sms.get(rid)
+    return got, got.state not in (TO_PROCESS, SENDING)
