@@ -98,7 +98,7 @@ async def run_with_calls(servers: dict, bundle: str, concurrency: int, fill, pla
     cfg_path.write_text(CONFIG.format(s=servers, bundle=bundle, concurrency=concurrency,
                                       did=DID, rate=rate or "null"))
     await upgrade_database(url)
-    from ivr_engine.store import Store
+    from ivr_engine.repositories import Store
 
     store = await Store.open(url)
     try:

@@ -5,7 +5,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
       ├── AsteriskNode.run × nodes (calls app + take-over, registrations app, AMI)
       ├── Calls.run: one task per call, each with its own TaskGroup
       ├── ConfigHolder.run (SIGHUP reloads, off the event loop)
-      ├── ContextNotifier.run (webhook deliveries), HTTP API
+      ├── ContextNotifier.run (webhook deliveries), HTTP API (and the admin listener)
       ├── CallRegistry.run (call records written), CallRegistry.expire (retention)
       ├── Lifecycle.run (sessions ended by idleness or a mandatory grace)
       ├── SmsService.run when sms.in_engine (the SMS dialers and single lane)
@@ -21,8 +21,6 @@ from contextlib import AsyncExitStack
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .api.app import build_app, serve
-from .api.context import ApiContext
 from .ari import AriAppReplaced
 from .calls.manager import Calls
 from .calls.registry import CallRegistry
@@ -34,9 +32,11 @@ from .lifecycle.service import Lifecycle
 from .livedata.monitor import QueueMonitor
 from .node import AsteriskNode
 from .push import PushService
+from .repositories import Store
+from .server import ApiParts, build_apps, serve
 from .sms.dialer import SmsService, default_worker
 from .apps.guard import TokenGuard
-from .store import DatabaseUrlError, SchemaNotReady, Store, redact
+from .store import DatabaseUrlError, SchemaNotReady, redact
 
 log = logging.getLogger("ivr_engine.engine")
 
@@ -102,12 +102,14 @@ async def run_engine(config: Config) -> int:
                 if sms is not None:
                     tasks.append(tg.create_task(sms.run(), name="sms"))
                 if eng.api.enabled:
-                    api = build_app(ApiContext(config=lambda: holder.current, store=store,
-                                               registry=services.registry, calls=calls,
-                                               nodes=nodes, notifier=services.notifier,
-                                               holder=holder, push=push,
-                                               lifecycle=lifecycle, sms=sms, queues=queues))
+                    api, admin = build_apps(ApiParts(
+                        config=lambda: holder.current, store=store, registry=services.registry,
+                        calls=calls, nodes=nodes, notifier=services.notifier, holder=holder,
+                        push=push, lifecycle=lifecycle, sms=sms, queues=queues))
                     tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
+                    if admin is not None:
+                        tasks.append(tg.create_task(serve(admin, eng.api.admin_listen,
+                                                          "admin API"), name="admin-api"))
                 await stop.wait()
                 log.info("stopping: %d calls in progress go to the dialplan fallback",
                          len(calls))

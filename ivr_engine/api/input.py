@@ -154,10 +154,10 @@ def validate_body(model: type[M], body: dict[str, Any]) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise _first_problem(exc) from None
+        raise first_problem(exc) from None
 
 
-def _first_problem(exc: ValidationError) -> Problem:
+def first_problem(exc: ValidationError) -> Problem:
     err = exc.errors(include_url=False)[0]
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, FieldError):

@@ -82,6 +82,13 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
                 err(at + ("push", kind, key), f"file {path!r} not found (push to this platform "
                     "will fail until it exists)", "warning")
 
+        ua = app.user_assertion
+        for key in ("public_key_file", "jwks_file"):
+            path = getattr(ua, key, None) if ua is not None else None
+            if path and not os.path.isfile(path):
+                err(at + ("user_assertion", key), f"file {path!r} not found (logins of this "
+                    "app fail until it exists)", "warning")
+
         links = app.sms_links
         if links.enabled:
             for platform, key in (("ios_id", "app_store_url"), ("android_id", "play_store_url")):

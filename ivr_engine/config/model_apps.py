@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, model_validator
 
 from .fields import (
     E164,
@@ -16,7 +16,7 @@ from .fields import (
     Language,
     MediaList,
     Name,
-    _blank_secret_is_unset,
+    Secret,
     _Model,
 )
 
@@ -75,6 +75,41 @@ class AppFallback(_Model):
     guessing: TokenGuessing = TokenGuessing()
 
 
+class UserAssertion(_Model):
+    """How the app's users are proven at login: the customer's backend signs a JWT naming
+    the user (``sub``), for this app (``aud``: the app's name), with ``iss``, ``iat``,
+    ``exp`` and a single-use ``jti``; the engine verifies it with the one algorithm pinned
+    here (``none`` and any other algorithm are refused). HS256 takes the shared ``secret``;
+    RS256, ES256 and EdDSA a PEM ``public_key_file`` or a ``jwks_file`` (the key chosen by the
+    token's ``kid``)."""
+
+    algorithm: Literal["HS256", "RS256", "ES256", "EdDSA"]
+    secret: Secret = None
+    public_key_file: str | None = None
+    jwks_file: str | None = None
+    issuer: str = Field(min_length=1, max_length=256)
+    max_age_seconds: int = Field(300, ge=10, le=3600,
+                                 description="an assertion lives at most this long after iat")
+    leeway_seconds: int = Field(30, ge=0, le=300, description="clock skew tolerated")
+
+    @model_validator(mode="after")
+    def _key(self) -> "UserAssertion":
+        files = [k for k in ("public_key_file", "jwks_file") if getattr(self, k)]
+        if self.algorithm == "HS256":
+            if self.secret is None:
+                raise ValueError("HS256 needs secret (the key shared with your backend)")
+            if files:
+                raise ValueError(f"HS256 takes secret only, not {files[0]}")
+        else:
+            if self.secret is not None:
+                raise ValueError(f"{self.algorithm} verifies with a public key: give "
+                                 "public_key_file or jwks_file, not secret")
+            if len(files) != 1:
+                raise ValueError(f"{self.algorithm} needs exactly one of public_key_file, "
+                                 "jwks_file")
+        return self
+
+
 class BlockOutside(_Model):
     enabled: bool = False
     message: Name | None = None
@@ -89,12 +124,8 @@ class App(_Model):
     block_outside_calls: BlockOutside = BlockOutside()
     languages: list[Language] = []  # first = the app's default language
     messages: dict[Name, dict[Language, MediaList]] = {}
-    api_key: SecretStr | None = None  # SDK requests must send it as a Bearer token; unset: refused
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _api_key(cls, v: object) -> object:
-        return _blank_secret_is_unset(v)
+    api_key: Secret = None  # proves the app (never a user) as a Bearer token; unset: refused
+    user_assertion: UserAssertion | None = None  # unset: logins are refused
 
 
 class WakeupSettings(_Model):

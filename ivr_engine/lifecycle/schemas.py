@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..api.schemas import (
-    ProblemDocument,
+    QueryModel,
     RequestModel,
     ResponseModel,
     Text,
@@ -34,10 +34,15 @@ def _version(value: str) -> str:
 
 
 class LoginRequest(RequestModel):
-    """An SDK login: who, on what. `push_token` (the APNs alert token on iOS, the FCM token
-    on Android) is how the device is told when a later login ends this session."""
+    """An SDK login: who (the `assertion` the customer's backend signed for the user), on
+    what. `push_token` (the APNs alert token on iOS, the FCM token on Android) is how the
+    device is told when a later login ends this session."""
 
-    user: Name = Field(description="the user's id in the app")
+    assertion: str = Field(min_length=1, max_length=8192, description="a JWT your backend "
+                           "signed: {sub: <user>, aud: <app>, iss, iat, exp, jti}, with the "
+                           "algorithm of the app's user_assertion")
+    user: Name | None = Field(None, description="optional: the assertion's `sub` (a "
+                              "different user is refused)")
     device_id: Text(128, "the install's stable id")
     platform: Literal["mobile", "desktop"]
     app_type: Text(64, 'the client, e.g. "Mobile" or "Agent Desktop"')
@@ -220,17 +225,6 @@ class LoginReport(ResponseModel):
     truncated: bool = Field(description="more rows than the limit (10 000): narrow the range")
 
 
-class UpdateRequiredProblem(ProblemDocument):
-    """Refused: the device's version is below a mandatory release of its app."""
-
-    model_config = ConfigDict(title="UpdateRequiredProblem")
-
-    reason: Literal["mandatory_update"]
-    minimum_version: str
-    store_url: str
-    platform: str
-
-
 # ---------------------------------------------------------------- app logs on request
 
 class LogRequestCreate(RequestModel):
@@ -272,3 +266,22 @@ class LogUploaded(ResponseModel):
     size: int
     content_type: str
     uploaded_at: Timestamp
+
+
+# ---------------------------------------------------------------- query parameters
+
+class UserQuery(QueryModel):
+    """Narrow to one user."""
+
+    user: Text(128, "one user's id") | None = None
+
+
+class ReportQuery(QueryModel):
+    """The login report's range and filters."""
+
+    start: Text(40, "ISO 8601; without an offset, UTC; default: a day before `to`") | None = (
+        Field(None, alias="from"))
+    end: Text(40, "ISO 8601; default: now; between 1970 and 9998") | None = Field(
+        None, alias="to")
+    app: Text(128) | None = None
+    user: Text(128) | None = None

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
 CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "wakeup.yaml"
 TOKENS = {"alice": "fcm-alice-" + "a" * 30, "bob": "fcm-bob-" + "b" * 30}
-KEY = {"Authorization": "Bearer mobileapp-key"}  # the app's api_key (fixtures/wakeup.yaml)
+KEY = {"Authorization": "Bearer mobileapp-key-00000000000000000000000000"}  # the app's api_key (fixtures/wakeup.yaml)
 BUDGET = 4.0  # mobile_loops 2 × interval 2 s (tests/fixtures/wakeup.yaml)
 
 

@@ -4,7 +4,7 @@ against the document — zero 5xx, documented status codes, content types, heade
 schemas. Then the same without credentials: every non-public route answers a documented 401.
 
 The engine is the real process on loopback (``engine_proc.start_engine``) with the apps
-fixture (keys ``customer-key``, ``staff-key``, ``admin-secret``) plus two users, so device
+fixture (keys ``customer-key-000000000000000000000000000``, ``staff-key-000000000000000000000000000000``, ``admin-secret-000000000000000000000000000``) plus two users, so device
 registrations and test pushes get past "unknown user" (the fixture's push credential files
 do not exist: a test push answers without reaching any provider). It connects to Asterisk as
 an ARI application of its own, so it neither takes over nor is taken over by an engine that
@@ -47,9 +47,9 @@ users:
   alice: {mobile_endpoint: alice, app: customer}
   sam: {mobile_endpoint: sam, app: staff}
 """
-KEYS = {"customer": "customer-key", "staff": "staff-key", "legacy": "legacy-key"}
+KEYS = {"customer": "customer-key-000000000000000000000000000", "staff": "staff-key-000000000000000000000000000000", "legacy": "legacy-key-00000000000000000000000000000"}
 USER_OF = {"customer": "alice", "staff": "sam"}
-ADMIN_TOKEN = "admin-secret"
+ADMIN_TOKEN = "admin-secret-000000000000000000000000000"
 ARI_APP = "ivr-api-contract"
 # per operation and generation mode, with credentials (IVR_CONTRACT_EXAMPLES: a deeper run)
 EXAMPLES = int(os.environ.get("IVR_CONTRACT_EXAMPLES", "40"))

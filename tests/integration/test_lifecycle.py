@@ -22,8 +22,8 @@ pytestmark = pytest.mark.sandbox
 
 CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "lifecycle.yaml"
 BUNDLE = "com.acme.field"
-ADMIN = {"Authorization": "Bearer admin-secret"}
-KEY = {"Authorization": "Bearer field-key"}
+ADMIN = {"Authorization": "Bearer admin-secret-000000000000000000000000000"}
+KEY = {"Authorization": "Bearer field-key-000000000000000000000000000000"}
 STORE = "https://apps.example/field"
 
 

@@ -19,7 +19,7 @@ from .engine_proc import start_engine
 pytestmark = pytest.mark.sandbox
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
-KEY = {"Authorization": "Bearer customer-key"}
+KEY = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
 NUMBER = "+17144505656"
 BLOCKED = "message-then-hangup:outside-blocked"
 

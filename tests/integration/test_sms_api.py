@@ -15,11 +15,11 @@ from ivr_engine.api.app import build_app
 from ivr_engine.api.context import ApiContext
 from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
 from tests.support.sms_providers import LocalProviders, start
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "sms.yaml"
-AUTH = {"Authorization": "Bearer sms-admin-token"}
+AUTH = {"Authorization": "Bearer sms-admin-token-000000000000000000000000"}
 
 
 @pytest.fixture
@@ -128,24 +128,24 @@ async def test_delivery_reports(api):
     sent = await r.json()
     key = providers.requests[-1].json["messages"][0]["destinations"][0]["messageId"]
     assert providers.requests[-1].json["messages"][0]["notifyUrl"] == \
-        "http://127.0.0.1:8088/v1/sms/reports/infobip/report-token"
+        "http://127.0.0.1:8088/v1/sms/reports/infobip/report-token-000000000000000000000000000"
     report = {"results": [{"messageId": key, "status": {"groupName": "DELIVERED",
                                                          "name": "DELIVERED_TO_HANDSET"}}]}
     r = await client.post("/v1/sms/reports/infobip/wrong-token", json=report)
     assert r.status == 404
-    r = await client.post("/v1/sms/reports/infobip/report-token", json=report)
+    r = await client.post("/v1/sms/reports/infobip/report-token-000000000000000000000000000", json=report)
     assert (r.status, await r.json()) == (200, {"updated": 1})
     got = await (await client.get(f"/v1/sms/messages/{sent['id']}", headers=AUTH)).json()
     assert got["delivery_status"] == "DELIVERED"
-    r = await client.post("/v1/sms/reports/infobip/report-token", json={"results": []})
+    r = await client.post("/v1/sms/reports/infobip/report-token-000000000000000000000000000", json={"results": []})
     assert r.status == 422
     # Twilio posts a form with the message's sid
     r = await client.post("/v1/sms", headers=AUTH, json={
         "destination": "099635197", "message": "hi", "provider": "twilio", "wait_seconds": 5})
     tw = await r.json()
     assert tw["status"] == "sent" and providers.requests[-1].form["StatusCallback"] == \
-        "http://127.0.0.1:8088/v1/sms/reports/twilio/twilio-report-token"
-    r = await client.post("/v1/sms/reports/twilio/twilio-report-token",
+        "http://127.0.0.1:8088/v1/sms/reports/twilio/twilio-report-token-00000000000000000000"
+    r = await client.post("/v1/sms/reports/twilio/twilio-report-token-00000000000000000000",
                           data={"MessageSid": tw["message_id"], "MessageStatus": "delivered"})
     assert (await r.json()) == {"updated": 1}
     got = await (await client.get(f"/v1/sms/messages/{tw['id']}", headers=AUTH)).json()

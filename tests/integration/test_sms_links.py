@@ -14,7 +14,7 @@ from ivr_engine.api.app import build_app
 from ivr_engine.api.context import ApiContext
 from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
 from tests.support.sms_providers import INFOBIP_KEY, LocalProviders, start
 
 APPS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "apps.yaml"
@@ -35,10 +35,10 @@ ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, 
 
 def config(db_url: str, provider_url: str):
     text = APPS.read_text()
-    text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n",
-                        "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n" + LINKS, 1)
-    text = text.replace("    api_key: ${IVR_LEGACY_API_KEY:-legacy-key}\n",
-                        "    api_key: ${IVR_LEGACY_API_KEY:-legacy-key}\n"
+    text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n",
+                        "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n" + LINKS, 1)
+    text = text.replace("    api_key: ${IVR_LEGACY_API_KEY:-legacy-key-00000000000000000000000000000}\n",
+                        "    api_key: ${IVR_LEGACY_API_KEY:-legacy-key-00000000000000000000000000000}\n"
                         + LINKS.replace("com.acme.customer", "com.acme.legacy"), 1)
     text += f"""
 sms:
@@ -128,8 +128,8 @@ async def test_app_link_from_the_cli(db_url, tmp_path):
         cfg = config(db_url, url)
         path = tmp_path / "apps.yaml"
         text = APPS.read_text()
-        text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n",
-                            "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n" + LINKS, 1)
+        text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n",
+                            "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n" + LINKS, 1)
         text += (f"\nsms:\n  default_region: UY\n  providers:\n    - {{name: infobip, type: "
                  f"infobip, url: \"{url}\", password: {INFOBIP_KEY}}}\n")
         path.write_text(text)
