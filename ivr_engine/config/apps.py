@@ -83,6 +83,9 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
                     "will fail until it exists)", "warning")
 
         ua = app.user_assertion
+        if ua is not None and ua.algorithm == "HS256" and ua.secret is None:
+            err(at + ("user_assertion", "secret"), "not set: every login of this app is "
+                "refused", "warning")
         for key in ("public_key_file", "jwks_file"):
             path = getattr(ua, key, None) if ua is not None else None
             if path and not os.path.isfile(path):

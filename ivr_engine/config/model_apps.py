@@ -81,7 +81,8 @@ class UserAssertion(_Model):
     ``exp`` and a single-use ``jti``; the engine verifies it with the one algorithm pinned
     here (``none`` and any other algorithm are refused). HS256 takes the shared ``secret``;
     RS256, ES256 and EdDSA a PEM ``public_key_file`` or a ``jwks_file`` (the key chosen by the
-    token's ``kid``)."""
+    token's ``kid``). An HS256 ``secret`` left empty (``${VAR:-}``) shuts logins, as an
+    empty ``api_key`` shuts the app's SDK routes."""
 
     algorithm: Literal["HS256", "RS256", "ES256", "EdDSA"]
     secret: Secret = None
@@ -96,8 +97,6 @@ class UserAssertion(_Model):
     def _key(self) -> "UserAssertion":
         files = [k for k in ("public_key_file", "jwks_file") if getattr(self, k)]
         if self.algorithm == "HS256":
-            if self.secret is None:
-                raise ValueError("HS256 needs secret (the key shared with your backend)")
             if files:
                 raise ValueError(f"HS256 takes secret only, not {files[0]}")
         else:

@@ -85,10 +85,10 @@ class Assertions:
 
     async def verify(self, app: str, token: str) -> Asserted:
         spec = self._config().model.apps[app].user_assertion
-        if spec is None:
-            raise Problem(409, "Logins not configured", f"app {app!r} has no user_assertion: "
-                          "a login needs an assertion signed by your backend (see the README, "
-                          "Users and sessions)")
+        if spec is None or (spec.algorithm == "HS256" and spec.secret is None):
+            raise Problem(409, "Logins not configured", f"app {app!r} has no user_assertion "
+                          "(or its secret is not set): a login needs an assertion signed by "
+                          "your backend (see docs/security.md, users and sessions)")
         if len(token) > MAX_ASSERTION or not token.isascii():
             raise AssertionRefused("not a compact JWT")
         try:

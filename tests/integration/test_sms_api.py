@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr_engine.api.app import build_app
-from ivr_engine.api.context import ApiContext
 from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
 from ivr_engine.repositories import Store
+from ivr_engine.server import ApiParts, build_app
 from tests.support.sms_providers import LocalProviders, start
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "sms.yaml"
@@ -32,8 +31,8 @@ async def api(db_url):
     async with SmsService(lambda: cfg, store.sms, worker="api-test") as svc, \
             asyncio.TaskGroup() as tg:
         lane = tg.create_task(svc.run_single())
-        ctx = ApiContext(config=lambda: cfg, store=store, registry=None, sms=svc)
-        client = TestClient(TestServer(build_app(ctx)))
+        parts = ApiParts(config=lambda: cfg, store=store, sms=svc)
+        client = TestClient(TestServer(build_app(parts)))
         await client.start_server()
         try:
             yield client, providers, store
