@@ -167,6 +167,8 @@ def first_problem(exc: ValidationError) -> Problem:
         message = str(cause)
         if where and not message.startswith(where):
             message = f"{where}: {message}"
+    elif err["type"] == "extra_forbidden":
+        message = f"{where}: not a parameter of this route"
     elif err["type"] == "missing":
         message = f"{where} is required"
     else:

@@ -60,9 +60,10 @@ class RequestModel(BaseModel):
 
 class QueryModel(BaseModel):
     """A route's query parameters (the door validates them before the handler runs): every
-    value arrives as text; unknown parameters are ignored (a cache-buster is harmless)."""
+    value arrives as text; a parameter the route does not declare is refused (422), as is one
+    given twice."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
 class ResponseModel(BaseModel):

@@ -17,7 +17,7 @@ from ivr_engine.server import ApiParts, build_app
 from tests.support.sms_providers import INFOBIP_KEY, LocalProviders, start
 
 APPS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "apps.yaml"
-AUTH = {"Authorization": "Bearer links-admin"}
+AUTH = {"Authorization": "Bearer links-admin-000000000000000000000000"}
 LINKS = """    sms_links:
       enabled: true
       app_store_url: https://apps.apple.com/app/id123456789
@@ -46,7 +46,7 @@ sms:
     - {{name: infobip, type: infobip, url: "{provider_url}", password: {INFOBIP_KEY}}}
 """
     return parse_config(text, "apps.yaml", {"IVR_DATABASE_URL": db_url,
-                                            "IVR_ADMIN_TOKEN": "links-admin",
+                                            "IVR_ADMIN_TOKEN": "links-admin-000000000000000000000000",
                                             "IVR_ARI_PASSWORD": "x"})
 
 
