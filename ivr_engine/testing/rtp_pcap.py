@@ -7,9 +7,12 @@ Asterisk sees a stream going backwards and drops the later keys. This writer mak
 for a whole call — keys at given times, silence in between, sequence numbers and timestamps
 always increasing — the way a phone or a media gateway would.
 
-Each key is an RFC 4733 event (RFC 4733 §2.5): packets every 20 ms with the event's start
-timestamp and a growing duration, the marker bit on the first, the end bit on the last, which
-is sent three times (new sequence numbers, same timestamp and duration) as Asterisk itself does.
+Each key is an RFC 4733 event (§2.5): one packet every 20 ms, all with the event's start
+timestamp and the duration so far in timestamp units (8 per ms), the marker bit on the first
+(§2.5.1.3), the end bit on the last, which is sent three times at the 20 ms update interval
+(§2.5.1.4: new sequence numbers, same timestamp and duration). Like a phone, the stream has
+one packet per 20 ms: the end's two retransmissions take the place of the first 40 ms of
+silence after the key, so the shortest pause ITU-T Q.24 allows (40 ms) is just those two.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ PCMU = 0
 TELEPHONE_EVENT = 101  # the dynamic payload type the SIPp scenario offers in its SDP
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 PACKET_MS = 20
+END_REPEATS = 2  # retransmissions of an event's last packet (RFC 4733 §2.5.1.4: 3 in all)
 EVENT_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11,
                "A": 12, "B": 13, "C": 14, "D": 15}
 _SILENCE = b"\xff" * SAMPLES_PER_PACKET  # PCMU silence
@@ -84,9 +88,14 @@ def rtp_packets(keys: Iterable[Key], total_ms: int, *, ssrc: int = 0x1F2E3D4C,
     for k in keys:
         if k.digit not in EVENT_CODES:
             raise ValueError(f"{k.digit!r} is not a DTMF key")
+    for k in keys:
+        if k.duration_ms < PACKET_MS:
+            raise ValueError(f"key {k.digit!r} lasts {k.duration_ms} ms: less than a packet")
     for a, b in zip(keys, keys[1:]):
-        if b.at_ms < a.at_ms + a.duration_ms + 3 * PACKET_MS:
-            raise ValueError(f"key {b.digit!r} at {b.at_ms} ms overlaps the one before")
+        if b.at_ms < a.at_ms + a.duration_ms + END_REPEATS * PACKET_MS:
+            raise ValueError(f"key {b.digit!r} at {b.at_ms} ms overlaps the one before "
+                             f"(its end is repeated until "
+                             f"{a.at_ms + a.duration_ms + END_REPEATS * PACKET_MS} ms)")
     out: list[tuple[int, bytes]] = []
     seq, t, pending = seq0, 0, list(keys)
     marker = True  # first packet of the stream (talk spurt)
@@ -96,16 +105,15 @@ def rtp_packets(keys: Iterable[Key], total_ms: int, *, ssrc: int = 0x1F2E3D4C,
             pending.pop(0)
             start_ts = ts0 + t * 8
             code = EVENT_CODES[key.digit]
-            n = max(1, key.duration_ms // PACKET_MS)
-            for i in range(n):
-                last = i == n - 1
-                duration = (i + 1) * SAMPLES_PER_PACKET
-                body = struct.pack("!BBH", code, (0x80 if last else 0) | 10, duration)
-                for _ in range(3 if last else 1):  # the end packet goes out three times
-                    out.append((t, _rtp(seq, start_ts, ssrc, TELEPHONE_EVENT, i == 0, body)))
-                    seq += 1
+            n = key.duration_ms // PACKET_MS  # the duration, rounded down to 20 ms
+            for i in range(n + END_REPEATS):  # the end goes out 1 + END_REPEATS times
+                end = i >= n - 1
+                duration = min(i + 1, n) * SAMPLES_PER_PACKET
+                body = struct.pack("!BBH", code, (0x80 if end else 0) | 10, duration)
+                out.append((t, _rtp(seq, start_ts, ssrc, TELEPHONE_EVENT, i == 0, body)))
+                seq += 1
                 t += PACKET_MS
-            marker = True  # audio after an event starts a new talk spurt
+            marker = True  # audio after an event starts a new talk spurt (as Asterisk does)
             continue
         out.append((t, _rtp(seq, ts0 + t * 8, ssrc, PCMU, marker, _SILENCE)))
         marker = False
