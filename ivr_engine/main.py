@@ -28,6 +28,7 @@ from .calls.session import CallServices
 from .calls.webhook import ContextNotifier
 from .config import Config
 from .config.reloader import ConfigHolder
+from .lifecycle.offline import OfflineCodes
 from .lifecycle.service import Lifecycle
 from .livedata.monitor import QueueMonitor
 from .node import AsteriskNode
@@ -78,8 +79,10 @@ async def run_engine(config: Config) -> int:
         sms = await stack.enter_async_context(SmsService(
             lambda: holder.current, store.sms, worker=f"{default_worker()}:engine")) \
             if config.model.sms.in_engine else None  # else `ivr-engine sms dialer` runs them
+        guard = TokenGuard()  # fallback callers' tries: shared by the calls and the plans
         services = CallServices(store=store, registry=registry, notifier=_notifier(config),
-                                push=push, token_guard=TokenGuard())
+                                push=push, token_guard=guard,
+                                offline=OfflineCodes(lambda: holder.current, store.lifecycle))
         calls = Calls(lambda: holder.current, services)
         lifecycle = Lifecycle(lambda: holder.current, store, push)
         nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
@@ -105,7 +108,7 @@ async def run_engine(config: Config) -> int:
                     api, admin = build_apps(ApiParts(
                         config=lambda: holder.current, store=store, registry=services.registry,
                         calls=calls, nodes=nodes, notifier=services.notifier, holder=holder,
-                        push=push, lifecycle=lifecycle, sms=sms, queues=queues))
+                        push=push, lifecycle=lifecycle, sms=sms, queues=queues, guard=guard))
                     tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
                     if admin is not None:
                         tasks.append(tg.create_task(serve(admin, eng.api.admin_listen,

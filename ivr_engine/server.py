@@ -27,6 +27,7 @@ from .api.problems import problem_middleware
 from .api.ratelimit import TokenBuckets
 from .api.routes import ApiRoutes, spec_of
 from .api.schemas import WebhookStats
+from .apps.guard import TokenGuard
 from .apps.http import app_routes
 from .calls.http import call_routes
 from .lifecycle.http import lifecycle_routes
@@ -63,6 +64,7 @@ class ApiParts:
     clock: Callable[[], dt.datetime] = _utcnow
     randbelow: Callable[[int], int] = secrets.randbelow
     buckets: TokenBuckets = field(default_factory=TokenBuckets)  # the door's rate limits
+    guard: TokenGuard = field(default_factory=TokenGuard)  # shared with the calls
 
 
 class _Status:
@@ -112,7 +114,7 @@ def feature_routes(parts: ApiParts) -> list[ApiRoutes]:
         parts.lifecycle = Lifecycle(cfg, store, parts.push, clock)
     return [
         engine_routes(_Status(parts), parts.holder),
-        app_routes(cfg, store.intents, clock, parts.randbelow),
+        app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
         device_routes(cfg, store.devices, parts.push),
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any, Callable
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from ..api.problems import Problem
 from ..api.routes import ADMIN, APP_KEY, SESSION, ApiRoutes
 from ..api.schemas import reply
 from ..livedata.targets import TargetError, resolve_target
+from .guard import TokenGuard
 from .plans import PlanError, check_room, dial_string, draw_token, plan_call
 from .repo import IntentRepo, TokenSpaceFull
 from .schemas import (
@@ -63,8 +65,10 @@ def app_status(cfg, name: str) -> AppStatus:
 
 
 def app_routes(config: Callable[[], Any], intents: IntentRepo,
-               clock: Callable[[], dt.datetime],
-               randbelow: Callable[[int], int]) -> ApiRoutes:
+               clock: Callable[[], dt.datetime], randbelow: Callable[[int], int],
+               guard: TokenGuard, monotonic: Callable[[], float] = time.monotonic) -> ApiRoutes:
+    """``guard``: the fallback callers' guard the calls share (a hardened app's plans get
+    long tokens)."""
     routes = ApiRoutes("apps")
 
     @routes.post(
@@ -87,7 +91,7 @@ def app_routes(config: Callable[[], Any], intents: IntentRepo,
         caller, language, custom = req.caller or "", req.language, req.custom_data or {}
         app = cfg.routing.apps[name]
         now = clock()
-        digits = app.token_digits
+        digits = app.hardened_digits if guard.hardened(name, monotonic()) else app.token_digits
         try:
             p = plan_call(app, req.connectivity, req.data_path)
             check_room(await intents.active_count(name, now), digits)

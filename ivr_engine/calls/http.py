@@ -41,7 +41,8 @@ def live_call(session: Any, now: dt.datetime) -> LiveCall | None:
     phase = _PHASES.get(type(session.phase).__name__, "starting") if session.phase else \
         "starting"
     return LiveCall(id=info.id, app=info.app, entry=info.entry, caller=info.caller,
-                    language=info.language, phase=phase,
+                    language=info.language, user=info.user, verified=info.verified,
+                    phase=phase,
                     path=list(rt.path) if rt is not None else list(info.path),
                     waiting_since=info.started_at,
                     waiting_seconds=max(0.0, round((now - info.started_at).total_seconds(), 3)))

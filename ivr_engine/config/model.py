@@ -45,6 +45,7 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
     AppFallback,
     BlockOutside,
     FcmCredentials,
+    OfflineCodes,
     PushCredentials,
     SmsLinks,
     TokenGuessing,
@@ -295,14 +296,19 @@ class PhoneNumberAccessPoint(_Model):
 
 
 class UserSegmentAccessPoint(_Model):
-    """Callers whose number matches a pattern or a named list enter a top-level menu.
+    """Callers whose number matches a pattern or a named list, or verified users of an app,
+    enter a top-level menu.
 
-    Evaluated before phone-number and mobile-app access points, in file order.
+    Evaluated before phone-number and mobile-app access points, in file order. Numbers can
+    be spoofed; ``users`` match only a user the app's backend proved (a session's plan, an
+    offline code), on that app's calls.
     """
 
     type: Literal["user-segment"]
     callers: list[CallerPattern] = []  # exact numbers, or prefixes ending in *
     caller_list: Name | None = Field(None, alias="list")  # a list under caller_lists
+    users: list[str] = Field([], max_length=10_000)  # verified users of `app`
+    app: Name | None = None  # whose users `users` are (required with users)
     numbers: list[Number] = []  # dialled numbers it applies to (empty: every number)
     menu: Name
     language: Language | None = None

@@ -63,6 +63,21 @@ class TokenGuessing(_Model):
     per_caller: int = Field(3, ge=1, le=1000)
     per_app: int = Field(30, ge=1, le=100_000)
     window_seconds: float = Field(600.0, ge=10, le=86_400)
+    # while an app is attacked (per_app reached), plans get tokens this much longer and short
+    # ones are refused: see apps/guard.py
+    hardened_extra_digits: int = Field(4, ge=2, le=6)
+
+
+class OfflineCodes(_Model):
+    """Offline fallback codes: at login a session gets an HOTP secret (RFC 4226); with no data
+    path at all the app dials the fallback number then ``<session>*<code>#`` as post-dial
+    DTMF, the code computed on the phone from the secret and a counter. The engine accepts a
+    counter up to ``look_ahead`` past the last one accepted, each code once, and binds the
+    call to the session's user (no custom data: the app could ask for no plan)."""
+
+    enabled: bool = True
+    digits: int = Field(8, ge=6, le=8)
+    look_ahead: int = Field(5, ge=1, le=20)
 
 
 class AppFallback(_Model):
@@ -73,6 +88,7 @@ class AppFallback(_Model):
     token_digits: int = Field(6, ge=4, le=10)
     token_wait_seconds: float = Field(8.0, gt=0, le=30)
     guessing: TokenGuessing = TokenGuessing()
+    offline: OfflineCodes = OfflineCodes()
 
 
 class UserAssertion(_Model):

@@ -37,6 +37,7 @@ from .schemas import (
     LoginRow,
     NoticeInfo,
     NoticeList,
+    OfflineSecret,
     PublishResponse,
     ReleaseList,
     ReleaseRequest,
@@ -57,6 +58,17 @@ def known_app(config: Callable[[], Any], request: web.Request) -> str:
     if name not in config().model.apps:
         raise Problem(404, "Unknown app", f"no app named {name[:80]!r}", field="app")
     return name
+
+
+def offline_secret(fallback: Any, session: Any) -> OfflineSecret | None:
+    """What the app keeps to call the fallback number with no data path."""
+    if session.fallback_secret is None:
+        return None
+    number = fallback.number
+    return OfflineSecret(secret=session.fallback_secret, digits=fallback.offline.digits,
+                         counter=session.fallback_counter,
+                         look_ahead=fallback.offline.look_ahead, number=number,
+                         dial=f"{number},,{session.id}*{{code}}#" if number else None)
 
 
 def _row(s: Any) -> dict[str, Any]:
@@ -87,7 +99,9 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
             started_at=session.started_at, idle_expiry_seconds=life.sessions.idle_seconds(),
             replaced=[ReplacedSession(session_id=old.id, device_id=old.device_id,
                                       platform=old.platform, notified=how)
-                      for old, how in told]), status=201)
+                      for old, how in told],
+            offline=offline_secret(config().model.apps[who.app].fallback, session)),
+            status=201)
 
     @routes.delete("/v1/apps/{app}/sessions/current", summary="Log out", security=SESSION,
                    responses={200: LoggedOut})

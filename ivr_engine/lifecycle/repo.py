@@ -90,6 +90,22 @@ class LifecycleRepo:
             r = await s.execute(delete(AssertionJti).where(AssertionJti.expires_at <= now))
             return int(r.rowcount or 0)
 
+    async def fallback_of(self, session_id: int) -> AppSession | None:
+        """A session as the offline codes read it (its secret, counter, whether open)."""
+        if not 0 < session_id < 2**31:
+            return None
+        async with self._sessions() as s:
+            return await s.get(AppSession, session_id)
+
+    async def advance_fallback(self, session_id: int, last: int, counter: int) -> bool:
+        """Move an open session's offline-code counter from ``last`` to ``counter`` (a
+        compare-and-set: False when another call moved it first, or the session ended)."""
+        async with self._sessions() as s, s.begin():
+            r = await s.execute(update(AppSession).where(
+                AppSession.id == session_id, AppSession.fallback_counter == last,
+                AppSession.active_user.is_not(None)).values(fallback_counter=counter))
+            return bool(r.rowcount)
+
     async def by_token(self, token_hash: str) -> AppSession | None:
         async with self._sessions() as s:
             return (await s.scalars(select(AppSession).where(

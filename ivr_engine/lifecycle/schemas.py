@@ -68,9 +68,26 @@ class ReplacedSession(ResponseModel):
         Field(description="same_device: the device logged in again (nothing to tell)"))
 
 
+class OfflineSecret(ResponseModel):
+    """For calls with no data path: keep `secret` on the device (keychain / keystore). To call
+    offline, dial `number` then, as post-dial DTMF, `<session_id>*<code>#` where `code` is
+    HOTP(secret, counter + 1) (RFC 4226, SHA-1, `digits` digits) and the counter moves on; the
+    engine accepts a counter up to `look_ahead` past the last one it accepted, each once."""
+
+    secret: str = Field(description="base32 (RFC 4648), 160 bits")
+    digits: int
+    counter: int = Field(description="the last counter used: the next code is counter + 1")
+    look_ahead: int
+    number: str | None = Field(description="the app's PSTN fallback number")
+    dial: str | None = Field(description="what to dial with {code} replaced, e.g. "
+                             "+17144505656,,42*{code}#")
+
+
 class LoginResponse(ResponseModel):
     """The session: send `token` as `Authorization: Bearer <token>` on the SDK routes that act
-    for the user (call plans, device registration) and to log out. Only its hash is stored."""
+    for the user (call plans, device registration) and to log out. Only its hash is stored.
+    `offline`: how to call the fallback number with no data path (null: the app has no
+    offline codes)."""
 
     session_id: int
     token: str
@@ -79,6 +96,7 @@ class LoginResponse(ResponseModel):
     started_at: Timestamp
     idle_expiry_seconds: float | None = Field(description="null: no idle expiry")
     replaced: list[ReplacedSession]
+    offline: OfflineSecret | None = None
 
 
 class LoggedOut(ResponseModel):

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..push import PushError, token_hint
 from .assertions import AssertionRefused, Assertions
+from .offline import new_secret
 from .models import AppRelease, AppSession
 from ..api.auth import SESSION_TOKEN_PREFIX, ProvenSession
 from ..api.problems import UpdateRequired, session_ended
@@ -116,8 +117,11 @@ class Sessions:
                 app_version=req.app_version, os_version=req.os_version,
                 model=req.device_model, source="login")
         token = new_session_token()
+        offline = self._config().model.apps[app].fallback.offline
+        secret = new_secret() if offline.enabled else None
         session, ended = await self.repo.login(
             token_hash=hash_token(token), app=app, user=user, now=now,
+            fallback_secret=secret,
             device_id=req.device_id, platform=req.platform, app_type=req.app_type,
             app_version=req.app_version, os=req.os, os_version=req.os_version,
             device_model=req.device_model, push_token=req.push_token)

@@ -112,7 +112,8 @@ async def test_live_calls(api):
     assert [c["id"] for c in body["calls"]] == ["c2", "c1"]  # longest waiting first
     assert body["calls"][0] == {
         "id": "c2", "app": "customer", "entry": "app:customer", "caller": "+15550001111",
-        "language": "fr", "phase": "ivr", "path": ["cust", "cust-sub"],
+        "language": "fr", "user": None, "verified": False, "phase": "ivr",
+        "path": ["cust", "cust-sub"],
         "waiting_since": (now - dt.timedelta(seconds=95)).isoformat(), "waiting_seconds": 95.0}
     assert (await get(api, "/v1/health")).json()["calls_in_ivr"] == 3
 

@@ -503,3 +503,30 @@ def test_transfer_into_a_menu_plays_its_prompt(cfg):
     assert acts[0] == StopPlayback(p.token)
     assert one(acts, Play).media == ("sound:digits/4",)
     assert s.path == ["cust", "cust-sub"] and not s.finished
+
+
+# --------------------------------------------------------------------------- verified users
+
+VIP = """  - type: user-segment
+    name: vip
+    app: customer
+    users: [alice]
+    menu: top
+"""
+
+
+def test_a_segment_of_verified_users_takes_their_calls_only_when_verified():
+    cfg = parse_config(TEXT.replace("access_points:\n", "access_points:\n" + VIP, 1),
+                       "apps.yaml", {})
+    vip = route_app(cfg.routing, "customer", "fr", user="alice")
+    assert (vip.via, vip.label, vip.entry.menu, vip.app, vip.language) == (
+        "segment", "segment:vip", "top", "customer", "fr")
+    # the same call without a verified user (an anonymous plan): the app's own tree
+    assert route_app(cfg.routing, "customer", "fr").entry.menu == "cust"
+    assert route_app(cfg.routing, "customer", user="bob").entry.menu == "cust"
+    assert route_app(cfg.routing, "staff", user="alice").entry.menu == "staff"  # per app
+    # a matched token or offline code carrying alice
+    pstn = route_pstn(cfg.routing, CUSTOMER_NUMBER, "+15550009999")
+    assert after_token(cfg.routing, pstn, True, None, "alice").label == "segment:vip"
+    # a number never matches a segment of users: callers can spoof numbers
+    assert route_pstn(cfg.routing, MAIN_LINE, "alice").via == "number"
