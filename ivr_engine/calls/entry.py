@@ -130,6 +130,7 @@ async def _look_up(call: Call, app: AppEntry, presented: str,
     attempt = guard.admit(app.app, caller, kind, limits, time.monotonic())
     if not isinstance(attempt, Attempt):
         metrics.TOKEN_GUESSING_REFUSED.labels(app.app).inc()
+        metrics.TOKEN_TRIES.labels(app.app, kind.value, "refused").inc()
         log.warning("call %s (%s) on app %r: %s not looked up: %s", call.channel_id, path,
                     app.app, kind.value, attempt)
         return None, None, True
@@ -141,7 +142,9 @@ async def _look_up(call: Call, app: AppEntry, presented: str,
     elif presented.isdigit():
         intent = await store.intents.consume_token(app.app, presented, call.clock(),
                                                    call.channel_id)
-    if intent is not None or user is not None:
+    matched = intent is not None or user is not None
+    metrics.TOKEN_TRIES.labels(app.app, kind.value, "matched" if matched else "wrong").inc()
+    if matched:
         guard.succeeded(attempt)
     else:
         guard.failed(attempt)
