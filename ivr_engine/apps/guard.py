@@ -17,7 +17,9 @@ limit, many parallel calls could search the token space. The guard holds three r
    ``token_digits + hardened_extra_digits`` digits, which is always looked up (its space makes
    guessing hopeless: one try succeeds with probability ``A / 10^(d+k)``). Hardening lasts
    while short tokens keep arriving: every one presented while hardened extends it by
-   ``window_seconds``. Offline codes are always looked up too (one try succeeds with
+   ``window_seconds``. A plan made for a caller number whose short tries are used up (a
+   number someone spoofs to lock its owner out) gets a long token too. Offline codes are
+   always looked up too (one try succeeds with
    probability ``look_ahead / 10^code_digits`` against a session the caller names). So a
    caller presenting a valid long token or a valid code is never refused by a limit; only
    short tokens issued in the ``token_ttl_seconds`` before the app hardened are lost.
@@ -87,6 +89,12 @@ class TokenGuard:
             del self._hardened_until[app]
             return False
         return True
+
+    def caller_limited(self, app: str, caller: str, limits: GuessLimits, now: float) -> bool:
+        """Has this caller number used up its short tries (someone may be spoofing it)?"""
+        times = self._tries.get(("caller", f"{app}|{caller}"))
+        return times is not None and sum(t > now - limits.window_seconds for t in times) \
+            >= limits.per_caller
 
     # ------------------------------------------------------------------ tries
 

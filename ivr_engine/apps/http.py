@@ -22,7 +22,8 @@ from ..api.problems import Problem
 from ..api.routes import ADMIN, APP_KEY, SESSION, ApiRoutes
 from ..api.schemas import reply
 from ..livedata.targets import TargetError, resolve_target
-from .guard import TokenGuard
+from ..routing.entry import number_variants
+from .guard import GuessLimits, TokenGuard
 from .plans import PlanError, check_room, dial_string, draw_token, plan_call
 from .repo import IntentRepo, TokenSpaceFull
 from .schemas import (
@@ -90,8 +91,12 @@ def app_routes(config: Callable[[], Any], intents: IntentRepo,
         req = await read_model(request, CallPlanRequest)
         caller, language, custom = req.caller or "", req.language, req.custom_data or {}
         app = cfg.routing.apps[name]
-        now = clock()
-        digits = app.hardened_digits if guard.hardened(name, monotonic()) else app.token_digits
+        now, mono = clock(), monotonic()
+        guessing = cfg.model.apps[name].fallback.guessing
+        limits = GuessLimits(guessing.per_caller, guessing.per_app, guessing.window_seconds)
+        long = guard.hardened(name, mono) or any(
+            guard.caller_limited(name, v, limits, mono) for v in number_variants(caller))
+        digits = app.hardened_digits if long else app.token_digits
         try:
             p = plan_call(app, req.connectivity, req.data_path)
             check_room(await intents.active_count(name, now), digits)

@@ -70,3 +70,15 @@ def test_memory_stays_bounded_by_the_window():
         if isinstance(r, Attempt):
             g.failed(r)
     assert len(g) <= 10 + 1 + 1
+
+
+def test_a_spoofed_number_only_costs_its_owner_short_tokens():
+    """3 wrong calls with a user's number used to lock the user out for the window; now the
+    plan the user's app makes for that number is a long token, which is always looked up."""
+    g, lim = TokenGuard(), GuessLimits(per_caller=3, per_app=30, window_seconds=60)
+    for t in range(3):
+        g.failed(g.admit("app", "+15550001", TOKEN, lim, t))
+    assert g.caller_limited("app", "+15550001", lim, 10)
+    assert not g.caller_limited("app", "+15550002", lim, 10)
+    assert isinstance(g.admit("app", "+15550001", LONG, lim, 11), Attempt)
+    assert not g.caller_limited("app", "+15550001", lim, 70)  # the window slid
