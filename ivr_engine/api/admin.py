@@ -52,8 +52,7 @@ def engine_routes(status: EngineStatus, holder: Any) -> ApiRoutes:
                  problems={422: Reply(ReloadProblem, "the file is refused, the running config "
                                       "stays; `errors` lists every problem as "
                                       "`file:line: key.path: message`"),
-                           503: "this process cannot reload (no config holder)"},
-                 tag="admin")
+                           503: "this process cannot reload (no config holder)"})
     async def reload(request: web.Request, who: Principal) -> web.Response:
         """Re-reads the file the engine was started with, off the event loop (as SIGHUP
         does). Calls in progress keep the config they started with."""

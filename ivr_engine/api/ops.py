@@ -44,7 +44,7 @@ async def count_requests(request: web.Request,
 
 
 def ops_routes(not_ready: NotReady, *, with_metrics: bool = True) -> ApiRoutes:
-    routes = ApiRoutes("operations")
+    routes = ApiRoutes("engine")
 
     @routes.get("/healthz", summary="Liveness: the process answers", security=PUBLIC,
                 responses={200: Liveness})

@@ -130,7 +130,7 @@ def app_routes(config: Callable[[], Any], intents: IntentRepo,
         return reply(CallPlanResponse(out), status=201)
 
     @routes.get("/v1/admin/apps", summary="Every app with its status", security=ADMIN,
-                responses={200: AppStatusList}, tag="admin")
+                responses={200: AppStatusList})
     async def list_apps(request: web.Request, who: Principal) -> web.Response:
         """Active, without an access point (inactive), or with credential problems (no
         api_key, push credential files missing when the config was last read)."""

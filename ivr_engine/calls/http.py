@@ -125,7 +125,7 @@ def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: lis
         return reply(TransferResult(status="transferred", to=str(dest), via="ami"), status=202)
 
     @routes.get("/v1/admin/calls", summary="Live calls", security=ADMIN,
-                responses={200: LiveCalls}, tag="admin")
+                responses={200: LiveCalls})
     async def list_calls(request: web.Request, who: Principal) -> web.Response:
         """The calls the engine is driving now: app, path, language, waiting since."""
         now = clock()

@@ -114,7 +114,7 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
 
     @routes.get("/v1/admin/apps/{app}/sessions", summary="The open sessions of an app's users",
                 security=ADMIN, query=UserQuery, responses={200: SessionList},
-                problems={404: "no such app"}, tag="admin")
+                problems={404: "no such app"})
     async def open_sessions(request: web.Request, who: Principal) -> web.Response:
         """Login Info: per user, the app type and version, OS, device model, platform and
         since when. `?user=` narrows to one user."""
@@ -128,7 +128,7 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
 
     @routes.post("/v1/admin/apps/{app}/releases", summary="Publish a release: notices to the "
                  "devices still older", security=ADMIN, body=ReleaseRequest,
-                 responses={200: PublishResponse}, problems={404: "no such app"}, tag="admin")
+                 responses={200: PublishResponse}, problems={404: "no such app"})
     async def publish(request: web.Request, who: Principal) -> web.Response:
         """Answers when every notice has been sent and recorded. Publishing the same app,
         platform and version again is a re-publication: it may change the kind, URL,
@@ -141,7 +141,7 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
 
     @routes.get("/v1/admin/apps/{app}/releases", summary="An app's releases",
                 security=ADMIN, responses={200: ReleaseList},
-                problems={404: "no such app"}, tag="admin")
+                problems={404: "no such app"})
     async def list_releases(request: web.Request, who: Principal) -> web.Response:
         """Every release of the app, oldest first, with its notices counted by result."""
         name = known_app(config, request)
@@ -150,7 +150,7 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
 
     @routes.get("/v1/admin/releases/{release}/notices", summary="A release's notices, per "
                 "device", security=ADMIN, responses={200: NoticeList},
-                problems={404: "no such release"}, tag="admin")
+                problems={404: "no such release"})
     async def notices(request: web.Request, who: Principal) -> web.Response:
         """Each device notified (at most 1000), with its delivery result."""
         raw = request.match_info["release"]
@@ -174,8 +174,7 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
         return start, end, [_row(s) for s in rows[:MAX_ROWS]], len(rows) > MAX_ROWS
 
     @routes.get("/v1/reports/logins", summary="The login/logout report (JSON)",
-                security=ADMIN, query=ReportQuery, responses={200: LoginReport},
-                tag="reports")
+                security=ADMIN, query=ReportQuery, responses={200: LoginReport})
     async def report_json(request: web.Request, who: Principal) -> web.Response:
         """Query: `from`, `to` (ISO 8601; without an offset, UTC; default: the last 24
         hours), `app`, `user`. Sessions that began in [from, to), oldest first, at most
@@ -187,8 +186,7 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
     @routes.get("/v1/reports/logins.csv", summary="The login/logout report (CSV)",
                 security=ADMIN, query=ReportQuery,
                 responses={200: Reply(description="UTF-8 with BOM, CRLF, a header row",
-                                      media_type="text/csv", schema={"type": "string"})},
-                tag="reports")
+                                      media_type="text/csv", schema={"type": "string"})})
     async def report_csv(request: web.Request, who: Principal) -> web.Response:
         """The same rows as `/v1/reports/logins` (same query), as CSV a spreadsheet opens:
         UTF-8 with a byte-order mark, CRLF, a header row, times in UTC ISO 8601."""

@@ -33,7 +33,7 @@ def add_log_routes(routes: ApiRoutes, config: Callable[[], Any], life: Any,
     @routes.post("/v1/admin/apps/{app}/log-requests", summary="Ask a user's devices for "
                  "their logs", security=ADMIN, body=LogRequestCreate,
                  responses={201: LogRequestList},
-                 problems={404: "no such app, or the user has no (such) device"}, tag="admin")
+                 problems={404: "no such app, or the user has no (such) device"})
     async def ask_logs(request: web.Request, who: Principal) -> web.Response:
         """One request per device, each asked by push (alert on iOS, data on Android) with
         its request id; the device uploads to `PUT /v1/log-requests/{id}/upload` before the
@@ -46,7 +46,7 @@ def add_log_routes(routes: ApiRoutes, config: Callable[[], Any], life: Any,
 
     @routes.get("/v1/admin/apps/{app}/log-requests", summary="An app's log requests",
                 security=ADMIN, query=UserQuery, responses={200: LogRequestList},
-                problems={404: "no such app"}, tag="admin")
+                problems={404: "no such app"})
     async def list_logs(request: web.Request, who: Principal) -> web.Response:
         """Newest first, at most 1000; `?user=` narrows to one user."""
         name = known_app(config, request)
@@ -59,7 +59,7 @@ def add_log_routes(routes: ApiRoutes, config: Callable[[], Any], life: Any,
                 responses={200: Reply(description="the upload as the device sent it",
                                       media_type="application/octet-stream",
                                       schema={"type": "string", "format": "binary"})},
-                problems={404: "no such request, or nothing uploaded yet"}, tag="admin")
+                problems={404: "no such request, or nothing uploaded yet"})
     async def download(request: web.Request, who: Principal) -> web.Response:
         """The bytes the device uploaded, with the media type it declared in
         `X-Log-Content-Type` (the answer itself is `application/octet-stream`)."""

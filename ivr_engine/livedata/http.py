@@ -48,7 +48,7 @@ def _matches(header: str | None, etag: str) -> bool:
 def livedata_routes(config: Callable[[], Any], queues: Any,
                     clock: Callable[[], dt.datetime]) -> ApiRoutes:
     """``queues``: the livedata.monitor.QueueMonitor (None: AMI not configured)."""
-    routes = ApiRoutes("live")
+    routes = ApiRoutes("livedata")
 
     @routes.get(
         "/v1/apps/{app}/menu", summary="The app's own tree: visual IVR or in-app menu",

@@ -33,7 +33,7 @@ DEVICE_FIELDS = ("push_token", "voip_token", "app_version", "os_version", "model
 
 def device_routes(config: Callable[[], Any], devices: DeviceRepo, push: Any) -> ApiRoutes:
     """``push``: the push.PushService (None: this process sends no test pushes)."""
-    routes = ApiRoutes("devices")
+    routes = ApiRoutes("wakeup")
 
     @routes.post("/v1/devices", summary="Register the session user's app install and its "
                  "push tokens", security=SESSION, body=DeviceRequest,
@@ -71,8 +71,7 @@ def device_routes(config: Callable[[], Any], devices: DeviceRepo, push: Any) -> 
                  security=ADMIN, body=PushTestRequest, responses={200: PushTestResponse},
                  problems={404: "no such app, or the user has no device registered for it "
                            "(`field` says which)",
-                           503: "push notifications are not available in this process"},
-                 tag="admin")
+                           503: "push notifications are not available in this process"})
     async def push_test(request: web.Request, who: Principal) -> web.Response:
         """Through the app's push credentials, to each device the user registered for the
         app; each result is the provider's answer (as `ivr-engine push test` prints it)."""
