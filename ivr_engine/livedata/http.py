@@ -1,4 +1,4 @@
-"""The live-assist routes (the app's key, or a user's session of the app).
+"""The livedata routes (the app's key, or a user's session of the app).
 
 - ``GET /v1/apps/{app}/menu?surface=ivr|in-app&lang=xx``: the app's own tree (visual IVR or
   in-app menu) with labels, open-now and queue waits; an ``ETag`` so the app can poll with

@@ -1,4 +1,4 @@
-"""Response models of the live-assist routes: the app's menu tree, queue status, waits."""
+"""Response models of the livedata routes: the app's menu tree, queue status, waits."""
 
 from __future__ import annotations
 
