@@ -1,7 +1,7 @@
 """The apps' call intents: a call plan's one-time token and the context it carries.
 
 A token value is held by at most one unused intent of an app: the partial unique index
-``uq_intent_active_token`` (revision 0006) refuses a second, so two plans made at the same
+``uq_intent_active_token`` (revision 0007) refuses a second, so two plans made at the same
 moment cannot get the same token — the loser draws another value and tries again. An
 expired, unused intent gives its value back when a new plan draws it.
 

@@ -1,8 +1,8 @@
 """identity: verified users on call plans and calls, single-use assertions, offline codes,
 one active token per value
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03
 
 - ``call_intents.user`` / ``verified``: the user a session-made plan carries (verified), or
@@ -21,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
