@@ -6,10 +6,12 @@ rows, and delivery reports from Infobip and Twilio."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import event
 
 from ivr_engine.api.app import build_app
 from ivr_engine.api.context import ApiContext
@@ -82,6 +84,60 @@ async def test_send_sms(api):
         doc = await r.json()
         assert r.status in (409, 422) and r.content_type == "application/problem+json", doc
         assert doc["field"] == field and text in doc["detail"], doc
+
+
+def row_reads(store):
+    """Counts the statements that read one spool row by id (what a waiting SendSMS does)."""
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM sms_spool" in statement \
+                and "WHERE sms_spool.id =" in statement:
+            seen.append(statement)
+    event.listen(store.db.engine.sync_engine, "before_cursor_execute", count)
+    return seen, lambda: event.remove(store.db.engine.sync_engine, "before_cursor_execute",
+                                      count)
+
+
+async def test_send_sms_waits_for_the_outcome_without_polling(api):
+    """``wait_seconds`` read the row every 50 ms until the outcome: with the lane in this
+    process the wait is told when the lane records it (one read), with the dialer elsewhere
+    it reads every 0.5 s."""
+    client, providers, store = api
+    providers.latency = 1.0  # the provider answers after a second
+    reads, stop = row_reads(store)
+    try:
+        t0 = time.monotonic()
+        r = await client.post("/v1/sms", headers=AUTH, json={
+            "destination": "099635199", "message": "hi", "wait_seconds": 5})
+        took = time.monotonic() - t0
+        body = await r.json()
+    finally:
+        stop()
+    assert r.status == 200 and body["status"] == "sent", body
+    assert 1.0 <= took < 3.0, took
+    assert len(reads) <= 2, f"{len(reads)} reads of the row in {took:.2f} s"
+
+    # the dialer in another process: this API cannot be told, it reads now and then
+    # (the same store and sms settings, no SmsService in the context)
+    cfg = parse_config(FIXTURE.read_text(), "sms.yaml", {
+        "IVR_DATABASE_URL": "sqlite:///unused.db", "SMS_PROVIDER_URL": "http://unused"})
+    ctx = ApiContext(config=lambda: cfg, store=store, registry=None, sms=None)
+    other = TestClient(TestServer(build_app(ctx)))
+    await other.start_server()
+    reads, stop = row_reads(store)
+    try:
+        t0 = time.monotonic()
+        r = await other.post("/v1/sms", headers=AUTH, json={
+            "destination": "099635198", "message": "hi", "wait_seconds": 5})
+        took = time.monotonic() - t0
+        body = await r.json()
+    finally:
+        stop()
+        await other.close()
+    # nobody woke the lane: its poll (0.1 s) found the row, the provider took a second
+    assert r.status == 200 and body["status"] == "sent", body
+    assert len(reads) <= took / 0.5 + 2, f"{len(reads)} reads of the row in {took:.2f} s"
 
 
 async def test_uploads_monitor_and_campaign_controls(api):
