@@ -311,6 +311,9 @@ async def one_upload(kind: str, tree: Path, work: Path, args: Any, provider_url:
         out["engine_alive"] = eng.alive()
         text = eng.text()
         out["database_locked_in_log"] = text.count("database is locked")
+        out["engine_log_upload_lines"] = [line.split("ivr_engine.sms", 1)[-1].strip()
+                                          for line in text.splitlines()
+                                          if "upload:" in line and "ivr_engine.sms" in line]
     finally:
         code = eng.stop()
         out["exit_code"] = code
