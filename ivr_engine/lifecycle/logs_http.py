@@ -19,7 +19,7 @@ from ..api.problems import Problem
 from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes, Reply
 from ..api.schemas import reply
 from .auth import authenticate_sdk
-from .logs import LOG_TYPES, info
+from .logs import LOG_TYPES, info, send_log
 from .problems import UPDATE_REQUIRED
 from .schemas import LogRequestCreate, LogRequestList, LogUploaded
 from .service import lifecycle_of
@@ -62,19 +62,11 @@ def add_log_routes(routes: ApiRoutes, ctx: Any, app_of: Any, query: Any) -> None
                                       media_type="application/octet-stream",
                                       schema={"type": "string", "format": "binary"})},
                 problems={404: "no such request, or nothing uploaded yet"}, tag="admin")
-    async def download(request: web.Request) -> web.Response:
+    async def download(request: web.Request) -> web.StreamResponse:
         """The bytes the device uploaded, with the media type it declared in
         `X-Log-Content-Type` (the answer itself is `application/octet-stream`)."""
         require_admin(ctx.config(), request)
-        rid = request.match_info["request"]
-        row = await ctx.store.lifecycle.logs.get(rid, with_data=True)
-        if row is None or row.data is None:
-            raise Problem(404, "No log", "no such log request, or nothing uploaded yet",
-                          field="request")
-        return web.Response(body=row.data, content_type="application/octet-stream",
-                            headers={"X-Log-Content-Type": row.content_type or "",
-                                     "Content-Disposition":
-                                     f'attachment; filename="log-{row.id}"'})
+        return await send_log(request, ctx.store.lifecycle.logs, request.match_info["request"])
 
     @routes.route("PUT", "/v1/log-requests/{request}/upload", summary="Upload the logs an "
                   "admin asked for", security=SDK_KEY, responses={201: LogUploaded},

@@ -6,6 +6,8 @@ module through ``lifecycle/repo.py``).
                       one open session per user and app, even when two logins race)
     app_releases      a published release per app, platform and version
     release_notices   one per release and device: the delivery result of its notice
+    app_log_requests  an admin's request for a device's logs, and its upload
+    app_log_chunks    the uploads, 1 MiB a row (revision 0006)
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class ReleaseNotice(Base):
 
 class LogRequest(Base):
     """An admin asked a device for its logs: the push that asked, and the upload (kept
-    ``lifecycle.logs.retention_days``, in the database: both backends, no directory to run)."""
+    ``lifecycle.logs.retention_days``, in the database: both backends, no directory to run),
+    stored as the ``LogChunk`` rows of ``blob`` (revision 0006)."""
 
     __tablename__ = "app_log_requests"
 
@@ -87,4 +90,17 @@ class LogRequest(Base):
     uploaded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     size: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    blob: Mapped[str | None] = mapped_column(String(32), nullable=True)  # its LogChunk rows
+
+
+class LogChunk(Base):
+    """One piece (1 MiB) of an upload: written one short transaction at a time, read one at
+    a time, so that no upload is ever whole in the engine's memory. Chunks no request points
+    at (an upload that lost a race, or an engine stopped mid-way) are purged."""
+
+    __tablename__ = "app_log_chunks"
+
+    blob: Mapped[str] = mapped_column(String(32), primary_key=True)  # random per upload
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
