@@ -88,6 +88,16 @@ class SmsCampaign(_Model):
     dialer: Name
 
 
+class SmsUploads(_Model):
+    """The CSV uploads (HTTP and ``ivr-engine sms upload``): a file is checked while it is
+    spooled to a temporary file, then imported in one transaction; past ``max_bytes`` or
+    ``max_rows`` it is refused (413), a line longer than ``max_line_bytes`` is a bad line."""
+
+    max_bytes: int = Field(100 * 1024 * 1024, ge=1024, le=4 * 1024 ** 3)
+    max_line_bytes: int = Field(16 * 1024, ge=128, le=1024 * 1024)
+    max_rows: int = Field(100_000, ge=1, le=10_000_000)
+
+
 class SmsSettings(_Model):
     default_region: str | None = None  # ISO 3166 country for national numbers (UY, FR, US)
     providers: list[SmsProvider] = []
@@ -97,6 +107,7 @@ class SmsSettings(_Model):
     in_engine: bool = False  # run the dialers inside `ivr-engine run`
     poll_seconds: float = Field(0.1, ge=0.01, le=10)  # the single lane's spool check
     lease_seconds: float = Field(60.0, ge=5, le=3600)  # another worker's send left unresolved
+    uploads: SmsUploads = SmsUploads()
 
     @field_validator("default_region")
     @classmethod

@@ -2,19 +2,26 @@
 request id), the device uploads once to ``PUT /v1/log-requests/{id}/upload`` (size limit,
 content type checked), the admin lists and downloads; requests expire, uploads are purged
 after the retention.
+
+An upload is never whole in memory: the body goes to an anonymous temporary file (written off
+the event loop, refused past ``lifecycle.logs.max_bytes``), then into the database 1 MiB at a
+time (``logrepo.py``); a download is streamed back the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
-from typing import Any, Callable
+import tempfile
+from typing import IO, Any, AsyncIterator, Callable
 
 from aiohttp import web
 
 from ..api.problems import Problem
 from ..push import PushError
+from .logrepo import CHUNK_BYTES
 from .models import LogRequest
 from .rules import notice_result
 from .schemas import LogRequestInfo
@@ -22,7 +29,7 @@ from .schemas import LogRequestInfo
 log = logging.getLogger("ivr_engine.lifecycle")
 
 LOG_TYPES = ("text/plain", "application/gzip", "application/zip")
-_CHUNK = 64 * 1024
+READ_BYTES = 256 * 1024
 
 
 def state_of(row: LogRequest, now: dt.datetime) -> str:
@@ -48,19 +55,51 @@ def upload_type(header: str | None) -> str:
     return mime
 
 
-async def read_upload(request: web.Request, limit: int) -> bytes:
-    """The body, at most ``limit`` bytes (413 from the declared length, or while reading)."""
+async def spool_upload(request: web.Request, limit: int) -> tuple[IO[bytes], int]:
+    """The body in an anonymous temporary file (written off the loop) and its size; 413
+    past ``limit`` bytes (from the declared length, or while reading)."""
     too_big = Problem(413, "Payload Too Large", f"a log upload is limited to {limit} bytes")
     if (request.content_length or 0) > limit:
         raise too_big
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        parts.append(chunk)
-    return b"".join(parts)
+    f = await asyncio.to_thread(tempfile.TemporaryFile, prefix="ivr-log-")
+    try:
+        size = 0
+        async for chunk in request.content.iter_chunked(READ_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            await asyncio.to_thread(f.write, chunk)
+        return f, size
+    except BaseException:
+        await asyncio.to_thread(f.close)
+        raise
+
+
+async def _pieces(f: IO[bytes]) -> AsyncIterator[bytes]:
+    await asyncio.to_thread(f.seek, 0)
+    while data := await asyncio.to_thread(f.read, CHUNK_BYTES):
+        yield data
+
+
+async def send_log(request: web.Request, repo: Any, request_id: str) -> web.StreamResponse:
+    """The download: the upload streamed a chunk at a time, with the media type the device
+    declared in ``X-Log-Content-Type``; 404 when there is none."""
+    row = await repo.get(request_id)
+    if row is None or row.blob is None:
+        raise Problem(404, "No log", "no such log request, or nothing uploaded yet",
+                      field="request")
+    resp = web.StreamResponse(headers={
+        "X-Log-Content-Type": row.content_type or "",
+        "Content-Disposition": f'attachment; filename="log-{row.id}"'})
+    resp.content_type = "application/octet-stream"
+    resp.content_length = row.size
+    await resp.prepare(request)
+    seq = 0
+    while (data := await repo.chunk(row.blob, seq)) is not None:
+        await resp.write(data)
+        seq += 1
+    await resp.write_eof()
+    return resp
 
 
 class LogRequests:
@@ -114,14 +153,18 @@ class LogRequests:
         if state == "expired":
             raise Problem(410, "Gone", "this log request has expired")
         mime = upload_type(request.headers.get("Content-Type"))
-        data = await read_upload(request, self.settings.max_bytes)
-        if not await self._store.lifecycle.logs.store_upload(row.id, data=data,
-                                                              content_type=mime, now=now):
+        f, size = await spool_upload(request, self.settings.max_bytes)
+        try:
+            stored = await self._store.lifecycle.logs.store_upload(
+                row.id, _pieces(f), size=size, content_type=mime, now=now)
+        finally:
+            await asyncio.to_thread(f.close)
+        if not stored:
             raise Problem(409, "Already uploaded", "this log request has its upload")
-        log.info("log request %s: %d bytes (%s) from %.80r", row.id[:6], len(data), mime,
-                 row.user)
-        return len(data), mime, now
+        log.info("log request %s: %d bytes (%s) from %.80r", row.id[:6], size, mime, row.user)
+        return size, mime, now
 
     async def purge(self) -> int:
-        before = self._clock() - dt.timedelta(days=self.settings.retention_days)
-        return await self._store.lifecycle.logs.purge(before)
+        now = self._clock()
+        before = now - dt.timedelta(days=self.settings.retention_days)
+        return await self._store.lifecycle.logs.purge(before, now)

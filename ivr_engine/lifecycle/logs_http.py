@@ -18,7 +18,7 @@ from ..api.principal import Principal
 from ..api.problems import Problem
 from ..api.routes import ADMIN, SESSION, ApiRoutes, Reply, query_of
 from ..api.schemas import reply
-from .logs import LOG_TYPES, info
+from .logs import LOG_TYPES, info, send_log
 from .schemas import LogRequestCreate, LogRequestList, LogUploaded, UserQuery
 
 NO_SUCH_REQUEST = "no such log request for this session's user"
@@ -60,18 +60,10 @@ def add_log_routes(routes: ApiRoutes, config: Callable[[], Any], life: Any,
                                       media_type="application/octet-stream",
                                       schema={"type": "string", "format": "binary"})},
                 problems={404: "no such request, or nothing uploaded yet"})
-    async def download(request: web.Request, who: Principal) -> web.Response:
+    async def download(request: web.Request, who: Principal) -> web.StreamResponse:
         """The bytes the device uploaded, with the media type it declared in
         `X-Log-Content-Type` (the answer itself is `application/octet-stream`)."""
-        rid = request.match_info["request"]
-        row = await repo.get(rid, with_data=True)
-        if row is None or row.data is None:
-            raise Problem(404, "No log", "no such log request, or nothing uploaded yet",
-                          field="request")
-        return web.Response(body=row.data, content_type="application/octet-stream",
-                            headers={"X-Log-Content-Type": row.content_type or "",
-                                     "Content-Disposition":
-                                     f'attachment; filename="log-{row.id}"'})
+        return await send_log(request, repo, request.match_info["request"])
 
     @routes.put("/v1/log-requests/{request}/upload", summary="Upload the logs an admin asked "
                 "for", security=SESSION, responses={201: LogUploaded},

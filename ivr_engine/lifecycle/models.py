@@ -1,4 +1,4 @@
-"""The lifecycle's tables (revisions 0003, 0006), on the store's declarative ``Base`` so the schema
+"""The lifecycle's tables (revisions 0003, 0006, 0007), on the store's declarative ``Base`` so the schema
 test and the test databases see them with the others (``repositories.py`` imports this
 module through ``lifecycle/repo.py``).
 
@@ -7,6 +7,7 @@ module through ``lifecycle/repo.py``).
     app_releases      a published release per app, platform and version
     release_notices   one per release and device: the delivery result of its notice
     app_log_requests  an admin's request for a device's logs, and its upload
+    app_log_chunks    the uploads, 1 MiB a row (revision 0006)
     assertion_jtis    the user assertions accepted at login, until they expire (single use)
 """
 
@@ -40,13 +41,13 @@ class AppSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    # 0006: the HOTP secret of offline fallback codes (base32) and the last counter accepted
+    # 0007: the HOTP secret of offline fallback codes (base32) and the last counter accepted
     fallback_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
     fallback_counter: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AssertionJti(Base):
-    """A user assertion accepted at login (revision 0006): its ``jti`` is kept until the
+    """A user assertion accepted at login (revision 0007): its ``jti`` is kept until the
     assertion expires, so the same assertion cannot log in twice."""
 
     __tablename__ = "assertion_jtis"
@@ -88,7 +89,8 @@ class ReleaseNotice(Base):
 
 class LogRequest(Base):
     """An admin asked a device for its logs: the push that asked, and the upload (kept
-    ``lifecycle.logs.retention_days``, in the database: both backends, no directory to run)."""
+    ``lifecycle.logs.retention_days``, in the database: both backends, no directory to run),
+    stored as the ``LogChunk`` rows of ``blob`` (revision 0006)."""
 
     __tablename__ = "app_log_requests"
 
@@ -103,4 +105,17 @@ class LogRequest(Base):
     uploaded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     size: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    blob: Mapped[str | None] = mapped_column(String(32), nullable=True)  # its LogChunk rows
+
+
+class LogChunk(Base):
+    """One piece (1 MiB) of an upload: written one short transaction at a time, read one at
+    a time, so that no upload is ever whole in the engine's memory. Chunks no request points
+    at (an upload that lost a race, or an engine stopped mid-way) are purged."""
+
+    __tablename__ = "app_log_chunks"
+
+    blob: Mapped[str] = mapped_column(String(32), primary_key=True)  # random per upload
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

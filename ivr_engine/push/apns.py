@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 import time
 import uuid
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit
 
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.connection import (
+    APNsBaseConnectionPool,
+    APNsCertConnectionPool,
     APNsDevelopmentClientProtocol,
     APNsProductionClientProtocol,
     APNsTLSClientProtocol,
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from . import PushError, PushResult, WakePayload, result_builder, token_hint
+from .keys import read_key_file
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,10 @@ def _protocol_class(sandbox: bool, url: str | None) -> type[APNsTLSClientProtoco
 
 
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """Server verification (system CAs, or ``ca_file``) and ALPN h2.  For certificate auth
-    aioapns itself loads the provider certificate chain into this context."""
+    """Server verification (system CAs, or ``ca_file``) and ALPN h2 (in a worker thread: it
+    reads the CA files)."""
+    if ca_file:
+        read_key_file(ca_file, "APNs ca_file")  # missing, unreadable or oversized: say so
     try:
         ctx = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as e:
@@ -107,18 +111,35 @@ def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
-def _readable(path: str, what: str) -> str:
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise PushError(f"APNs {what} {path}: missing or unreadable")
-    return path
+def _token_key(key_file: str) -> str:
+    """The ``.p8`` key's PEM, checked to be an EC (ES256) private key."""
+    pem = read_key_file(key_file, "APNs key_file")
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise PushError(f"APNs key_file {key_file}: not a PEM (.p8) private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PushError(f"APNs key_file {key_file}: not an EC (ES256) key")
+    return pem.decode("ascii", "replace")
+
+
+class _LoadedCertPool(APNsCertConnectionPool):
+    """aioapns's certificate pool, its certificate chain already loaded into ``ssl_context``
+    in a worker thread (aioapns's own constructor reads the file on the event loop)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, **options: Any):
+        APNsBaseConnectionPool.__init__(self, **options)
+        self.cert_file = None
+        self.ssl_context = ssl_context
 
 
 class ApnsSender:
     """Sends VoIP wake-ups and alert cancels to iOS devices.
 
-    The aioapns client (and its connection pool) is created inside the running loop by
-    :meth:`open` and closed by :meth:`close`.  No send raises: answers, connection failures
-    and timeouts come back as a :class:`PushResult`, within ``timeout`` seconds.
+    The credentials' files are read and checked in a worker thread by :meth:`open` (a bad
+    file raises :class:`PushError` there), which also creates the aioapns client inside the
+    running loop; :meth:`close` closes it.  No send raises: answers, connection failures and
+    timeouts come back as a :class:`PushResult`, within ``timeout`` seconds.
     """
 
     def __init__(self, *, bundle_id: str, key_file: str | None = None,
@@ -131,58 +152,68 @@ class ApnsSender:
         self.sandbox = bool(sandbox)
         self.url = url
         self.timeout = float(timeout)
-        self._ca_file = _readable(ca_file, "ca_file") if ca_file else None
-        self._key: str | None = None
+        self._ca_file = ca_file or None
+        self._key_file = key_file or None
         self._key_id = key_id
         self._team_id = team_id
-        self._cert_file: str | None = None
+        self._cert_file = certificate_file or None
         if key_file:
             if certificate_file:
                 raise PushError("APNs: give key_file or certificate_file, not both")
             if not key_id or not team_id:
                 raise PushError("APNs token auth needs key_id and team_id with key_file")
-            with open(_readable(key_file, "key_file"), encoding="utf-8") as f:
-                pem = f.read()
-            try:
-                key = load_pem_private_key(pem.encode(), password=None)
-            except (ValueError, TypeError):
-                raise PushError(f"APNs key_file {key_file}: not a PEM (.p8) private key") from None
-            if not isinstance(key, ec.EllipticCurvePrivateKey):
-                raise PushError(f"APNs key_file {key_file}: not an EC (ES256) key")
-            self._key = pem
-        elif certificate_file:
-            self._cert_file = _readable(certificate_file, "certificate_file")
-        else:
+        elif not certificate_file:
             raise PushError("APNs needs key_file (+ key_id, team_id) or certificate_file")
         self._protocol = _protocol_class(self.sandbox, url)  # validates url now
         self._client: APNs | None = None
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files it reads: when one changes, the PushService builds a new sender."""
+        return tuple(f for f in (self._key_file, self._cert_file, self._ca_file) if f)
+
     def __repr__(self) -> str:
-        auth = "token" if self._key else "certificate"
+        auth = "token" if self._key_file else "certificate"
         host = self.url or ("sandbox" if self.sandbox else "production")
         return f"<ApnsSender {self.bundle_id} auth={auth} {host}>"
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _load(self) -> tuple[str | None, ssl.SSLContext]:
+        """Read and check the files (in a worker thread): the token key's PEM, and the TLS
+        context with the CAs and, for certificate auth, the provider certificate."""
+        ctx = _ssl_context(self._ca_file)
+        if self._key_file:
+            return _token_key(self._key_file), ctx
+        assert self._cert_file
+        read_key_file(self._cert_file, "APNs certificate_file")
+        try:
+            ctx.load_cert_chain(self._cert_file)
+        except (OSError, ssl.SSLError) as e:
+            raise PushError(f"APNs certificate_file {self._cert_file}: {e}") from None
+        return None, ctx
+
     async def open(self) -> "ApnsSender":
         if self._client is not None:
             return self
-        ctx = _ssl_context(self._ca_file)
+        try:
+            key, ctx = await asyncio.wait_for(asyncio.to_thread(self._load), self.timeout)
+        except TimeoutError:
+            raise PushError(f"APNs credentials for {self.bundle_id}: reading "
+                            f"{', '.join(self.files)} took over {self.timeout:g} s") from None
 
         async def quiet(request: NotificationRequest, result: Any) -> None:
             """Replaces aioapns's own error log (we log without the token)."""
 
-        try:
-            if self._key is not None:
-                client = APNs(key=self._key, key_id=self._key_id, team_id=self._team_id,
-                              topic=self.bundle_id, use_sandbox=self.sandbox,
-                              ssl_context=ctx, max_connection_attempts=2, err_func=quiet)
-            else:
-                client = APNs(client_cert=self._cert_file, topic=self.bundle_id,
-                              use_sandbox=self.sandbox, ssl_context=ctx,
-                              max_connection_attempts=2, err_func=quiet)
-        except (OSError, ssl.SSLError, ValueError) as e:
-            raise PushError(f"APNs credentials for {self.bundle_id}: {e}") from None
+        options = {"topic": self.bundle_id, "use_sandbox": self.sandbox,
+                   "max_connection_attempts": 2}
+        if key is not None:
+            client = APNs(key=key, key_id=self._key_id, team_id=self._team_id,
+                          ssl_context=ctx, err_func=quiet, **options)
+        else:  # APNs(client_cert=) would read the certificate again, on the loop
+            client = object.__new__(APNs)
+            client.err_func = quiet
+            client.pool = _LoadedCertPool(ctx, **options)
         client.pool.protocol_class = self._protocol
         self._client = client
         return self

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from . import PushError, PushResult, WakePayload, result_builder, token_hint
+from .keys import read_key_file
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,10 @@ class _Account:
     __slots__ = ("project_id", "client_email", "private_key_id", "token_uri", "key")
 
     def __init__(self, path: str):
+        """Read and parse ``path`` (blocking: the sender calls it in a worker thread)."""
+        raw = read_key_file(path, "FCM service account")
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-        except OSError as e:
-            raise PushError(f"FCM service account {path}: {e.strerror or e}") from None
+            doc = json.loads(raw)
         except ValueError:
             raise PushError(f"FCM service account {path}: not JSON") from None
         if not isinstance(doc, dict):
@@ -77,21 +77,33 @@ class _Account:
 class FcmSender:
     """Sends wake-up and cancel data messages to Android devices through FCM HTTP v1.
 
-    Use as ``async with FcmSender(...) as fcm`` or ``await open()`` / ``await close()``; the
-    aiohttp session is created inside the running loop and owned by the sender.  No method
-    raises for what FCM or the OAuth server answers; every send is bounded by ``timeout``
-    (access-token fetch and the one 401 retry included).
+    Use as ``async with FcmSender(...) as fcm`` or ``await open()`` / ``await close()``:
+    :meth:`open` reads the service account in a worker thread (a bad file raises
+    :class:`PushError` there) and creates the aiohttp session inside the running loop.  No
+    method raises for what FCM or the OAuth server answers; every send is bounded by
+    ``timeout`` (access-token fetch and the one 401 retry included).
     """
 
     def __init__(self, service_account_file: str, *, base_url: str = DEFAULT_URL,
                  timeout: float = 5.0):
-        self._account = _Account(service_account_file)
+        self.service_account_file = service_account_file
+        self._loaded: _Account | None = None
         self.base_url = (base_url or DEFAULT_URL).rstrip("/")
         self.timeout = float(timeout)
         self._session: aiohttp.ClientSession | None = None
         self._token_lock: asyncio.Lock | None = None
         self._access_token: str | None = None
         self._token_deadline = 0.0  # time.monotonic() after which it is renewed
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files it reads: when one changes, the PushService builds a new sender."""
+        return (self.service_account_file,)
+
+    @property
+    def _account(self) -> _Account:
+        assert self._loaded is not None, "open() the sender first"
+        return self._loaded
 
     @property
     def project_id(self) -> str:
@@ -102,11 +114,19 @@ class FcmSender:
         return f"{self.base_url}/v1/projects/{self._account.project_id}/messages:send"
 
     def __repr__(self) -> str:
-        return f"<FcmSender project={self._account.project_id} url={self.base_url}>"
+        project = self._loaded.project_id if self._loaded else "?"
+        return f"<FcmSender project={project} url={self.base_url}>"
 
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> "FcmSender":
+        if self._loaded is None:
+            try:
+                self._loaded = await asyncio.wait_for(
+                    asyncio.to_thread(_Account, self.service_account_file), self.timeout)
+            except TimeoutError:
+                raise PushError(f"FCM service account {self.service_account_file}: reading "
+                                f"it took over {self.timeout:g} s") from None
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout))

@@ -2,7 +2,10 @@
 
 One sender per (app, provider), built from the app's ``push`` configuration the first time it
 is needed (inside the running loop) and kept; when a configuration reload changes an app's
-credentials, its sender is closed and rebuilt.  Dead tokens are removed from the store.
+credentials, or one of its files changes (a rotated key: looked at, off the loop, at most once
+a second), its sender is rebuilt — a new file that does not load keeps the old sender, with a
+warning.  The files are read in a worker thread (``keys.py``).  Dead tokens are removed from
+the store.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from .. import metrics
 from . import PushError, PushResult, WakePayload, token_hint
 from .apns import ApnsSender
 from .fcm import FcmSender
+from .keys import FileStamps
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ class DeviceLike(Protocol):
 
 
 class _Sender(Protocol):
+    files: tuple[str, ...]
+
     async def open(self) -> Any: ...
     async def close(self) -> None: ...
 
@@ -51,7 +57,10 @@ class PushService:
         self._config_getter = config_getter
         self._store = store
         self.timeout = timeout
-        self._senders: dict[tuple[str, str], tuple[object, _Sender]] = {}
+        # (app, provider) → (config signature, file stamps, sender)
+        self._senders: dict[tuple[str, str], tuple[object, tuple, _Sender]] = {}
+        self._refused: dict[tuple[str, str], tuple] = {}  # file stamps that did not load
+        self._stamps = FileStamps()
         self._lock: asyncio.Lock | None = None
         self._closed = False
 
@@ -100,20 +109,35 @@ class PushService:
             held = self._senders.get(key)
             sig = self._signature(name, provider)
             if held is not None and held[0] == sig:
-                return held[1]
-            if held is not None:  # configuration reloaded with other credentials
+                files = await self._stamps.of(held[2].files)
+                if files in (held[1], self._refused.get(key)):
+                    return held[2]
+                log.info("push: a %s credentials file of app %s changed, reloading",
+                         provider, name)
+            elif held is not None:  # configuration reloaded with other credentials
                 log.info("push: %s credentials of app %s changed, rebuilding", provider, name)
-                del self._senders[key]
-                await held[1].close()
             sender = self._build(name, provider)
-            await sender.open()
-            self._senders[key] = (sig, sender)
+            files = await self._stamps.of(sender.files)
+            try:
+                await sender.open()
+            except PushError as e:
+                if held is None or held[0] != sig:
+                    raise
+                log.warning("push: %s; app %s keeps the %s credentials it loaded before",
+                            e, name, provider)
+                self._refused[key] = files
+                return held[2]
+            self._refused.pop(key, None)
+            if held is not None:
+                del self._senders[key]
+                await held[2].close()
+            self._senders[key] = (sig, files, sender)
             return sender
 
     async def close(self) -> None:
         self._closed = True
         senders, self._senders = list(self._senders.values()), {}
-        for _, sender in senders:
+        for _, _, sender in senders:
             try:
                 await sender.close()
             except Exception:  # noqa: BLE001 - close every one

@@ -113,13 +113,15 @@ def cmd_app_link(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace, kind: str) -> int:
-    from .uploads import file_lines, import_dnc, import_spool
+    from .uploads import TooLarge, file_chunks, receive
 
     async def work(cfg: Any, svc: Any) -> int:
-        lines = file_lines(args.file)
-        sms = cfg.model.sms
-        result = await (import_spool(svc.repo, sms, lines, svc.clock()) if kind == "spool"
-                        else import_dnc(svc.repo, sms, lines))
+        try:
+            result = await receive(kind, svc.repo, cfg.model.sms, file_chunks(args.file),
+                                   svc.clock())
+        except TooLarge as exc:
+            print(f"{args.file}: {exc}; nothing imported", file=sys.stderr)
+            return EXIT_INPUT
         if not result.ok:
             for err in result.errors:
                 print(f"{args.file}:{err.line}: {err.reason}", file=sys.stderr)

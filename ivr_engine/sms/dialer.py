@@ -36,6 +36,7 @@ from .monitor import report
 from .numbers import NumberError, check_regexp, parse_channels, rotation
 from .providers import Outbound, Provider, SendResult
 from .repo import Claimed, SmsRepo
+from .single import Outcomes
 from .spool import provider_spec, single_row
 from .urlproviders import make_provider
 
@@ -77,6 +78,7 @@ class SmsService:
         self.worker = worker or default_worker()
         self.clock = clock
         self.wake_single = asyncio.Event()
+        self.outcomes = Outcomes()  # the single lane's, for SendSMS waiting in this process
         self._stopping = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._providers: dict[str, tuple[Any, Provider]] = {}
@@ -257,8 +259,8 @@ class SmsService:
         """Claim and send the single lane's waiting rows (up to 50); how many were claimed.
         Each row goes to its own provider (``provider`` at enqueue), else sms.single_provider,
         else the default one."""
-        rows, _ = await self.repo.claim(SINGLE_LANE, self.worker, self.clock(), 50, True,
-                                        self.lane_provider(SINGLE_LANE))
+        rows, blocked = await self.repo.claim(SINGLE_LANE, self.worker, self.clock(), 50, True,
+                                              self.lane_provider(SINGLE_LANE))
         # rows of an uncapped provider leave at once (the others are marked one by one)
         await self.repo.mark_attempted([r.id for r in rows if self.provider(r.provider)
                                         .spec.rate is None], self.clock())
@@ -269,6 +271,7 @@ class SmsService:
             tasks = [tg.create_task(self._batch(rs, self.provider(p or None), 0,
                                                 rotation(()), single=True))
                      for p, rs in by_provider.items()]
+        self.outcomes.recorded([r.id for r in rows], everyone=bool(blocked))
         if sum(t.result() for t in tasks):
             await self._pause(BACKOFF_SECONDS)
         return len(rows)

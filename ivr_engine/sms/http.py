@@ -3,7 +3,8 @@
 - ``POST /v1/sms``: SendSMS — one message in the single lane; 202 queued (or 200 with the
   outcome when ``wait_seconds`` is given and it came in time). ``GET /v1/sms/messages/{id}``.
 - ``POST /v1/sms/uploads``, ``POST /v1/sms/dnc/uploads``: the CSV files (``text/csv``
-  body, streamed), all or nothing; 422 lists every bad line.
+  body, spooled and checked, then imported in one transaction: ``uploads.py``), all or
+  nothing; 422 lists every bad line, 413 past ``sms.uploads`` limits.
 - ``GET /v1/sms/monitor``; ``POST /v1/sms/dialers/{name}/start|stop``;
   ``DELETE /v1/sms/campaigns/{campaign}/unprocessed``.
 - ``POST /v1/sms/reports/{provider}/{token}``: a provider's delivery report, proven by the
@@ -13,14 +14,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
 from ..api.input import read_model
 from ..api.principal import Principal
-from ..api.problems import PROBLEM, Problem
+from ..api.problems import Problem
 from ..api.routes import ADMIN, PROVIDER, ApiRoutes, Reply
 from ..api.schemas import reply
 from .linkhttp import add_link_routes
@@ -31,7 +31,6 @@ from .reports import ReportError, parse_report
 from .schemas import (
     CampaignDeleted,
     DialerSwitched,
-    LineError,
     ReportAccepted,
     SendSmsRequest,
     SmsMonitor,
@@ -40,10 +39,10 @@ from .schemas import (
     UploadProblem,
 )
 from .spool import SpoolError, single_row
-from .uploads import import_dnc, import_spool
+from .uploads import http_upload
 
-CSV_TYPES = ("text/csv", "text/plain")
 UPLOAD_PROBLEMS = {
+    413: "larger than `sms.uploads.max_bytes`, or more rows than `sms.uploads.max_rows`",
     415: "the body is not sent as Content-Type: text/csv (UTF-8)",
     422: Reply(UploadProblem, "the file is refused and nothing was imported; `errors` lists "
                "every bad line with its reason"),
@@ -57,23 +56,6 @@ def status_of(row: SpoolRow) -> SmsStatus:
                      provider=row.provider, message_id=row.provider_message_id,
                      answer=row.provider_answer, delivery_status=row.delivery_status,
                      created_at=row.created_at, done_at=row.done_at)
-
-
-async def _csv_lines(request: web.Request) -> AsyncIterator[bytes]:
-    try:
-        async for line in request.content:
-            yield line
-    except ValueError as exc:  # aiohttp: a line longer than its buffer
-        raise Problem(422, "Invalid upload", f"a line is too long: {exc}") from None
-
-
-def _upload_refused(request: web.Request, result: Any) -> web.Response:
-    doc = UploadProblem(title="Upload refused", status=422, instance=request.path,
-                        detail=f"{result.bad_lines} bad line(s); nothing was imported",
-                        bad_lines=result.bad_lines,
-                        errors=[LineError(line=e.line, reason=e.reason) for e in result.errors])
-    return web.Response(status=422, content_type=PROBLEM,
-                        text=json.dumps(doc.model_dump(exclude_none=True)))
 
 
 def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
@@ -123,29 +105,18 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
                  security=ADMIN, responses={200: UploadAccepted},
                  problems=UPLOAD_PROBLEMS)
     async def upload_spool(request: web.Request, who: Principal) -> web.Response:
-        """The body is the file (`Content-Type: text/csv`), streamed: every line is checked
-        (campaign exists, four columns, number, priority, no blank lines, no forbidden
-        characters) and the file is imported in one transaction, all or nothing."""
-        sms = settings()
-        if request.content_type not in CSV_TYPES:
-            raise Problem(415, "Unsupported Media Type", "send the file as text/csv")
-        result = await import_spool(repo, sms, _csv_lines(request), clock())
-        if not result.ok:
-            return _upload_refused(request, result)
-        return reply(UploadAccepted(imported=result.imported))
+        """The body is the file (`Content-Type: text/csv`), spooled to a temporary file
+        while every line is checked (campaign exists, four columns, number, priority, no
+        blank lines, no forbidden characters, `sms.uploads.max_line_bytes`), then imported
+        in one transaction, all or nothing."""
+        return await http_upload(request, "spool", repo, settings(), clock())
 
     @routes.post("/v1/sms/dnc/uploads", summary="Upload a number;campaign; do-not-contact CSV",
                  security=ADMIN, responses={200: UploadAccepted},
                  problems=UPLOAD_PROBLEMS)
     async def upload_dnc(request: web.Request, who: Principal) -> web.Response:
         """An empty campaign lists the number for every campaign. All or nothing."""
-        sms = settings()
-        if request.content_type not in CSV_TYPES:
-            raise Problem(415, "Unsupported Media Type", "send the file as text/csv")
-        result = await import_dnc(repo, sms, _csv_lines(request))
-        if not result.ok:
-            return _upload_refused(request, result)
-        return reply(UploadAccepted(imported=result.imported))
+        return await http_upload(request, "dnc", repo, settings(), clock())
 
     @routes.get("/v1/sms/monitor", summary="The dialers and campaigns monitor",
                 security=ADMIN, responses={200: SmsMonitor})

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
 
@@ -77,27 +76,35 @@ class SmsRepo:
 
     # ----------------------------------------------------------------- spool in
 
-    async def enqueue(self, rows: list[dict[str, Any]], session: AsyncSession | None = None
-                      ) -> None:
-        """Insert spool rows (dicts of SpoolRow columns); inside ``session`` when given (an
-        upload's one transaction)."""
+    async def enqueue(self, rows: list[dict[str, Any]]) -> None:
+        """Insert spool rows (dicts of SpoolRow columns)."""
         if not rows:
             return
-        if session is not None:
-            await session.execute(insert(T), rows)
-            return
-        async with self._sessions() as s, s.begin():
+        async with self._writer, self._sessions() as s, s.begin():
             await s.execute(insert(T), rows)
 
     async def enqueue_one(self, row: dict[str, Any]) -> int:
-        async with self._sessions() as s, s.begin():
+        async with self._writer, self._sessions() as s, s.begin():
             return (await s.execute(insert(T).values(**row).returning(T.c.id))).scalar_one()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: an exception inside rolls everything back."""
-        async with self._sessions() as s, s.begin():
-            yield s
+    async def import_spool(self, batches: AsyncIterator[list[dict[str, Any]]]) -> int:
+        """An upload's rows, checked already: one transaction, one ``executemany`` per
+        batch, all or nothing. How many rows."""
+        n = 0
+        async with self._writer, self._sessions() as s, s.begin():
+            async for rows in batches:
+                if rows:
+                    await s.execute(insert(T), rows)
+                    n += len(rows)
+        return n
+
+    async def import_dnc(self, batches: AsyncIterator[list[tuple[str, str]]]) -> int:
+        """A do-not-contact upload's pairs, in one transaction; how many were new."""
+        n = 0
+        async with self._writer, self._sessions() as s, s.begin():
+            async for pairs in batches:
+                n += await self._dnc_add(s, list(dict.fromkeys(pairs)))
+        return n
 
     # ----------------------------------------------------------------- claim, record
 
@@ -227,19 +234,16 @@ class SmsRepo:
 
     # ----------------------------------------------------------------- do-not-contact
 
-    async def dnc_add(self, pairs: Iterable[tuple[str, str]],
-                      session: AsyncSession | None = None) -> int:
+    async def dnc_add(self, pairs: Iterable[tuple[str, str]]) -> int:
         """Add (number, campaign) pairs ("" campaign: every campaign); ones already listed
         are skipped. How many were new."""
         pairs = list(dict.fromkeys(pairs))
-        if not pairs:
-            return 0
-        if session is None:
-            async with self._sessions() as s, s.begin():
-                return await self._dnc_add(s, pairs)
-        return await self._dnc_add(session, pairs)
+        async with self._writer, self._sessions() as s, s.begin():
+            return await self._dnc_add(s, pairs)
 
     async def _dnc_add(self, s: AsyncSession, pairs: list[tuple[str, str]]) -> int:
+        if not pairs:
+            return 0
         known = set((await s.execute(select(DncEntry.number, DncEntry.campaign).where(
             tuple_(DncEntry.number, DncEntry.campaign).in_(pairs)))).all())
         new = [{"number": n, "campaign": c} for n, c in pairs if (n, c) not in known]

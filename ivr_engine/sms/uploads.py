@@ -1,124 +1,105 @@
-"""Uploads: the spool CSV and the do-not-contact CSV, streamed line by line from a file or an
-HTTP body (100 000 lines never sit in memory: rows go to the database in chunks of 1 000).
-Everything happens in one transaction: any bad line and the transaction is rolled back, so
-nothing is imported, and the answer lists every bad line with its reason (the first
-``MAX_LISTED``; the count is always exact)."""
+"""Uploads: the spool CSV and the do-not-contact CSV, from an HTTP body or a file.
+
+Two steps, so that nothing a client sends holds the database, the memory or the event loop:
+
+1. the body is spooled to an anonymous temporary file (``csvspool.CsvSpool``, in a worker
+   thread), every line checked on the way; past ``sms.uploads`` limits it is refused (413);
+   any bad line: nothing is imported and the answer lists every bad line with its reason
+   (the first ``MAX_LISTED``; the count is always exact);
+2. a good file is imported in ONE transaction, a batch of rows per ``executemany``: all or
+   nothing, and the write lock is held only for the inserts, never while a client sends.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from dataclasses import dataclass, field
+import json
+import logging
+import time
 from typing import Any, AsyncIterator
 
-from .csvrows import DNC_COLUMNS, SPOOL_COLUMNS, RowError, dnc_line, is_header, spool_line
+from aiohttp import web
+
+from ..api.problems import PROBLEM, Problem
+from ..api.schemas import reply
+from .csvspool import MAX_LISTED, CsvSpool, TooLarge, UploadResult
 from .repo import SmsRepo
-from .spool import provider_spec
+from .schemas import LineError, UploadAccepted, UploadProblem
 
-CHUNK = 1000
-MAX_LISTED = 10_000
+__all__ = ["MAX_LISTED", "CSV_TYPES", "TooLarge", "UploadResult", "file_chunks",
+           "http_upload", "receive"]
 
-
-@dataclass
-class UploadResult:
-    imported: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    bad_lines: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.bad_lines == 0
-
-    def add(self, err: RowError) -> None:
-        self.bad_lines += 1
-        if len(self.errors) < MAX_LISTED:
-            self.errors.append(err)
+log = logging.getLogger("ivr_engine.sms")
+CSV_TYPES = ("text/csv", "text/plain")
+READ_BYTES = 256 * 1024  # what the HTTP body and a file are read by
 
 
-class _Rejected(Exception):
-    pass
-
-
-async def _lines(chunks: AsyncIterator[bytes], result: UploadResult,
-                 columns: tuple[str, ...]) -> AsyncIterator[tuple[int, str]]:
-    """Numbered text lines; a line that is not UTF-8 is a bad line; the header is skipped."""
-    n = 0
-    async for raw in chunks:
-        n += 1
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            result.add(RowError(n, f"not UTF-8 (byte {exc.start + 1})"))
-            continue
-        if n == 1:
-            text = text.lstrip("\ufeff")
-            if is_header(text, columns):
-                continue
-        yield n, text
-
-
-async def import_spool(repo: SmsRepo, sms: Any, chunks: AsyncIterator[bytes],
-                       now: dt.datetime) -> UploadResult:
-    """``sms`` is the config's SmsSettings; ``chunks`` yields the file's lines as bytes."""
-    result = UploadResult()
-
-    def dialer_of(campaign: str) -> str:
-        return sms.campaigns[campaign].dialer
-
-    def encoding_of(dialer: str) -> str:
-        try:
-            return provider_spec(sms, sms.dialers[dialer].provider).encoding
-        except LookupError:  # no provider at all: the dialer will say so
-            return "auto"
-
+async def receive(kind: str, repo: SmsRepo, sms: Any, chunks: AsyncIterator[bytes],
+                  now: dt.datetime) -> UploadResult:
+    """Check and spool ``chunks`` (the file's bytes), then import it if every line is good.
+    ``kind`` is ``spool`` or ``dnc``; ``sms`` the config's SmsSettings. TooLarge past the
+    limits."""
+    spool = CsvSpool(kind, sms, now)
     try:
-        async with repo.transaction() as s:
-            batch: list[dict[str, Any]] = []
-            async for n, text in _lines(chunks, result, SPOOL_COLUMNS):
-                row = spool_line(n, text, campaigns=sms.campaigns, dialer_of=dialer_of,
-                                 encoding_of=encoding_of, region=sms.default_region, now=now)
-                if isinstance(row, RowError):
-                    result.add(row)
-                    batch.clear()
-                elif result.ok:
-                    batch.append(row)
-                    if len(batch) >= CHUNK:
-                        await repo.enqueue(batch, s)
-                        result.imported += len(batch)
-                        batch.clear()
-            if not result.ok:
-                raise _Rejected
-            await repo.enqueue(batch, s)
-            result.imported += len(batch)
-    except _Rejected:
-        result.imported = 0
-    return result
+        async for chunk in chunks:
+            await asyncio.to_thread(spool.feed, chunk)
+        result = await asyncio.to_thread(spool.finish)
+        if result.ok:
+            await asyncio.to_thread(spool.rewind)
+            batches = _batches(spool)
+            t0 = time.monotonic()
+            result.imported = await (repo.import_spool(batches) if kind == "spool"
+                                     else repo.import_dnc(batches))
+            log.info("sms %s upload: %d rows checked, %d imported in one transaction of "
+                     "%.2f s", kind, result.rows, result.imported, time.monotonic() - t0)
+        return result
+    finally:
+        await asyncio.to_thread(spool.close)  # frees the file's blocks: a disk operation
 
 
-async def import_dnc(repo: SmsRepo, sms: Any, chunks: AsyncIterator[bytes]) -> UploadResult:
-    result = UploadResult()
+async def _batches(spool: CsvSpool) -> AsyncIterator[list[Any]]:
+    while (batch := await asyncio.to_thread(spool.next_batch)) is not None:
+        yield batch
+
+
+async def file_chunks(path: str) -> AsyncIterator[bytes]:
+    """A file's bytes, read off the loop (the CLI's uploads)."""
+    f = await asyncio.to_thread(open, path, "rb")
     try:
-        async with repo.transaction() as s:
-            batch: list[tuple[str, str]] = []
-            async for n, text in _lines(chunks, result, DNC_COLUMNS):
-                pair = dnc_line(n, text, campaigns=sms.campaigns, region=sms.default_region)
-                if isinstance(pair, RowError):
-                    result.add(pair)
-                    batch.clear()
-                elif result.ok:
-                    batch.append(pair)
-                    if len(batch) >= CHUNK:
-                        result.imported += await repo.dnc_add(batch, s)
-                        batch.clear()
-            if not result.ok:
-                raise _Rejected
-            result.imported += await repo.dnc_add(batch, s)
-    except _Rejected:
-        result.imported = 0
-    return result
+        while chunk := await asyncio.to_thread(f.read, READ_BYTES):
+            yield chunk
+    finally:
+        f.close()
 
 
-async def file_lines(path: str) -> AsyncIterator[bytes]:
-    """A file's lines as bytes, read one at a time (the CLI's uploads)."""
-    with open(path, "rb") as f:
-        for line in f:
-            yield line
+# --------------------------------------------------------------------- HTTP
+
+
+def _refused(request: web.Request, result: UploadResult) -> web.Response:
+    doc = UploadProblem(title="Upload refused", status=422, instance=request.path,
+                        detail=f"{result.bad_lines} bad line(s); nothing was imported",
+                        bad_lines=result.bad_lines,
+                        errors=[LineError(line=e.line, reason=e.reason) for e in result.errors])
+    return web.Response(status=422, content_type=PROBLEM,
+                        text=json.dumps(doc.model_dump(exclude_none=True)))
+
+
+async def http_upload(request: web.Request, kind: str, repo: SmsRepo, sms: Any,
+                      now: dt.datetime) -> web.Response:
+    """An upload route's answer: 200 with the count imported, 413 past the limits (a
+    declared Content-Length is refused before reading), 415 for another media type, 422
+    listing the bad lines."""
+    if request.content_type not in CSV_TYPES:
+        raise Problem(415, "Unsupported Media Type", "send the file as text/csv")
+    limit = sms.uploads.max_bytes
+    if (request.content_length or 0) > limit:
+        raise Problem(413, "Payload Too Large", f"the file is larger than {limit} bytes "
+                      "(sms.uploads.max_bytes)")
+    try:
+        result = await receive(kind, repo, sms, request.content.iter_chunked(READ_BYTES), now)
+    except TooLarge as exc:
+        raise Problem(413, "Payload Too Large", f"{exc}; nothing was imported") from None
+    if not result.ok:
+        return _refused(request, result)
+    return reply(UploadAccepted(imported=result.imported))

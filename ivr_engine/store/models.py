@@ -84,7 +84,7 @@ class CallIntent(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     channel_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     target: Mapped[str | None] = mapped_column(String(200), nullable=True)  # 0005: deep link
-    # 0006: the session's user when a session made the plan (verified); None: anonymous
+    # 0007: the session's user when a session made the plan (verified); None: anonymous
     user: Mapped[str | None] = mapped_column(String(128), nullable=True)
     verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
@@ -129,5 +129,5 @@ class CallRecord(Base):
     transfers: Mapped[list] = mapped_column(JSON)
     started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
-    user: Mapped[str | None] = mapped_column(String(128), nullable=True)  # 0006
+    user: Mapped[str | None] = mapped_column(String(128), nullable=True)  # 0007
     verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -6,7 +6,10 @@ certificate auth.  No Asterisk, no internet: everything is on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import socket
+import threading
 import time
 import uuid
 
@@ -83,10 +86,11 @@ async def apns(pki, auth_key):
 
 
 def config(*, fcm: FakeFcm | None = None, apns: FakeApns | None = None, pki=None,
-           auth_key=None, cert=None) -> ConfigModel:
+           auth_key=None, cert=None, fcm_file=None) -> ConfigModel:
     push: dict = {}
     if fcm is not None:
-        push["fcm"] = {"service_account_file": str(fcm.account.path), "url": fcm.url}
+        push["fcm"] = {"service_account_file": str(fcm_file or fcm.account.path),
+                       "url": fcm.url}
     if apns is not None:
         creds: dict = {"url": apns.url, "ca_file": str(pki.ca_file)}
         if cert is not None:
@@ -406,10 +410,91 @@ async def test_configuration_problems_raise_push_error(tmp_path, store, service)
     with pytest.raises(PushError, match="unknown app"):
         await svc.wake(device, PAYLOAD, 10, app="nope")
     with pytest.raises(PushError, match="absent.json"):
-        FcmSender(str(tmp_path / "absent.json"))
+        await FcmSender(str(tmp_path / "absent.json")).open()
     bad = tmp_path / "bad.p8"
     bad.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     with pytest.raises(PushError, match="not a PEM"):
-        ApnsSender(bundle_id=BUNDLE, key_file=str(bad), key_id="K", team_id="T")
+        await ApnsSender(bundle_id=BUNDLE, key_file=str(bad), key_id="K", team_id="T").open()
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * (2 * 1024 * 1024))
+    with pytest.raises(PushError, match="not a key file"):
+        await FcmSender(str(huge)).open()
     with pytest.raises(PushError, match="key_id and team_id"):
         ApnsSender(bundle_id=BUNDLE, key_file=str(bad))
+
+
+async def worst_loop_lag(stop: asyncio.Event, tick: float = 0.01) -> float:
+    """The longest the event loop was late for a ``tick`` sleep until ``stop``."""
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    while not stop.is_set():
+        t = loop.time()
+        await asyncio.sleep(tick)
+        worst = max(worst, loop.time() - t - tick)
+    return worst
+
+
+async def test_a_slow_credentials_file_does_not_stall_the_loop(fcm, tmp_path, store, service):
+    """The service account (and the APNs key) was read and parsed on the event loop: a file
+    slow to read (here a named pipe its writer fills a second later; a network mount in
+    production) stalled every call in progress that long."""
+    fifo = tmp_path / "slow-account.json"
+    os.mkfifo(fifo)
+    account = fcm.account.path.read_bytes()
+
+    def writer() -> None:
+        time.sleep(1.0)
+        with open(fifo, "wb") as f:
+            f.write(account)
+
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
+                                       push_token=FCM_TOKEN)
+    svc = await service(config(fcm=fcm, fcm_file=fifo))
+    stop = asyncio.Event()
+    filler = threading.Thread(target=writer)  # running whatever the loop does
+    async with asyncio.TaskGroup() as tg:
+        lag = tg.create_task(worst_loop_lag(stop))
+        await asyncio.sleep(0.05)  # the lag watch is running
+        started = time.monotonic()
+        filler.start()
+        r = await svc.wake(device, PAYLOAD, 15)
+        took = time.monotonic() - started
+        stop.set()
+    await asyncio.to_thread(filler.join, 5)
+    assert r.ok, r
+    assert took >= 0.9, took  # it did wait for the file
+    assert lag.result() < 0.25, f"the loop stalled {lag.result():.3f} s"
+
+
+async def test_a_rotated_credentials_file_is_reloaded(fcm, tmp_path, store, service, caplog):
+    """A sender kept its key until the configuration changed: a key file replaced in place
+    (a rotation) was never read again. A replacement that does not load keeps the old one."""
+    caplog.set_level(logging.INFO, logger="ivr_engine.push.service")
+    device = await store.devices.upsert(user="u1", app="demo", platform="android",
+                                       push_token=FCM_TOKEN)
+    path = fcm.account.path
+    first = fcm.account.client_email
+    svc = await service(config(fcm=fcm))
+    assert (await svc.wake(device, PAYLOAD, 15)).ok
+    assert [c["iss"] for c in fcm.token_requests] == [first]
+    (tmp_path / "rotated").mkdir()
+    rotated = fcm.make_service_account(tmp_path / "rotated", project_id="ivr-rotated")
+    tmp = path.with_suffix(".new")
+    tmp.write_bytes(rotated.path.read_bytes())
+    os.replace(tmp, path)
+
+    deadline = time.monotonic() + 10
+    while fcm.token_requests[-1]["iss"] != rotated.client_email:
+        assert time.monotonic() < deadline, "the rotated key file was never read"
+        assert (await svc.wake(device, PAYLOAD, 15)).ok
+        await asyncio.sleep(0.1)
+    assert "credentials file of app demo changed, reloading" in caplog.text
+
+    path.write_text("{ half written")
+    deadline = time.monotonic() + 10
+    while "keeps the fcm credentials it loaded before" not in caplog.text:
+        assert time.monotonic() < deadline, "the bad file was not noticed"
+        assert (await svc.wake(device, PAYLOAD, 15)).ok
+        await asyncio.sleep(0.1)
+    assert (await svc.wake(device, PAYLOAD, 15)).ok
+    assert fcm.token_requests[-1]["iss"] == rotated.client_email

@@ -6,15 +6,19 @@ rows, and delivery reports from Infobip and Twilio."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import event
 
 from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
 from ivr_engine.repositories import Store
 from ivr_engine.server import ApiParts, build_app
+from ivr_engine.sms.models import TO_PROCESS
 from tests.support.sms_providers import LocalProviders, start
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "sms.yaml"
@@ -83,6 +87,59 @@ async def test_send_sms(api):
         assert doc["field"] == field and text in doc["detail"], doc
 
 
+def row_reads(store):
+    """Counts the statements that read one spool row by id (what a waiting SendSMS does)."""
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM sms_spool" in statement \
+                and "WHERE sms_spool.id =" in statement:
+            seen.append(statement)
+    event.listen(store.db.engine.sync_engine, "before_cursor_execute", count)
+    return seen, lambda: event.remove(store.db.engine.sync_engine, "before_cursor_execute",
+                                      count)
+
+
+async def test_send_sms_waits_for_the_outcome_without_polling(api):
+    """``wait_seconds`` read the row every 50 ms until the outcome: with the lane in this
+    process the wait is told when the lane records it (one read), with the dialer elsewhere
+    it reads every 0.5 s."""
+    client, providers, store = api
+    providers.latency = 1.0  # the provider answers after a second
+    reads, stop = row_reads(store)
+    try:
+        t0 = time.monotonic()
+        r = await client.post("/v1/sms", headers=AUTH, json={
+            "destination": "099635199", "message": "hi", "wait_seconds": 5})
+        took = time.monotonic() - t0
+        body = await r.json()
+    finally:
+        stop()
+    assert r.status == 200 and body["status"] == "sent", body
+    assert 1.0 <= took < 3.0, took
+    assert len(reads) <= 2, f"{len(reads)} reads of the row in {took:.2f} s"
+
+    # the dialer in another process: this API cannot be told, it reads now and then
+    # (the same store and sms settings, no SmsService in the context)
+    cfg = parse_config(FIXTURE.read_text(), "sms.yaml", {
+        "IVR_DATABASE_URL": "sqlite:///unused.db", "SMS_PROVIDER_URL": "http://unused"})
+    other = TestClient(TestServer(build_app(ApiParts(config=lambda: cfg, store=store))))
+    await other.start_server()
+    reads, stop = row_reads(store)
+    try:
+        t0 = time.monotonic()
+        r = await other.post("/v1/sms", headers=AUTH, json={
+            "destination": "099635198", "message": "hi", "wait_seconds": 5})
+        took = time.monotonic() - t0
+        body = await r.json()
+    finally:
+        stop()
+        await other.close()
+    # nobody woke the lane: its poll (0.1 s) found the row, the provider took a second
+    assert r.status == 200 and body["status"] == "sent", body
+    assert len(reads) <= took / 0.5 + 2, f"{len(reads)} reads of the row in {took:.2f} s"
+
+
 async def test_uploads_monitor_and_campaign_controls(api):
     client, _, store = api
     csv = "".join(f"promo;0996{i:05d};Hello {i};9999;\n" for i in range(300))
@@ -149,3 +206,88 @@ async def test_delivery_reports(api):
     assert (await r.json()) == {"updated": 1}
     got = await (await client.get(f"/v1/sms/messages/{tw['id']}", headers=AUTH)).json()
     assert got["delivery_status"] == "delivered"
+
+
+CSV = {**AUTH, "Content-Type": "text/csv"}
+
+
+async def limited_client(store, **uploads):
+    """An API over the same store whose config has these ``sms.uploads`` limits."""
+    text = FIXTURE.read_text().replace("sms:\n", "sms:\n  uploads: {%s}\n" % ", ".join(
+        f"{k}: {v}" for k, v in uploads.items()), 1)
+    cfg = parse_config(text, "sms.yaml", {"IVR_DATABASE_URL": "sqlite:///unused.db",
+                                          "SMS_PROVIDER_URL": "http://unused"})
+    client = TestClient(TestServer(build_app(ApiParts(config=lambda: cfg, store=store))))
+    await client.start_server()
+    return client
+
+
+async def test_upload_limits(api):
+    """No limit was applied: any size was read (and imported), and a line longer than
+    aiohttp's line buffer answered 500."""
+    client, _, store = api
+    line = "promo;099600001;Hello;1\n"
+    r = await client.post("/v1/sms/uploads", headers=CSV,
+                          data=(line + "promo;099600002;" + "x" * (2 << 20) + ";1\n" + line)
+                          .encode())
+    doc = await r.json()
+    assert r.status == 422 and r.content_type == "application/problem+json", doc
+    assert doc["errors"] == [{"line": 2, "reason": "longer than 16384 bytes "
+                              "(sms.uploads.max_line_bytes)"}]
+    small = await limited_client(store, max_bytes=4096, max_rows=20, max_line_bytes=200)
+    try:
+        async def streamed(n: int):  # no Content-Length: the limit is met while reading
+            for _ in range(n):
+                yield line.encode() * 10
+        r = await small.post("/v1/sms/uploads", headers=CSV, data=streamed(40))
+        doc = await r.json()
+        assert r.status == 413 and r.content_type == "application/problem+json", doc
+        assert doc["detail"] == ("the file is larger than 4096 bytes (sms.uploads.max_bytes); "
+                                 "nothing was imported")
+        r = await small.post("/v1/sms/uploads", headers=CSV, data=(line * 400).encode())
+        assert r.status == 413  # the declared length, refused before reading
+        r = await small.post("/v1/sms/uploads", headers=CSV, data=(line * 21).encode())
+        doc = await r.json()
+        assert r.status == 413 and "more than 20 rows (sms.uploads.max_rows)" in doc["detail"]
+        r = await small.post("/v1/sms/dnc/uploads", headers=CSV,
+                             data=("23578408;promo;" + "x" * 300 + "\n").encode())
+        doc = await r.json()
+        assert r.status == 422 and doc["errors"][0]["line"] == 1, doc
+        r = await small.post("/v1/sms/uploads", headers=CSV, data=(line * 20).encode())
+        assert (r.status, await r.json()) == (200, {"imported": 20})
+    finally:
+        await small.close()
+    assert (await store.sms.counts(dt.datetime.now(dt.timezone.utc)))["promo"]["states"] == \
+        {TO_PROCESS: 20}
+
+
+async def test_a_slow_upload_holds_no_lock(api):
+    """The upload's transaction was open while its body streamed in: on SQLite, from its
+    first 1 000 rows on, every other writer (here a SendSMS) waited for the end of the body,
+    or failed with "database is locked"."""
+    client, _, store = api
+    rows = 4000
+
+    async def trickle():  # 4 000 rows over about 4 s
+        for start_at in range(0, rows, 100):
+            yield "".join(f"promo;0996{i:05d};Slow {i};5\n"
+                          for i in range(start_at, start_at + 100)).encode()
+            await asyncio.sleep(0.1)
+
+    async def upload():
+        r = await client.post("/v1/sms/uploads", headers=CSV, data=trickle())
+        return r.status, await r.json()
+
+    async with asyncio.TaskGroup() as tg:
+        up = tg.create_task(upload())
+        await asyncio.sleep(1.5)  # 1 500 rows are in
+        assert not up.done()
+        t0 = time.monotonic()
+        r = await client.post("/v1/sms", headers=AUTH, json={
+            "destination": "099635199", "message": "meanwhile", "wait_seconds": 4})
+        took = time.monotonic() - t0
+        body = await r.json()
+        still_uploading = not up.done()
+    assert r.status == 200 and body["status"] == "sent", body
+    assert still_uploading and took < 1.0, took
+    assert up.result() == (200, {"imported": rows})

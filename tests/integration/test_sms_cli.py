@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "sms.yaml"
 
 
-async def cli(db_url: str, provider_url: str, *args: str) -> tuple[int, str, str]:
+async def cli(db_url: str, provider_url: str, *args: str, config: Path = FIXTURE
+              ) -> tuple[int, str, str]:
     env = {**os.environ, "IVR_DATABASE_URL": db_url, "SMS_PROVIDER_URL": provider_url}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ivr_engine.cli", "sms", *args[:1], "-c", str(FIXTURE),
+        sys.executable, "-m", "ivr_engine.cli", "sms", *args[:1], "-c", str(config),
         *args[1:], env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -67,3 +68,21 @@ async def test_the_sms_commands(db_url, tmp_path):
             (0, "campaign reminders: 1 unprocessed rows deleted\n")
     finally:
         await runner.cleanup()
+
+
+async def test_upload_limits_on_the_command_line(db_url, tmp_path):
+    """The CLI read any line and any file whole into the import's one transaction."""
+    config = tmp_path / "sms.yaml"
+    config.write_text(FIXTURE.read_text().replace(
+        "sms:\n", "sms:\n  uploads: {max_bytes: 2048, max_line_bytes: 200}\n", 1))
+    long = tmp_path / "long.csv"
+    long.write_text("promo;099600001;Hi;1\npromo;099600002;" + "x" * 300 + ";1\n")
+    code, out, err = await cli(db_url, "http://127.0.0.1:1", "upload", str(long), config=config)
+    assert (code, out, err.splitlines()) == (2, "", [
+        f"{long}:2: longer than 200 bytes (sms.uploads.max_line_bytes)",
+        f"{long}: 1 bad line(s); nothing imported"])
+    big = tmp_path / "big.csv"
+    big.write_text("promo;099600001;Hi;1\n" * 200)
+    code, out, err = await cli(db_url, "http://127.0.0.1:1", "upload", str(big), config=config)
+    assert (code, out, err) == (2, "", f"{big}: the file is larger than 2048 bytes "
+                                "(sms.uploads.max_bytes); nothing imported\n")

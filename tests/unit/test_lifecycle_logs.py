@@ -5,8 +5,11 @@ uploads; retention."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
 import json
+import tracemalloc
 
 from .test_api_harness import (  # noqa: F401 - api_fixture: the api fixture
     ADMIN_TOKEN,
@@ -97,3 +100,106 @@ async def test_session_token_upload_expiry_and_retention(api):
     life.logs._clock = lambda: gone
     assert await life.logs.purge() == 2
     assert (await api.parts.store.lifecycle.logs.for_app("customer")) == []
+
+
+PATTERN = b"2026-12-01 08:00:00.000 I/app: a line of the app's log\n" * 5000
+
+
+def pattern(size: int, piece: int = 256 * 1024):
+    """``size`` bytes of log text, ``piece`` at a time (never whole in this process)."""
+    sent = 0
+    while sent < size:
+        n = min(piece, size - sent)
+        start = sent % 4096
+        yield PATTERN[start:start + n]
+        sent += n
+
+
+async def streamed(api, method, target, headers, size):
+    """A request whose ``size``-byte body is written a piece at a time, and whose answer is
+    read a piece at a time: (status, headers, body length, SHA-256 of the body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.server.port)
+    try:
+        head = [f"{method} {target} HTTP/1.1".encode(), b"Host: 127.0.0.1",
+                b"Connection: close", b"Content-Length: %d" % size]
+        head += [name.encode() + b": " + value for name, value in headers]
+        writer.write(b"\r\n".join(head) + b"\r\n\r\n")
+        for piece in pattern(size):
+            writer.write(piece)
+            await writer.drain()
+        status, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        got = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+        digest, n = hashlib.sha256(), 0
+        while data := await reader.read(256 * 1024):
+            digest.update(data)
+            n += len(data)
+        return int(status.split()[1]), got, n, digest.hexdigest()
+    finally:
+        writer.close()
+
+
+async def test_a_large_upload_is_never_whole_in_memory(api):
+    """The upload was read whole into memory (then joined: twice its size), and the download
+    read it whole from the database."""
+    _, session = await register(api)
+    (req,) = (await ask(api, {"user": "alice"})).json()["requests"]
+    size = 9 * 1024 * 1024 + 17  # under the default 10 MiB
+    expected = hashlib.sha256()
+    for piece in pattern(size):
+        expected.update(piece)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        status, _, _, _ = await streamed(api, "PUT", f"/v1/log-requests/{req['id']}/upload", [
+            ("Authorization", b"Bearer " + session.encode()),
+            ("Content-Type", b"text/plain")], size)
+        upload_peak = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        got = await streamed(api, "GET", f"/v1/admin/log-requests/{req['id']}/log", ADMIN, 0)
+        download_peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert status == 201
+    assert got[0] == 200 and got[1]["x-log-content-type"] == "text/plain"
+    assert (got[2], got[3]) == (size, expected.hexdigest())
+    mib = 1024 * 1024
+    assert upload_peak < 6 * mib, f"upload: {upload_peak / mib:.1f} MiB allocated at the peak"
+    assert download_peak < 6 * mib, f"download: {download_peak / mib:.1f} MiB at the peak"
+
+
+async def test_racing_uploads_orphans_and_retention_leave_no_chunk_behind(api):
+    from sqlalchemy import func, insert, select
+
+    from ivr_engine.lifecycle.models import LogChunk
+
+    logs = api.parts.store.lifecycle.logs
+
+    async def chunks() -> dict[str, int]:
+        async with api.parts.store.db.sessions() as s:
+            return dict((await s.execute(select(LogChunk.blob, func.count())
+                                         .group_by(LogChunk.blob))).all())
+
+    async def pieces(*parts):
+        for p in parts:
+            await asyncio.sleep(0)
+            yield p
+
+    await register(api)
+    (req,) = (await ask(api, {"user": "alice"})).json()["requests"]
+    now = dt.datetime.now(dt.timezone.utc)
+    won = await asyncio.gather(*(logs.store_upload(req["id"], pieces(b"x" * 10, b"y" * i),
+                                                   size=10 + i, content_type="text/plain",
+                                                   now=now) for i in (1, 2, 3)))
+    assert sorted(won) == [False, False, True]
+    row = await logs.get(req["id"])
+    assert await chunks() == {row.blob: 2}  # the losers' chunks are gone
+    async with api.parts.store.db.sessions() as s, s.begin():  # an engine stopped mid-upload
+        await s.execute(insert(LogChunk), [
+            {"blob": "old-orphan", "seq": 0, "data": b"x",
+             "created_at": now - dt.timedelta(hours=2)},
+            {"blob": "new-orphan", "seq": 0, "data": b"x", "created_at": now}])
+    assert await logs.purge(now - dt.timedelta(days=14), now) == 0
+    assert await chunks() == {row.blob: 2, "new-orphan": 1}
+    assert await logs.purge(now + dt.timedelta(seconds=1), now) == 1  # past its retention
+    assert await chunks() == {"new-orphan": 1}

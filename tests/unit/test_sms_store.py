@@ -12,7 +12,7 @@ from ivr_engine.config import parse_config
 from ivr_engine.sms.models import BLOCKED, SENDING, SENT, TO_PROCESS
 from ivr_engine.sms.monitor import campaign_report
 from ivr_engine.sms.spool import spool_row
-from ivr_engine.sms.uploads import import_dnc, import_spool
+from ivr_engine.sms.uploads import receive
 
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sms.yaml"
@@ -91,14 +91,14 @@ async def test_a_bad_upload_imports_nothing_and_lists_every_bad_line(store):
     sms = sms_config()
     good = [f"promo;0996{i:05d};Hello {i};9999;\n" for i in range(2500)]
     bad = good[:1200] + ["nope;099600001;x;1\n"] + good[1200:2400] + ["promo;1;x;1\n", "\n"]
-    result = await import_spool(store.sms, sms, lines("campaign;destiny;message;priority\n",
-                                                      *bad), NOW)
+    result = await receive("spool", store.sms, sms,
+                           lines("campaign;destiny;message;priority\n", *bad), NOW)
     assert not result.ok and result.imported == 0
     assert [(e.line, e.reason.split(" (")[0].split(":")[0]) for e in result.errors] == [
         (1202, "campaign 'nope' does not exist"), (2403, "'1' is not a phone number"),
         (2404, "blank line")]
     assert (await store.sms.counts(NOW)) == {}
-    result = await import_spool(store.sms, sms, lines(*good), NOW)
+    result = await receive("spool", store.sms, sms, lines(*good), NOW)
     assert result.ok and result.imported == 2500
     counts = await store.sms.counts(NOW)
     assert counts["promo"]["states"] == {TO_PROCESS: 2500}
@@ -108,11 +108,11 @@ async def test_a_bad_upload_imports_nothing_and_lists_every_bad_line(store):
 
 async def test_dnc_upload(store):
     sms = sms_config()
-    r = await import_dnc(store.sms, sms, lines("23578408;promo;\n", "23578408;promo;\n",
-                                               "23113758;\n", "x;promo;\n", "1;nope;\n"))
+    r = await receive("dnc", store.sms, sms, lines("23578408;promo;\n", "23578408;promo;\n",
+                                                   "23113758;\n", "x;promo;\n", "1;nope;\n"), NOW)
     assert not r.ok and [e.line for e in r.errors] == [4, 5] and await store.sms.dnc_count() == 0
-    r = await import_dnc(store.sms, sms, lines("number;campaign\n", "23578408;promo;\n",
-                                               "23578408;promo;\n", "23113758;\n"))
+    r = await receive("dnc", store.sms, sms, lines("number;campaign\n", "23578408;promo;\n",
+                                                   "23578408;promo;\n", "23113758;\n"), NOW)
     assert r.ok and r.imported == 2 and await store.sms.dnc_count() == 2
 
 

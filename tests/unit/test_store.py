@@ -157,6 +157,40 @@ async def test_devices_upsert_list_and_forget_dead_tokens(store):
     assert await store.devices.for_user("u1\x00") == []  # PostgreSQL text holds no NUL
 
 
+async def test_concurrent_registrations_of_one_device_make_one_row(store):
+    """Two registrations of one (user, app, platform) at once were a select-then-insert:
+    the second insert broke the unique constraint (IntegrityError, a 500)."""
+    async def register(i: int):
+        return await store.devices.upsert(user="u1", app="demo", platform="android",
+                                          push_token=f"tok-{i}", model=f"m{i}")
+    for _ in range(3):
+        got = await asyncio.gather(*(register(i) for i in range(12)))
+        assert len({d.id for d in got}) == 1
+    (row,) = await store.devices.for_user("u1")
+    assert row.push_token.startswith("tok-") and row.model == row.push_token.replace("tok-", "m")
+    # a later registration without a token keeps the token and the model
+    again = await store.devices.upsert(user="u1", app="demo", platform="android",
+                                       app_version="2.0")
+    assert (again.id, again.push_token, again.model, again.app_version, again.source) == (
+        row.id, row.push_token, row.model, "2.0", "api")
+
+
+async def test_a_dead_token_removes_only_the_devices_it_leaves_empty(store):
+    """``forget_token`` deleted every device without a token, of every user."""
+    await store.devices.upsert(user="u1", app="demo", platform="android", push_token="dead")
+    # a login records the version of a device that has no token yet (lifecycle)
+    await store.devices.upsert(user="u2", app="demo", platform="ios", app_version="1.0",
+                               source="login")
+    await store.devices.upsert(user="u3", app="demo", platform="ios", push_token="dead",
+                               voip_token="alive")
+    assert await store.devices.forget_token("dead") == 2
+    assert await store.devices.for_user("u1") == []
+    (u2,) = await store.devices.for_user("u2")
+    assert (u2.push_token, u2.voip_token, u2.app_version) == (None, None, "1.0")
+    (u3,) = await store.devices.for_user("u3")
+    assert (u3.push_token, u3.voip_token) == (None, "alive")
+
+
 async def test_callbacks_are_recorded_pending(store):
     n = await store.callbacks.add(caller="+1555", queue="sales", language="en",
                                   entry="did:+1", path="top/sales", channel_id="c1")

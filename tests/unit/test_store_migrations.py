@@ -136,3 +136,53 @@ async def test_an_unknown_revision_or_a_partial_schema_is_refused(empty_db_url):
                                        .select_from(text("alembic_version")))).scalar() == "9999"
     finally:
         await db.close()
+
+
+async def test_0006_moves_stored_log_uploads_into_chunks_and_back(empty_db_url):
+    """Uploads stored whole in ``app_log_requests.data`` (revision 0003) become 1 MiB chunks;
+    a downgrade joins them back."""
+    from alembic import command
+
+    from ivr_engine.store.db import alembic_config
+
+    big = bytes(range(256)) * (10 * 1024 + 3)  # 2.5 MiB: three chunks
+    db = Database(empty_db_url)
+    try:
+        await db.upgrade("0005")
+        async with db.engine.begin() as conn:
+            for rid, data in (("big", big), ("small", b"one line\n"), ("none", None)):
+                await conn.execute(text(
+                    "INSERT INTO app_log_requests (id, app, \"user\", device_id, platform, "
+                    "created_at, expires_at, push_result, uploaded_at, content_type, size, "
+                    "data) VALUES (:id, 'a', 'u', 1, 'ios', :t, :t, 'sent', :up, 'text/plain',"
+                    " :size, :data)"), {"id": rid, "t": NOW, "up": NOW if data else None,
+                                        "size": len(data) if data else None, "data": data})
+        await db.upgrade()
+        store = await Store.open(empty_db_url)
+        try:
+            logs = store.lifecycle.logs
+            for rid, data in (("big", big), ("small", b"one line\n")):
+                row = await logs.get(rid)
+                chunks, seq = [], 0
+                while (piece := await logs.chunk(row.blob, seq)) is not None:
+                    chunks.append(piece)
+                    seq += 1
+                assert b"".join(chunks) == data and row.size == len(data)
+                assert max(map(len, chunks)) <= 1024 * 1024
+            assert (await logs.get("none")).blob is None
+        finally:
+            await store.close()
+
+        def down(conn):
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0005")
+        async with db.engine.begin() as conn:
+            await conn.run_sync(down)
+        async with db.engine.connect() as conn:
+            back = dict((await conn.execute(text(
+                "SELECT id, data FROM app_log_requests"))).all())
+        assert {k: v and bytes(v) for k, v in back.items()} == {
+            "big": big, "small": b"one line\n", "none": None}
+    finally:
+        await db.close()
