@@ -7,7 +7,8 @@ test sees duplicates.
 
 Faults, for the bulkhead tests: ``garbage`` answers every send 200 with JSON of a shape no
 provider uses (Infobip: ``{"messages": ["PENDING"]}``), ``fail_status`` answers with that
-HTTP status, and while ``answering`` is cleared every request waits (a provider that hangs).
+HTTP status, and while ``answering`` is cleared every request waits (a provider that hangs:
+what it held is answered 503 afterwards, never processed).
 
 Run alone (``python -m tests.support.sms_providers --port 0 --latency-ms 0``) it prints its
 URL and serves ``GET /_stats`` (accepted, distinct, duplicates).
@@ -78,7 +79,9 @@ class LocalProviders:
             self.requests.append(s)
         if self.latency:
             await asyncio.sleep(self.latency)
-        await self.answering.wait()
+        if not self.answering.is_set():  # hanging: what it holds is never processed
+            await self.answering.wait()
+            raise web.HTTPServiceUnavailable(text="held while the provider hung")
         return s
 
     def _basic(self, request: web.Request) -> tuple[str, str] | None:
