@@ -198,3 +198,28 @@ async def test_a_child_added_while_running_starts_at_once():
         with pytest.raises(ValueError):
             sup.add("late", late)
         task.cancel()
+
+
+async def test_readyz_names_a_background_task_that_keeps_failing(store):
+    """/readyz's reasons (api/ops.py ``not_ready``) carry the supervisor's: 503 by name."""
+    from ivr_engine.api.context import ApiContext
+    from ivr_engine.api.ops import not_ready
+
+    sup = Supervisor(FAST)
+    starts = []
+
+    async def lane() -> None:
+        starts.append(1)
+        raise RuntimeError("database is locked")
+
+    sup.add("sms-single", lane)
+    ctx = ApiContext(config=lambda: None, store=store, registry=None, supervisor=sup)
+    assert await not_ready(ctx) == ["no Asterisk node"]
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(sup.run())
+        await until(lambda: len(starts) >= 3, what="three failures")
+        reasons = await not_ready(ctx)
+        task.cancel()
+    assert reasons[0] == "no Asterisk node" and len(reasons) == 2, reasons
+    assert reasons[1].startswith("background task 'sms-single' keeps failing: 3 failures in "
+                                 "the last 60 s (last: RuntimeError: database is locked)")
