@@ -23,6 +23,7 @@ class ApiContext:
     lifecycle: Any = None  # lifecycle.Lifecycle: sessions, releases (made on first use if None)
     sms: Any = None  # sms.dialer.SmsService when the dialers run in the engine (wakes them)
     queues: Any = None  # livedata.monitor.QueueMonitor: live queues and wait estimates
+    supervisor: Any = None  # supervisor.Supervisor: background tasks that keep failing
     clock: Callable[[], dt.datetime] = field(
         default=lambda: dt.datetime.now(dt.timezone.utc))
     randbelow: Callable[[int], int] = secrets.randbelow

@@ -6,6 +6,11 @@ app's fallback number, where the call is answered and the :class:`TokenPhase` re
 ``<token>#`` the app dials after the number; ``Stasis(ivr-engine,app,<app>,<token>)`` (VoIP
 from inside the app) carries its token. A call found in the application after a reconnect,
 or back from the dialplan's watchdog (``resume``), resumes from the variables on its channel.
+
+Every query a caller waits for here has ``engine.database.call_deadline_seconds``
+(``deadlines.py``): past it, or when the database fails, a new caller goes to the dialplan
+fallback (message + fallback queue: never the app's outside policy, which may block a caller
+the app did send); a caller taken over goes on without its app's custom data.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 from .. import metrics
 from ..apps.guard import GuessLimits
 from ..ari import ChannelDtmfReceived
+from ..deadlines import CallerWaitFailed, caller_wait
 from ..ivr.resume import plan_resume
+from ..ivr.runtime import WATCHDOG_VARIABLE
 from ..routing.entry import AppEntry, EntryDecision, after_token, route_app, route_pstn
 from .ivr import IvrPhase
 from .phase import Call, Phase, TokenTimeout, TransferRequest
@@ -45,8 +52,12 @@ async def new_call(call: Call) -> Phase | None:
         decision = route_app(table, target)
         intent = None
         if decision.app and extra and call.services.store is not None:
-            intent = await call.services.store.intents.consume_token(
-                decision.app, extra, call.clock(), call.channel_id)
+            try:
+                intent = await _db_wait(call, "token", call.services.store.intents.consume_token(
+                    decision.app, extra, call.clock(), call.channel_id))
+            except CallerWaitFailed:
+                await call.rescue()
+                return None
         if intent is not None:
             decision = route_app(table, target, intent.language)
         return await call.enter(decision, intent)
@@ -59,8 +70,25 @@ async def new_call(call: Call) -> Phase | None:
         return await call.enter(after_token(table, decision, False), None)
     if app.match == "caller":
         return await _matched(call, decision, app, "")
+    wd = call.config.engine.watchdog
+    if wd.enabled:  # an engine that dies now must not leave the caller in Stasis
+        await call.ari.set_variable(call.channel_id, WATCHDOG_VARIABLE,
+                                    f"{token_watchdog_seconds(call, app):g}")
     await call.ari.answer(call.channel_id)
     return TokenPhase(call, decision, app)
+
+
+def token_watchdog_seconds(call: Call, app: AppEntry) -> float:
+    """Asterisk's watchdog over the token phase: the wait for ``<token>#``, the two queries
+    that may follow it, and the grace the menus get."""
+    eng = call.config.engine
+    return app.token_wait_seconds + 2 * eng.database.call_deadline_seconds + \
+        eng.watchdog.grace_seconds
+
+
+async def _db_wait(call: Call, wait: str, coro: Any, **kw: Any) -> Any:
+    return await caller_wait(call.spawn, call.config.engine.database.call_deadline_seconds,
+                             wait, call.channel_id, coro, **kw)
 
 
 class TokenPhase:
@@ -69,6 +97,7 @@ class TokenPhase:
     def __init__(self, call: Call, decision: EntryDecision, app: AppEntry):
         self.call, self.decision, self.app = call, decision, app
         self.got = ""
+        self._over = False  # the token was read: later keys and timers are not its
         self._timer = call.spawn(self._deadline(app.token_wait_seconds))
 
     async def _deadline(self, seconds: float) -> None:
@@ -76,6 +105,10 @@ class TokenPhase:
         self.call.post(TokenTimeout())
 
     async def handle(self, ev: object) -> Phase | None:
+        if self._over:
+            if isinstance(ev, TransferRequest):
+                ev.done.set_result(False)
+            return None
         if isinstance(ev, ChannelDtmfReceived) and ev.channel_id == self.call.channel_id:
             if ev.digit != "#":
                 self.got += ev.digit
@@ -91,6 +124,7 @@ class TokenPhase:
         self._timer.cancel()
 
     async def _done(self) -> Phase | None:
+        self._over = True
         self._timer.cancel()
         token = self.got if self.got.isdigit() else ""
         return await _matched(self.call, self.decision, self.app, token)
@@ -114,16 +148,20 @@ async def _matched(call: Call, decision: EntryDecision, app: AppEntry,
         log.warning("call %s on app %r's fallback number treated as outside the app: %s",
                     call.channel_id, app.app, refused)
     else:
-        if token:
-            intent = await store.intents.consume_token(app.app, token, call.clock(),
-                                                       call.channel_id)
-            if intent is None:
-                guard.failed(app.app, caller, now)
-                log.info("call %s: wrong token for app %r from %r", call.channel_id, app.app,
-                         caller)
-        if intent is None and app.match != "token":
-            intent = await store.intents.consume_by_caller(app.app, caller, call.clock(),
-                                                           call.channel_id)
+        try:
+            if token:
+                intent = await _db_wait(call, "token", store.intents.consume_token(
+                    app.app, token, call.clock(), call.channel_id))
+                if intent is None:
+                    guard.failed(app.app, caller, now)
+                    log.info("call %s: wrong token for app %r from %r", call.channel_id,
+                             app.app, caller)
+            if intent is None and app.match != "token":
+                intent = await _db_wait(call, "caller-match", store.intents.consume_by_caller(
+                    app.app, caller, call.clock(), call.channel_id))
+        except CallerWaitFailed:
+            await call.rescue()
+            return None
     decision = after_token(call.config.routing, decision, intent is not None,
                            intent.language if intent is not None else None)
     return await call.enter(decision, intent)
@@ -183,5 +221,9 @@ async def _custom_data(call: Call) -> dict[str, str]:
     store: Any = call.services.store
     if store is None:
         return {}
-    intent = await store.intents.for_channel(call.channel_id)
+    try:
+        intent = await _db_wait(call, "custom-data", store.intents.for_channel(call.channel_id),
+                                then="the call goes on without its app's custom data")
+    except CallerWaitFailed:
+        return {}  # the caller goes on; agents miss the app's data for this call
     return dict(intent.custom_data) if intent is not None else {}
