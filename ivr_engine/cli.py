@@ -53,7 +53,10 @@ def with_store(prefix: str, path: str, work: StoreWork) -> int:
         return EXIT_CONFIG
 
     async def run() -> int:
-        store = await Store.open(cfg.engine.database_url)
+        db = cfg.engine.database
+        store = await Store.open(cfg.engine.database_url,
+                                 statement_timeout=db.statement_timeout_seconds,
+                                 busy_timeout=db.busy_timeout_seconds)
         try:
             return await work(cfg, store)
         finally:

@@ -4,11 +4,14 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
     run_engine TaskGroup
       ├── AsteriskNode.run × nodes (calls app + take-over, registrations app, AMI)
       ├── Calls.run: one task per call, each with its own TaskGroup
-      ├── ConfigHolder.run (SIGHUP reloads, off the event loop)
-      ├── ContextNotifier.run (webhook deliveries), HTTP API (and the admin listener)
-      ├── CallRegistry.run (call records written), CallRegistry.expire (retention)
-      ├── Lifecycle.run (sessions ended by idleness or a mandatory grace)
-      ├── SmsService.run when sms.in_engine (the SMS dialers and single lane)
+      └── Supervisor.run (supervisor.py): everything else, each child restarted after a
+          backoff when it fails, never taking the calls down with it
+            ├── config-reload: ConfigHolder.run (SIGHUP reloads, off the event loop)
+            ├── webhook: ContextNotifier.run (deliveries); api (admin-api): the HTTP API
+            ├── call-records: CallRegistry.run; call-records-expiry: CallRegistry.expire
+            ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace)
+            ├── queues: QueueMonitor.run (app_queue over AMI)
+            └── sms-single, sms-dialer-<name>, sms-sweep when sms.in_engine
     SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.
 """
 
@@ -38,6 +41,7 @@ from .server import ApiParts, build_apps, serve
 from .sms.dialer import SmsService, default_worker
 from .apps.guard import TokenGuard
 from .store import DatabaseUrlError, SchemaNotReady, redact
+from .supervisor import RestartPolicy, Supervisor
 
 log = logging.getLogger("ivr_engine.engine")
 
@@ -64,7 +68,9 @@ async def run_engine(config: Config) -> int:
     code = 0
     async with AsyncExitStack() as stack:
         try:
-            store = await Store.open(eng.database_url)
+            store = await Store.open(eng.database_url,
+                                     statement_timeout=eng.database.statement_timeout_seconds,
+                                     busy_timeout=eng.database.busy_timeout_seconds)
         except (DatabaseUrlError, SchemaNotReady) as exc:  # names `ivr-engine db upgrade`
             log.error("%s", exc)
             return 2
@@ -89,30 +95,33 @@ async def run_engine(config: Config) -> int:
         queues = QueueMonitor(nodes[0].ami)  # app_queue over AMI: queue status, waits
         for node in nodes:
             await stack.enter_async_context(node)
+        background = Supervisor(RestartPolicy.from_settings(eng.supervisor))
+        background.add("config-reload", holder.run)
+        background.add("queues", queues.run)
+        background.add("call-records", registry.run)
+        background.add("call-records-expiry", lambda: registry.expire(
+            lambda: holder.current.engine.call_records.retention_days))
+        background.add("lifecycle-sweep", lifecycle.run)
+        if services.notifier is not None:
+            background.add("webhook", services.notifier.run)
+        if sms is not None:
+            for name, start in sms.lanes().items():
+                background.add(name, start)
+        if eng.api.enabled:
+            api, admin = build_apps(ApiParts(
+                config=lambda: holder.current, store=store, registry=services.registry,
+                calls=calls, nodes=nodes, notifier=services.notifier, holder=holder,
+                push=push, lifecycle=lifecycle, sms=sms, queues=queues, guard=guard,
+                supervisor=background))
+            background.add("api", lambda: serve(api, eng.api.listen))
+            if admin is not None:
+                background.add("admin-api", lambda: serve(admin, eng.api.admin_listen,
+                                                          "admin API"))
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(n.run(), name=f"node-{n.name}") for n in nodes]
                 tasks += [tg.create_task(calls.run(), name="calls"),
-                          tg.create_task(holder.run(), name="config-reload"),
-                          tg.create_task(queues.run(), name="queues"),
-                          tg.create_task(registry.run(), name="call-records"),
-                          tg.create_task(registry.expire(
-                              lambda: holder.current.engine.call_records.retention_days),
-                              name="call-records-expiry"),
-                          tg.create_task(lifecycle.run(), name="lifecycle-sweep")]
-                if services.notifier is not None:
-                    tasks.append(tg.create_task(services.notifier.run(), name="webhook"))
-                if sms is not None:
-                    tasks.append(tg.create_task(sms.run(), name="sms"))
-                if eng.api.enabled:
-                    api, admin = build_apps(ApiParts(
-                        config=lambda: holder.current, store=store, registry=services.registry,
-                        calls=calls, nodes=nodes, notifier=services.notifier, holder=holder,
-                        push=push, lifecycle=lifecycle, sms=sms, queues=queues, guard=guard))
-                    tasks.append(tg.create_task(serve(api, eng.api.listen), name="api"))
-                    if admin is not None:
-                        tasks.append(tg.create_task(serve(admin, eng.api.admin_listen,
-                                                          "admin API"), name="admin-api"))
+                          tg.create_task(background.run(), name="supervisor")]
                 await stop.wait()
                 log.info("stopping: %d calls in progress go to the dialplan fallback",
                          len(calls))

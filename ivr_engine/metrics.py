@@ -52,3 +52,14 @@ TOKEN_TRIES = Counter(
 HTTP_REQUESTS = Counter(
     "ivr_http_requests_total", "HTTP API requests, by route, method and status",
     ["route", "method", "status"], registry=REGISTRY)
+
+TASK_FAILURES = Counter(
+    "ivr_task_failures", "Background tasks (SMS lanes, sweepers, monitors, webhook, call "
+    "records, config reloads) that failed and were restarted by the supervisor", ["task"],
+    registry=REGISTRY)
+
+CALLER_WAIT_FALLBACKS = Counter(
+    "ivr_caller_wait_fallbacks",
+    "Callers sent to the fallback because a wait on the database ran past "
+    "engine.database.call_deadline_seconds or failed, by wait and reason",
+    ["wait", "reason"], registry=REGISTRY)

@@ -61,6 +61,7 @@ class ApiParts:
     lifecycle: Lifecycle | None = None  # made here when None (no sweeper then)
     sms: Any = None  # sms.dialer.SmsService when the dialers run in the engine
     queues: Any = None  # livedata.monitor.QueueMonitor
+    supervisor: Any = None  # supervisor.Supervisor: background loops that keep failing
     clock: Callable[[], dt.datetime] = _utcnow
     randbelow: Callable[[int], int] = secrets.randbelow
     buckets: TokenBuckets = field(default_factory=TokenBuckets)  # the door's rate limits
@@ -99,6 +100,8 @@ async def not_ready(parts: ApiParts) -> list[str]:
             reasons.append(f"{node.name}: registrations application not subscribed")
         if node.ami is not None and not node.ami.connected:
             reasons.append(f"{node.name}: AMI not logged in")
+    if parts.supervisor is not None:  # a background loop that keeps failing, by name
+        reasons.extend(parts.supervisor.failing())
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             await parts.store.ping()

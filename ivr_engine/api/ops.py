@@ -2,8 +2,9 @@
 
 - ``GET /healthz`` — the process answers (liveness);
 - ``GET /readyz`` — 200 when every Asterisk node is connected and ready (calls application
-  with its calls taken back, registrations subscribed), the database answers and, when
-  configured, AMI is logged in; else 503 with the reasons;
+  with its calls taken back, registrations subscribed), the database answers, when
+  configured AMI is logged in, and no background task keeps failing (``supervisor.py``);
+  else 503 with the reasons;
 - ``GET /metrics`` — Prometheus text exposition of :mod:`ivr_engine.metrics`.
 
 The middleware counts every request by route template (never the raw path: ids would make

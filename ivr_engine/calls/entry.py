@@ -9,6 +9,11 @@ go through the guard (apps/guard.py): every try is counted before its lookup. A 
 user's session, or an offline code, gives the call its verified user. A call found in the
 application after a reconnect, or back from the dialplan's watchdog (``resume``), resumes
 from the variables on its channel.
+
+Every query a caller waits for here has ``engine.database.call_deadline_seconds``
+(``deadlines.py``): past it, or when the database fails, a new caller goes to the dialplan
+fallback (message + fallback queue: never the app's outside policy, which may block a caller
+the app did send); a caller taken over goes on without its app's custom data.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any
 from .. import metrics
 from ..apps.guard import Attempt, GuessLimits, Kind
 from ..ari import ChannelDtmfReceived
+from ..deadlines import CallerWaitFailed, caller_wait
 from ..ivr.resume import plan_resume
+from ..ivr.runtime import WATCHDOG_VARIABLE
 from ..routing.entry import AppEntry, EntryDecision, after_token, route_app, route_pstn
 from .ivr import IvrPhase
 from .phase import Call, Phase, TokenTimeout, TransferRequest
@@ -56,7 +63,11 @@ async def new_call(call: Call) -> Phase | None:
         intent = None
         if decision.app and extra and call.services.store is not None:
             app = table.apps[decision.app]
-            intent, _, _ = await _look_up(call, app, extra, "VoIP")
+            try:
+                intent, _, _ = await _look_up(call, app, extra, "VoIP")
+            except CallerWaitFailed:
+                await call.rescue()
+                return None
         if intent is not None:
             decision = route_app(table, target, intent.language, _verified(intent))
         return await call.enter(decision, intent, _verified(intent))
@@ -69,8 +80,25 @@ async def new_call(call: Call) -> Phase | None:
         return await call.enter(after_token(table, decision, False), None)
     if app.match == "caller":
         return await _matched(call, decision, app, "")
+    wd = call.config.engine.watchdog
+    if wd.enabled:  # an engine that dies now must not leave the caller in Stasis
+        await call.ari.set_variable(call.channel_id, WATCHDOG_VARIABLE,
+                                    f"{token_watchdog_seconds(call, app):g}")
     await call.ari.answer(call.channel_id)
     return TokenPhase(call, decision, app)
+
+
+def token_watchdog_seconds(call: Call, app: AppEntry) -> float:
+    """Asterisk's watchdog over the token phase: the wait for ``<token>#``, the two queries
+    that may follow it, and the grace the menus get."""
+    eng = call.config.engine
+    return app.token_wait_seconds + 2 * eng.database.call_deadline_seconds + \
+        eng.watchdog.grace_seconds
+
+
+async def _db_wait(call: Call, wait: str, coro: Any, **kw: Any) -> Any:
+    return await caller_wait(call.spawn, call.config.engine.database.call_deadline_seconds,
+                             wait, call.channel_id, coro, **kw)
 
 
 class TokenPhase:
@@ -79,6 +107,7 @@ class TokenPhase:
     def __init__(self, call: Call, decision: EntryDecision, app: AppEntry):
         self.call, self.decision, self.app = call, decision, app
         self.got = ""
+        self._over = False  # the token was read: later keys and timers are not its
         self._timer = call.spawn(self._deadline(app.token_wait_seconds))
 
     async def _deadline(self, seconds: float) -> None:
@@ -86,6 +115,10 @@ class TokenPhase:
         self.call.post(TokenTimeout())
 
     async def handle(self, ev: object) -> Phase | None:
+        if self._over:
+            if isinstance(ev, TransferRequest):
+                ev.done.set_result(False)
+            return None
         if isinstance(ev, ChannelDtmfReceived) and ev.channel_id == self.call.channel_id:
             if ev.digit != "#":
                 self.got += ev.digit
@@ -101,6 +134,7 @@ class TokenPhase:
         self._timer.cancel()
 
     async def _done(self) -> Phase | None:
+        self._over = True
         self._timer.cancel()
         got = self.got if self.got.replace("*", "").isdigit() else ""
         return await _matched(self.call, self.decision, self.app, got)
@@ -121,7 +155,8 @@ async def _look_up(call: Call, app: AppEntry, presented: str,
     """(the intent a token matched, the verified user an offline code matched, whether the
     guard refused the try), through the guard: the try is counted before the lookup and
     given back only when it matches; a short token over a limit, or while the app is
-    hardened, is not looked up at all."""
+    hardened, is not looked up at all. Each query has the caller's deadline
+    (CallerWaitFailed past it: the try stays counted, as a wrong one)."""
     store: Any = call.services.store
     caller = call.start.channel.caller_number
     guessing = call.config.model.apps[app.app].fallback.guessing
@@ -135,13 +170,18 @@ async def _look_up(call: Call, app: AppEntry, presented: str,
                     app.app, kind.value, attempt)
         return None, None, True
     intent, user = None, None
-    if kind is Kind.CODE:
-        offline = call.services.offline
-        found = await offline.verify(app.app, presented) if offline is not None else None
-        user = found.user if found is not None else None
-    elif presented.isdigit():
-        intent = await store.intents.consume_token(app.app, presented, call.clock(),
-                                                   call.channel_id)
+    try:
+        if kind is Kind.CODE:
+            offline = call.services.offline
+            found = await _db_wait(call, "offline-code", offline.verify(app.app, presented)) \
+                if offline is not None else None
+            user = found.user if found is not None else None
+        elif presented.isdigit():
+            intent = await _db_wait(call, "token", store.intents.consume_token(
+                app.app, presented, call.clock(), call.channel_id))
+    except CallerWaitFailed:
+        guard.failed(attempt)
+        raise
     matched = intent is not None or user is not None
     metrics.TOKEN_TRIES.labels(app.app, kind.value, "matched" if matched else "wrong").inc()
     if matched:
@@ -159,11 +199,15 @@ async def _matched(call: Call, decision: EntryDecision, app: AppEntry,
     the caller's number) to the app; the call enters with the verified user it carries."""
     store: Any = call.services.store
     caller = call.start.channel.caller_number
-    intent, user, refused = (await _look_up(call, app, presented, "fallback")) if presented \
-        else (None, None, False)
-    if intent is None and user is None and not refused and app.match != "token":
-        intent = await store.intents.consume_by_caller(app.app, caller, call.clock(),
-                                                       call.channel_id)
+    try:
+        intent, user, refused = (await _look_up(call, app, presented, "fallback")) \
+            if presented else (None, None, False)
+        if intent is None and user is None and not refused and app.match != "token":
+            intent = await _db_wait(call, "caller-match", store.intents.consume_by_caller(
+                app.app, caller, call.clock(), call.channel_id))
+    except CallerWaitFailed:
+        await call.rescue()
+        return None
     user = user or _verified(intent)
     decision = after_token(call.config.routing, decision, intent is not None or user is not None,
                            intent.language if intent is not None else None, user)
@@ -224,5 +268,9 @@ async def _custom_data(call: Call) -> dict[str, str]:
     store: Any = call.services.store
     if store is None:
         return {}
-    intent = await store.intents.for_channel(call.channel_id)
+    try:
+        intent = await _db_wait(call, "custom-data", store.intents.for_channel(call.channel_id),
+                                then="the call goes on without its app's custom data")
+    except CallerWaitFailed:
+        return {}  # the caller goes on; agents miss the app's data for this call
     return dict(intent.custom_data) if intent is not None else {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import metrics
 from ..ari import ChannelDtmfReceived, PlaybackFinished
+from ..deadlines import CallerWaitFailed, caller_wait
 from ..ivr.actions import (
     Action,
     Answer,
@@ -53,11 +54,16 @@ class IvrPhase:
         self.rt = runtime
         self.playbacks: dict[str, str] = {}  # ARI playback id -> runtime token
         self._timers: dict[str, asyncio.Task] = {}
+        self.rescued = False  # sent to the dialplan fallback: nothing more to drive
 
     # -------------------------------------------------------------- events
 
     async def handle(self, ev: object) -> Phase | None:
         rt, now = self.rt, self.call.clock()
+        if self.rescued:
+            if isinstance(ev, TransferRequest):
+                ev.done.set_result(False)
+            return None
         if getattr(ev, "channel_id", self.call.channel_id) != self.call.channel_id:
             return None  # a late event of a user's leg that is already gone
         if isinstance(ev, ChannelDtmfReceived):
@@ -147,7 +153,8 @@ class IvrPhase:
             elif isinstance(a, HandOff):
                 await self._hand_off(a.destination)
             elif isinstance(a, RecordCallback):
-                await self._record_callback(a)
+                if not await self._record_callback(a):
+                    return None  # the caller is in the fallback: what followed is void
             elif isinstance(a, RingUser):
                 nxt = await call.ring(self, a)
             elif isinstance(a, Hangup):
@@ -198,12 +205,25 @@ class IvrPhase:
             "custom_data": info.custom_data, "user": info.user, "verified": info.verified,
             "timestamp": call.clock().isoformat()})
 
-    async def _record_callback(self, a: RecordCallback) -> None:
-        store: Any = self.call.services.store
+    async def _record_callback(self, a: RecordCallback) -> bool:
+        """Record the callback; False when the database could not within the caller's
+        deadline: the caller is then sent to the dialplan fallback (a person now, rather
+        than a callback promised and never recorded)."""
+        call = self.call
+        store: Any = call.services.store
         if store is None:
             log.error("callback for %s requested but no store is configured", a.caller)
-            return
-        row = await store.callbacks.add(caller=a.caller, queue=a.queue, language=a.language,
-                                       entry=a.entry, path="/".join(a.path),
-                                       channel_id=self.call.channel_id)
+            return True
+        try:
+            row = await caller_wait(
+                call.spawn, call.config.engine.database.call_deadline_seconds, "callback",
+                call.channel_id, store.callbacks.add(
+                    caller=a.caller, queue=a.queue, language=a.language, entry=a.entry,
+                    path="/".join(a.path), channel_id=call.channel_id))
+        except CallerWaitFailed:
+            self.rescued = True
+            await self.caller_left()  # its timers
+            await call.rescue()
+            return False
         log.info("callback #%d recorded: %s for queue %s", row, a.caller, a.queue)
+        return True

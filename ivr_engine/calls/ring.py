@@ -24,7 +24,8 @@ async def start_ringing(call: Call, ivr: IvrPhase, a: RingUser) -> Phase | None:
         caller_name=call.start.channel.caller_name,
         prompt=lambda name: call.prompt(name), playback_id=call.playback_id,
         post=call.post, spawn=call.spawn, attach=call.attach, detach=call.detach,
-        watchdog=wd.enabled, grace_seconds=wd.grace_seconds)
+        watchdog=wd.enabled, grace_seconds=wd.grace_seconds,
+        db_deadline_seconds=call.config.engine.database.call_deadline_seconds)
     ringer = Ringer(ctx, call.config.users[a.user], call.services.push, call.services.store,
                     call.node.contacts)
     phase = RingPhase(call, ivr, ringer, a.token)

@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -168,10 +169,45 @@ class CallRecordSettings(_Model):
     retention_days: float = Field(30, gt=0, le=3650)
 
 
+class DatabaseSettings(_Model):
+    """How long anyone waits on the database. ``call_deadline_seconds``: every query a caller
+    waits for (an app token, a callback, a user's devices); past it the caller goes to the
+    dialplan fallback. ``statement_timeout_seconds``: any query of the engine (PostgreSQL:
+    asyncpg's command_timeout). ``busy_timeout_seconds``: SQLite (WAL mode) lets a writer
+    wait this long for another writer's lock before failing."""
+
+    call_deadline_seconds: float = Field(2.0, gt=0, le=30)
+    statement_timeout_seconds: float = Field(30.0, ge=1, le=3600)
+    busy_timeout_seconds: float = Field(5.0, ge=0, le=300)
+
+
+class SupervisorSettings(_Model):
+    """Background loops (SMS lanes, sweepers, monitors, webhook, call records): a failed one
+    is restarted after a backoff doubling from ``restart_backoff_seconds`` up to
+    ``restart_backoff_max_seconds``; ``not_ready_after_failures`` failures within
+    ``failure_window_seconds`` make /readyz name it, until it has run ``stable_seconds``."""
+
+    restart_backoff_seconds: float = Field(1.0, gt=0, le=300)
+    restart_backoff_max_seconds: float = Field(60.0, gt=0, le=3600)
+    not_ready_after_failures: int = Field(5, ge=1, le=10_000)
+    failure_window_seconds: float = Field(300.0, gt=0, le=86_400)
+    stable_seconds: float = Field(30.0, gt=0, le=86_400)
+
+    @field_validator("restart_backoff_max_seconds")
+    @classmethod
+    def _max(cls, v: float, info: ValidationInfo) -> float:
+        first = info.data.get("restart_backoff_seconds")
+        if first is not None and v < first:
+            raise ValueError(f"must be at least restart_backoff_seconds ({first:g})")
+        return v
+
+
 class EngineSettings(_Model):
     ari: AriSettings
     ami: AmiSettings = AmiSettings()
     database_url: str = "sqlite:///ivr-engine.db"
+    database: DatabaseSettings = DatabaseSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
     call_records: CallRecordSettings = CallRecordSettings()
     api: ApiSettings = ApiSettings()
     default_language: Language = "en"

@@ -87,6 +87,11 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
             err(path, f"user {dest.target!r} is not defined under users")
 
     need_dest(("menu_defaults", "on_exhausted"), d.on_exhausted)
+    eng = model.engine
+    if eng.watchdog.enabled and eng.database.call_deadline_seconds >= eng.watchdog.grace_seconds:
+        err(("engine", "database", "call_deadline_seconds"),
+            f"must be below engine.watchdog.grace_seconds ({eng.watchdog.grace_seconds:g}): a "
+            "caller waiting on the database would meet Asterisk's watchdog before the fallback")
     issues.extend(check_users(model, src, need_dest))
 
     # parents come from options only; jumps (on_*, after_hours) do not make a tree edge

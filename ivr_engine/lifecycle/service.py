@@ -30,15 +30,11 @@ class Lifecycle:
 
     async def run(self) -> None:
         """Record sessions that ended by idleness or a mandatory grace, and delete app logs
-        past their retention, every ``lifecycle.sweep_seconds`` (a task in the engine's
-        TaskGroup)."""
+        past their retention, every ``lifecycle.sweep_seconds`` (a child of the engine's
+        supervisor: a failed sweep is logged, counted and started again after a backoff)."""
         while True:
-            try:
-                await self.sessions.sweep()
-                await self.repo.purge_jtis(self.sessions.now())
-                if n := await self.logs.purge():
-                    log.info("app logs: %d requests or uploads past their retention deleted",
-                             n)
-            except Exception as exc:  # noqa: BLE001 - retried at the next round
-                log.error("sessions: sweep failed: %s", exc)
+            await self.sessions.sweep()
+            await self.repo.purge_jtis(self.sessions.now())
+            if n := await self.logs.purge():
+                log.info("app logs: %d requests or uploads past their retention deleted", n)
             await asyncio.sleep(self.config().model.lifecycle.sweep_seconds)

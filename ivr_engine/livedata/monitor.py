@@ -63,6 +63,11 @@ class QueueMonitor:
         return self._changed
 
     async def run(self) -> None:
+        """Follow the queues until cancelled (a child of the engine's supervisor: a failed
+        resync is logged, counted and tried again after a backoff)."""
+        self._closed = False
+        if self.ami is not None and self.ami.connected and not self.synced.is_set():
+            self._login.set()  # restarted after a failed resync: try it again
         try:
             await self._follow()
         finally:  # the engine stops: event streams end now, not at the server's timeout
@@ -79,10 +84,7 @@ class QueueMonitor:
                 messages = await self.ami.event_list(  # type: ignore[union-attr]
                     {"Action": "QueueStatus"})
             except (AmiError, TimeoutError, OSError) as exc:
-                log.warning("QueueStatus failed (%s); retrying", exc)
-                await asyncio.sleep(1)
-                self._login.set()
-                continue
+                raise AmiError(f"QueueStatus after the AMI login failed: {exc}") from exc
             self.board.resync(messages, self.clock())
             self.synced.set()
             self.touch()

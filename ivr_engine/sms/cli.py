@@ -46,6 +46,10 @@ def _with_service(args: argparse.Namespace,
 
 
 def cmd_dialer(args: argparse.Namespace) -> int:
+    """The lanes under the engine's supervisor (``supervisor.py``, ``engine.supervisor``): a
+    failing lane is restarted after a backoff, the others go on."""
+    from ..supervisor import RestartPolicy
+
     async def work(cfg: Any, svc: Any) -> int:
         unknown = sorted(set(args.dialer or ()) - set(cfg.model.sms.dialers))
         if unknown:
@@ -59,7 +63,8 @@ def cmd_dialer(args: argparse.Namespace) -> int:
         log.info("sms dialer %s running: %s", svc.worker,
                  ", ".join(args.dialer or cfg.model.sms.dialers) or "single lane only")
         async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(svc.run(args.dialer or None))
+            task = tg.create_task(svc.run(
+                args.dialer or None, RestartPolicy.from_settings(cfg.engine.supervisor)))
             await stop.wait()
             svc.stop()  # the batches in flight are finished and recorded, then it returns
             done, _ = await asyncio.wait([task], timeout=STOP_GRACE_SECONDS)

@@ -9,6 +9,14 @@ is polled every ``sms.poll_seconds`` (and woken at once by the engine's own API)
 waits for a bulk batch, a dialer's spacing or schedule, only for the provider's rate cap,
 where it goes before every bulk send still waiting.
 
+Each lane (the single lane, each dialer, the lease sweeper) is a child of a
+:class:`~ivr_engine.supervisor.Supervisor`: a lane that fails (the database locked or gone)
+is logged, counted, backed off and started again, without touching the other lanes — nor,
+inside the engine, the calls. A lane resolves its own rows left in SENDING each time it
+starts: with the outcome it already knew when it has one (the provider answered, then
+recording failed: kept in memory until written, so a restart neither loses nor repeats it),
+else as after a crash, below.
+
 On start, the rows this worker left in SENDING (it was killed) are resolved before anything
 else: asked of the provider by idempotency key where it can tell (Infobip), else by the
 provider's ``unknown_outcome`` (``fail``: marked failed, never sent twice; ``resend``: sent
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import re
 import socket
@@ -31,6 +40,7 @@ from prometheus_client import Counter
 
 from ..config.validate import _schedule
 from ..metrics import REGISTRY
+from ..supervisor import RestartPolicy, Start, Supervisor
 from .models import FAILED, OTHER, SENT, SINGLE_LANE, TO_PROCESS
 from .monitor import report
 from .numbers import NumberError, check_regexp, parse_channels, rotation
@@ -43,6 +53,7 @@ from .urlproviders import make_provider
 log = logging.getLogger("ivr_engine.sms")
 
 STATE_OF = {"sent": SENT, "failed": FAILED}
+OUTCOME_OF = {SENT: "sent", FAILED: "failed", TO_PROCESS: "not-sent", OTHER: "other"}
 SENDS = Counter("ivr_sms_messages", "SMS send outcomes (dialers running inside the engine)",
                 ["provider", "lane", "outcome"], registry=REGISTRY)
 SEGMENTS = Counter("ivr_sms_segments", "SMS segments the providers accepted",
@@ -84,6 +95,8 @@ class SmsService:
         self._providers: dict[str, tuple[Any, Provider]] = {}
         self._regexps: dict[str, re.Pattern[str] | None] = {}
         self._rotations: dict[str, tuple[str | None, Any]] = {}
+        # outcomes known but not written yet (the write failed): row id -> (lane, outcome)
+        self._unrecorded: dict[int, tuple[str, dict[str, Any]]] = {}
 
     async def __aenter__(self) -> "SmsService":
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
@@ -161,7 +174,11 @@ class SmsService:
             return {**done, "state": OTHER, "answer": str(exc), "done_at": self.clock()}
         await prov.cap.take(row.segments, single=single)
         if mark:
-            await self.repo.mark_attempted([row.id], self.clock())
+            try:
+                await self.repo.mark_attempted([row.id], self.clock())
+            except Exception as exc:  # noqa: BLE001 - not handed over: it waits, unsent
+                log.warning("sms %d not sent: the spool could not be written: %s", row.id, exc)
+                return {**done, "state": TO_PROCESS, "answer": None, "done_at": None}
         res = await prov.send(Outbound(row.idem_key, row.destination, row.message,
                                        row.encoding, row.segments, channel))
         if res.outcome == "unknown":
@@ -202,7 +219,7 @@ class SmsService:
                 tasks = [tg.create_task(self._send(r, prov, next(channels), single, capped))
                          for r in rows]
             outcomes = [t.result() for t in tasks]
-            await self.repo.record(outcomes)
+            await self._record(rows, outcomes)
             return sum(o["state"] == TO_PROCESS for o in outcomes)
         requeued = 0
         touched = time.monotonic()
@@ -213,13 +230,24 @@ class SmsService:
                 await self.repo.touch([r.id for r in rows[i:]], self.clock())  # still ours
                 touched = time.monotonic()
             if self._stopping.is_set():  # stopping: the rest of the batch was never sent
-                await self.repo.record([{"rid": r.id, "state": TO_PROCESS, "provider": r.provider,
-                                         "answer": None, "done_at": None} for r in rows[i:]])
+                await self._record(rows, [{"rid": r.id, "state": TO_PROCESS,
+                                           "provider": r.provider, "answer": None,
+                                           "done_at": None} for r in rows[i:]])
                 break
             out = await self._send(row, prov, next(channels), single, True)
-            await self.repo.record([out])
+            await self._record(rows, [out])
             requeued += out["state"] == TO_PROCESS
         return requeued
+
+    async def _record(self, rows: list[Claimed], outcomes: list[dict[str, Any]]) -> None:
+        """Write outcomes; until written they are kept, so the lane's restart writes them
+        instead of guessing (``recover``)."""
+        lanes = {r.id: r.lane for r in rows}
+        for o in outcomes:
+            self._unrecorded[o["rid"]] = (lanes.get(o["rid"], ""), o)
+        await self.repo.record(outcomes)
+        for o in outcomes:
+            self._unrecorded.pop(o["rid"], None)
 
     # ----------------------------------------------------------------- lanes
 
@@ -288,13 +316,25 @@ class SmsService:
     # ----------------------------------------------------------------- recovery
 
     async def recover(self, *, worker: str | None = None, not_worker: str | None = None,
-                      claimed_before: dt.datetime | None = None) -> dict[str, int]:
-        """Resolve rows left in SENDING (see the module's docstring); counts per outcome."""
-        rows = await self.repo.in_flight(worker=worker, not_worker=not_worker,
-                                         claimed_before=claimed_before)
+                      claimed_before: dt.datetime | None = None,
+                      lanes: frozenset[str] | set[str] | None = None,
+                      skip_lanes: frozenset[str] = frozenset()) -> dict[str, int]:
+        """Resolve rows left in SENDING (see the module's docstring), of ``lanes`` only when
+        given, never of ``skip_lanes``; counts per outcome."""
+        rows = [r for r in await self.repo.in_flight(worker=worker, not_worker=not_worker,
+                                                     claimed_before=claimed_before)
+                if (lanes is None or r.lane in lanes) and r.lane not in skip_lanes]
         counts: dict[str, int] = {}
         outcomes = []
+        known = 0
         for row in rows:
+            mine = self._unrecorded.get(row.id) if worker == self.worker else None
+            if mine is not None:  # its outcome was known, only not written
+                outcomes.append(mine[1])
+                name = OUTCOME_OF.get(mine[1]["state"], "other")
+                counts[name] = counts.get(name, 0) + 1
+                known += 1
+                continue
             try:
                 prov = self.provider(row.provider)
             except LookupError as exc:
@@ -311,12 +351,20 @@ class SmsService:
                              "answer": res.answer,
                              "done_at": None if res.outcome == "not-sent" else self.clock()})
         await self.repo.record(outcomes)
+        if worker == self.worker:  # written now, or no longer in flight (written before)
+            for rid, (lane, _) in list(self._unrecorded.items()):
+                if (lanes is None or lane in lanes) and lane not in skip_lanes:
+                    del self._unrecorded[rid]
         if rows:
-            log.warning("sms: %d sends left in flight resolved: %s", len(rows), counts)
+            log.warning("sms: %d sends left in flight resolved (%d with their outcome known): "
+                        "%s", len(rows), known, counts)
         return counts
 
-    async def sweep(self) -> None:
-        """Every lease period: resolve the sends of workers that died and never came back."""
+    async def sweep(self, skip_lanes: frozenset[str] = frozenset()) -> None:
+        """This worker's rows left in flight in lanes it does not run (``skip_lanes`` are
+        the ones it runs: each resolves its own), then every lease period: the sends of
+        workers that died and never came back."""
+        await self.recover(worker=self.worker, skip_lanes=skip_lanes)
         while not self._stopping.is_set():
             await self._pause(self.sms.lease_seconds)
             if self._stopping.is_set():
@@ -324,13 +372,28 @@ class SmsService:
             lease = dt.timedelta(seconds=self.sms.lease_seconds)
             await self.recover(not_worker=self.worker, claimed_before=self.clock() - lease)
 
-    async def run(self, dialers: list[str] | None = None) -> None:
-        """Resolve this worker's unfinished sends, then run the single lane, the dialers
-        (all configured ones, or ``dialers``) and the lease sweeper until cancelled."""
-        await self.recover(worker=self.worker)
-        names = list(self.sms.dialers) if dialers is None else dialers
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.run_single(), name="sms-single")
-            tg.create_task(self.sweep(), name="sms-sweep")
-            for name in names:
-                tg.create_task(self.run_dialer(name), name=f"sms-dialer-{name}")
+    def lanes(self, dialers: list[str] | None = None) -> dict[str, Start]:
+        """The lanes to supervise, by name: the single lane, the dialers (all configured
+        ones, or ``dialers``) and the lease sweeper. Each call of a lane's start resolves
+        that lane's unfinished sends of this worker first, then runs it until stopped."""
+        names = list(self.sms.dialers) if dialers is None else list(dialers)
+        out: dict[str, Start] = {
+            "sms-single": functools.partial(self._lane, SINGLE_LANE, self.run_single),
+            "sms-sweep": functools.partial(self.sweep, frozenset({SINGLE_LANE, *names}))}
+        for name in names:
+            out[f"sms-dialer-{name}"] = functools.partial(
+                self._lane, name, functools.partial(self.run_dialer, name))
+        return out
+
+    async def _lane(self, lane: str, body: Start) -> None:
+        await self.recover(worker=self.worker, lanes={lane})
+        await body()
+
+    async def run(self, dialers: list[str] | None = None,
+                  policy: RestartPolicy | None = None) -> None:
+        """Run :meth:`lanes` under a supervisor of their own until cancelled, or until
+        :meth:`stop` has let each finish."""
+        supervisor = Supervisor(policy)
+        for name, start in self.lanes(dialers).items():
+            supervisor.add(name, start)
+        await supervisor.run()

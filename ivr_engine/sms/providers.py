@@ -10,6 +10,9 @@ Each ``send`` ends in one of four outcomes:
     not-sent  the request never reached the provider (connection refused): send again later
     unknown   the request may have reached it (timeout, dropped connection, 5xx)
 
+An answer of a shape the adapter does not expect (a list where an object belongs, a string for
+a status, …) is ``failed`` with what was read: never an exception out of the SMS lane.
+
 ``lookup(key)`` tells, for a send whose outcome is unknown (a crash, a timeout), whether the
 provider has it. Only Infobip can: the engine sets Infobip's ``messageId`` to the row's
 idempotency key and asks ``GET /sms/1/logs?messageId=``. The others answer None (cannot tell):
@@ -19,6 +22,7 @@ the provider's ``unknown_outcome`` decides (``fail``: never twice; ``resend``: n
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import math
@@ -31,6 +35,9 @@ from aiolimiter import AsyncLimiter
 log = logging.getLogger("ivr_engine.sms")
 
 Outcome = Literal["sent", "failed", "not-sent", "unknown"]
+#: the answers ``_answer`` read during the current ``send`` (to show a garbled one)
+_READ: contextvars.ContextVar[list[tuple[int, Any]] | None] = contextvars.ContextVar(
+    "sms_answers_read", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +124,22 @@ class Provider:
                 f"{s.callback_token.get_secret_value()}")
 
     async def send(self, out: Outbound) -> SendResult:
+        read: list[tuple[int, Any]] = []
+        token = _READ.set(read)
         try:
             return await self._send(out)
         except aiohttp.ClientConnectorError as exc:
             return SendResult("not-sent", short(f"cannot connect: {exc.os_error}"))
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             return SendResult("unknown", short(f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - an answer this adapter cannot read
+            got = f"HTTP {read[-1][0]}: {read[-1][1]}" if read else "nothing read"
+            log.warning("sms provider %s: unexpected answer (%s: %s): %s", self.name,
+                        type(exc).__name__, exc, short(got, 200))
+            return SendResult("failed", short(f"unexpected answer from the provider "
+                                              f"({type(exc).__name__}): {got}"))
+        finally:
+            _READ.reset(token)
 
     async def _send(self, out: Outbound) -> SendResult:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -134,9 +151,13 @@ class Provider:
     async def _answer(self, resp: aiohttp.ClientResponse) -> tuple[int, Any]:
         body = await resp.read()
         try:
-            return resp.status, json.loads(body) if body else None
+            answer = resp.status, json.loads(body) if body else None
         except ValueError:
-            return resp.status, body.decode("utf-8", "replace")
+            answer = resp.status, body.decode("utf-8", "replace")
+        read = _READ.get()
+        if read is not None:
+            read.append(answer)
+        return answer
 
 
 def _unknown_if_5xx(status: int, data: Any) -> SendResult | None:
@@ -252,9 +273,14 @@ class Infobip(Provider):
             return None
         if status != 200 or not isinstance(data, dict):
             return None
-        found = [r for r in data.get("results") or [] if r.get("messageId") == key]
+        try:
+            found = [r for r in data.get("results") or [] if r.get("messageId") == key]
+            group = (found[0].get("status") or {}).get("groupName", "") if found else ""
+        except (AttributeError, TypeError):  # an answer of another shape: cannot tell
+            log.warning("sms provider %s: unexpected lookup answer: %s", self.name,
+                        short(str(data), 200))
+            return None
         if found:
-            group = (found[0].get("status") or {}).get("groupName", "")
             return SendResult("failed" if group == "REJECTED" else "sent",
                               short(f"found after restart: {group}"), key)
         return SendResult("not-sent", "not found at the provider after restart")

@@ -16,9 +16,9 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -197,13 +197,51 @@ def _upgrade(conn: Connection, target: str) -> None:
     command.upgrade(cfg, target)
 
 
-class Database:
-    """One async engine and its session factory."""
+def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        cur = dbapi_connection.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")  # a writer waits, then fails
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+        finally:
+            cur.close()
+    return on_connect
 
-    def __init__(self, url: str, **engine_options: Any):
+
+def timeout_options(url: str, statement_timeout: float, busy_timeout: float) -> dict[str, Any]:
+    """The driver's own limits (``engine.database``): PostgreSQL — asyncpg's
+    ``command_timeout`` on every statement (a server that stopped answering costs a query
+    this long, then it fails); SQLite — the lock wait (``timeout``)."""
+    if async_url(url).startswith("sqlite"):
+        return {"connect_args": {"timeout": busy_timeout}}
+    return {"connect_args": {"command_timeout": statement_timeout}}
+
+
+class Database:
+    """One async engine and its session factory.
+
+    Every connection has a deadline of its own (see :func:`timeout_options`); SQLite ones are
+    also put in WAL journal mode with a busy timeout, so a caller's read never waits for a
+    writer and a writer waits ``busy_timeout`` for another one (another process's too)
+    instead of failing at once with "database is locked"."""
+
+    def __init__(self, url: str, *, statement_timeout: float = 30.0, busy_timeout: float = 5.0,
+                 **engine_options: Any):
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(async_url(url), **engine_options)
+        options = timeout_options(url, statement_timeout, busy_timeout)
+        options["connect_args"].update(engine_options.pop("connect_args", {}))
+        self.engine: AsyncEngine = create_async_engine(async_url(url), **options,
+                                                       **engine_options)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine.sync_engine, "connect",
+                         _sqlite_pragmas(int(busy_timeout * 1000)))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, url: str, settings: Any, **engine_options: Any) -> "Database":
+        """With the limits of ``engine.database`` (config.model.DatabaseSettings)."""
+        return cls(url, statement_timeout=settings.statement_timeout_seconds,
+                   busy_timeout=settings.busy_timeout_seconds, **engine_options)
 
     @property
     def dialect(self) -> str:

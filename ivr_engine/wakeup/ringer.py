@@ -19,6 +19,7 @@ from typing import Any, Callable, Coroutine
 
 from ..ari import AriClient, AriError, ChannelDestroyed, ChannelStateChange, PlaybackFinished
 from ..ari import StasisEnd, StasisStart
+from ..deadlines import CallerWaitFailed, caller_wait
 from ..ivr.runtime import WATCHDOG_VARIABLE
 from ..push import PushError, WakePayload
 from .plan import UserSpec, plan_wakeup
@@ -68,6 +69,7 @@ class RingContext:
     detach: Callable[[str], None]
     watchdog: bool  # whether TIMEOUT(absolute) is kept armed (engine.watchdog.enabled)
     grace_seconds: float
+    db_deadline_seconds: float = 2.0  # engine.database.call_deadline_seconds
 
 
 class Ringer:
@@ -255,7 +257,14 @@ class Ringer:
             log.error("call %s: user %s needs a push but no push service/store is set up",
                       ctx.channel_id, user.name)
             return
-        devices = await self.store.devices.for_user(user.name, user.app)
+        try:  # the caller hears the hold meanwhile: no device found in time, no push
+            devices = await caller_wait(
+                ctx.spawn, ctx.db_deadline_seconds, "devices", ctx.channel_id,
+                self.store.devices.for_user(user.name, user.app),
+                then=f"no wake push for {user.name}: the caller gets the no-answer "
+                     "destination when the wait ends")
+        except CallerWaitFailed:
+            return
         if not devices:
             log.warning("call %s: user %s has no registered device to wake", ctx.channel_id,
                         user.name)

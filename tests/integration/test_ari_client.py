@@ -178,7 +178,10 @@ async def test_stasis_start_answer_and_playbacks(ari):
                                    predicate=lambda e: e.playback.id == "pb-long")
     assert time.monotonic() - t0 < 1.0  # well before the 2.5 s prompt would have ended
     assert stopped.playback.media_uri == "sound:pls-hold-while-try"
-    await asyncio.sleep(0.3)
+    # a channel plays one thing at a time: once a marker played after the stop has
+    # finished, the list's second item would have started before it if it ever did
+    await ari.play(ch1, "sound:beep", playback_id="pb-marker")
+    await ari.next_event(PlaybackFinished, predicate=lambda e: e.playback.id == "pb-marker")
     assert not [e for e in ari.history if isinstance(e, PlaybackStarted)
                 and e.playback.id == "pb-long" and e.playback.media_uri == "sound:hello-world"]
 
@@ -353,13 +356,14 @@ async def test_second_client_with_same_app_replaces_first(ari, ari_factory, ws_s
     with pytest.raises(AriAppReplaced):
         await asyncio.wait_for(first.task, timeout=5)
     assert not first.connected
-    # No ping-pong: the first one stays down, the second keeps the app.
-    await asyncio.sleep(1.0)
-    assert second.connected and not second.task.done()
-    assert [apps for apps in ws_sessions().values() if first.app in apps] == [[first.app]]
-    # The app works for the new owner.
+    # No ping-pong: the first one's run() has ended (it never reconnects to take the app
+    # back), and the app works for the new owner, which is still its only websocket after
+    # a call went through it.
+    assert first.task.done()
     ch1, _, _ = await enter_app(second)
     assert ch1 not in {e.channel_id for e in first.history}
+    assert second.connected and not second.task.done()
+    assert [apps for apps in ws_sessions().values() if first.app in apps] == [[first.app]]
 
 
 # ------------------------------------------------------------------ 7. reconnect
@@ -398,11 +402,15 @@ async def test_reconnects_after_server_side_close(ari_factory, ws_sessions, sand
 
 
 async def test_heartbeat_and_cancel_close_the_websocket(ari_factory, ws_sessions):
-    # Asterisk answers the client's pings: a 0.2 s heartbeat must not drop the socket.
-    client = await ari_factory(heartbeat=0.2)
+    # Asterisk answers the client's pings: a 0.3 s heartbeat must not drop the socket over
+    # five periods (watched all along: the first drop fails the test at once).
+    client = await ari_factory(heartbeat=0.3)
     downs: list[float] = []
     client.on_disconnected = lambda: downs.append(time.monotonic())
-    await asyncio.sleep(1.5)
+    watch_until = time.monotonic() + 1.5
+    while time.monotonic() < watch_until:
+        assert client.connected and downs == [], downs
+        await asyncio.sleep(0.05)
     assert client.connected and downs == []
     assert any(client.app in apps for apps in ws_sessions().values())
     # Cancelling run() closes the websocket (Asterisk forgets the session) and reports it.
@@ -440,13 +448,24 @@ async def test_backoff_doubles_with_jitter_up_to_max(caplog):
 # ------------------------------------------------------------------ 8. dispatcher
 
 
+async def until(cond, timeout: float, what: str, every: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(every)
+
+
 async def test_dispatcher_isolates_a_slow_call(sandbox):
-    """Channel A's handler sleeps 0.8 s per event; channel B's events are not delayed."""
+    """Channel A's handler is stuck on each event until the test lets it go; channel B's
+    events reach B's handler meanwhile (a dispatcher that made B wait behind A would never
+    deliver them: the wait times out), and A's own events then follow one at a time, in
+    order."""
     app = _id("ivr-test-disp")
-    slow_s = 0.8
     received: dict[str, list[tuple[str, float]]] = {}
     workers: list[asyncio.Task] = []
     slow_channel: list[str] = []
+    go_a: asyncio.Queue[float] = asyncio.Queue()  # one token per A event it may finish
+    released: list[float] = []
     disp: ChannelDispatcher
 
     async def worker(channel_id: str, queue: asyncio.Queue[Event]) -> None:
@@ -455,7 +474,7 @@ async def test_dispatcher_isolates_a_slow_call(sandbox):
             if isinstance(event, ChannelVarset) and event.variable == "TICK":
                 received.setdefault(channel_id, []).append((event.value, time.monotonic()))
                 if channel_id in slow_channel:
-                    await asyncio.sleep(slow_s)  # a call stuck in slow work
+                    released.append(await go_a.get())  # a call stuck in slow work
             if isinstance(event, StasisEnd):
                 disp.unregister(channel_id)
                 return
@@ -474,35 +493,28 @@ async def test_dispatcher_isolates_a_slow_call(sandbox):
             slow_channel.append(a)
             for ch in (a, b):
                 await c.originate(LOCAL_ENDPOINT, app=app, channel_id=ch)
-            for _ in range(100):
-                if a in disp and b in disp:
-                    break
-                await asyncio.sleep(0.05)
-            assert a in disp and b in disp and len(disp) == 2
+            await until(lambda: a in disp and b in disp, 10, "A and B registered")
+            assert len(disp) == 2
 
-            sent: dict[str, float] = {}
             for i in range(3):
                 await c.set_variable(a, "TICK", f"a{i}")
+            await until(lambda: len(received.get(a, [])) == 1, 10, "A stuck on its first")
             for i in range(3):
-                sent[f"b{i}"] = time.monotonic()
                 await c.set_variable(b, "TICK", f"b{i}")
-            for _ in range(100):
-                if len(received.get(b, [])) == 3:
-                    break
-                await asyncio.sleep(0.02)
-            got_b = received.get(b, [])
-            assert [v for v, _ in got_b] == ["b0", "b1", "b2"]
-            lat_b = [t - sent[v] for v, t in got_b]
-            assert max(lat_b) < 0.3, lat_b  # B never waited behind A's 0.8 s sleeps
-            assert len(received.get(a, [])) == 1  # A is still busy with its first event
+            await until(lambda: len(received.get(b, [])) == 3, 10, "B's events, A stuck")
+            assert [v for v, _ in received[b]] == ["b0", "b1", "b2"]
+            assert len(received[a]) == 1  # A is still busy with its first event
 
-            for _ in range(100):  # A catches up later, in order
-                if len(received.get(a, [])) == 3:
-                    break
-                await asyncio.sleep(0.05)
+            for _ in range(3):  # A catches up, one event at a time, in order
+                n = len(received[a])
+                go_a.put_nowait(time.monotonic())
+                if n < 3:
+                    await until(lambda: len(received[a]) > n or n == 3, 10, "A's next")
             got_a = received[a]
             assert [v for v, _ in got_a] == ["a0", "a1", "a2"]
-            assert got_a[2][1] - got_a[0][1] >= 2 * slow_s * 0.95
+            # each A event reached the handler only after the one before was let go
+            await until(lambda: len(released) == 3, 10, "A's last event let go")
+            assert got_a[1][1] >= released[0] and got_a[2][1] >= released[1]
             # Unregistered channels (the ;2 halves, and A/B before their StasisStart: an
             # originated channel's Dial/ChannelStateChange come first) went to on_other ...
             assert any(e.channel_id and e.channel_id not in (a, b) for e in others)
@@ -534,10 +546,11 @@ async def test_websocket_requests_are_served_in_order(ari_factory):
         await ari.play(ch1, "sound:hello-world", playback_id=_id("pb"))
         await ari.next_event(PlaybackStarted, predicate=on(ch1))
         blocked = asyncio.ensure_future(ari.set_variable(ch1, "IVR_T", "1"))
-        await asyncio.sleep(0.05)
-        t0 = time.monotonic()
+        if ari._ws_rest is not None:  # the variable's request is on the websocket first
+            await until(lambda: ari._ws_rest._pending, 5, "the set_variable request sent")
+        else:
+            await asyncio.sleep(0.05)  # (HTTP: on its own connection either way)
         await ari.asterisk_info()
-        waits[transport] = time.monotonic() - t0
+        waits[transport] = blocked.done()  # had the info to wait for the variable?
         await blocked
-    assert waits["http"] < 0.3, waits
-    assert waits["websocket"] > 0.3, waits  # hello-world lasts ~1.2 s
+    assert waits == {"http": False, "websocket": True}, waits  # hello-world lasts ~1.2 s

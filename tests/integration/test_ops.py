@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from pathlib import Path
 
 import aiohttp
@@ -45,6 +46,18 @@ async def engine(sandbox, tmp_path_factory):
     assert await eng.stop() == 0, eng.log()
 
 
+async def poll(cond, timeout: float, what: str, every: float = 0.1):
+    """Call ``cond()`` (async) until it returns something true; that value. A deadline, not
+    a count of sleeps: the machine may be loaded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await cond()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(every)
+
+
 async def get(engine, path: str, **kw) -> tuple[int, str]:
     async with aiohttp.ClientSession() as http:
         async with http.get(engine.api_url + path, **kw) as r:
@@ -53,12 +66,12 @@ async def get(engine, path: str, **kw) -> tuple[int, str]:
 
 async def test_health_and_readiness(engine):
     assert (await get(engine, "/healthz"))[0] == 200
-    for _ in range(50):  # AMI logs in shortly after ARI
+
+    async def ready():  # AMI logs in shortly after ARI
         status, body = await get(engine, "/readyz")
-        if status == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert status == 200 and json.loads(body)["status"] == "ready", body
+        return body if status == 200 else None
+    body = await poll(ready, 20, "/readyz 200")
+    assert json.loads(body)["status"] == "ready", body
 
 
 async def test_metrics_count_calls_keys_and_requests(engine, sandbox):
@@ -67,14 +80,13 @@ async def test_metrics_count_calls_keys_and_requests(engine, sandbox):
         r = await pool.call(did="+15550001000", caller="+15551231234", keys=["1"], timeout=30)
     assert r["destination"] == {"type": "queue", "target": "operator"}
     await get(engine, "/v1/calls/nope", headers={"Authorization": "Bearer wrong"})
-    after = ""
-    for _ in range(50):  # the call is counted when its channel leaves the engine
-        status, after = await get(engine, "/metrics")
-        if metric(after, "ivr_calls_total", entry="number", outcome="handed-off") > \
-                metric(before, "ivr_calls_total", entry="number", outcome="handed-off"):
-            break
-        await asyncio.sleep(0.1)
-    assert status == 200
+
+    async def counted():  # the call is counted when its channel leaves the engine
+        status, text = await get(engine, "/metrics")
+        assert status == 200
+        return text if metric(text, "ivr_calls_total", entry="number", outcome="handed-off") \
+            > metric(before, "ivr_calls_total", entry="number", outcome="handed-off") else None
+    after = await poll(counted, 20, "the call counted")
     assert metric(after, "ivr_calls_total", entry="number", outcome="handed-off") == \
         metric(before, "ivr_calls_total", entry="number", outcome="handed-off") + 1
     assert metric(after, "ivr_calls_in_progress") == 0
@@ -90,12 +102,12 @@ async def test_readiness_says_why_when_asterisk_is_unreachable(sandbox, tmp_path
 
     eng = await spawn_engine(sandbox, tmp_path, extra_env={"IVR_ARI_PASSWORD": "wrong"})
     try:
-        for _ in range(100):
+        async def answered():
             try:
-                status, body = await get(eng, "/readyz")
-                break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
+                return await get(eng, "/readyz")
+            except aiohttp.ClientConnectionError:  # not listening yet
+                return None
+        status, body = await poll(answered, 30, "the API answering")
         assert status == 503
         assert "ARI calls application 'ivr-engine' not connected" in body, body
         assert (await get(eng, "/healthz"))[0] == 200
@@ -113,7 +125,10 @@ async def test_json_logs_carry_the_channel_and_never_a_secret(engine, sandbox):
                                  json={"connectivity": 0.1},
                                  headers={"Authorization": f"Bearer {key}"}) as resp:
                 await resp.read()
-    await asyncio.sleep(0.3)
+
+    async def logged():  # the call's last line (it left the engine) is written
+        return f"call {channel} left the engine" in engine.log()
+    await poll(logged, 20, "the call's lines in the log")
     lines = [json.loads(line) for line in engine.log().splitlines() if line.startswith("{")]
     assert lines and all({"time", "level", "logger", "message"} <= set(x) for x in lines)
     mine = [x for x in lines if channel in x["message"]]

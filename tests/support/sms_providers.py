@@ -5,6 +5,11 @@ lookup) and a generic gateway (``/gw`` GET or POST, optional basic auth). Every 
 kept (``requests``) with what it carried, and each accepted message counted by its key, so a
 test sees duplicates.
 
+Faults, for the bulkhead tests: ``garbage`` answers every send 200 with JSON of a shape no
+provider uses (Infobip: ``{"messages": ["PENDING"]}``), ``fail_status`` answers with that
+HTTP status, and while ``answering`` is cleared every request waits (a provider that hangs:
+what it held is answered 503 afterwards, never processed).
+
 Run alone (``python -m tests.support.sms_providers --port 0 --latency-ms 0``) it prints its
 URL and serves ``GET /_stats`` (accepted, distinct, duplicates).
 """
@@ -47,6 +52,8 @@ class LocalProviders:
     accepted: collections.Counter = field(default_factory=collections.Counter)
     refuse: set[str] = field(default_factory=set)  # destinations answered with an error
     fail_status: int | None = None  # answer every send with this HTTP status
+    garbage: bool = False  # answer every send 200 with JSON of an unexpected shape
+    answering: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))  # clear: hang
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def app(self) -> web.Application:
@@ -72,6 +79,9 @@ class LocalProviders:
             self.requests.append(s)
         if self.latency:
             await asyncio.sleep(self.latency)
+        if not self.answering.is_set():  # hanging: what it holds is never processed
+            await self.answering.wait()
+            raise web.HTTPServiceUnavailable(text="held while the provider hung")
         return s
 
     def _basic(self, request: web.Request) -> tuple[str, str] | None:
@@ -120,6 +130,8 @@ class LocalProviders:
                 "messageId": "UNAUTHORIZED", "text": "Invalid login details"}}}, status=401)
         if self.fail_status:
             return web.json_response({"requestError": {}}, status=self.fail_status)
+        if self.garbage:
+            return web.json_response({"messages": ["PENDING"]})
         out = []
         for msg in s.json["messages"]:
             for d in msg["destinations"]:
@@ -144,6 +156,8 @@ class LocalProviders:
 
     async def gateway(self, request: web.Request) -> web.Response:
         s = await self._seen("gateway", request)
+        if self.fail_status:
+            return web.Response(status=self.fail_status, text="boom")
         fields = s.query if request.method == "GET" else s.form
         if request.query.get("auth") == "1" and self._basic(request) != (GW_USER, GW_PASSWORD):
             return web.Response(status=401, text="unauthorized")
@@ -157,6 +171,11 @@ class LocalProviders:
     def summary(self) -> dict[str, int]:
         return {"accepted": sum(self.accepted.values()), "distinct": len(self.accepted),
                 "duplicates": sum(n - 1 for n in self.accepted.values() if n > 1)}
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
 
 
 async def start(providers: LocalProviders, port: int = 0) -> tuple[web.AppRunner, str]:
