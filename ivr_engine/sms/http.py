@@ -24,9 +24,9 @@ from ..api.problems import Problem
 from ..api.routes import ADMIN, PROVIDER, ApiRoutes, Reply
 from ..api.schemas import reply
 from .linkhttp import add_link_routes
-from .single import enqueue_single
+from .single import send_single
 from .models import STATE_NAMES, TO_PROCESS, SpoolRow
-from .monitor import report as monitor_report
+from .overview import report as monitor_report
 from .reports import ReportError, parse_report
 from .schemas import (
     CampaignDeleted,
@@ -85,7 +85,7 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
             raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
         except LookupError as exc:
             raise Problem(409, "No provider", exc.args[0], field="provider") from None
-        got, done = await enqueue_single(repo, service, row, req.wait_seconds)
+        got, done = await send_single(repo, service, row, req.wait_seconds)
         return reply(status_of(got), status=200 if done else 202)
 
     @routes.get("/v1/sms/messages/{id}", summary="One message and where it stands",

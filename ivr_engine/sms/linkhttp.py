@@ -31,7 +31,7 @@ from .applinks import (
     store_for,
 )
 from .schemas import SmsStatus
-from .single import enqueue_single
+from .single import send_single
 from .spool import SpoolError, single_row
 
 REDIRECT = Reply(description="to the platform's store", media_type="text/plain",
@@ -78,7 +78,7 @@ def add_link_routes(routes: ApiRoutes, config: Callable[[], Any], repo: Any, ser
             raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
         except LookupError as exc:
             raise Problem(409, "No provider", exc.args[0]) from None
-        got, done = await enqueue_single(repo, service, row, req.wait_seconds)
+        got, done = await send_single(repo, service, row, req.wait_seconds)
         return reply(status_of(got), status=200 if done else 202)
 
     def link_handler(kind: str) -> Any:

@@ -58,8 +58,8 @@ def _pending(row: Any) -> bool:
     return row.state in (TO_PROCESS, SENDING)
 
 
-async def enqueue_single(repo: Any, service: Any, row: Any,
-                         wait_seconds: float) -> tuple[Any, bool]:
+async def send_single(repo: Any, service: Any, row: Any,
+                      wait_seconds: float) -> tuple[Any, bool]:
     """Queue ``row`` (``repo``: the SmsRepo; ``service``: the in-engine SmsService, woken at
     once, or None); return its spool row after at most ``wait_seconds`` and whether it
     reached an outcome (sent, failed, blocked, ...) by then."""
