@@ -27,7 +27,7 @@ engine:
     password: ${{IVR_ARI_PASSWORD}}
   api:
     listen: ${{IVR_API_LISTEN}}
-    admin_token: bench-admin
+    admin_token: bench-admin-00000000000000000000000000
   database_url: ${{IVR_DATABASE_URL}}
 lifecycle: {{notice_concurrency: {concurrency}, notice_rate_per_second: {rate}}}
 apps:
@@ -98,7 +98,7 @@ async def run_with_calls(servers: dict, bundle: str, concurrency: int, fill, pla
     cfg_path.write_text(CONFIG.format(s=servers, bundle=bundle, concurrency=concurrency,
                                       did=DID, rate=rate or "null"))
     await upgrade_database(url)
-    from ivr_engine.store import Store
+    from ivr_engine.repositories import Store
 
     store = await Store.open(url)
     try:
@@ -118,7 +118,7 @@ async def run_with_calls(servers: dict, bundle: str, concurrency: int, fill, pla
                 t1 = time.monotonic()
                 async with http.post(
                         f"{eng.api_url}/v1/admin/apps/field/releases",
-                        headers={"Authorization": "Bearer bench-admin"},
+                        headers={"Authorization": "Bearer bench-admin-00000000000000000000000000"},
                         json={"platform": platform, "version": "2.17.100",
                               "kind": "recommended", "store_url": "https://apps.example/f"},
                         timeout=aiohttp.ClientTimeout(total=120)) as r:

@@ -128,7 +128,8 @@ async def run_platform(servers: dict, platform: str, n: int, concurrency: int,
     from ivr_engine.lifecycle.schemas import ReleaseRequest
     from ivr_engine.lifecycle.service import Lifecycle
     from ivr_engine.push import PushService
-    from ivr_engine.store import Database, Store
+    from ivr_engine.repositories import Store
+    from ivr_engine.store import Database
 
     url = db_url or f"sqlite:///{tmp / f'fanout-{platform}.db'}"
     db = Database(url)

@@ -33,7 +33,8 @@ from sqlalchemy import func, select  # noqa: E402
 from bench.common import make_log, percentiles  # noqa: E402
 from ivr_engine.sms.models import SENT, SINGLE_LANE, SpoolRow  # noqa: E402
 from ivr_engine.sms.spool import spool_row  # noqa: E402
-from ivr_engine.store import Database, Store  # noqa: E402
+from ivr_engine.repositories import Store  # noqa: E402
+from ivr_engine.store import Database  # noqa: E402
 
 log = make_log("sms-bench")
 CONFIG = REPO / "tests" / "fixtures" / "sms.yaml"

@@ -84,6 +84,11 @@ from ivr_engine.ari import (  # noqa: E402
 from ivr_engine.testing.caller import CallerPool, LocalCall, dialplan_side  # noqa: E402
 from ivr_engine.testing.record import AriListener  # noqa: E402
 from tests.e2e import baresip_ua  # noqa: E402
+from tests.support import identity  # noqa: E402
+from tests.support.identity import open_session  # noqa: E402
+
+WBENCH_KEY = "wbench-key-0000000000000000000000000000"  # bench/wakeup.yaml's app api_key
+identity.SECRETS.setdefault("wbenchapp", "wbench-backend-secret-00000000000000000")
 from tests.e2e.baresip_ua import Baresip  # noqa: E402
 from tests.support.push_servers import FakeFcm  # noqa: E402
 
@@ -586,11 +591,11 @@ class Bench:
         self.engine.start()
         await self.engine.wait_ready()
         log(f"engine up (pid {self.engine.pid}), API {self.api_url}, FakeFcm {self.fcm.url}")
-        key = {"Authorization": "Bearer wbench-key"}  # bench/wakeup.yaml's app api_key
-        async with aiohttp.ClientSession(base_url=self.api_url, headers=key) as http:
-            async with http.post("/v1/devices", json={
-                    "app": APP, "user": USER, "platform": "android",
-                    "push_token": PUSH_TOKEN, "model": "wbench"}) as r:
+        async with aiohttp.ClientSession() as http:  # the app logs in, registers its token
+            session = await open_session(http, self.api_url, APP, WBENCH_KEY, USER)
+            async with http.post(f"{self.api_url}/v1/devices", json={
+                    "platform": "android", "push_token": PUSH_TOKEN, "model": "wbench"},
+                    headers={"Authorization": f"Bearer {session}"}) as r:
                 if r.status != 201:
                     raise RuntimeError(f"POST /v1/devices -> {r.status}: {await r.text()}")
         user, pw = self.env["IVR_ARI_USERNAME"], self.env["IVR_ARI_PASSWORD"]

@@ -36,6 +36,42 @@ def _load(path: str) -> Config | None:
     return cfg
 
 
+StoreWork = Callable[[Config, Any], Awaitable[int]]
+
+
+def with_store(prefix: str, path: str, work: StoreWork) -> int:
+    """Load the config at ``path``, open its database's Store, run ``work(cfg, store)``: the
+    way every command that needs the database runs (handed to the features' commands, which
+    do not assemble the Store themselves). Errors are printed as ``<prefix>: …``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .repositories import Store
+    from .store import DatabaseUrlError, SchemaNotReady
+
+    cfg = _load(path)
+    if cfg is None:
+        return EXIT_CONFIG
+
+    async def run() -> int:
+        db = cfg.engine.database
+        store = await Store.open(cfg.engine.database_url,
+                                 statement_timeout=db.statement_timeout_seconds,
+                                 busy_timeout=db.busy_timeout_seconds)
+        try:
+            return await work(cfg, store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (DatabaseUrlError, SchemaNotReady) as exc:
+        print(f"{prefix}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"{prefix}: the database: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
@@ -158,41 +194,29 @@ def cmd_push_test(args: argparse.Namespace) -> int:
         print(f"push test: no app named {args.app!r}", file=sys.stderr)
         return EXIT_CONFIG
 
-    async def run() -> list[dict]:
+    async def work(cfg: Config, store: Any) -> int:
         from .push import PushError, PushService
-        from .store import Store
 
-        store = await Store.open(cfg.engine.database_url)
         out: list[dict] = []
-        try:
-            devices = await store.devices.for_user(args.user, args.app)
-            async with PushService(lambda: cfg, store) as push:
-                for d in devices:
-                    try:
-                        r = await push.test(args.app, d)
-                        out.append({"platform": d.platform, "ok": r.ok, "provider": r.provider,
-                                    "status": r.status, "reason": r.reason,
-                                    "token_removed": r.token_invalid,
-                                    "elapsed_ms": round(r.elapsed_ms, 1)})
-                    except PushError as exc:
-                        out.append({"platform": d.platform, "ok": False, "reason": str(exc)})
-        finally:
-            await store.close()
-        return out
+        devices = await store.devices.for_user(args.user, args.app)
+        async with PushService(lambda: cfg, store) as push:
+            for d in devices:
+                try:
+                    r = await push.test(args.app, d)
+                    out.append({"platform": d.platform, "ok": r.ok, "provider": r.provider,
+                                "status": r.status, "reason": r.reason,
+                                "token_removed": r.token_invalid,
+                                "elapsed_ms": round(r.elapsed_ms, 1)})
+                except PushError as exc:
+                    out.append({"platform": d.platform, "ok": False, "reason": str(exc)})
+        if not out:
+            print(f"push test: user {args.user!r} has no device registered for app "
+                  f"{args.app!r}", file=sys.stderr)
+            return EXIT_FAIL
+        print(json.dumps({"app": args.app, "user": args.user, "results": out}, indent=2))
+        return EXIT_OK if all(r["ok"] for r in out) else EXIT_FAIL
 
-    from .store import DatabaseUrlError, SchemaNotReady
-
-    try:
-        results = asyncio.run(run())
-    except (DatabaseUrlError, SchemaNotReady) as exc:
-        print(f"push test: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if not results:
-        print(f"push test: user {args.user!r} has no device registered for app {args.app!r}",
-              file=sys.stderr)
-        return EXIT_FAIL
-    print(json.dumps({"app": args.app, "user": args.user, "results": results}, indent=2))
-    return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAIL
+    return with_store("push test", args.config, work)
 
 
 def _database_url(args: argparse.Namespace) -> str | None:
@@ -336,8 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the config's JSON Schema")
     s.set_defaults(func=cmd_schema)
-    lifecycle_commands(sub)
-    sms_commands(sub)
+    lifecycle_commands(sub, with_store)
+    sms_commands(sub, with_store)
     return p
 
 

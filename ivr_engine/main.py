@@ -7,7 +7,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
       └── Supervisor.run (supervisor.py): everything else, each child restarted after a
           backoff when it fails, never taking the calls down with it
             ├── config-reload: ConfigHolder.run (SIGHUP reloads, off the event loop)
-            ├── webhook: ContextNotifier.run (deliveries); api: the HTTP API
+            ├── webhook: ContextNotifier.run (deliveries); api (admin-api): the HTTP API
             ├── call-records: CallRegistry.run; call-records-expiry: CallRegistry.expire
             ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace)
             ├── queues: QueueMonitor.run (app_queue over AMI)
@@ -24,8 +24,6 @@ from contextlib import AsyncExitStack
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .api.app import build_app, serve
-from .api.context import ApiContext
 from .ari import AriAppReplaced
 from .calls.manager import Calls
 from .calls.registry import CallRegistry
@@ -33,13 +31,16 @@ from .calls.session import CallServices
 from .calls.webhook import ContextNotifier
 from .config import Config
 from .config.reloader import ConfigHolder
+from .lifecycle.offline import OfflineCodes
 from .lifecycle.service import Lifecycle
 from .livedata.monitor import QueueMonitor
 from .node import AsteriskNode
 from .push import PushService
+from .repositories import Store
+from .server import ApiParts, build_apps, serve
 from .sms.dialer import SmsService, default_worker
 from .apps.guard import TokenGuard
-from .store import DatabaseUrlError, SchemaNotReady, Store, redact
+from .store import DatabaseUrlError, SchemaNotReady, redact
 from .supervisor import RestartPolicy, Supervisor
 
 log = logging.getLogger("ivr_engine.engine")
@@ -84,8 +85,10 @@ async def run_engine(config: Config) -> int:
         sms = await stack.enter_async_context(SmsService(
             lambda: holder.current, store.sms, worker=f"{default_worker()}:engine")) \
             if config.model.sms.in_engine else None  # else `ivr-engine sms dialer` runs them
+        guard = TokenGuard()  # fallback callers' tries: shared by the calls and the plans
         services = CallServices(store=store, registry=registry, notifier=_notifier(config),
-                                push=push, token_guard=TokenGuard())
+                                push=push, token_guard=guard,
+                                offline=OfflineCodes(lambda: holder.current, store.lifecycle))
         calls = Calls(lambda: holder.current, services)
         lifecycle = Lifecycle(lambda: holder.current, store, push)
         nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
@@ -105,11 +108,15 @@ async def run_engine(config: Config) -> int:
             for name, start in sms.lanes().items():
                 background.add(name, start)
         if eng.api.enabled:
-            api = ApiContext(config=lambda: holder.current, store=store,
-                             registry=services.registry, calls=calls, nodes=nodes,
-                             notifier=services.notifier, holder=holder, push=push,
-                             lifecycle=lifecycle, sms=sms, queues=queues, supervisor=background)
-            background.add("api", lambda: serve(build_app(api), eng.api.listen))
+            api, admin = build_apps(ApiParts(
+                config=lambda: holder.current, store=store, registry=services.registry,
+                calls=calls, nodes=nodes, notifier=services.notifier, holder=holder,
+                push=push, lifecycle=lifecycle, sms=sms, queues=queues, guard=guard,
+                supervisor=background))
+            background.add("api", lambda: serve(api, eng.api.listen))
+            if admin is not None:
+                background.add("admin-api", lambda: serve(admin, eng.api.admin_listen,
+                                                          "admin API"))
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(n.run(), name=f"node-{n.name}") for n in nodes]

@@ -43,6 +43,11 @@ TOKEN_GUESSING_REFUSED = Counter(
     "ivr_token_guessing_refused_total",
     "Calls on an app's fallback number treated as outside the app after too many wrong "
     "tokens", ["app"], registry=REGISTRY)
+TOKEN_TRIES = Counter(
+    "ivr_token_tries_total",
+    "What calls presented (kind: token, long, code) and what came of it (matched, wrong: "
+    "looked up in vain; refused: not looked up, a limit or a hardened app)",
+    ["app", "kind", "outcome"], registry=REGISTRY)
 
 HTTP_REQUESTS = Counter(
     "ivr_http_requests_total", "HTTP API requests, by route, method and status",

@@ -143,6 +143,7 @@ class _PostgresBackend:
         return _with_database(self.server, name), drop
 
     async def migrated(self):
+        import ivr_engine.repositories  # noqa: F401 - every feature's tables on Base
         from ivr_engine.store.models import Base
 
         assert self.work is not None
@@ -193,7 +194,7 @@ async def empty_db_url(_backend):
 @pytest.fixture
 async def store(db_url):
     """A Store on a fresh migrated database, on each backend."""
-    from ivr_engine.store import Store
+    from ivr_engine.repositories import Store
 
     s = await Store.open(db_url)
     yield s

@@ -1,20 +1,22 @@
 """Engine-level routes: ``GET /v1/health`` (public) and ``POST /v1/admin/reload`` (admin
 token). Feature admin routes live with their features (apps status in ``apps/http.py``, live
 calls in ``calls/http.py``, test pushes in ``wakeup/http.py``).
+
+What the health route reads of the engine comes through :class:`EngineStatus`, which the
+composition root implements over its nodes, calls and webhook notifier.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from .auth import require_admin
-from .context import ApiContext
+from .principal import Principal
 from .problems import PROBLEM, Problem
-from .routes import ADMIN_TOKEN, PUBLIC, ApiRoutes, Reply
+from .routes import ADMIN, PUBLIC, ApiRoutes, Reply
 from .schemas import Health, ReloadProblem, ReloadSummary, WebhookStats, reply
 
 log = logging.getLogger("ivr_engine.api")
@@ -23,35 +25,37 @@ log = logging.getLogger("ivr_engine.api")
 RESTART_ONLY = (("engine.ari", lambda c: c.engine.ari),
                 ("engine.ami", lambda c: c.engine.ami),
                 ("engine.api.listen", lambda c: c.engine.api.listen),
+                ("engine.api.admin_listen", lambda c: c.engine.api.admin_listen),
                 ("engine.database_url", lambda c: c.engine.database_url))
 
 
-def engine_routes(ctx: ApiContext) -> ApiRoutes:
+class EngineStatus(Protocol):
+    def ari_connected(self) -> bool: ...
+    def calls_in_ivr(self) -> int: ...
+    def webhook_stats(self) -> WebhookStats | None: ...
+
+
+def engine_routes(status: EngineStatus, holder: Any) -> ApiRoutes:
+    """``holder``: the config.reloader.ConfigHolder (None: this process cannot reload)."""
     routes = ApiRoutes("engine")
 
     @routes.get("/v1/health", summary="The engine answers; is Asterisk connected",
                 security=PUBLIC, responses={200: Health})
     async def health(request: web.Request) -> web.Response:
         """Public; for load balancers and dashboards."""
-        stats = ctx.notifier.stats if ctx.notifier else None
-        return reply(Health(
-            status="ok",
-            ari_connected=bool(ctx.nodes) and all(n.ari.connected for n in ctx.nodes),
-            calls_in_ivr=len(ctx.calls) if ctx.calls is not None else 0,
-            context_webhook=WebhookStats(**asdict(stats)) if stats is not None else None))
+        return reply(Health(status="ok", ari_connected=status.ari_connected(),
+                            calls_in_ivr=status.calls_in_ivr(),
+                            context_webhook=status.webhook_stats()))
 
     @routes.post("/v1/admin/reload", summary="Reload the configuration file",
-                 security=ADMIN_TOKEN, responses={200: ReloadSummary},
+                 security=ADMIN, responses={200: ReloadSummary},
                  problems={422: Reply(ReloadProblem, "the file is refused, the running config "
                                       "stays; `errors` lists every problem as "
                                       "`file:line: key.path: message`"),
-                           503: "this process cannot reload (no config holder)"},
-                 tag="admin")
-    async def reload(request: web.Request) -> web.Response:
+                           503: "this process cannot reload (no config holder)"})
+    async def reload(request: web.Request, who: Principal) -> web.Response:
         """Re-reads the file the engine was started with, off the event loop (as SIGHUP
         does). Calls in progress keep the config they started with."""
-        require_admin(ctx.config(), request)
-        holder = ctx.holder
         if holder is None:
             raise Problem(503, "Reload unavailable", "this process has no config holder")
         old = holder.current

@@ -1,43 +1,51 @@
-"""Who is asking: Bearer credentials, checked fail-closed and in constant time.
+"""Credentials as the door reads them: Bearer tokens, compared fail-closed and in constant time.
 
 - The token is read from the raw header bytes: a header may carry any byte (obs-text), and
   nothing here decodes or encodes it, so no header can make authentication raise.
-- An SDK route answers the same generic 401 for an unknown app, an app without ``api_key``
-  and a wrong key, and compares against a dummy key when there is nothing to compare
-  against: neither the answer nor its timing tells which apps exist. The real reason is
-  logged (never the key).
+- A key is compared against a dummy when there is nothing to compare against (unknown app,
+  app without ``api_key``): neither the answer nor its timing tells which apps exist.
 - No ``api_key`` / ``admin_token`` configured means the door is shut, not open.
 """
 
 from __future__ import annotations
 
 import hmac
-import logging
 import secrets
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from aiohttp import web
 from pydantic import SecretStr
 
-from .problems import Problem
-
-log = logging.getLogger("ivr_engine.api")
-
 _DUMMY_KEY = secrets.token_bytes(32)
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ivr-engine"'}
+SESSION_TOKEN_PREFIX = b"ivs_"  # lifecycle/sessions.py makes them
+MAX_TOKEN = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenSession:
+    """An open session, as the session check found it for the door."""
+
+    id: int
+    app: str
+    user: str
 
 
 def bearer_token(request: web.Request) -> bytes | None:
     """The token of the request's single ``Authorization: Bearer`` header, or None (absent,
-    repeated, another scheme, or empty)."""
+    repeated, another scheme, empty, or longer than any credential the engine issues)."""
     values = [v for k, v in request.raw_headers if k.lower() == b"authorization"]
     if len(values) != 1:
         return None
     scheme, _, token = values[0].partition(b" ")
     token = token.strip(b" \t")
-    if scheme.lower() != b"bearer" or not token:
+    if scheme.lower() != b"bearer" or not token or len(token) > MAX_TOKEN:
         return None
     return token
+
+
+def looks_like_session(token: bytes | None) -> bool:
+    return token is not None and token.startswith(SESSION_TOKEN_PREFIX) and len(token) <= 128
 
 
 def key_matches(presented: bytes | None, secret: SecretStr | None) -> bool:
@@ -49,31 +57,14 @@ def key_matches(presented: bytes | None, secret: SecretStr | None) -> bool:
     return same and presented is not None and secret is not None
 
 
-def authenticate_app(cfg: Any, request: web.Request, name: object) -> str:
-    """The app ``name`` if the request carries its api key; else the generic 401."""
-    app = cfg.model.apps.get(name) if isinstance(name, str) else None
-    ok = key_matches(bearer_token(request), app.api_key if app is not None else None)
-    if ok and isinstance(name, str):
-        return name
-    if app is None:
-        reason = "unknown app"
-    elif app.api_key is None:
-        reason = "the app has no api_key configured"
-    else:
-        reason = "missing or wrong api key"
-    # names come from the client (the body, for devices): bounded in the log
-    log.info("SDK request %s %.80r from %s refused: %s (app %.80r)", request.method,
-             request.path, request.remote, reason, name)
-    raise Problem(401, "Unauthorized", "a valid Bearer api key for this app is required",
-                  headers=_CHALLENGE)
-
-
-def require_admin(cfg: Any, request: web.Request) -> None:
-    token = cfg.engine.api.admin_token
-    if token is None:
-        raise Problem(401, "Unauthorized",
-                      "admin API disabled: engine.api.admin_token is not configured",
-                      headers=_CHALLENGE)
-    if not key_matches(bearer_token(request), token):
-        raise Problem(401, "Unauthorized", "a valid admin Bearer token is required",
-                      headers=_CHALLENGE)
+def app_for_key(apps: Mapping[str, Any], token: bytes | None, named: str | None) -> str | None:
+    """The app whose ``api_key`` the token is: ``named`` only when the route names its app,
+    else whichever app (every key compared, so the time does not depend on which)."""
+    if named is not None:
+        app = apps.get(named)
+        return named if key_matches(token, app.api_key if app is not None else None) else None
+    found = None
+    for name, app in apps.items():
+        if key_matches(token, app.api_key):
+            found = name
+    return found

@@ -154,10 +154,10 @@ def validate_body(model: type[M], body: dict[str, Any]) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise _first_problem(exc) from None
+        raise first_problem(exc) from None
 
 
-def _first_problem(exc: ValidationError) -> Problem:
+def first_problem(exc: ValidationError) -> Problem:
     err = exc.errors(include_url=False)[0]
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, FieldError):
@@ -167,6 +167,8 @@ def _first_problem(exc: ValidationError) -> Problem:
         message = str(cause)
         if where and not message.startswith(where):
             message = f"{where}: {message}"
+    elif err["type"] == "extra_forbidden":
+        message = f"{where}: not a parameter of this route"
     elif err["type"] == "missing":
         message = f"{where} is required"
     else:

@@ -22,27 +22,37 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .routes import ADMIN_TOKEN, PUBLIC, SDK_KEY, ApiRoutes, Reply, RouteSpec, spec_of
+from .routes import ADMIN, APP_KEY, PROVIDER, PUBLIC, SESSION, ApiRoutes, Reply, RouteSpec, spec_of
 from .schemas import ProblemDocument
 
 log = logging.getLogger("ivr_engine.api")
 
 REF = "#/components/schemas/{model}"
 SECURITY_SCHEMES = {
-    SDK_KEY.value: {"type": "http", "scheme": "bearer", "description": (
-        "SDK routes: `Authorization: Bearer <the app's api_key>`. An unknown app, an app "
-        "without a key and a wrong key get the same 401. Routes that act for a user (call "
-        "plans, devices, log uploads, logout) also take the session token of "
-        "`POST /v1/apps/{app}/sessions`.")},
-    ADMIN_TOKEN.value: {"type": "http", "scheme": "bearer", "description": (
+    APP_KEY.value: {"type": "http", "scheme": "bearer", "description": (
+        "`Authorization: Bearer <the app's api_key>`. The key ships inside every copy of the "
+        "app: it proves the app, never a user, so routes that take it alone neither read nor "
+        "change anything of a user (an anonymous call plan's custom data is marked "
+        "unverified). An unknown app, an app without a key and a wrong key get the same 401.")},
+    SESSION.value: {"type": "http", "scheme": "bearer", "description": (
+        "`Authorization: Bearer <session token>` from `POST /v1/apps/{app}/sessions`, which "
+        "needs an assertion signed by the customer's backend naming the user: the app and "
+        "the user are proven. Routes that act for a user take only this.")},
+    ADMIN.value: {"type": "http", "scheme": "bearer", "description": (
         "Admin routes: `Authorization: Bearer <engine.api.admin_token>`; refused while no "
-        "token is configured.")},
+        "token is configured. Served only on `engine.api.admin_listen` when it is set.")},
+    PROVIDER.value: {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
+                     "description": (
+        "An SMS provider's delivery report: the `callback_token` in the path, and the "
+        "provider's own signature when the provider has its signing secret configured "
+        "(Twilio `X-Twilio-Signature`, Vonage signed JWT in `Authorization`).")},
 }
 DESCRIPTION = """\
-The HTTP API of ivr-engine: call plans and device registration for the mobile apps' SDK,
-call context and transfers for agents, administration. Every error is an RFC 9457 problem
-document (`application/problem+json`); request bodies are JSON objects of at most 64 KiB.
-SDK routes are rate limited per client address and per key (429 with Retry-After).
+The HTTP API of ivr-engine: call plans, sessions and device registration for the mobile apps'
+SDK, call context and transfers for agents, administration. Every error is an RFC 9457
+problem document (`application/problem+json`); request bodies are JSON objects of at most
+64 KiB. Every route is rate limited per client address; routes behind a credential also per
+user, per app key and address, and per app (429 with Retry-After).
 """
 
 
@@ -74,10 +84,28 @@ def _models(specs: Iterable[RouteSpec]) -> list[tuple[type[BaseModel], str]]:
     for spec in specs:
         if spec.body is not None:
             wanted[(spec.body, "validation")] = None
+        if spec.query is not None:
+            wanted[(spec.query, "validation")] = None
         for r in spec.responses.values():
             if r.model is not None:
                 wanted[(r.model, "serialization")] = None
     return list(wanted)
+
+
+def _query_params(ref: dict[str, Any], refs: dict) -> list[dict[str, Any]]:
+    """A query model's fields as OpenAPI parameters (the model's schema, inlined)."""
+    schema = refs["defs"][ref["$ref"].rsplit("/", 1)[-1]]
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                 "schema": prop}
+        if description:
+            param["description"] = description
+        out.append(param)
+    return out
 
 
 def _content(reply: Reply, refs: dict) -> dict[str, Any]:
@@ -94,13 +122,16 @@ def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
         "operationId": spec.operation_id,
         "summary": spec.summary,
         "tags": [spec.tag],
-        "security": [] if spec.security is PUBLIC else [{spec.security.value: []}],
+        "security": [] if spec.public else [{s.value: []} for s in spec.security],
     }
     if spec.description:
         op["description"] = spec.description
-    if spec.path_params:
-        op["parameters"] = [{"name": name, "in": "path", "required": True,
-                             "schema": {"type": "string"}} for name in spec.path_params]
+    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+              for name in spec.path_params]
+    if spec.query is not None:
+        params += _query_params(refs[(spec.query, "validation")], refs)
+    if params:
+        op["parameters"] = params
     if spec.body is not None:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": refs[(spec.body, "validation")]}}}
@@ -122,6 +153,7 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
     for route in undeclared:
         log.warning("route %s has no declaration: it is missing from /openapi.json", route)
     refs, top = models_json_schema(_models(specs), ref_template=REF)
+    refs = {**refs, "defs": top.get("$defs", {})}
     paths: dict[str, dict[str, Any]] = {}
     ids: set[str] = set()
     for spec in sorted(specs, key=lambda s: (s.path, s.method)):

@@ -13,18 +13,17 @@ the series unbounded), method and status.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import metrics
-from .context import ApiContext
 from .routes import PUBLIC, ApiRoutes, Reply
 from .schemas import Liveness, Readiness
 
-READY_TIMEOUT = 2.0
+# why the engine cannot take calls now (empty: it can); the composition root knows
+NotReady = Callable[[], Awaitable[list[str]]]
 
 
 @web.middleware
@@ -45,32 +44,8 @@ async def count_requests(request: web.Request,
         metrics.HTTP_REQUESTS.labels(template, request.method, str(status)).inc()
 
 
-async def not_ready(ctx: ApiContext) -> list[str]:
-    """Why the engine cannot take calls now (empty: it can)."""
-    reasons = []
-    if not ctx.nodes:
-        reasons.append("no Asterisk node")
-    for node in ctx.nodes:
-        if not node.ari.connected:
-            reasons.append(f"{node.name}: ARI calls application {node.ari.app!r} not connected")
-        elif not node.calls_ready.is_set():
-            reasons.append(f"{node.name}: calls application still taking calls back")
-        if not node.contacts.ready.is_set():
-            reasons.append(f"{node.name}: registrations application not subscribed")
-        if node.ami is not None and not node.ami.connected:
-            reasons.append(f"{node.name}: AMI not logged in")
-    if ctx.supervisor is not None:  # a background loop that keeps failing, by name
-        reasons.extend(ctx.supervisor.failing())
-    try:
-        async with asyncio.timeout(READY_TIMEOUT):
-            await ctx.store.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: not ready, and why
-        reasons.append(f"database not reachable: {type(exc).__name__}")
-    return reasons
-
-
-def ops_routes(ctx: ApiContext) -> ApiRoutes:
-    routes = ApiRoutes("operations")
+def ops_routes(not_ready: NotReady, *, with_metrics: bool = True) -> ApiRoutes:
+    routes = ApiRoutes("engine")
 
     @routes.get("/healthz", summary="Liveness: the process answers", security=PUBLIC,
                 responses={200: Liveness})
@@ -81,15 +56,19 @@ def ops_routes(ctx: ApiContext) -> ApiRoutes:
                 "configured", security=PUBLIC, responses={
                     200: Readiness, 503: Reply(Readiness, "not ready: `reasons` says why")})
     async def readyz(request: web.Request) -> web.Response:
-        reasons = await not_ready(ctx)
+        reasons = await not_ready()
         if reasons:
             return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
         return web.json_response({"status": "ready"})
+
+    if not with_metrics:
+        return routes
 
     @routes.get("/metrics", summary="Prometheus metrics", security=PUBLIC, responses={
         200: Reply(description="the Prometheus text exposition format",
                    media_type="text/plain", schema={"type": "string"})})
     async def metrics_text(request: web.Request) -> web.Response:
+        """Served on the admin listener when `engine.api.admin_listen` is set."""
         body = generate_latest(metrics.REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

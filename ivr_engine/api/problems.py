@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
 
-from .schemas import ProblemDocument
+from .schemas import ProblemDocument, UpdateRequiredProblem
 
 log = logging.getLogger("ivr_engine.api")
 
@@ -80,3 +80,34 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 def invalid(detail: str, field: str | None) -> Problem:
     """422 for a field the request got wrong (named in ``field``)."""
     return Problem(422, "Invalid request", detail, field=field)
+
+
+# ---------------------------------------------------------------- the session credential
+# answered by the door on every route that accepts a session token, and by logins
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ivr-engine", error="invalid_token"'}
+
+
+class UpdateRequired(Problem):
+    """403: the device's version is below a mandatory release: login, calls and call plans
+    are refused until it reports a version at or above ``minimum_version``."""
+
+    def __init__(self, *, platform: str, version: str, minimum_version: str, store_url: str):
+        super().__init__(403, "Update required",
+                         f"version {version} of this app on {platform} is below the mandatory "
+                         f"version {minimum_version}: update it from the store")
+        self.platform, self.minimum_version, self.store_url = platform, minimum_version, store_url
+
+    def response(self, request: web.Request) -> web.Response:
+        doc = UpdateRequiredProblem(
+            title=self.title, status=self.status, detail=self.detail, instance=request.path,
+            reason="mandatory_update", minimum_version=self.minimum_version,
+            store_url=self.store_url, platform=self.platform)
+        return web.Response(status=self.status, content_type=PROBLEM,
+                            text=json.dumps(doc.model_dump(exclude_none=True)))
+
+
+def session_ended(reason: str) -> Problem:
+    """401 for a session token whose session has ended (logout, replaced, expired)."""
+    return Problem(401, "Unauthorized", f"this session has ended ({reason}): log in again",
+                   headers=_CHALLENGE)

@@ -40,6 +40,12 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
         return wait
 
+    def wait(self, key: str, rate: float, burst: float) -> float:
+        """What :meth:`take` would answer, without taking anything."""
+        tokens, at = self._buckets.get(key, (burst, self._clock()))
+        tokens = min(burst, tokens + max(0.0, self._clock() - at) * rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / rate
+
     def __len__(self) -> int:
         return len(self._buckets)
 

@@ -1,22 +1,32 @@
 """Route declarations: one decorator per route registers it with aiohttp and records what the
-OpenAPI document says about it.
+door enforces and the OpenAPI document says about it.
 
-A feature's ``http.py`` builds an :class:`ApiRoutes` (a drop-in for ``web.RouteTableDef``:
-``app.add_routes(routes)`` registers it) and declares each handler::
+A feature's ``http.py`` builds an :class:`ApiRoutes` (``app.add_routes(routes)`` registers it)
+and declares each handler::
 
     routes = ApiRoutes("apps")
 
     @routes.post("/v1/apps/{app}/calls", summary="Plan a call: VoIP or PSTN",
-                 security=SDK_KEY, body=CallPlanRequest, responses={201: CallPlanResponse},
-                 problems={409: "the app is inactive ...", 429: RATE_LIMITED})
-    async def plan(request): ...
+                 security=(APP_KEY, SESSION), body=CallPlanRequest,
+                 responses={201: CallPlanResponse}, problems={409: "the app is inactive"})
+    async def plan(request: web.Request, who: Principal) -> web.Response: ...
 
-The declaration (:class:`RouteSpec`) rides on the handler (``handler.api_route``), so
-``openapi.py`` builds the document from the routes the aiohttp router really serves: a route
-registered without a declaration is missing from the document, which the contract test
-reports. Problems every route of a kind can answer are added here, not repeated per route:
-401 for a route behind a credential, 400/413/415/422 for a route that reads a body, 500
-everywhere (an unexpected failure is a logged problem document, never a traceback).
+A route declares the credentials it accepts (``security``: one :class:`Security` or a tuple
+of alternatives) and, when it reads query parameters, their model (``query``). The door
+(``door.py``) enforces both before the handler runs: a handler of a route behind a
+credential is called as ``handler(request, who)`` with the authenticated
+:class:`~.principal.Principal`, a public one as ``handler(request)``; the validated query is
+``query_of(request)``. No handler checks a credential by hand.
+
+The declaration (:class:`RouteSpec`) rides on the registered handler (``handler.api_route``),
+so ``openapi.py`` builds the document from the routes the aiohttp router really serves: a
+route registered without a declaration is missing from the document (the contract test
+reports it) and the door refuses it (500: a route nobody declared is a bug, not an open
+door). Problems every route of a kind can answer are added here, not repeated per route: 429
+everywhere (the per-address limit), 401 for a route behind a credential, 403
+UpdateRequired for one that takes a session token, 400/413/415/422 for a
+route that reads a body, 422 for one with query parameters, 500 everywhere (an unexpected
+failure is a logged problem document, never a traceback).
 """
 
 from __future__ import annotations
@@ -30,18 +40,27 @@ from typing import Any, Awaitable, Callable, Iterator, Mapping, Sequence, Union
 from aiohttp import web
 from pydantic import BaseModel
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from .schemas import UpdateRequiredProblem
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
 class Security(str, Enum):
-    """The credential a route needs: the names are the document's security schemes."""
+    """A credential a route accepts: the values are the document's security schemes."""
 
-    SDK_KEY = "sdkKey"  # Authorization: Bearer <the app's api_key>
-    ADMIN_TOKEN = "adminToken"  # Authorization: Bearer <engine.api.admin_token>
     PUBLIC = "public"  # none
+    APP_KEY = "appKey"  # Authorization: Bearer <the app's api_key>: proves the app, no user
+    SESSION = "session"  # Authorization: Bearer <a user's session token>: the app and the user
+    ADMIN = "adminToken"  # Authorization: Bearer <engine.api.admin_token>
+    PROVIDER = "providerSignature"  # an SMS provider's signed callback (see sms/webhooks.py)
 
 
-SDK_KEY, ADMIN_TOKEN, PUBLIC = Security.SDK_KEY, Security.ADMIN_TOKEN, Security.PUBLIC
+PUBLIC, APP_KEY, SESSION = Security.PUBLIC, Security.APP_KEY, Security.SESSION
+ADMIN, PROVIDER = Security.ADMIN, Security.PROVIDER
+
+# what the door leaves on a request for the handler (aiohttp's typed request storage)
+PRINCIPAL: web.RequestKey[Any] = web.RequestKey("principal", object)
+QUERY: web.RequestKey[Any] = web.RequestKey("query", object)
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
@@ -63,26 +82,32 @@ class Reply:
 ProblemDecl = Union[str, Reply]
 ResponseDecl = Union[type[BaseModel], Reply]
 
-RATE_LIMITED = Reply(description="over a rate limit: retry after the Retry-After delay",
-                     media_type=PROBLEM_JSON, headers={"Retry-After": {
+RATE_LIMITED = Reply(description="over a rate limit (per client address, per user, per app, "
+                     "or too many failed credentials from this address): retry after the "
+                     "Retry-After delay", media_type=PROBLEM_JSON, headers={"Retry-After": {
                          "description": "seconds to wait", "required": True,
                          "schema": {"type": "integer", "minimum": 1}}})
-UNAUTHORIZED = Reply(description="the credential is missing, wrong, or not configured (the "
-                     "door is shut when it is not configured)", media_type=PROBLEM_JSON,
+UNAUTHORIZED = Reply(description="the credential is missing, wrong, of another app or user, "
+                     "or not configured (the door is shut when it is not configured)",
+                     media_type=PROBLEM_JSON,
                      headers={"WWW-Authenticate": {"required": True,
                                                    "schema": {"type": "string"}}})
+UPDATE_REQUIRED = Reply(UpdateRequiredProblem, "the device's app version is below a "
+                        "mandatory release: `minimum_version` and `store_url` say what to "
+                        "install", media_type=PROBLEM_JSON)
 BODY_PROBLEMS: dict[int, ProblemDecl] = {
     400: "the body is not a JSON object (malformed, not UTF-8, nested deeper than 32 levels)",
     413: "the body is larger than 64 KiB",
     415: "the body is not sent as Content-Type: application/json (UTF-8)",
     422: "a field is invalid: `field` names it",
 }
+QUERY_PROBLEM = "a query parameter is invalid, repeated or out of range: `field` names it"
 SERVER_ERROR = "unexpected failure: logged by the engine, never shown"
 
 
 @dataclass(frozen=True)
 class RouteSpec:
-    """What the OpenAPI document says about one route."""
+    """What the door enforces and the OpenAPI document says about one route."""
 
     method: str
     path: str
@@ -90,13 +115,23 @@ class RouteSpec:
     summary: str
     description: str
     tag: str
-    security: Security
+    security: tuple[Security, ...]  # alternatives, in the order the door tries them
     body: type[BaseModel] | None
+    query: type[BaseModel] | None
     responses: Mapping[int, Reply]  # every status, problems included
 
     @property
     def path_params(self) -> list[str]:
         return re.findall(r"\{([^}:]+)", self.path)
+
+    @property
+    def public(self) -> bool:
+        return self.security == (PUBLIC,)
+
+    @property
+    def admin(self) -> bool:
+        """Served on the admin listener (when one is configured) and only there."""
+        return self.security == (ADMIN,)
 
 
 def _reply(decl: ResponseDecl) -> Reply:
@@ -109,29 +144,64 @@ def _problem(decl: ProblemDecl) -> Reply:
     return Reply(description=decl, media_type=PROBLEM_JSON)
 
 
-def make_spec(method: str, path: str, handler: Handler, *, summary: str, security: Security,
-              tag: str, body: type[BaseModel] | None = None,
+def _security(security: Security | Sequence[Security], where: str) -> tuple[Security, ...]:
+    out = (security,) if isinstance(security, Security) else tuple(security)
+    if not out or not all(isinstance(s, Security) for s in out):
+        raise TypeError(f"{where}: security must be a Security or a tuple of them, "
+                        f"got {security!r}")
+    if PUBLIC in out and len(out) > 1:
+        raise TypeError(f"{where}: a public route accepts no credential")
+    if ADMIN in out and len(out) > 1:
+        raise TypeError(f"{where}: an admin route accepts the admin token only")
+    return out
+
+
+def make_spec(method: str, path: str, handler: Handler, *, summary: str,
+              security: Security | Sequence[Security], tag: str,
+              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               responses: Mapping[int, ResponseDecl],
               problems: Mapping[int, ProblemDecl] | None = None) -> RouteSpec:
     """A route's declaration, with the problems its kind implies added."""
-    if not isinstance(security, Security):
-        raise TypeError(f"{method} {path}: security must be a Security, got {security!r}")
+    schemes = _security(security, f"{method} {path}")
     out: dict[int, Reply] = {status: _reply(decl) for status, decl in responses.items()}
-    implied: dict[int, ProblemDecl] = {500: SERVER_ERROR}
-    if security is not PUBLIC:
+    implied: dict[int, ProblemDecl] = {500: SERVER_ERROR, 429: RATE_LIMITED}
+    if schemes != (PUBLIC,):
         implied[401] = UNAUTHORIZED
+    if SESSION in schemes:
+        implied[403] = UPDATE_REQUIRED
     if body is not None:
         implied.update(BODY_PROBLEMS)
+    if query is not None:
+        implied.setdefault(422, QUERY_PROBLEM)
     for status, decl in {**implied, **(problems or {})}.items():
         out[status] = _problem(decl)
     doc = inspect.cleandoc(handler.__doc__ or "")
-    return RouteSpec(method.upper(), path, handler.__name__, summary, doc, tag, security, body,
-                     dict(sorted(out.items())))
+    return RouteSpec(method.upper(), path, handler.__name__, summary, doc, tag, schemes, body,
+                     query, dict(sorted(out.items())))
 
 
 def spec_of(handler: Any) -> RouteSpec | None:
-    """The declaration a handler carries, if any."""
+    """The declaration a registered handler carries, if any."""
     return getattr(handler, "api_route", None)
+
+
+def query_of(request: web.Request) -> Any:
+    """The route's query parameters as the door validated them (its ``query`` model)."""
+    return request[QUERY]
+
+
+def _bind(handler: Handler, spec: RouteSpec) -> Handler:
+    """The aiohttp handler: the declared one, given the principal the door authenticated."""
+    if spec.public:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            return await handler(request)
+    else:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            return await handler(request, request[PRINCIPAL])
+    serve.__name__ = serve.__qualname__ = handler.__name__
+    serve.__doc__ = handler.__doc__
+    serve.api_route = spec  # type: ignore[attr-defined]
+    return serve
 
 
 class ApiRoutes(Sequence[web.AbstractRouteDef]):
@@ -150,15 +220,19 @@ class ApiRoutes(Sequence[web.AbstractRouteDef]):
     def __iter__(self) -> Iterator[web.AbstractRouteDef]:
         return iter(self._defs)
 
-    def route(self, method: str, path: str, *, summary: str, security: Security,
-              responses: Mapping[int, ResponseDecl], body: type[BaseModel] | None = None,
+    def specs(self) -> list[RouteSpec]:
+        return [spec_of(d.handler) for d in self._defs]  # type: ignore[attr-defined,misc]
+
+    def route(self, method: str, path: str, *, summary: str,
+              security: Security | Sequence[Security], responses: Mapping[int, ResponseDecl],
+              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               problems: Mapping[int, ProblemDecl] | None = None,
               tag: str | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            handler.api_route = make_spec(  # type: ignore[attr-defined]
-                method, path, handler, summary=summary, security=security,
-                tag=tag or self.tag, body=body, responses=responses, problems=problems)
-            self._defs.append(web.route(method, path, handler))
+            spec = make_spec(method, path, handler, summary=summary, security=security,
+                             tag=tag or self.tag, body=body, query=query, responses=responses,
+                             problems=problems)
+            self._defs.append(web.route(method, path, _bind(handler, spec)))
             return handler
         return register
 
@@ -168,3 +242,9 @@ class ApiRoutes(Sequence[web.AbstractRouteDef]):
 
     def post(self, path: str, **declaration: Any) -> Callable[[Handler], Handler]:
         return self.route("POST", path, **declaration)
+
+    def put(self, path: str, **declaration: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **declaration)
+
+    def delete(self, path: str, **declaration: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **declaration)

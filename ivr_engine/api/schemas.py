@@ -58,6 +58,14 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
+class QueryModel(BaseModel):
+    """A route's query parameters (the door validates them before the handler runs): every
+    value arrives as text; a parameter the route does not declare is refused (422), as is one
+    given twice."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
 class ResponseModel(BaseModel):
     """An answer body."""
 
@@ -93,6 +101,17 @@ class ProblemDocument(BaseModel):
     instance: str = Field(description="the request's path")
     field: str | None = Field(None, description="the request field at fault, as "
                               "`custom_data.tags[1]` (422, 404 and 409 when one is)")
+
+
+class UpdateRequiredProblem(ProblemDocument):
+    """Refused: the device's version is below a mandatory release of its app."""
+
+    model_config = ConfigDict(title="UpdateRequiredProblem")
+
+    reason: Literal["mandatory_update"]
+    minimum_version: str
+    store_url: str
+    platform: str
 
 
 class ReloadProblem(ProblemDocument):

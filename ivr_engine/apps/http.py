@@ -1,29 +1,31 @@
 """The mobile apps' routes.
 
-- ``POST /v1/apps/{app}/calls`` (SDK key): the SDK asks VoIP or PSTN; a PSTN answer carries
-  the app's fallback number and a one-time token to dial after it. The request passes the
-  API's doors in order (api/): the per-address rate limit, the app's api key (generic 401),
-  the per-key rate limit, then the body parser and the request model.
+- ``POST /v1/apps/{app}/calls`` (the app's key, or a user's session): the SDK asks VoIP or
+  PSTN; a PSTN answer carries the app's fallback number and a one-time token to dial after
+  it. With the app's key alone the plan is anonymous (its custom data unverified); with a
+  session the token carries the session's user, verified.
 - ``GET /v1/admin/apps`` (admin token): every app with its status.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
+from typing import Any, Callable
 
 from aiohttp import web
 
-from ..api.auth import require_admin
-from ..api.context import ApiContext
-from ..api.guards import throttle_address, throttle_key
 from ..api.input import read_model
+from ..api.principal import Principal
 from ..api.problems import Problem
-from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes
+from ..api.routes import ADMIN, APP_KEY, SESSION, ApiRoutes
 from ..api.schemas import reply
-from ..lifecycle.auth import authenticate_sdk
-from ..lifecycle.problems import UPDATE_REQUIRED
 from ..livedata.targets import TargetError, resolve_target
-from .plans import PlanError, dial_string, new_token, plan_call
+from ..routing.entry import number_variants
+from .guard import GuessLimits, TokenGuard
+from .plans import PlanError, check_room, dial_string, draw_token, plan_call
+from .repo import IntentRepo, TokenSpaceFull
 from .schemas import (
     AppStatus,
     AppStatusList,
@@ -63,35 +65,41 @@ def app_status(cfg, name: str) -> AppStatus:
         push=PushCredentials(apns=spec.push.apns is not None, fcm=spec.push.fcm is not None))
 
 
-def app_routes(ctx: ApiContext) -> ApiRoutes:
+def app_routes(config: Callable[[], Any], intents: IntentRepo,
+               clock: Callable[[], dt.datetime], randbelow: Callable[[int], int],
+               guard: TokenGuard, monotonic: Callable[[], float] = time.monotonic) -> ApiRoutes:
+    """``guard``: the fallback callers' guard the calls share (a hardened app's plans get
+    long tokens)."""
     routes = ApiRoutes("apps")
 
     @routes.post(
         "/v1/apps/{app}/calls", summary="Plan a call: VoIP, or PSTN with a one-time token",
-        security=SDK_KEY, body=CallPlanRequest, responses={201: CallPlanResponse},
+        security=(SESSION, APP_KEY), body=CallPlanRequest, responses={201: CallPlanResponse},
         problems={409: "the app is inactive (no mobile-app access point), or has no fallback "
                   "number when data_path is false",
-                  403: UPDATE_REQUIRED,
                   422: "a field is invalid (`field` names it), e.g. a `target` that is not a "
                   "node of the app's tree",
-                  429: RATE_LIMITED,
                   503: "too many unexpired tokens for this app; retry shortly"})
-    async def plan(request: web.Request) -> web.Response:
+    async def plan(request: web.Request, who: Principal) -> web.Response:
         """The SDK asks VoIP or PSTN; a PSTN answer carries the number and a one-time token
-        (valid `token_ttl_seconds`, single use). `{app}` is the app's name; the key must be
-        that app's `api_key`."""
-        throttle_address(ctx, request)
-        cfg = ctx.config()
-        name = await authenticate_sdk(ctx, request, request.match_info["app"])
-        throttle_key(ctx, name)
+        (valid `token_ttl_seconds`, single use). `{app}` is the app's name. With a user's
+        session token the plan (and the call that uses it) carries that user, verified; with
+        the app's `api_key` alone it is anonymous and its custom data is marked unverified."""
+        cfg = config()
+        name = who.app
+        assert name is not None
         req = await read_model(request, CallPlanRequest)
         caller, language, custom = req.caller or "", req.language, req.custom_data or {}
         app = cfg.routing.apps[name]
-        now = ctx.clock()
+        now, mono = clock(), monotonic()
+        guessing = cfg.model.apps[name].fallback.guessing
+        limits = GuessLimits(guessing.per_caller, guessing.per_app, guessing.window_seconds)
+        long = guard.hardened(name, mono) or any(
+            guard.caller_limited(name, v, limits, mono) for v in number_variants(caller))
+        digits = app.hardened_digits if long else app.token_digits
         try:
             p = plan_call(app, req.connectivity, req.data_path)
-            token = new_token(app.token_digits, await ctx.store.intents.active_tokens(name, now),
-                              ctx.randbelow)
+            check_room(await intents.active_count(name, now), digits)
         except PlanError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
         if req.target is not None:
@@ -100,10 +108,15 @@ def app_routes(ctx: ApiContext) -> ApiRoutes:
             except TargetError as exc:
                 raise Problem(422, "Invalid target", str(exc), field="target") from None
         lang = app.language_for(language)
-        intent = await ctx.store.intents.add(app=name, token=token, caller=caller, language=lang,
-                                            custom_data=custom, now=now,
-                                            ttl_seconds=app.token_ttl_seconds,
-                                            target=req.target)
+        try:
+            intent = await intents.add(app=name, draw=lambda: draw_token(digits, randbelow),
+                                       caller=caller, language=lang, custom_data=custom,
+                                       now=now, ttl_seconds=app.token_ttl_seconds,
+                                       target=req.target, user=who.user)
+        except TokenSpaceFull:
+            raise Problem(503, "Too many pending calls", "no free call token for this app; "
+                          "retry shortly") from None
+        token = intent.token
         common = {"reason": p.reason, "app": name, "language": lang, "token": token,
                   "expires_at": intent.expires_at, "target": req.target}
         if p.mode == "pstn":
@@ -116,13 +129,12 @@ def app_routes(ctx: ApiContext) -> ApiRoutes:
         log.info("call plan for app %r: %s (%s)", name, p.mode, p.reason)
         return reply(CallPlanResponse(out), status=201)
 
-    @routes.get("/v1/admin/apps", summary="Every app with its status", security=ADMIN_TOKEN,
-                responses={200: AppStatusList}, tag="admin")
-    async def list_apps(request: web.Request) -> web.Response:
+    @routes.get("/v1/admin/apps", summary="Every app with its status", security=ADMIN,
+                responses={200: AppStatusList})
+    async def list_apps(request: web.Request, who: Principal) -> web.Response:
         """Active, without an access point (inactive), or with credential problems (no
         api_key, push credential files missing when the config was last read)."""
-        cfg = ctx.config()
-        require_admin(cfg, request)
+        cfg = config()
         return reply(AppStatusList(apps=[app_status(cfg, name) for name in cfg.model.apps]))
 
     return routes

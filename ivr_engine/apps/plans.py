@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..routing.entry import AppEntry
 
@@ -59,16 +59,17 @@ def plan_call(app: AppEntry, score: float, data_path: bool = True) -> CallPlan:
     return CallPlan("pstn", f"connectivity {score:g} <= threshold {threshold:g}", number)
 
 
-def new_token(digits: int, taken: Iterable[str], randbelow: Callable[[int], int]) -> str:
-    """A token of ``digits`` digits not among the app's active tokens."""
-    used = set(taken)
-    if len(used) >= 10 ** digits // 2:
+def check_room(active: int, digits: int) -> None:
+    """A new token may be drawn while the app's unexpired tokens fill at most half of the
+    space (a random draw then finds a free value in two tries on average)."""
+    if active >= 10 ** digits // 2:
         raise PlanError(503, "Too many pending calls",
                         "too many unexpired call tokens for this app; retry shortly")
-    while True:
-        token = str(randbelow(10 ** digits)).zfill(digits)
-        if token not in used:
-            return token
+
+
+def draw_token(digits: int, randbelow: Callable[[int], int]) -> str:
+    """A random token of ``digits`` digits (leading zeros kept)."""
+    return str(randbelow(10 ** digits)).zfill(digits)
 
 
 def dial_string(number: str, token: str) -> str:

@@ -1,4 +1,9 @@
-"""The apps' call intents: a PSTN call plan's one-time token and the context it carries.
+"""The apps' call intents: a call plan's one-time token and the context it carries.
+
+A token value is held by at most one unused intent of an app: the partial unique index
+``uq_intent_active_token`` (revision 0007) refuses a second, so two plans made at the same
+moment cannot get the same token — the loser draws another value and tries again. An
+expired, unused intent gives its value back when a new plan draws it.
 
 A token is single use even when two calls present it at the same moment: consuming is one
 ``UPDATE … WHERE id = (the newest matching intent) AND used_at IS NULL … RETURNING``, so of
@@ -9,36 +14,59 @@ PostgreSQL re-checks ``used_at IS NULL`` on the row the first one updated and sk
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import logging
+from typing import Any, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..store.models import CallIntent
+
+log = logging.getLogger("ivr_engine.apps")
+DRAWS = 16  # values drawn before giving up (the caller keeps the table at most half full)
+
+
+class TokenSpaceFull(RuntimeError):
+    """No free token value was found in ``DRAWS`` draws."""
 
 
 class IntentRepo:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
 
-    async def add(self, *, app: str, token: str, caller: str, language: str,
+    async def add(self, *, app: str, draw: Callable[[], str], caller: str, language: str,
                   custom_data: dict, now: dt.datetime, ttl_seconds: int,
-                  target: str | None = None) -> CallIntent:
-        async with self._sessions() as s, s.begin():
-            row = CallIntent(app=app, token=token, caller=caller, language=language,
-                             custom_data=custom_data, created_at=now, target=target,
-                             expires_at=now + dt.timedelta(seconds=ttl_seconds))
-            s.add(row)
-            await s.flush()
-            return row
+                  target: str | None = None, user: str | None = None) -> CallIntent:
+        """A new intent with a token value no unused intent of ``app`` holds: ``draw()``
+        gives a candidate; a value taken meanwhile (the unique index) is drawn again."""
+        for _ in range(DRAWS):
+            token = draw()
+            try:
+                async with self._sessions() as s, s.begin():
+                    await s.execute(  # an expired intent gives its value back
+                        update(CallIntent)
+                        .where(CallIntent.app == app, CallIntent.token == token,
+                               CallIntent.used_at.is_(None), CallIntent.expires_at <= now)
+                        .values(used_at=CallIntent.expires_at, channel_id="expired"))
+                    row = CallIntent(app=app, token=token, caller=caller, language=language,
+                                     custom_data=custom_data, created_at=now, target=target,
+                                     expires_at=now + dt.timedelta(seconds=ttl_seconds),
+                                     user=user, verified=user is not None)
+                    s.add(row)
+                    await s.flush()
+                    return row
+            except IntegrityError:
+                log.debug("app %s: token value taken by a concurrent plan; drawing again", app)
+        raise TokenSpaceFull(f"no free token value for app {app!r} in {DRAWS} draws")
 
-    async def active_tokens(self, app: str, now: dt.datetime) -> set[str]:
-        """The app's tokens still unused and unexpired (a new one must differ from them)."""
+    async def active_count(self, app: str, now: dt.datetime) -> int:
+        """How many of the app's tokens are unused and unexpired."""
         async with self._sessions() as s:
-            q = select(CallIntent.token).where(CallIntent.app == app,
-                                               CallIntent.used_at.is_(None),
-                                               CallIntent.expires_at > now)
-            return set((await s.scalars(q)).all())
+            q = select(func.count()).select_from(CallIntent).where(
+                CallIntent.app == app, CallIntent.used_at.is_(None),
+                CallIntent.expires_at > now)
+            return int((await s.scalar(q)) or 0)
 
     async def consume_token(self, app: str, token: str, now: dt.datetime,
                             channel_id: str) -> CallIntent | None:

@@ -3,9 +3,12 @@ over a call another engine process was driving.
 
 ``Stasis(ivr-engine,pstn,<DID>)`` is routed at once (routing/entry.py), except on a mobile
 app's fallback number, where the call is answered and the :class:`TokenPhase` reads the
-``<token>#`` the app dials after the number; ``Stasis(ivr-engine,app,<app>,<token>)`` (VoIP
-from inside the app) carries its token. A call found in the application after a reconnect,
-or back from the dialplan's watchdog (``resume``), resumes from the variables on its channel.
+``<token>#`` (or, with no data path, ``<session>*<code>#``) the app dials after the number;
+``Stasis(ivr-engine,app,<app>,<token>)`` (VoIP from inside the app) carries its token. Both
+go through the guard (apps/guard.py): every try is counted before its lookup. A token of a
+user's session, or an offline code, gives the call its verified user. A call found in the
+application after a reconnect, or back from the dialplan's watchdog (``resume``), resumes
+from the variables on its channel.
 
 Every query a caller waits for here has ``engine.database.call_deadline_seconds``
 (``deadlines.py``): past it, or when the database fails, a new caller goes to the dialplan
@@ -21,7 +24,7 @@ import time
 from typing import Any
 
 from .. import metrics
-from ..apps.guard import GuessLimits
+from ..apps.guard import Attempt, GuessLimits, Kind
 from ..ari import ChannelDtmfReceived
 from ..deadlines import CallerWaitFailed, caller_wait
 from ..ivr.resume import plan_resume
@@ -44,6 +47,13 @@ def stasis_args(call: Call) -> tuple[str, str, str]:
     return kind, target, extra
 
 
+MAX_KEYS = 32  # post-dial keys read before giving up on the `#`
+
+
+def _verified(intent: Any) -> str | None:
+    return intent.user if intent is not None and intent.verified else None
+
+
 async def new_call(call: Call) -> Phase | None:
     table = call.config.routing
     kind, target, extra = stasis_args(call)
@@ -52,15 +62,15 @@ async def new_call(call: Call) -> Phase | None:
         decision = route_app(table, target)
         intent = None
         if decision.app and extra and call.services.store is not None:
+            app = table.apps[decision.app]
             try:
-                intent = await _db_wait(call, "token", call.services.store.intents.consume_token(
-                    decision.app, extra, call.clock(), call.channel_id))
+                intent, _, _ = await _look_up(call, app, extra, "VoIP")
             except CallerWaitFailed:
                 await call.rescue()
                 return None
         if intent is not None:
-            decision = route_app(table, target, intent.language)
-        return await call.enter(decision, intent)
+            decision = route_app(table, target, intent.language, _verified(intent))
+        return await call.enter(decision, intent, _verified(intent))
     decision = route_pstn(table, target, caller)
     if decision.via != "app-fallback":
         return await call.enter(decision, None)
@@ -112,7 +122,7 @@ class TokenPhase:
         if isinstance(ev, ChannelDtmfReceived) and ev.channel_id == self.call.channel_id:
             if ev.digit != "#":
                 self.got += ev.digit
-            if ev.digit == "#" or len(self.got) > self.app.token_digits + 4:
+            if ev.digit == "#" or len(self.got) > MAX_KEYS:
                 return await self._done()
         elif isinstance(ev, TokenTimeout):
             return await self._done()
@@ -126,45 +136,82 @@ class TokenPhase:
     async def _done(self) -> Phase | None:
         self._over = True
         self._timer.cancel()
-        token = self.got if self.got.isdigit() else ""
-        return await _matched(self.call, self.decision, self.app, token)
+        got = self.got if self.got.replace("*", "").isdigit() else ""
+        return await _matched(self.call, self.decision, self.app, got)
 
 
-async def _matched(call: Call, decision: EntryDecision, app: AppEntry,
-                   token: str) -> Phase | None:
-    """Match the token (or, if the app allows, the caller) to an intent of the app.
+def _kind(app: AppEntry, presented: str) -> Kind:
+    """What a fallback caller presented: an offline code, a long (hardened) token, or a
+    token of the app's length (anything else counts as a wrong short token)."""
+    if "*" in presented and app.code_digits is not None:
+        return Kind.CODE
+    if app.hardened_digits and len(presented) == app.hardened_digits:
+        return Kind.LONG
+    return Kind.TOKEN
 
-    Wrong tokens are counted (per caller number and per app); past a limit the call is treated
-    as outside the app without looking at its token (see apps/guard.py)."""
+
+async def _look_up(call: Call, app: AppEntry, presented: str,
+                   path: str) -> tuple[Any, str | None, bool]:
+    """(the intent a token matched, the verified user an offline code matched, whether the
+    guard refused the try), through the guard: the try is counted before the lookup and
+    given back only when it matches; a short token over a limit, or while the app is
+    hardened, is not looked up at all. Each query has the caller's deadline
+    (CallerWaitFailed past it: the try stays counted, as a wrong one)."""
     store: Any = call.services.store
     caller = call.start.channel.caller_number
     guessing = call.config.model.apps[app.app].fallback.guessing
     limits = GuessLimits(guessing.per_caller, guessing.per_app, guessing.window_seconds)
-    guard, now = call.services.token_guard, time.monotonic()
-    intent = None
-    refused = guard.check(app.app, caller, limits, now)
-    if refused is not None:
+    guard, kind = call.services.token_guard, _kind(app, presented)
+    attempt = guard.admit(app.app, caller, kind, limits, time.monotonic())
+    if not isinstance(attempt, Attempt):
         metrics.TOKEN_GUESSING_REFUSED.labels(app.app).inc()
-        log.warning("call %s on app %r's fallback number treated as outside the app: %s",
-                    call.channel_id, app.app, refused)
+        metrics.TOKEN_TRIES.labels(app.app, kind.value, "refused").inc()
+        log.warning("call %s (%s) on app %r: %s not looked up: %s", call.channel_id, path,
+                    app.app, kind.value, attempt)
+        return None, None, True
+    intent, user = None, None
+    try:
+        if kind is Kind.CODE:
+            offline = call.services.offline
+            found = await _db_wait(call, "offline-code", offline.verify(app.app, presented)) \
+                if offline is not None else None
+            user = found.user if found is not None else None
+        elif presented.isdigit():
+            intent = await _db_wait(call, "token", store.intents.consume_token(
+                app.app, presented, call.clock(), call.channel_id))
+    except CallerWaitFailed:
+        guard.failed(attempt)
+        raise
+    matched = intent is not None or user is not None
+    metrics.TOKEN_TRIES.labels(app.app, kind.value, "matched" if matched else "wrong").inc()
+    if matched:
+        guard.succeeded(attempt)
     else:
-        try:
-            if token:
-                intent = await _db_wait(call, "token", store.intents.consume_token(
-                    app.app, token, call.clock(), call.channel_id))
-                if intent is None:
-                    guard.failed(app.app, caller, now)
-                    log.info("call %s: wrong token for app %r from %r", call.channel_id,
-                             app.app, caller)
-            if intent is None and app.match != "token":
-                intent = await _db_wait(call, "caller-match", store.intents.consume_by_caller(
-                    app.app, caller, call.clock(), call.channel_id))
-        except CallerWaitFailed:
-            await call.rescue()
-            return None
-    decision = after_token(call.config.routing, decision, intent is not None,
-                           intent.language if intent is not None else None)
-    return await call.enter(decision, intent)
+        guard.failed(attempt)
+        log.info("call %s (%s): wrong %s for app %r from %r", call.channel_id, path,
+                 kind.value, app.app, caller)
+    return intent, user, False
+
+
+async def _matched(call: Call, decision: EntryDecision, app: AppEntry,
+                   presented: str) -> Phase | None:
+    """Match what the caller presented — a token, an offline code — (or, if the app allows,
+    the caller's number) to the app; the call enters with the verified user it carries."""
+    store: Any = call.services.store
+    caller = call.start.channel.caller_number
+    try:
+        intent, user, refused = (await _look_up(call, app, presented, "fallback")) \
+            if presented else (None, None, False)
+        if intent is None and user is None and not refused and app.match != "token":
+            intent = await _db_wait(call, "caller-match", store.intents.consume_by_caller(
+                app.app, caller, call.clock(), call.channel_id))
+    except CallerWaitFailed:
+        await call.rescue()
+        return None
+    user = user or _verified(intent)
+    decision = after_token(call.config.routing, decision, intent is not None or user is not None,
+                           intent.language if intent is not None else None, user)
+    return await call.enter(decision, intent, user)
 
 
 async def resume_call(call: Call) -> Phase | None:
@@ -211,7 +258,7 @@ async def resume_call(call: Call) -> Phase | None:
         actions = rt.start_at(plan.destination, now)
         root = cfg.tree.menus[state.path[0]].root if state.path and \
             state.path[0] in cfg.tree.menus else ""
-    call.register(label, "taken-over", app, root, language, custom)
+    call.register(label, "taken-over", app, root, language, custom, state.user or None)
     ivr = IvrPhase(call, rt)
     return await ivr.execute(actions) or ivr
 

@@ -1,7 +1,7 @@
 """Routes for agents and the contact centre's systems: call context, transfers, live calls.
 
-All need ``Authorization: Bearer <engine.api.admin_token>``; without a configured token
-they refuse everything (see ``auth``). Transfer bodies come through ``input``.
+All are admin routes (the door checks ``engine.api.admin_token``; without a configured token
+they refuse everything). Transfer bodies come through ``input``.
 """
 
 from __future__ import annotations
@@ -9,16 +9,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
 from ..ami import AmiError
-from ..api.auth import require_admin
-from ..api.context import ApiContext
 from ..api.input import read_model
+from ..api.principal import Principal
 from ..api.problems import Problem
-from ..api.routes import ADMIN_TOKEN, ApiRoutes
+from ..api.routes import ADMIN, ApiRoutes
 from ..api.schemas import reply
 from ..ari import AriError
 from ..ivr.destinations import parse_destination
@@ -42,52 +41,54 @@ def live_call(session: Any, now: dt.datetime) -> LiveCall | None:
     phase = _PHASES.get(type(session.phase).__name__, "starting") if session.phase else \
         "starting"
     return LiveCall(id=info.id, app=info.app, entry=info.entry, caller=info.caller,
-                    language=info.language, phase=phase,
+                    language=info.language, user=info.user, verified=info.verified,
+                    phase=phase,
                     path=list(rt.path) if rt is not None else list(info.path),
                     waiting_since=info.started_at,
                     waiting_seconds=max(0.0, round((now - info.started_at).total_seconds(), 3)))
 
 
-def call_routes(ctx: ApiContext) -> ApiRoutes:
+def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: list,
+                queues: Any, clock: Callable[[], dt.datetime]) -> ApiRoutes:
+    """``registry``: the CallRegistry; ``calls``: the live sessions (calls.manager.Calls);
+    ``nodes``: the Asterisk nodes (AMI redirects); ``queues``: the QueueMonitor or None."""
     routes = ApiRoutes("calls")
 
     @routes.get("/v1/calls/{call_id}", summary="A call's context, for screen pops",
-                security=ADMIN_TOKEN, responses={200: CallContext},
+                security=ADMIN, responses={200: CallContext},
                 problems={404: UNKNOWN_CALL})
-    async def get_call(request: web.Request) -> web.Response:
+    async def get_call(request: web.Request, who: Principal) -> web.Response:
         """What the engine knows of a call, for screen pops."""
-        require_admin(ctx.config(), request)
-        info = await ctx.registry.lookup(request.match_info["call_id"])
+        info = await registry.lookup(request.match_info["call_id"])
         if info is None:
             raise Problem(404, "Unknown call", UNKNOWN_CALL)
-        waiting = ctx.queues.call_queue(info.id) if ctx.queues is not None else None
+        waiting = queues.call_queue(info.id) if queues is not None else None
         return reply(CallContext.model_validate(info).model_copy(update={"queue": waiting}))
 
     @routes.post("/v1/calls/{call_id}/transfer", summary="Move a call to a queue or an agent",
-                 security=ADMIN_TOKEN, body=TransferBody, responses={202: TransferResult},
+                 security=ADMIN, body=TransferBody, responses={202: TransferResult},
                  problems={403: "the queue is outside the structure the call entered",
                            404: UNKNOWN_CALL, 409: "the call has ended",
                            422: "`to` is not queue:<name> or endpoint:<name> (`field`: to)",
                            502: "Asterisk refused the redirect",
                            503: "the call has left the IVR and AMI is not configured"})
-    async def transfer(request: web.Request) -> web.Response:
+    async def transfer(request: web.Request, who: Principal) -> web.Response:
         """``{"to": "queue:<name>" | "endpoint:<name>"}``: over ARI while the call is in the
         IVR, with an AMI redirect once it has been handed to the dialplan."""
-        require_admin(ctx.config(), request)
         call_id = request.match_info["call_id"]
-        info = await ctx.registry.lookup(call_id)
+        info = await registry.lookup(call_id)
         if info is None:
             raise Problem(404, "Unknown call", f"no such call {call_id!r}")
         body = await read_model(request, TransferBody)
         try:
             dest = parse_destination(body.to)
-            check_transfer(ctx.config().routing.queues_by_root, info.root_menu, info.app, dest)
+            check_transfer(config().routing.queues_by_root, info.root_menu, info.app, dest)
         except ValueError as exc:
             raise Problem(422, "Invalid request", str(exc), field="to") from None
         except TransferRefused as exc:
             log.info("transfer of %s to %s refused: %s", call_id, dest, exc.detail)
             raise Problem(exc.status, "Transfer refused", exc.detail) from None
-        session = ctx.calls.get(call_id) if ctx.calls is not None else None
+        session = calls.get(call_id) if calls is not None else None
         if session is not None and info.state == "ivr":
             done = asyncio.get_running_loop().create_future()
             session.post(TransferRequest(dest, done))
@@ -100,11 +101,11 @@ def call_routes(ctx: ApiContext) -> ApiRoutes:
                              status=202)
         if info.state == "ended":
             raise Problem(409, "Call ended", f"call {call_id!r} has ended")
-        node = ctx.nodes[0] if ctx.nodes else None  # one Asterisk today
+        node = nodes[0] if nodes else None  # one Asterisk today
         if node is None or node.ami is None:
             raise Problem(503, "Transfer unavailable", "the call has left the IVR and AMI is "
                           "not configured (engine.ami.password)")
-        dp = ctx.config().engine.dialplan
+        dp = config().engine.dialplan
         context = dp.queue if dest.kind == "queue" else dp.endpoint
         variables = {"IVR_DESTINATION": str(dest), "IVR_LANGUAGE": info.language}
         if dest.kind == "endpoint":
@@ -115,24 +116,23 @@ def call_routes(ctx: ApiContext) -> ApiRoutes:
         except (AmiError, TimeoutError, OSError) as exc:
             if await _channel_gone(node.ari, call_id):
                 # the hang-up may not have reached the registry yet
-                ctx.registry.ended(call_id)
+                registry.ended(call_id)
                 raise Problem(409, "Call ended", f"call {call_id!r} has ended") from None
             raise Problem(502, "Transfer failed",
                           f"Asterisk refused the redirect: {exc}") from None
-        ctx.registry.update(call_id, destination=str(dest),
+        registry.update(call_id, destination=str(dest),
                             transfers=info.transfers + [str(dest)])
         return reply(TransferResult(status="transferred", to=str(dest), via="ami"), status=202)
 
-    @routes.get("/v1/admin/calls", summary="Live calls", security=ADMIN_TOKEN,
-                responses={200: LiveCalls}, tag="admin")
-    async def list_calls(request: web.Request) -> web.Response:
+    @routes.get("/v1/admin/calls", summary="Live calls", security=ADMIN,
+                responses={200: LiveCalls})
+    async def list_calls(request: web.Request, who: Principal) -> web.Response:
         """The calls the engine is driving now: app, path, language, waiting since."""
-        require_admin(ctx.config(), request)
-        now = ctx.clock()
-        sessions = list(ctx.calls.sessions.values()) if ctx.calls is not None else []
-        calls = [c for c in (live_call(s, now) for s in sessions) if c is not None]
-        calls.sort(key=lambda c: c.waiting_since)
-        return reply(LiveCalls(count=len(calls), calls=calls))
+        now = clock()
+        sessions = list(calls.sessions.values()) if calls is not None else []
+        live = sorted((c for c in (live_call(s, now) for s in sessions) if c is not None),
+                      key=lambda c: c.waiting_since)
+        return reply(LiveCalls(count=len(live), calls=live))
 
     return routes
 

@@ -202,7 +202,8 @@ class IvrPhase:
             "event": "call.queued", "call_id": call.channel_id, "queue": queue,
             "app": info.app, "entry": info.entry, "caller": info.caller,
             "language": info.language, "path": list(self.rt.path),
-            "custom_data": info.custom_data, "timestamp": call.clock().isoformat()})
+            "custom_data": info.custom_data, "user": info.user, "verified": info.verified,
+            "timestamp": call.clock().isoformat()})
 
     async def _record_callback(self, a: RecordCallback) -> bool:
         """Record the callback; False when the database could not within the caller's

@@ -44,6 +44,8 @@ class CallInfo:
     transfers: list[str] = field(default_factory=list)
     started_at: dt.datetime = field(default_factory=_now)
     updated_at: dt.datetime = field(default_factory=_now)
+    user: str | None = None  # the app's user the call carries (a session's plan, an offline code)
+    verified: bool = False  # True: proven by the customer's backend; never by the app's key
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)

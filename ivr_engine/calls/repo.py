@@ -16,7 +16,7 @@ from .registry import CallInfo
 
 _RECORD_FIELDS = ("id", "channel_name", "caller", "entry", "via", "app", "root_menu",
                   "language", "custom_data", "path", "destination", "state", "transfers",
-                  "started_at", "updated_at")
+                  "started_at", "updated_at", "user", "verified")
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
@@ -48,7 +48,7 @@ def _row(info: CallInfo) -> dict[str, Any]:
             "language": info.language, "custom_data": dict(info.custom_data),
             "path": list(info.path), "destination": info.destination, "state": info.state,
             "transfers": list(info.transfers), "started_at": info.started_at,
-            "updated_at": info.updated_at}
+            "updated_at": info.updated_at, "user": info.user, "verified": info.verified}
 
 
 def _info(row: CallRecord) -> CallInfo:

@@ -25,7 +25,13 @@ class CallContext(ResponseModel):
     app: str | None = Field(description="the mobile app the call belongs to")
     root_menu: str = Field(description="the structure it entered: transfers to queues stay in it")
     language: str
-    custom_data: dict[str, str] = Field(description="what the app's SDK sent with the plan")
+    custom_data: dict[str, str] = Field(description="what the app's SDK sent with the plan: "
+                                        "the app's word, trustworthy only as far as `verified`")
+    user: str | None = Field(None, description="the app's user the call carries: set when a "
+                             "user's session made the plan, or an offline code matched")
+    verified: bool = Field(False, description="true: `user` was proven by the customer's "
+                           "backend (a signed assertion at login, then the session); false: "
+                           "an anonymous call — an app's key proves the app, never a user")
     path: list[str] = Field(description="menus visited (known once the call left the IVR)")
     destination: str | None
     state: CallState
@@ -61,6 +67,8 @@ class LiveCall(ResponseModel):
     entry: str
     caller: str
     language: str
+    user: str | None = None
+    verified: bool = False
     phase: str = Field(description="what the call is doing: ivr, ringing, bridged, "
                        "token (reading an app token), starting")
     path: list[str] = Field(description="menus entered so far")

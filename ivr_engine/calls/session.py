@@ -50,6 +50,7 @@ class CallServices:
     notifier: ContextNotifier | None = None
     push: Any = None  # push.PushService
     token_guard: TokenGuard = field(default_factory=TokenGuard)
+    offline: Any = None  # lifecycle.offline.OfflineCodes: codes of calls with no data path
 
 
 class _CallOver(Exception):
@@ -252,12 +253,14 @@ class CallSession:
         return self.runtime
 
     def register(self, label: str, via: str, app: str | None, root: str, language: str,
-                 custom: dict[str, str]) -> None:
-        """The call's context for agents and transfers (GET /v1/calls/<id>)."""
+                 custom: dict[str, str], user: str | None = None) -> None:
+        """The call's context for agents and transfers (GET /v1/calls/<id>); ``user``: the
+        verified user it carries."""
         ch = self.start.channel
         self.info = self.services.registry.add(CallInfo(
             id=self.channel_id, channel_name=ch.name, caller=ch.caller_number, entry=label,
-            via=via, app=app, root_menu=root, language=language, custom_data=custom))
+            via=via, app=app, root_menu=root, language=language, custom_data=custom,
+            user=user, verified=user is not None))
 
     def record(self, state: str) -> None:
         """The call's state as it leaves the IVR (handed-off, bridged, ended)."""
@@ -268,20 +271,26 @@ class CallSession:
                           destination=str(rt.destination) if rt.destination else None)
         self.services.registry.update(self.channel_id, **values)
 
-    async def enter(self, decision: EntryDecision, intent: Any) -> Phase | None:
-        """Start the IVR where routing decided, with the app intent the call matched."""
+    async def enter(self, decision: EntryDecision, intent: Any,
+                    user: str | None = None) -> Phase | None:
+        """Start the IVR where routing decided, with the app intent the call matched and the
+        verified user it carries (``IVR_USER``, ``IVR_VERIFIED=1``), if any."""
         cfg, ch = self.config, self.start.channel
         custom = dict(intent.custom_data) if intent is not None else {}
         rt = self.new_runtime(decision.entry.menu if decision.entry else "", decision.language,
                               decision.label, decision.app)
         root = cfg.tree.menus[decision.entry.menu].root if decision.entry else ""
         self.register(decision.label, decision.via, decision.app, root, decision.language,
-                      custom)
-        log.info("call %s from %r (%s) → %s via %s", self.channel_id, ch.caller_number,
-                 " ".join(self.start.args), decision.label, decision.via)
-        if custom:
-            await asyncio.gather(*(self.ari.set_variable(self.channel_id, f"IVR_DATA_{k}", v)
-                                   for k, v in custom.items()))
+                      custom, user)
+        log.info("call %s from %r (%s) → %s via %s%s", self.channel_id, ch.caller_number,
+                 " ".join(self.start.args), decision.label, decision.via,
+                 f" (verified user {user!r})" if user else "")
+        variables = {f"IVR_DATA_{k}": v for k, v in custom.items()}
+        if user is not None:
+            variables.update(IVR_USER=user, IVR_VERIFIED="1")
+        if variables:  # before anything plays (principle 8)
+            await asyncio.gather(*(self.ari.set_variable(self.channel_id, k, v)
+                                   for k, v in variables.items()))
         now = self.clock()
         try:
             target = deep_link(cfg.tree, decision, intent)

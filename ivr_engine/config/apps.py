@@ -82,6 +82,16 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
                 err(at + ("push", kind, key), f"file {path!r} not found (push to this platform "
                     "will fail until it exists)", "warning")
 
+        ua = app.user_assertion
+        if ua is not None and ua.algorithm == "HS256" and ua.secret is None:
+            err(at + ("user_assertion", "secret"), "not set: every login of this app is "
+                "refused", "warning")
+        for key in ("public_key_file", "jwks_file"):
+            path = getattr(ua, key, None) if ua is not None else None
+            if path and not os.path.isfile(path):
+                err(at + ("user_assertion", key), f"file {path!r} not found (logins of this "
+                    "app fail until it exists)", "warning")
+
         links = app.sms_links
         if links.enabled:
             for platform, key in (("ios_id", "app_store_url"), ("android_id", "play_store_url")):
@@ -188,7 +198,8 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
                             "access point is matched first, so the app's tokens are never read "
                             "(no app language, messages, custom data or outside-call "
                             "blocking); remove it", "warning")
-            elif isinstance(ap, UserSegmentAccessPoint):
+            elif isinstance(ap, UserSegmentAccessPoint) and (ap.callers or ap.caller_list):
+                # (a segment of verified users only names its app's users on purpose)
                 applies = not ap.numbers or variants & {v for n in ap.numbers
                                                         for v in number_variants(n)}
                 if applies and root.get(ap.menu, ap.menu) != menu:
@@ -250,7 +261,8 @@ def compile_routing(model: ConfigModel, tree: IvrTree) -> RoutingTable:
             segments.append(Segment(
                 f"segment:{ap.name or i}", ap.menu, ap.language or eng.default_language,
                 frozenset(exact), prefixes,
-                frozenset(v for n in ap.numbers for v in number_variants(n))))
+                frozenset(v for n in ap.numbers for v in number_variants(n)),
+                app=ap.app, users=frozenset(ap.users)))
     dap_menu = app_menus(model)
     apps: dict[str, AppEntry] = {}
     app_numbers: dict[str, str] = {}
@@ -263,7 +275,9 @@ def compile_routing(model: ConfigModel, tree: IvrTree) -> RoutingTable:
             token_ttl_seconds=fb.token_ttl_seconds, token_digits=fb.token_digits,
             token_wait_seconds=fb.token_wait_seconds,
             block_outside=app.block_outside_calls.enabled,
-            block_message=app.block_outside_calls.message)
+            block_message=app.block_outside_calls.message,
+            hardened_digits=fb.token_digits + fb.guessing.hardened_extra_digits,
+            code_digits=fb.offline.digits if fb.offline.enabled else None)
         if fb.number:
             app_numbers[fb.number] = name
     return RoutingTable(tuple(segments), numbers, apps, app_numbers,

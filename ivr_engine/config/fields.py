@@ -63,6 +63,25 @@ def _blank_secret_is_unset(v: object) -> object:
     return v
 
 
+MIN_SECRET = 32
+
+
+def _long_enough(v: SecretStr | None) -> SecretStr | None:
+    """A secret the API compares against must not be guessable: at least 32 characters
+    (``openssl rand -hex 32`` gives 64)."""
+    if v is not None and len(v.get_secret_value()) < MIN_SECRET:
+        raise ValueError(f"a secret of {len(v.get_secret_value())} characters is too short to "
+                         f"resist guessing: use at least {MIN_SECRET} (e.g. the output of "
+                         "`openssl rand -hex 32`)")
+    return v
+
+
+# A credential the engine checks (api keys, the admin token, callback tokens, signing
+# secrets): empty means not configured (the door is shut), shorter than 32 is refused.
+Secret = Annotated[SecretStr | None, BeforeValidator(_blank_secret_is_unset),
+                   AfterValidator(_long_enough)]
+
+
 def _media_list(v: object) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [v]

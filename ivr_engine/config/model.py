@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from ..ivr.destinations import Destination, Dial0
@@ -33,6 +34,7 @@ from .fields import (  # noqa: F401 - re-exported: the shared field types
     MediaList,
     Name,
     Number,
+    Secret,
     Timezone,
     _blank_secret_is_unset,
     _Model,
@@ -44,10 +46,12 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
     AppFallback,
     BlockOutside,
     FcmCredentials,
+    OfflineCodes,
     PushCredentials,
     SmsLinks,
     TokenGuessing,
     User,
+    UserAssertion,
     WakeupOverride,
     WakeupSettings,
 )
@@ -98,23 +102,41 @@ class RateLimit(_Model):
 
 
 class ApiRateLimits(_Model):
-    """Limits of the SDK routes. Per address before authentication (key guessing); per key
-    after it (a leaked key cannot flood the store or the token space)."""
+    """The door's limits (api/door.py). Per address on every route, before anything else;
+    failed credentials per address (past them: 429 before any comparison); after the
+    credential, per user (a session), per app key and address (the key ships in every copy
+    of the app, so it is never one bucket for everybody), and an app's ceiling."""
 
-    per_key: RateLimit = RateLimit(rate=10, burst=20)
     per_address: RateLimit = RateLimit(rate=20, burst=40)
+    failed_credentials: RateLimit = RateLimit(rate=1, burst=30)
+    per_user: RateLimit = RateLimit(rate=10, burst=20)
+    per_client: RateLimit = RateLimit(rate=10, burst=20)
+    per_app: RateLimit = RateLimit(rate=200, burst=400)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_key(cls, data: object) -> object:
+        """``per_key`` (one bucket per app key, before 0.2) is now ``per_client``."""
+        if isinstance(data, dict) and "per_key" in data:
+            data = dict(data)
+            old = data.pop("per_key")
+            data.setdefault("per_client", old)
+        return data
 
 
 class ApiSettings(_Model):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
+    # admin routes only, on their own listener (keep it private); unset: with the others
+    admin_listen: Annotated[str, AfterValidator(_listen)] | None = None
     enabled: bool = True
-    admin_token: SecretStr | None = None  # /v1/calls/* needs it as a Bearer token; unset: refused
+    admin_token: Secret = None  # admin routes need it as a Bearer token; unset: refused
     rate_limit: ApiRateLimits = ApiRateLimits()
 
-    @field_validator("admin_token", mode="before")
-    @classmethod
-    def _admin_token(cls, v: object) -> object:
-        return _blank_secret_is_unset(v)
+    @model_validator(mode="after")
+    def _two_listeners(self) -> "ApiSettings":
+        if self.admin_listen is not None and self.admin_listen == self.listen:
+            raise ValueError("admin_listen must differ from listen (or be left out)")
+        return self
 
 
 class DialplanSettings(_Model):
@@ -310,14 +332,19 @@ class PhoneNumberAccessPoint(_Model):
 
 
 class UserSegmentAccessPoint(_Model):
-    """Callers whose number matches a pattern or a named list enter a top-level menu.
+    """Callers whose number matches a pattern or a named list, or verified users of an app,
+    enter a top-level menu.
 
-    Evaluated before phone-number and mobile-app access points, in file order.
+    Evaluated before phone-number and mobile-app access points, in file order. Numbers can
+    be spoofed; ``users`` match only a user the app's backend proved (a session's plan, an
+    offline code), on that app's calls.
     """
 
     type: Literal["user-segment"]
     callers: list[CallerPattern] = []  # exact numbers, or prefixes ending in *
     caller_list: Name | None = Field(None, alias="list")  # a list under caller_lists
+    users: list[str] = Field([], max_length=10_000)  # verified users of `app`
+    app: Name | None = None  # whose users `users` are (required with users)
     numbers: list[Number] = []  # dialled numbers it applies to (empty: every number)
     menu: Name
     language: Language | None = None
@@ -354,7 +381,7 @@ class ContextWebhook(_Model):
     timeout_seconds: float = Field(3.0, gt=0, le=60)
     attempts: int = Field(4, ge=1, le=20)
     backoff_seconds: float = Field(0.5, ge=0, le=60)
-    secret: SecretStr | None = None  # HMAC-SHA256 of the body in X-IVR-Signature
+    secret: Secret = None  # HMAC-SHA256 of the body in X-IVR-Signature
 
 
 class Routing(_Model):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, model_validator
 
 from .fields import (
     E164,
@@ -16,7 +16,7 @@ from .fields import (
     Language,
     MediaList,
     Name,
-    _blank_secret_is_unset,
+    Secret,
     _Model,
 )
 
@@ -63,6 +63,21 @@ class TokenGuessing(_Model):
     per_caller: int = Field(3, ge=1, le=1000)
     per_app: int = Field(30, ge=1, le=100_000)
     window_seconds: float = Field(600.0, ge=10, le=86_400)
+    # while an app is attacked (per_app reached), plans get tokens this much longer and short
+    # ones are refused: see apps/guard.py
+    hardened_extra_digits: int = Field(4, ge=2, le=6)
+
+
+class OfflineCodes(_Model):
+    """Offline fallback codes: at login a session gets an HOTP secret (RFC 4226); with no data
+    path at all the app dials the fallback number then ``<session>*<code>#`` as post-dial
+    DTMF, the code computed on the phone from the secret and a counter. The engine accepts a
+    counter up to ``look_ahead`` past the last one accepted, each code once, and binds the
+    call to the session's user (no custom data: the app could ask for no plan)."""
+
+    enabled: bool = True
+    digits: int = Field(8, ge=6, le=8)
+    look_ahead: int = Field(5, ge=1, le=20)
 
 
 class AppFallback(_Model):
@@ -73,6 +88,41 @@ class AppFallback(_Model):
     token_digits: int = Field(6, ge=4, le=10)
     token_wait_seconds: float = Field(8.0, gt=0, le=30)
     guessing: TokenGuessing = TokenGuessing()
+    offline: OfflineCodes = OfflineCodes()
+
+
+class UserAssertion(_Model):
+    """How the app's users are proven at login: the customer's backend signs a JWT naming
+    the user (``sub``), for this app (``aud``: the app's name), with ``iss``, ``iat``,
+    ``exp`` and a single-use ``jti``; the engine verifies it with the one algorithm pinned
+    here (``none`` and any other algorithm are refused). HS256 takes the shared ``secret``;
+    RS256, ES256 and EdDSA a PEM ``public_key_file`` or a ``jwks_file`` (the key chosen by the
+    token's ``kid``). An HS256 ``secret`` left empty (``${VAR:-}``) shuts logins, as an
+    empty ``api_key`` shuts the app's SDK routes."""
+
+    algorithm: Literal["HS256", "RS256", "ES256", "EdDSA"]
+    secret: Secret = None
+    public_key_file: str | None = None
+    jwks_file: str | None = None
+    issuer: str = Field(min_length=1, max_length=256)
+    max_age_seconds: int = Field(300, ge=10, le=3600,
+                                 description="an assertion lives at most this long after iat")
+    leeway_seconds: int = Field(30, ge=0, le=300, description="clock skew tolerated")
+
+    @model_validator(mode="after")
+    def _key(self) -> "UserAssertion":
+        files = [k for k in ("public_key_file", "jwks_file") if getattr(self, k)]
+        if self.algorithm == "HS256":
+            if files:
+                raise ValueError(f"HS256 takes secret only, not {files[0]}")
+        else:
+            if self.secret is not None:
+                raise ValueError(f"{self.algorithm} verifies with a public key: give "
+                                 "public_key_file or jwks_file, not secret")
+            if len(files) != 1:
+                raise ValueError(f"{self.algorithm} needs exactly one of public_key_file, "
+                                 "jwks_file")
+        return self
 
 
 class BlockOutside(_Model):
@@ -89,12 +139,8 @@ class App(_Model):
     block_outside_calls: BlockOutside = BlockOutside()
     languages: list[Language] = []  # first = the app's default language
     messages: dict[Name, dict[Language, MediaList]] = {}
-    api_key: SecretStr | None = None  # SDK requests must send it as a Bearer token; unset: refused
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _api_key(cls, v: object) -> object:
-        return _blank_secret_is_unset(v)
+    api_key: Secret = None  # proves the app (never a user) as a Bearer token; unset: refused
+    user_assertion: UserAssertion | None = None  # unset: logins are refused
 
 
 class WakeupSettings(_Model):

@@ -1,4 +1,4 @@
-"""Configuration models of the live-assist data (issue 10): display text of menus and
+"""Configuration models of the live data (livedata, issue 10): display text of menus and
 options per language, shown by apps that render the IVR (visual IVR, in-app menus).
 
     menus:

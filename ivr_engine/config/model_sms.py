@@ -15,7 +15,7 @@ import phonenumbers
 from pydantic import Field, SecretStr, field_validator
 
 from ..sms.numbers import parse_channels
-from .fields import Name, _blank_secret_is_unset, _Model
+from .fields import Name, Secret, _blank_secret_is_unset, _Model
 
 PROVIDER_TYPES = ("twilio", "vonage", "infobip", "url-get", "url-get-auth", "url-post",
                   "url-post-auth")
@@ -45,9 +45,9 @@ class SmsProvider(_Model):
     timeout_seconds: float = Field(10.0, gt=0, le=120)
     unknown_outcome: Literal["fail", "resend"] = "fail"  # a crash's unresolved sends
     status_callback_url: str | None = Field(None, pattern=r"^https?://")  # this engine's base
-    callback_token: SecretStr | None = None  # in the delivery-report URL the provider calls
+    callback_token: Secret = None  # in the delivery-report URL the provider calls
 
-    @field_validator("password", "callback_token", mode="before")
+    @field_validator("password", mode="before")
     @classmethod
     def _secret(cls, v: object) -> object:
         return _blank_secret_is_unset(v)

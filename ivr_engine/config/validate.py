@@ -171,8 +171,12 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
                 else:
                     numbers[number] = i
         elif isinstance(ap, UserSegmentAccessPoint):
-            if not ap.callers and ap.caller_list is None:
-                err(("access_points", i), "a user-segment access point needs callers or list")
+            if not ap.callers and ap.caller_list is None and not ap.users:
+                err(("access_points", i), "a user-segment access point needs callers, list "
+                    "or users")
+            if ap.users and (ap.app is None or ap.app not in model.apps):
+                err(("access_points", i, "app"), "users are an app's verified users: app must "
+                    "name an app under apps")
             if ap.caller_list is not None and ap.caller_list not in model.caller_lists:
                 err(("access_points", i, "list"),
                     f"list {ap.caller_list!r} is not defined under caller_lists")

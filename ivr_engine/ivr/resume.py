@@ -23,7 +23,7 @@ from .tree import IvrTree
 
 #: what the engine publishes on a call's channel (read back when it takes a call over)
 CHANNEL_VARIABLES = ("IVR_ENTRY", "IVR_LANGUAGE", "IVR_APP", "IVR_PATH", "IVR_AWAITING",
-                     "IVR_DESTINATION")
+                     "IVR_DESTINATION", "IVR_USER", "IVR_VERIFIED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class ChannelState:
     awaiting: str = ""  # the menu of the last wait
     seq: int = 0  # the number of that wait
     destination: Destination | None = None
+    user: str = ""  # the verified user the call carries (IVR_USER with IVR_VERIFIED=1)
 
 
 def channel_state(values: Mapping[str, str | None]) -> ChannelState:
@@ -50,7 +51,8 @@ def channel_state(values: Mapping[str, str | None]) -> ChannelState:
         entry=get("IVR_ENTRY"), language=get("IVR_LANGUAGE"),
         app=get("IVR_APP"), path=tuple(p for p in get("IVR_PATH").split("/") if p),
         awaiting=menu if seq.isdigit() else "", seq=int(seq) if seq.isdigit() else 0,
-        destination=destination)
+        destination=destination,
+        user=get("IVR_USER") if get("IVR_VERIFIED") == "1" else "")
 
 
 @dataclass(frozen=True, slots=True)

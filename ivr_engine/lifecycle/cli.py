@@ -13,7 +13,6 @@ from the command line and the admin API at the same moment.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import os
@@ -38,28 +37,14 @@ def _row(s: Any) -> dict[str, Any]:
 
 def _with_store(args: argparse.Namespace,
                 work: Callable[[Any, Any], Awaitable[int]]) -> int:
-    from ..cli import _load
-    from ..store import DatabaseUrlError, SchemaNotReady, Store
+    """``work(cfg, store)`` through the engine's ``with_store`` (handed to add_commands)."""
+    async def checked(cfg: Any, store: Any) -> int:
+        if getattr(args, "app", None) and args.app not in cfg.model.apps:
+            print(f"lifecycle: no app named {args.app!r}", file=sys.stderr)
+            return EXIT_CONFIG
+        return await work(cfg, store)
 
-    cfg = _load(args.config)
-    if cfg is None:
-        return EXIT_CONFIG
-    if getattr(args, "app", None) and args.app not in cfg.model.apps:
-        print(f"lifecycle: no app named {args.app!r}", file=sys.stderr)
-        return EXIT_CONFIG
-
-    async def run() -> int:
-        store = await Store.open(cfg.engine.database_url)
-        try:
-            return await work(cfg, store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except (DatabaseUrlError, SchemaNotReady) as exc:
-        print(f"lifecycle: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    return args.with_store("lifecycle", args.config, checked)
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -118,10 +103,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return _with_store(args, work)
 
 
-def add_commands(sub: Any) -> None:
-    """``ivr-engine lifecycle`` and its subcommands (called by ``cli.build_parser``)."""
+def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
+    """``ivr-engine lifecycle`` and its subcommands (called by ``cli.build_parser``, which
+    hands ``with_store``: how a command opens the config's Store)."""
     config = os.environ.get("IVR_CONFIG", "config/example.yaml")
     s = sub.add_parser("lifecycle", help="app sessions, releases and the login report")
+    s.set_defaults(with_store=with_store)
     life = s.add_subparsers(dest="lifecycle_command", required=True)
 
     t = life.add_parser("sessions", help="the open sessions of an app's users (JSON)")

@@ -1,5 +1,5 @@
-"""The lifecycle's tables (revision 0003), on the store's declarative ``Base`` so the schema
-test and the test databases see them with the others (``store/repos.py`` imports this
+"""The lifecycle's tables (revisions 0003, 0006, 0007), on the store's declarative ``Base`` so the schema
+test and the test databases see them with the others (``repositories.py`` imports this
 module through ``lifecycle/repo.py``).
 
     app_sessions      one row per login; ``active_user`` is set while it is open (unique:
@@ -8,6 +8,7 @@ module through ``lifecycle/repo.py``).
     release_notices   one per release and device: the delivery result of its notice
     app_log_requests  an admin's request for a device's logs, and its upload
     app_log_chunks    the uploads, 1 MiB a row (revision 0006)
+    assertion_jtis    the user assertions accepted at login, until they expire (single use)
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ class AppSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # 0007: the HOTP secret of offline fallback codes (base32) and the last counter accepted
+    fallback_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fallback_counter: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class AssertionJti(Base):
+    """A user assertion accepted at login (revision 0007): its ``jti`` is kept until the
+    assertion expires, so the same assertion cannot log in twice."""
+
+    __tablename__ = "assertion_jtis"
+
+    app: Mapped[str] = mapped_column(String(128), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class AppRelease(Base):

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..store.models import Device
 from .logrepo import LogRequestRepo
-from .models import AppRelease, AppSession, ReleaseNotice
+from .models import AppRelease, AppSession, AssertionJti, ReleaseNotice
 from .rules import SENT, active_key
 
 _LOGIN_ATTEMPTS = 5
@@ -73,6 +73,38 @@ class LifecycleRepo:
                 if attempt == _LOGIN_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def use_jti(self, app: str, jti: str, expires_at: dt.datetime) -> bool:
+        """Record an accepted assertion's ``jti``; False when it was recorded already (the
+        primary key refuses a second one, also when two logins race)."""
+        try:
+            async with self._sessions() as s, s.begin():
+                s.add(AssertionJti(app=app, jti=jti, expires_at=expires_at))
+            return True
+        except IntegrityError:
+            return False
+
+    async def purge_jtis(self, now: dt.datetime) -> int:
+        """Forget the jtis of assertions that have expired (they can no longer be used)."""
+        async with self._sessions() as s, s.begin():
+            r = await s.execute(delete(AssertionJti).where(AssertionJti.expires_at <= now))
+            return int(r.rowcount or 0)
+
+    async def fallback_of(self, session_id: int) -> AppSession | None:
+        """A session as the offline codes read it (its secret, counter, whether open)."""
+        if not 0 < session_id < 2**31:
+            return None
+        async with self._sessions() as s:
+            return await s.get(AppSession, session_id)
+
+    async def advance_fallback(self, session_id: int, last: int, counter: int) -> bool:
+        """Move an open session's offline-code counter from ``last`` to ``counter`` (a
+        compare-and-set: False when another call moved it first, or the session ended)."""
+        async with self._sessions() as s, s.begin():
+            r = await s.execute(update(AppSession).where(
+                AppSession.id == session_id, AppSession.fallback_counter == last,
+                AppSession.active_user.is_not(None)).values(fallback_counter=counter))
+            return bool(r.rowcount)
 
     async def by_token(self, token_hash: str) -> AppSession | None:
         async with self._sessions() as s:

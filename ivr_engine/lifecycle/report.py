@@ -16,6 +16,8 @@ COLUMNS = ("session_id", "app", "user", "platform", "app_type", "app_version", "
            "device_model", "os", "os_version", "login_at", "logout_at", "ended")
 DEFAULT_SPAN = dt.timedelta(days=1)
 MAX_ROWS = 10_000
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
 
 
 class RangeError(ValueError):
@@ -30,18 +32,23 @@ def parse_time(value: str, field: str) -> dt.datetime:
         raise RangeError(field, f"{field}: not an ISO 8601 time")
     try:
         t = dt.datetime.fromisoformat(value)
+        t = t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(
+            dt.timezone.utc)
     except ValueError:
         raise RangeError(field, f"{field}: not an ISO 8601 time like "
                          "2026-12-01T00:00:00Z") from None
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(
-        dt.timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        t = EARLIEST - dt.timedelta(days=1)
+    if not EARLIEST <= t < LATEST:
+        raise RangeError(field, f"{field}: between 1970-01-01 and 9998-12-31 (UTC)")
+    return t
 
 
 def time_range(start: str | None, end: str | None,
                now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """[from, to): ``to`` defaults to now, ``from`` to a day before ``to``."""
     to = parse_time(end, "to") if end is not None else now
-    frm = parse_time(start, "from") if start is not None else to - DEFAULT_SPAN
+    frm = parse_time(start, "from") if start is not None else max(EARLIEST, to - DEFAULT_SPAN)
     if frm >= to:
         raise RangeError("from", "from must be before to")
     return frm, to

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..api.schemas import (
-    ProblemDocument,
+    QueryModel,
     RequestModel,
     ResponseModel,
     Text,
@@ -34,10 +34,15 @@ def _version(value: str) -> str:
 
 
 class LoginRequest(RequestModel):
-    """An SDK login: who, on what. `push_token` (the APNs alert token on iOS, the FCM token
-    on Android) is how the device is told when a later login ends this session."""
+    """An SDK login: who (the `assertion` the customer's backend signed for the user), on
+    what. `push_token` (the APNs alert token on iOS, the FCM token on Android) is how the
+    device is told when a later login ends this session."""
 
-    user: Name = Field(description="the user's id in the app")
+    assertion: str = Field(min_length=1, max_length=8192, description="a JWT your backend "
+                           "signed: {sub: <user>, aud: <app>, iss, iat, exp, jti}, with the "
+                           "algorithm of the app's user_assertion")
+    user: Name | None = Field(None, description="optional: the assertion's `sub` (a "
+                              "different user is refused)")
     device_id: Text(128, "the install's stable id")
     platform: Literal["mobile", "desktop"]
     app_type: Text(64, 'the client, e.g. "Mobile" or "Agent Desktop"')
@@ -63,9 +68,26 @@ class ReplacedSession(ResponseModel):
         Field(description="same_device: the device logged in again (nothing to tell)"))
 
 
+class OfflineSecret(ResponseModel):
+    """For calls with no data path: keep `secret` on the device (keychain / keystore). To call
+    offline, dial `number` then, as post-dial DTMF, `<session_id>*<code>#` where `code` is
+    HOTP(secret, counter + 1) (RFC 4226, SHA-1, `digits` digits) and the counter moves on; the
+    engine accepts a counter up to `look_ahead` past the last one it accepted, each once."""
+
+    secret: str = Field(description="base32 (RFC 4648), 160 bits")
+    digits: int
+    counter: int = Field(description="the last counter used: the next code is counter + 1")
+    look_ahead: int
+    number: str | None = Field(description="the app's PSTN fallback number")
+    dial: str | None = Field(description="what to dial with {code} replaced, e.g. "
+                             "+17144505656,,42*{code}#")
+
+
 class LoginResponse(ResponseModel):
     """The session: send `token` as `Authorization: Bearer <token>` on the SDK routes that act
-    for the user (call plans, device registration) and to log out. Only its hash is stored."""
+    for the user (call plans, device registration) and to log out. Only its hash is stored.
+    `offline`: how to call the fallback number with no data path (null: the app has no
+    offline codes)."""
 
     session_id: int
     token: str
@@ -74,6 +96,7 @@ class LoginResponse(ResponseModel):
     started_at: Timestamp
     idle_expiry_seconds: float | None = Field(description="null: no idle expiry")
     replaced: list[ReplacedSession]
+    offline: OfflineSecret | None = None
 
 
 class LoggedOut(ResponseModel):
@@ -220,17 +243,6 @@ class LoginReport(ResponseModel):
     truncated: bool = Field(description="more rows than the limit (10 000): narrow the range")
 
 
-class UpdateRequiredProblem(ProblemDocument):
-    """Refused: the device's version is below a mandatory release of its app."""
-
-    model_config = ConfigDict(title="UpdateRequiredProblem")
-
-    reason: Literal["mandatory_update"]
-    minimum_version: str
-    store_url: str
-    platform: str
-
-
 # ---------------------------------------------------------------- app logs on request
 
 class LogRequestCreate(RequestModel):
@@ -272,3 +284,22 @@ class LogUploaded(ResponseModel):
     size: int
     content_type: str
     uploaded_at: Timestamp
+
+
+# ---------------------------------------------------------------- query parameters
+
+class UserQuery(QueryModel):
+    """Narrow to one user."""
+
+    user: Text(128, "one user's id") | None = None
+
+
+class ReportQuery(QueryModel):
+    """The login report's range and filters."""
+
+    start: Text(40, "ISO 8601; without an offset, UTC; default: a day before `to`") | None = (
+        Field(None, alias="from"))
+    end: Text(40, "ISO 8601; default: now; between 1970 and 9998") | None = Field(
+        None, alias="to")
+    app: Text(128) | None = None
+    user: Text(128) | None = None

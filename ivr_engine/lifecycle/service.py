@@ -23,6 +23,7 @@ class Lifecycle:
     def __init__(self, config: Callable[[], Any], store: Any, push: Any,
                  clock: Callable[[], dt.datetime] = _utcnow):
         self.config = config
+        self.repo = store.lifecycle
         self.sessions = Sessions(config, store, push, clock)
         self.releases = Releases(config, store, push, clock)
         self.logs = LogRequests(config, store, push, clock)
@@ -33,14 +34,7 @@ class Lifecycle:
         supervisor: a failed sweep is logged, counted and started again after a backoff)."""
         while True:
             await self.sessions.sweep()
+            await self.repo.purge_jtis(self.sessions.now())
             if n := await self.logs.purge():
                 log.info("app logs: %d requests or uploads past their retention deleted", n)
             await asyncio.sleep(self.config().model.lifecycle.sweep_seconds)
-
-
-def lifecycle_of(ctx: Any) -> Lifecycle:
-    """The engine's Lifecycle (``ctx.lifecycle``), or one made for this API context (the
-    in-process API of the tests: no sweeper, sessions still end lazily when used)."""
-    if getattr(ctx, "lifecycle", None) is None:
-        ctx.lifecycle = Lifecycle(ctx.config, ctx.store, ctx.push, ctx.clock)
-    return ctx.lifecycle

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..push import PushError, token_hint
+from .assertions import AssertionRefused, Assertions
+from .offline import new_secret
 from .models import AppRelease, AppSession
-from .problems import UpdateRequired, session_ended
+from ..api.auth import SESSION_TOKEN_PREFIX, ProvenSession
+from ..api.problems import UpdateRequired, session_ended
 from .rules import (
     LOGOUT,
     MANDATORY,
@@ -34,22 +37,17 @@ from .versions import VersionError, parse_version
 
 log = logging.getLogger("ivr_engine.lifecycle")
 
-TOKEN_PREFIX = "ivs_"
-_TOKEN_PREFIX_BYTES = TOKEN_PREFIX.encode()
+TOKEN_PREFIX = SESSION_TOKEN_PREFIX.decode()  # the door tells session tokens by it
 _TOUCH_EVERY = dt.timedelta(seconds=60)
 
 
-def new_token() -> str:
+def new_session_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_token(token: bytes | str) -> str:
     raw = token.encode("utf-8", "surrogatepass") if isinstance(token, str) else token
     return hashlib.sha256(raw).hexdigest()
-
-
-def looks_like_session_token(token: bytes | None) -> bool:
-    return token is not None and token.startswith(_TOKEN_PREFIX_BYTES) and len(token) <= 128
 
 
 def release_facts(rows: list[AppRelease]) -> list[ReleaseFacts]:
@@ -83,10 +81,14 @@ class Sessions:
     def __init__(self, config: Callable[[], Any], store: Any, push: Any,
                  clock: Callable[[], dt.datetime]):
         self._config, self._store, self._push, self._clock = config, store, push, clock
+        self.assertions = Assertions(config, store.lifecycle, clock)
 
     @property
     def repo(self) -> Any:
         return self._store.lifecycle
+
+    def now(self) -> dt.datetime:
+        return self._clock()
 
     def idle_seconds(self) -> float | None:
         return self._config().model.lifecycle.idle_expiry_seconds
@@ -97,27 +99,34 @@ class Sessions:
     # ------------------------------------------------------------------ login / logout
 
     async def login(self, app: str, req: LoginRequest) -> tuple[str, AppSession, list]:
-        """(token, the new session, [(ended session, how its device was told)]); raises
-        UpdateRequired when the version is below a mandatory release of the app."""
+        """(token, the new session, [(ended session, how its device was told)]) for the user
+        the request's assertion proves; raises AssertionRefused (401) for an assertion that
+        does not, UpdateRequired when the version is below a mandatory release of the app."""
+        user = (await self.assertions.verify(app, req.assertion)).user
+        if req.user is not None and req.user != user:
+            raise AssertionRefused("it names another user than `user`")
         blocking = login_block(await self.facts(app), req.os, req.app_version)
         if blocking is not None:
-            log.info("login of %.80r (app %s, %s %s) refused: mandatory %s", req.user, app,
+            log.info("login of %.80r (app %s, %s %s) refused: mandatory %s", user, app,
                      req.os, req.app_version, blocking.version)
             raise _refusal(blocking, req.os, req.app_version)
         now = self._clock()
         if req.os in PUSH_PLATFORMS:  # the version a device reports at login: for notices
             await self._store.devices.upsert(
-                user=req.user, app=app, platform=req.os, push_token=req.push_token,
+                user=user, app=app, platform=req.os, push_token=req.push_token,
                 app_version=req.app_version, os_version=req.os_version,
                 model=req.device_model, source="login")
-        token = new_token()
+        token = new_session_token()
+        offline = self._config().model.apps[app].fallback.offline
+        secret = new_secret() if offline.enabled else None
         session, ended = await self.repo.login(
-            token_hash=hash_token(token), app=app, user=req.user, now=now,
+            token_hash=hash_token(token), app=app, user=user, now=now,
+            fallback_secret=secret,
             device_id=req.device_id, platform=req.platform, app_type=req.app_type,
             app_version=req.app_version, os=req.os, os_version=req.os_version,
             device_model=req.device_model, push_token=req.push_token)
         told = [(old, await self._tell_replaced(old, req.device_id)) for old in ended]
-        log.info("login: session %d of %.80r (app %s, %s %s %s)%s", session.id, req.user, app,
+        log.info("login: session %d of %.80r (app %s, %s %s %s)%s", session.id, user, app,
                  req.platform, req.os, req.app_version,
                  f"; ended session(s) {[o.id for o, _ in told]} (replaced)" if told else "")
         return token, session, told
@@ -142,24 +151,28 @@ class Sessions:
                  token_hint(old.push_token), r.reason or "ok")
         return notice_result(r.ok, r.token_invalid)
 
-    async def logout(self, session: AppSession) -> dt.datetime:
+    async def logout(self, session_id: int, user: str | None) -> dt.datetime:
         now = self._clock()
-        await self.repo.end(session.id, LOGOUT, now)
-        log.info("logout: session %d of %.80r (app %s)", session.id, session.user, session.app)
+        await self.repo.end(session_id, LOGOUT, now)
+        log.info("logout: session %d of %.80r", session_id, user)
         return now
 
     # ------------------------------------------------------------------ the token as a credential
 
-    async def check(self, token: bytes, app: str, user: str | None = None) -> AppSession | None:
-        """The open session ``token`` stands for, if it is one of ``app`` (and of ``user``
-        when given); None when it is no session's token. An ended session is refused
-        (401 naming how it ended; 403 UpdateRequired for a mandatory release), lazily ending
-        one whose idle time or mandatory grace has run out."""
+    async def prove(self, token: bytes) -> ProvenSession | None:
+        """The door's session check: the open session ``token`` stands for; None when it is
+        no session's token. An ended session is refused (401 naming how it ended; 403
+        UpdateRequired for a mandatory release), lazily ending one whose idle time or
+        mandatory grace has run out."""
+        session = await self.check(token)
+        return ProvenSession(session.id, session.app, session.user) if session else None
+
+    async def check(self, token: bytes) -> AppSession | None:
+        """The open session ``token`` stands for (see :meth:`prove`)."""
         session = await self.repo.by_token(hash_token(token))
-        if session is None or session.app != app:
+        if session is None:
             return None
-        if user is not None and session.user != user:
-            return None
+        app = session.app
         releases = await self.facts(app)
         if session.ended_at is None:
             now = self._clock()

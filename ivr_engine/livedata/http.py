@@ -1,4 +1,4 @@
-"""The live-assist routes (SDK key).
+"""The livedata routes (the app's key, or a user's session of the app).
 
 - ``GET /v1/apps/{app}/menu?surface=ivr|in-app&lang=xx``: the app's own tree (visual IVR or
   in-app menu) with labels, open-now and queue waits; an ``ETag`` so the app can poll with
@@ -15,15 +15,16 @@ import hashlib
 import json
 from typing import Any
 
+import datetime as dt
+from typing import Callable
+
 from aiohttp import web
 
-from ..api.auth import authenticate_app, bearer_token, key_matches
-from ..api.context import ApiContext
-from ..api.guards import throttle_address, throttle_key
+from ..api.principal import Principal
 from ..api.problems import Problem
-from ..api.routes import RATE_LIMITED, SDK_KEY, ApiRoutes, Reply
+from ..api.routes import APP_KEY, SESSION, ApiRoutes, Reply, query_of
 from ..api.schemas import reply
-from .schemas import MenuTree, QueueStatus
+from .schemas import MenuQuery, MenuTree, QueueStatus
 from .tree import app_top, export_tree, queues_of
 
 SURFACES = ("ivr", "in-app")
@@ -44,52 +45,33 @@ def _matches(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _app_for_key(ctx: ApiContext, request: web.Request) -> str:
-    """The app whose api key the request carries (every key compared); else the 401."""
-    cfg = ctx.config()
-    token = bearer_token(request)
-    found = None
-    for name, app in cfg.model.apps.items():
-        if key_matches(token, app.api_key):
-            found = name
-    if found is None:
-        authenticate_app(cfg, request, None)  # raises the generic 401 (and logs why)
-    return found  # type: ignore[return-value]
-
-
-def livedata_routes(ctx: ApiContext) -> ApiRoutes:
-    routes = ApiRoutes("live")
+def livedata_routes(config: Callable[[], Any], queues: Any,
+                    clock: Callable[[], dt.datetime]) -> ApiRoutes:
+    """``queues``: the livedata.monitor.QueueMonitor (None: AMI not configured)."""
+    routes = ApiRoutes("livedata")
 
     @routes.get(
         "/v1/apps/{app}/menu", summary="The app's own tree: visual IVR or in-app menu",
-        security=SDK_KEY, responses={200: Reply(MenuTree, "the tree", headers={"ETag": {
+        security=(SESSION, APP_KEY), query=MenuQuery,
+        responses={200: Reply(MenuTree, "the tree", headers={"ETag": {
             "required": True, "schema": {"type": "string"}}}), 304: NOT_MODIFIED},
         problems={404: "the app has no mobile-app access point on this surface",
-                  422: "`surface` is not ivr or in-app, or `lang` is not a language code",
-                  429: RATE_LIMITED})
-    async def menu(request: web.Request) -> web.StreamResponse:
+                  422: "`surface` is not ivr or in-app, or `lang` is not a language code"})
+    async def menu(request: web.Request, who: Principal) -> web.StreamResponse:
         """Query: `surface` (`ivr`, default, or `in-app`), `lang` (labels in this language,
         then its base language, the app's default, the engine's default). Every node id is a
         deep-link `target` for `POST /v1/apps/{app}/calls`. Send the `ETag` back in
         `If-None-Match` to get `304` while nothing changed."""
-        throttle_address(ctx, request)
-        cfg = ctx.config()
-        name = authenticate_app(cfg, request, request.match_info["app"])
-        throttle_key(ctx, name)
-        surface = request.query.get("surface", "ivr")
-        if surface not in SURFACES:
-            raise Problem(422, "Invalid request", "surface must be ivr or in-app",
-                          field="surface")
-        lang = request.query.get("lang") or None
-        if lang is not None and (len(lang) > 16 or not lang.replace("_", "").isalnum()):
-            raise Problem(422, "Invalid request", "lang must be a language code like en or "
-                          "pt_BR", field="lang")
+        cfg = config()
+        name = who.app
+        assert name is not None
+        q: MenuQuery = query_of(request)
+        surface, lang = q.surface, q.lang
         top = app_top(cfg.model, name, surface)
         if top is None:
             raise Problem(404, "No menu", f"app {name!r} has no mobile-app access point on "
                           f"the {surface} surface")
-        queues: Any = ctx.queues
-        data = export_tree(cfg.model, cfg.tree, name, top, lang, ctx.clock(),
+        data = export_tree(cfg.model, cfg.tree, name, top, lang, clock(),
                            queues.wait_of if queues is not None else lambda q: None)
         tree = MenuTree.model_validate({**data, "surface": surface})
         body = json.dumps(tree.model_dump(mode="json")).encode()
@@ -101,41 +83,34 @@ def livedata_routes(ctx: ApiContext) -> ApiRoutes:
 
     @routes.get(
         "/v1/queues/{name}/status", summary="A queue of the app's tree: callers, agents, "
-        "estimated waits", security=SDK_KEY, responses={200: QueueStatus},
-        problems={404: UNKNOWN_QUEUE, 429: RATE_LIMITED,
+        "estimated waits", security=(SESSION, APP_KEY), responses={200: QueueStatus},
+        problems={404: UNKNOWN_QUEUE,
                   503: "queues are not followed now (AMI not configured or not connected)"})
-    async def queue_status(request: web.Request) -> web.Response:
+    async def queue_status(request: web.Request, who: Principal) -> web.Response:
         """Callers waiting (by position, no identities), agents, longest wait, and the
         estimated wait of a new caller and of each position, with the method and its
         confidence (null when the data is too thin). Only queues of the presenting app's
         own tree (either surface)."""
-        throttle_address(ctx, request)
-        name = _app_for_key(ctx, request)
-        throttle_key(ctx, name)
-        queue = _own_queue(ctx, name, request.match_info["name"])
-        return reply(_monitor(ctx).status(queue))
+        queue = _own_queue(config(), who, request.match_info["name"])
+        return reply(_monitor(queues).status(queue))
 
     @routes.get(
         "/v1/queues/{name}/events", summary="A queue's status as server-sent events",
-        security=SDK_KEY, responses={200: Reply(
+        security=(SESSION, APP_KEY), responses={200: Reply(
             description="`text/event-stream`: an `event: status` whose `data` is the queue's "
             "status (the QueueStatus document) at once, at every change and at least every "
             f"{STREAM_REFRESH:g} s", media_type="text/event-stream", schema={"type": "string"})},
         problems={404: UNKNOWN_QUEUE, 406: "the request does not accept text/event-stream",
-                  429: RATE_LIMITED,
                   503: "queues are not followed now (AMI not configured or not connected)"})
-    async def queue_events(request: web.Request) -> web.StreamResponse:
+    async def queue_events(request: web.Request, who: Principal) -> web.StreamResponse:
         """The status of `GET /v1/queues/{name}/status`, pushed: the app shows positions
         moving without polling. Needs `Accept: text/event-stream`. The stream ends with an
         `event: unavailable` when AMI goes away (reconnect later)."""
-        throttle_address(ctx, request)
-        name = _app_for_key(ctx, request)
-        throttle_key(ctx, name)
-        queue = _own_queue(ctx, name, request.match_info["name"])
+        queue = _own_queue(config(), who, request.match_info["name"])
         if "text/event-stream" not in request.headers.get("Accept", ""):
             raise Problem(406, "Not Acceptable", "this route streams text/event-stream; send "
                           "Accept: text/event-stream")
-        monitor = _monitor(ctx)
+        monitor = _monitor(queues)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
         await resp.prepare(request)
@@ -156,8 +131,8 @@ def livedata_routes(ctx: ApiContext) -> ApiRoutes:
     return routes
 
 
-def _own_queue(ctx: ApiContext, app: str, queue: str) -> str:
-    cfg = ctx.config()
+def _own_queue(cfg: Any, who: Principal, queue: str) -> str:
+    app = who.app
     mine = queues_of(cfg.tree, app_top(cfg.model, app, "ivr")) | \
         queues_of(cfg.tree, app_top(cfg.model, app, "in-app"))
     if queue not in mine:
@@ -165,8 +140,7 @@ def _own_queue(ctx: ApiContext, app: str, queue: str) -> str:
     return queue
 
 
-def _monitor(ctx: ApiContext) -> Any:
-    monitor: Any = ctx.queues
+def _monitor(monitor: Any) -> Any:
     if monitor is None or not monitor.tracking:
         raise Problem(503, "Queues not followed", "queue status needs AMI "
                       "(engine.ami.password) and a live connection to it")

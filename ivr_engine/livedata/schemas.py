@@ -1,12 +1,12 @@
-"""Response models of the live-assist routes: the app's menu tree, queue status, waits."""
+"""Response models of the livedata routes: the app's menu tree, queue status, waits."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ..api.schemas import ResponseModel
+from ..api.schemas import QueryModel, ResponseModel
 
 Kind = Literal["menu", "queue", "voicemail", "callback", "message", "user", "endpoint", "hangup"]
 
@@ -87,3 +87,19 @@ class CallQueue(ResponseModel):
     position: int = Field(ge=1)
     waiting_seconds: float = Field(ge=0)
     estimate: WaitEstimate
+
+
+class MenuQuery(QueryModel):
+    """Which surface's tree, and in which language."""
+
+    surface: Literal["ivr", "in-app"] = Field("ivr", description="the visual IVR (`ivr`) or "
+                                             "the in-app menu")
+    lang: str | None = Field(None, max_length=16, description="labels in this language, then "
+                             "its base language, the app's default, the engine's default")
+
+    @field_validator("lang")
+    @classmethod
+    def _lang(cls, v: str | None) -> str | None:
+        if v is not None and (not v or not v.replace("_", "").isalnum() or not v.isascii()):
+            raise ValueError("lang must be a language code like en or pt_BR")
+        return v or None

@@ -30,7 +30,7 @@ from aioapns.connection import (
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from . import PushError, PushResult, WakePayload, result_builder, token_hint
+from .model import PushError, PushResult, WakePayload, result_builder, token_hint
 from .keys import read_key_file
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from . import PushError, PushResult, WakePayload, result_builder, token_hint
+from .model import PushError, PushResult, WakePayload, result_builder, token_hint
 from .keys import read_key_file
 
 log = logging.getLogger(__name__)

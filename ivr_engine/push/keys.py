@@ -13,7 +13,7 @@ import os
 import time
 from typing import Callable, Iterable
 
-from . import PushError
+from .model import PushError
 
 MAX_KEY_BYTES = 1024 * 1024  # a key, a certificate chain or a service account is a few KiB
 RECHECK_SECONDS = 1.0

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, Callable, Protocol
 
 from .. import metrics
-from . import PushError, PushResult, WakePayload, token_hint
+from .model import PushError, PushResult, WakePayload, token_hint
 from .apns import ApnsSender
 from .fcm import FcmSender
 from .keys import FileStamps

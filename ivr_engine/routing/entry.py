@@ -2,7 +2,8 @@
 
 PSTN calls are matched in this order (as the seed platforms do):
 1. user-segment access points, in file order (caller number patterns or lists, optionally only
-   for some dialled numbers);
+   for some dialled numbers; a segment of an app's verified users matches that app's calls
+   carrying one of them, whatever the number);
 2. phone-number access points (the dialled number);
 3. a mobile app's PSTN fallback number: the call belongs to that app and enters its
    mobile-app access point once its one-time token (or, if allowed, its caller) is matched;
@@ -42,6 +43,12 @@ class Segment:
     exact: frozenset[str]
     prefixes: tuple[str, ...]
     numbers: frozenset[str] = frozenset()  # empty: applies to every dialled number
+    app: str | None = None  # whose verified users ``users`` are
+    users: frozenset[str] = frozenset()
+
+    def has_user(self, app: str, user: str | None) -> bool:
+        """A verified user of ``app`` this segment lists (never a number: it proves nobody)."""
+        return user is not None and self.app == app and user in self.users
 
     def applies_to(self, did: str) -> bool:
         return not self.numbers or any(v in self.numbers for v in number_variants(did))
@@ -68,6 +75,8 @@ class AppEntry:
     token_wait_seconds: float
     block_outside: bool
     block_message: str | None
+    hardened_digits: int = 0  # a long token's length while the app is hardened (guard.py)
+    code_digits: int | None = None  # offline codes' length; None: no offline codes
 
     @property
     def active(self) -> bool:
@@ -136,23 +145,31 @@ def route_pstn(table: RoutingTable, did: str, caller: str = "") -> EntryDecision
     return EntryDecision(None, table.unknown, label, table.default_language, "unknown")
 
 
-def route_app(table: RoutingTable, app_name: str, language: str | None = None) -> EntryDecision:
-    """A call known to come from inside the app (VoIP from the SDK, or a matched token)."""
+def route_app(table: RoutingTable, app_name: str, language: str | None = None,
+              user: str | None = None) -> EntryDecision:
+    """A call known to come from inside the app (VoIP from the SDK, or a matched token);
+    ``user``: the user it carries when verified (a segment of that app's users wins)."""
     app = table.apps.get(app_name)
     if app is None or not app.active:
         return EntryDecision(None, table.unknown, f"app:{app_name}", table.default_language,
                              "unknown", None)
+    for seg in table.segments:
+        if seg.has_user(app_name, user):
+            lang = app.language_for(language) if language else seg.language
+            ep = EntryPoint("user-segment", seg.label, seg.menu, lang)
+            return EntryDecision(ep, None, seg.label, lang, "segment", app_name)
     lang = app.language_for(language)
     ep = EntryPoint("mobile-app", f"app:{app_name}", app.menu, lang)  # type: ignore[arg-type]
     return EntryDecision(ep, None, ep.label, lang, "app", app_name)
 
 
 def after_token(table: RoutingTable, decision: EntryDecision, matched: bool,
-                language: str | None = None) -> EntryDecision:
-    """Where an ``app-fallback`` call goes once its token was (or was not) matched."""
+                language: str | None = None, user: str | None = None) -> EntryDecision:
+    """Where an ``app-fallback`` call goes once its token (or offline code) was (or was not)
+    matched; ``user``: the verified user it carries."""
     assert decision.app is not None
     if matched:
-        return route_app(table, decision.app, language)
+        return route_app(table, decision.app, language, user)
     return outside_app(table, decision.app)
 
 

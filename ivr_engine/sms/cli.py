@@ -13,7 +13,6 @@ import signal
 import sys
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import ConfigError, load_config
 
@@ -34,34 +33,16 @@ def _config(path: str) -> Any:
 
 def _with_service(args: argparse.Namespace,
                   work: Callable[[Any, Any], Awaitable[int]]) -> int:
-    """Open the config, the store and an SmsService; run ``work(cfg, service)``."""
-    from ..store import DatabaseUrlError, SchemaNotReady, Store
+    """Open the config and its Store (the engine's ``with_store``, handed to add_commands)
+    and an SmsService on it; run ``work(cfg, service)``."""
     from .dialer import SmsService
 
-    cfg = _config(args.config)
-    if cfg is None:
-        return EXIT_INPUT
+    async def serve(cfg: Any, store: Any) -> int:
+        async with SmsService(lambda: cfg, store.sms,
+                              worker=getattr(args, "worker", None)) as svc:
+            return await work(cfg, svc)
 
-    async def run() -> int:
-        db = cfg.engine.database
-        store = await Store.open(cfg.engine.database_url,
-                                 statement_timeout=db.statement_timeout_seconds,
-                                 busy_timeout=db.busy_timeout_seconds)
-        try:
-            async with SmsService(lambda: cfg, store.sms,
-                                  worker=getattr(args, "worker", None)) as svc:
-                return await work(cfg, svc)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except (DatabaseUrlError, SchemaNotReady) as exc:
-        print(f"sms: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except (OSError, SQLAlchemyError) as exc:
-        print(f"sms: the database: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+    return args.with_store("sms", args.config, serve)
 
 
 def cmd_dialer(args: argparse.Namespace) -> int:
@@ -191,8 +172,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return _with_service(args, work)
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
+    """``ivr-engine sms`` and its subcommands; ``with_store``: how a command opens the
+    config's Store (cli.with_store)."""
     s = sub.add_parser("sms", help="SMS: the dialer, single sends, uploads, monitor")
+    s.set_defaults(with_store=with_store)
     sms = s.add_subparsers(dest="sms_command", required=True)
 
     def cmd(name: str, func: Callable[[argparse.Namespace], int], text: str) -> Any:

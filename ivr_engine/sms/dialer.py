@@ -42,7 +42,7 @@ from ..config.validate import _schedule
 from ..metrics import REGISTRY
 from ..supervisor import RestartPolicy, Start, Supervisor
 from .models import FAILED, OTHER, SENT, SINGLE_LANE, TO_PROCESS
-from .monitor import report
+from .overview import report
 from .numbers import NumberError, check_regexp, parse_channels, rotation
 from .providers import Outbound, Provider, SendResult
 from .repo import Claimed, SmsRepo

@@ -10,16 +10,17 @@ and the two documents phones fetch to open them in the app (public).
 
 from __future__ import annotations
 
+import datetime as dt
 import html
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from aiohttp import web
 from pydantic import Field
 
-from ..api.auth import require_admin
 from ..api.input import read_model
+from ..api.principal import Principal
 from ..api.problems import Problem
-from ..api.routes import ADMIN_TOKEN, PUBLIC, ApiRoutes, Reply
+from ..api.routes import ADMIN, PUBLIC, ApiRoutes, Reply
 from ..api.schemas import RequestModel, reply
 from .applinks import (
     LinkError,
@@ -30,7 +31,7 @@ from .applinks import (
     store_for,
 )
 from .schemas import SmsStatus
-from .single import enqueue_single
+from .single import send_single
 from .spool import SpoolError, single_row
 
 REDIRECT = Reply(description="to the platform's store", media_type="text/plain",
@@ -52,37 +53,37 @@ class AppLinkRequest(RequestModel):
     wait_seconds: float = Field(0, ge=0, le=30)
 
 
-def add_link_routes(routes: ApiRoutes, ctx: Any, status_of: Any) -> None:
+def add_link_routes(routes: ApiRoutes, config: Callable[[], Any], repo: Any, service: Any,
+                    clock: Callable[[], dt.datetime], status_of: Any) -> None:
     @routes.post("/v1/sms/app-links", summary="Send an install-the-app or open-the-app SMS",
-                 security=ADMIN_TOKEN, body=AppLinkRequest,
+                 security=ADMIN, body=AppLinkRequest,
                  responses={200: SmsStatus, 202: SmsStatus},
                  problems={409: "the app cannot get link SMS: unknown, inactive, links off, "
                            "no base_url, or several apps and none named (`field`: app)",
                            404: "no such app"})
-    async def send_app_link(request: web.Request) -> web.Response:
+    async def send_app_link(request: web.Request, who: Principal) -> web.Response:
         """The text is the app's `install_text` / `open_text` with its link
         (`<base_url>/l/<app>/install|open`); it goes out in the single lane."""
-        cfg = ctx.config()
-        require_admin(cfg, request)
+        cfg = config()
         req = await read_model(request, AppLinkRequest)
         try:
             app = choose_app(cfg, req.app)
         except LinkError as exc:
             raise Problem(409, "No app link", str(exc), field="app") from None
         try:
-            row = single_row(cfg.model.sms, ctx.clock(), req.destination,
+            row = single_row(cfg.model.sms, clock(), req.destination,
                              link_text(cfg, app, req.kind), campaign=req.campaign,
                              agent=f"app-link:{app}")
         except SpoolError as exc:
             raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
         except LookupError as exc:
             raise Problem(409, "No provider", exc.args[0]) from None
-        got, done = await enqueue_single(ctx, row, req.wait_seconds)
+        got, done = await send_single(repo, service, row, req.wait_seconds)
         return reply(status_of(got), status=200 if done else 202)
 
     def link_handler(kind: str) -> Any:
         async def follow(request: web.Request) -> web.Response:
-            cfg = ctx.config()
+            cfg = config()
             name = request.match_info["app"]
             spec = cfg.model.apps.get(name)
             if spec is None or not spec.sms_links.enabled:
@@ -110,10 +111,10 @@ def add_link_routes(routes: ApiRoutes, ctx: Any, status_of: Any) -> None:
                 security=PUBLIC, responses={200: JSON_DOC})
     async def aasa(request: web.Request) -> web.Response:
         """Each app with sms_links on, an ios_id and an apple_team_id opens `/l/<app>/*`."""
-        return web.json_response(apple_app_site_association(ctx.config()))
+        return web.json_response(apple_app_site_association(config()))
 
     @routes.get("/.well-known/assetlinks.json", summary="Android App Links document",
                 security=PUBLIC, responses={200: JSON_DOC})
     async def assetlinks(request: web.Request) -> web.Response:
         """Each app with sms_links on, an android_id and android_cert_sha256."""
-        return web.json_response(asset_links(ctx.config()))
+        return web.json_response(asset_links(config()))

@@ -58,21 +58,22 @@ def _pending(row: Any) -> bool:
     return row.state in (TO_PROCESS, SENDING)
 
 
-async def enqueue_single(ctx: Any, row: Any, wait_seconds: float) -> tuple[Any, bool]:
-    """Queue ``row``; return its spool row after at most ``wait_seconds`` and whether it
+async def send_single(repo: Any, service: Any, row: Any,
+                      wait_seconds: float) -> tuple[Any, bool]:
+    """Queue ``row`` (``repo``: the SmsRepo; ``service``: the in-engine SmsService, woken at
+    once, or None); return its spool row after at most ``wait_seconds`` and whether it
     reached an outcome (sent, failed, blocked, ...) by then."""
-    repo = ctx.store.sms
     rid = await repo.enqueue_one(row)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
-    if ctx.sms is None:  # the dialer is another process: read the row now and then
+    if service is None:  # the dialer is another process: read the row now and then
         got = await repo.get(rid)
         while _pending(got) and (left := deadline - loop.time()) > 0:
             await asyncio.sleep(min(SLOW_POLL_SECONDS, left))
             got = await repo.get(rid)
         return got, not _pending(got)
-    with ctx.sms.outcomes.watch(rid) as recorded:
-        ctx.sms.wake_single.set()
+    with service.outcomes.watch(rid) as recorded:
+        service.wake_single.set()
         while True:
             left = deadline - loop.time()
             if left > 0:

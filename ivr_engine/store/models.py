@@ -7,7 +7,19 @@ import datetime as dt
 
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UTC = dt.timezone.utc
@@ -57,6 +69,9 @@ class CallIntent(Base):
     """An app asked for a call plan and was sent to PSTN: its one-time token and context."""
 
     __tablename__ = "call_intents"
+    __table_args__ = (Index("uq_intent_active_token", "app", "token", unique=True,
+                            sqlite_where=text("used_at IS NULL"),
+                            postgresql_where=text("used_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app: Mapped[str] = mapped_column(String(128), index=True)
@@ -69,6 +84,9 @@ class CallIntent(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     channel_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     target: Mapped[str | None] = mapped_column(String(200), nullable=True)  # 0005: deep link
+    # 0007: the session's user when a session made the plan (verified); None: anonymous
+    user: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Device(Base):
@@ -111,3 +129,5 @@ class CallRecord(Base):
     transfers: Mapped[list] = mapped_column(JSON)
     started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    user: Mapped[str | None] = mapped_column(String(128), nullable=True)  # 0007
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -1,25 +1,25 @@
 """Wake-up routes: device registration and test pushes.
 
-- ``POST /v1/devices`` (SDK key): a user's app install registers its push tokens (iOS: its
-  PushKit VoIP token too) so the engine can wake it before a call rings it. The app is named
-  in the body, so the body is read (bounded, not yet trusted) before the app's key is checked.
+- ``POST /v1/devices`` (a user's session): the user's app install registers its push tokens
+  (iOS: its PushKit VoIP token too) so the engine can wake it before a call rings it. Only
+  the session's user: the app's key alone proves no user, and whoever registers a user's
+  tokens receives the caller number and name of every call to that user.
 - ``POST /v1/admin/push-test`` (admin token): what ``ivr-engine push test`` does, over HTTP.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from aiohttp import web
 
-from ..api.auth import require_admin
-from ..api.context import ApiContext
-from ..api.guards import throttle_address, throttle_key
-from ..api.input import read_json_object, read_model, validate_body
+from ..api.input import read_model
+from ..api.principal import Principal
 from ..api.problems import Problem
-from ..api.routes import ADMIN_TOKEN, RATE_LIMITED, SDK_KEY, ApiRoutes
+from ..api.routes import ADMIN, SESSION, ApiRoutes
 from ..api.schemas import reply
-from ..lifecycle.auth import authenticate_sdk
-from ..lifecycle.problems import UPDATE_REQUIRED
 from ..push import PushError
+from .repo import DeviceRepo
 from .schemas import (
     DeviceRequest,
     DeviceResponse,
@@ -31,61 +31,64 @@ from .schemas import (
 DEVICE_FIELDS = ("push_token", "voip_token", "app_version", "os_version", "model")
 
 
-def device_routes(ctx: ApiContext) -> ApiRoutes:
-    routes = ApiRoutes("devices")
+def device_routes(config: Callable[[], Any], devices: DeviceRepo, push: Any) -> ApiRoutes:
+    """``push``: the push.PushService (None: this process sends no test pushes)."""
+    routes = ApiRoutes("wakeup")
 
-    @routes.post("/v1/devices", summary="Register a user's app install and its push tokens",
-                 security=SDK_KEY, body=DeviceRequest, responses={201: DeviceResponse},
-                 problems={404: "no such user (`field`: user)",
-                           409: "the user is woken through another app (`field`: app)",
-                           403: UPDATE_REQUIRED, 429: RATE_LIMITED})
-    async def register_device(request: web.Request) -> web.Response:
-        """The key must be that of the app named in the body."""
-        throttle_address(ctx, request)
-        cfg = ctx.config()
-        body = await read_json_object(request)
-        app_name = await authenticate_sdk(ctx, request, body.get("app"), body.get("user"))
-        throttle_key(ctx, app_name)
-        user = body.get("user")
-        spec = cfg.users.get(user) if isinstance(user, str) else None
+    @routes.post("/v1/devices", summary="Register the session user's app install and its "
+                 "push tokens", security=SESSION, body=DeviceRequest,
+                 responses={201: DeviceResponse},
+                 problems={403: "`user` or `app` in the body is not the session's",
+                           404: "the session's user is not one the engine wakes (`field`: "
+                           "user)", 409: "the user is woken through another app (`field`: app)"})
+    async def register_device(request: web.Request, who: Principal) -> web.Response:
+        """`Authorization: Bearer <session token>`. `user` and `app` may be left out: they are
+        the session's; a different one is refused (403)."""
+        req = await read_model(request, DeviceRequest)
+        app_name, user = who.app, who.user
+        assert app_name is not None and user is not None
+        if (req.user is not None and req.user != user) or \
+                (req.app is not None and req.app != app_name):
+            raise Problem(403, "Forbidden", "a session registers its own user's devices only",
+                          field="user" if req.user not in (None, user) else "app")
+        spec = config().users.get(user)
         if spec is None:
-            raise Problem(404, "Unknown user", f"no user named {user!r}", field="user")
+            raise Problem(404, "Unknown user", f"user {user!r} is not one the engine wakes "
+                          "(users:)", field="user")
         if spec.app != app_name:
             raise Problem(409, "Wrong app", f"user {user!r} is woken through app "
                           f"{spec.app!r}, not {app_name!r}", field="app")
-        req = validate_body(DeviceRequest, body)
-        platform, fields = req.platform, req.model_dump(include=set(DEVICE_FIELDS))
-        device = await ctx.store.devices.upsert(
-            user=user, app=app_name, platform=platform, push_token=fields["push_token"],
+        fields = req.model_dump(include=set(DEVICE_FIELDS))
+        device = await devices.upsert(
+            user=user, app=app_name, platform=req.platform, push_token=fields["push_token"],
             voip_token=fields["voip_token"], app_version=fields["app_version"] or "",
             os_version=fields["os_version"] or "", model=fields["model"] or "", source="api")
-        return reply(DeviceResponse(id=device.id, user=user, app=app_name, platform=platform,
-                                    updated_at=device.updated_at), status=201)
+        return reply(DeviceResponse(id=device.id, user=user, app=app_name,
+                                    platform=req.platform, updated_at=device.updated_at),
+                     status=201)
 
     @routes.post("/v1/admin/push-test", summary="Send a test wake-up push to a user's devices",
-                 security=ADMIN_TOKEN, body=PushTestRequest, responses={200: PushTestResponse},
+                 security=ADMIN, body=PushTestRequest, responses={200: PushTestResponse},
                  problems={404: "no such app, or the user has no device registered for it "
                            "(`field` says which)",
-                           503: "push notifications are not available in this process"},
-                 tag="admin")
-    async def push_test(request: web.Request) -> web.Response:
+                           503: "push notifications are not available in this process"})
+    async def push_test(request: web.Request, who: Principal) -> web.Response:
         """Through the app's push credentials, to each device the user registered for the
         app; each result is the provider's answer (as `ivr-engine push test` prints it)."""
-        cfg = ctx.config()
-        require_admin(cfg, request)
+        cfg = config()
         req = await read_model(request, PushTestRequest)
         if req.app not in cfg.model.apps:
             raise Problem(404, "Unknown app", f"no app named {req.app!r}", field="app")
-        if ctx.push is None:
+        if push is None:
             raise Problem(503, "Push unavailable", "this engine has no push service")
-        devices = await ctx.store.devices.for_user(req.user, req.app)
-        if not devices:
+        found = await devices.for_user(req.user, req.app)
+        if not found:
             raise Problem(404, "No device", f"user {req.user!r} has no device registered for "
                           f"app {req.app!r}", field="user")
         results = []
-        for d in devices:
+        for d in found:
             try:
-                r = await ctx.push.test(req.app, d)
+                r = await push.test(req.app, d)
             except PushError as exc:
                 results.append(PushTestResult(device_id=d.id, platform=d.platform, ok=False,
                                               reason=str(exc)))

@@ -25,14 +25,16 @@ _TOKEN_RULES = {
 
 
 class DeviceRequest(RequestModel):
-    """A user's app install and its push tokens: an iOS app gives its PushKit `voip_token`
-    (and its alert `push_token` for cancels), an Android app its FCM `push_token`. At least
-    one token is required."""
+    """The session user's app install and its push tokens: an iOS app gives its PushKit
+    `voip_token` (and its alert `push_token` for cancels), an Android app its FCM
+    `push_token`. At least one token is required. The user and the app are the session's."""
 
     model_config = ConfigDict(json_schema_extra=_TOKEN_RULES)
 
-    app: Name = Field(description="the app the user's phone runs (its key authenticates)")
-    user: Name = Field(description="a user of the config's `users:`, woken through this app")
+    app: Name | None = Field(None, description="optional: the session's app (a different "
+                             "one is refused)")
+    user: Name | None = Field(None, description="optional: the session's user (a different "
+                              "one is refused)")
     platform: Literal["ios", "android"]
     push_token: Token | None = None
     voip_token: Token | None = Field(None, description="iOS only (PushKit)")

@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.conftest import next_event, start_client, stop_client
 from tests.integration.engine_proc import local_call, start_engine
+from tests.support.identity import open_session
 from tests.support.push_servers import FakeFcm
 
 from .baresip_ua import Baresip
@@ -22,7 +23,17 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
 CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "wakeup.yaml"
 TOKENS = {"alice": "fcm-alice-" + "a" * 30, "bob": "fcm-bob-" + "b" * 30}
-KEY = {"Authorization": "Bearer mobileapp-key"}  # the app's api_key (fixtures/wakeup.yaml)
+APP_KEY = "mobileapp-key-00000000000000000000000000"  # the app's api_key (fixtures/wakeup.yaml)
+
+
+async def register_device(api_url: str, user: str, **device: str) -> None:
+    """The user's phone app logs in (an assertion from the app's backend) and registers its
+    push token with its session, as the SDK does."""
+    async with aiohttp.ClientSession() as http:
+        session = await open_session(http, api_url, "mobileapp", APP_KEY, user)
+        async with http.post(f"{api_url}/v1/devices", json={"platform": "android", **device},
+                             headers={"Authorization": f"Bearer {session}"}) as r:
+            assert r.status == 201, await r.text()
 BUDGET = 4.0  # mobile_loops 2 × interval 2 s (tests/fixtures/wakeup.yaml)
 
 
@@ -41,12 +52,9 @@ async def engine(sandbox, fcm, tmp_path_factory):
     eng = await start_engine(sandbox, tmp_path_factory.mktemp("wake"), config=CONFIG,
                              extra_env={"IVR_TEST_FCM_SA": str(fcm.account.path),
                                         "IVR_TEST_FCM_URL": fcm.url})
-    async with aiohttp.ClientSession(base_url=eng.api_url, headers=KEY) as http:
-        for user, token in TOKENS.items():
-            async with http.post("/v1/devices", json={
-                    "app": "mobileapp", "user": user, "platform": "android",
-                    "push_token": token, "app_version": "1.2.3", "model": "Pixel"}) as r:
-                assert r.status == 201, await r.text()
+    for user, token in TOKENS.items():
+        await register_device(eng.api_url, user, push_token=token, app_version="1.2.3",
+                              model="Pixel")
     yield eng
     assert await eng.stop() == 0, eng.log()
 
@@ -236,11 +244,7 @@ async def test_unregistered_token_is_removed(ari, fcm, engine):
     finally:
         fcm.unregistered.discard(TOKENS["alice"])
     # the app registers again with a fresh token
-    async with aiohttp.ClientSession(base_url=engine.api_url, headers=KEY) as http:
-        async with http.post("/v1/devices", json={
-                "app": "mobileapp", "user": "alice", "platform": "android",
-                "push_token": TOKENS["alice"]}) as r:
-            assert r.status == 201
+    await register_device(engine.api_url, "alice", push_token=TOKENS["alice"])
 
 
 async def test_rfc8599_push_params_in_a_register_become_the_users_device(ari, engine,
@@ -261,11 +265,7 @@ async def test_rfc8599_push_params_in_a_register_become_the_users_device(ari, en
         assert rows == [("bob", "android", token, "rfc8599")]  # carol is bob's mobile
     finally:
         assert await register("carol", sandbox.sip_password, params, expires=0) == 200
-        async with aiohttp.ClientSession(base_url=engine.api_url, headers=KEY) as http:
-            async with http.post("/v1/devices", json={
-                    "app": "mobileapp", "user": "bob", "platform": "android",
-                    "push_token": TOKENS["bob"]}) as r:
-                assert r.status == 201
+        await register_device(engine.api_url, "bob", push_token=TOKENS["bob"])
 
 
 async def test_uc_keeps_ringing_alone_after_the_wait_then_no_answer(ari, fcm, engine, sandbox,

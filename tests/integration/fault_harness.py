@@ -23,7 +23,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from ivr_engine.sms.models import STATE_NAMES, SpoolRow
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
 from ivr_engine.testing.record import CallRecord
 from ivr_engine.testing.rtp_pcap import Key, keys_at
 from tests.support.sms_providers import LocalProviders
@@ -31,8 +31,8 @@ from tests.support.sms_providers import LocalProviders
 FAULTS = Path(__file__).resolve().parents[1] / "fixtures" / "faults.yaml"
 FAULT_SECONDS = float(os.environ.get("IVR_FAULT_SECONDS", "4"))
 WALK_DID, APP_NUMBER = "+15550002000", "+17144505656"
-ADMIN = {"Authorization": "Bearer faults-admin"}
-APP_KEY = {"Authorization": "Bearer customer-key"}
+ADMIN = {"Authorization": "Bearer faults-admin-000000000000000000000000000"}
+APP_KEY = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
 FALLBACK_PROMPT = "Playback(pls-hold-while-try"
 
 

@@ -4,8 +4,9 @@ against the document — zero 5xx, documented status codes, content types, heade
 schemas. Then the same without credentials: every non-public route answers a documented 401.
 
 The engine is the real process on loopback (``engine_proc.start_engine``) with the apps
-fixture (keys ``customer-key``, ``staff-key``, ``admin-secret``) plus two users, so device
-registrations and test pushes get past "unknown user" (the fixture's push credential files
+fixture (its keys, its admin token, its apps' backends signing user assertions) plus two
+users, so sessions, device registrations and test pushes get past "unknown user" (the
+fixture's push credential files
 do not exist: a test push answers without reaching any provider). It connects to Asterisk as
 an ARI application of its own, so it neither takes over nor is taken over by an engine that
 other tests run against the same sandbox; no call is placed. Bounded: a fixed number of
@@ -36,6 +37,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.support.identity import assertion
+
 from .conftest import SANDBOX_SCRIPT, Sandbox, _parse_env
 from .engine_proc import REPO, app_connected, start_engine
 
@@ -47,9 +50,9 @@ users:
   alice: {mobile_endpoint: alice, app: customer}
   sam: {mobile_endpoint: sam, app: staff}
 """
-KEYS = {"customer": "customer-key", "staff": "staff-key", "legacy": "legacy-key"}
+KEYS = {"customer": "customer-key-000000000000000000000000000", "staff": "staff-key-000000000000000000000000000000", "legacy": "legacy-key-00000000000000000000000000000"}
 USER_OF = {"customer": "alice", "staff": "sam"}
-ADMIN_TOKEN = "admin-secret"
+ADMIN_TOKEN = "admin-secret-000000000000000000000000000"
 ARI_APP = "ivr-api-contract"
 # per operation and generation mode, with credentials (IVR_CONTRACT_EXAMPLES: a deeper run)
 EXAMPLES = int(os.environ.get("IVR_CONTRACT_EXAMPLES", "40"))
@@ -92,6 +95,10 @@ async def engine(live_sandbox, tmp_path_factory):
     config = work / "apps.yaml"
     text = APPS.read_text().replace("  ari:\n", f"  ari:\n    app: {ARI_APP}\n", 1)
     assert f"app: {ARI_APP}" in text
+    # one client sends everything here: the per-address limits would answer most with 429
+    text = text.replace("  api:\n", "  api:\n    rate_limit:\n"
+                        "      per_address: {rate: 10000, burst: 10000}\n"
+                        "      failed_credentials: {rate: 10000, burst: 10000}\n", 1)
     config.write_text(text + USERS)
     missing = str(work / "absent")  # no push provider is ever reached
     eng = await start_engine(live_sandbox, work, config=config, extra_env={
@@ -109,38 +116,58 @@ class Run:
 
     def __init__(self, base_url: str, document: dict):
         self.base_url = base_url
-        self.session = requests.Session()
-        self.security = {(m.upper(), p): (op["security"][0] if op["security"] else {})
+        self.session_http = requests.Session()
+        self.security = {(m.upper(), p): [next(iter(alt)) for alt in op["security"]]
                          for p, item in document["paths"].items() for m, op in item.items()}
+        self.sessions: dict[str, str] = {}
         self.requests = 0
         self.statuses: Counter = Counter()
         self.by_route: Counter = Counter()
         self.failures: list[str] = []
 
+    def session(self, app: str, fresh: bool = False) -> str:
+        """A session token of the app's user (logged in as the SDK does)."""
+        if fresh or app not in self.sessions:
+            body = {"assertion": assertion(app, USER_OF[app]), "device_id": "contract",
+                    "platform": "mobile", "app_type": "Mobile", "app_version": "1.0",
+                    "os": "android", "os_version": "14"}
+            r = self.session_http.post(f"{self.base_url}/v1/apps/{app}/sessions", json=body,
+                                       headers={"Authorization": f"Bearer {KEYS[app]}"},
+                                       timeout=10)
+            assert r.status_code == 201, r.text
+            self.sessions[app] = r.json()["token"]
+        return self.sessions[app]
+
     def credential(self, case, app: str | None) -> str | None:
         """The credential the case's route needs; valid bodies naming an app and a user are
         steered, for part of the examples, to a configured app and its user (random names
         only ever reach "unknown app")."""
-        scheme = next(iter(self.security[(case.method.upper(), case.path)]), None)
+        schemes = self.security[(case.method.upper(), case.path)]
         positive = case.meta is not None and case.meta.generation.mode.is_positive
         if positive and app is not None and isinstance(case.body, dict) and "app" in case.body:
             case.body["app"] = app
             if "user" in case.body:
                 case.body["user"] = USER_OF.get(app, "nobody")
-        if scheme == "adminToken":
+        named = (case.path_parameters or {}).get("app")
+        if "adminToken" in schemes:
             return ADMIN_TOKEN
-        if scheme == "sdkKey":
-            named = (case.path_parameters or {}).get("app") or (
-                case.body.get("app") if isinstance(case.body, dict) else None)
+        if "session" in schemes and (named in USER_OF or named is None) and \
+                (app in USER_OF or "appKey" not in schemes):
+            owner = named or "customer"
+            # a logout ends its session: each one gets a session of its own
+            return self.session(owner, fresh=case.method.upper() == "DELETE")
+        if "appKey" in schemes:
+            if named is None:
+                return KEYS.get(app or "customer", "no-such-key")
             return KEYS.get(named, "no-such-key") if isinstance(named, str) else "no-such-key"
         return None
 
     def send(self, case, authorization: str | None, expect_401: bool = False) -> None:
-        scheme = next(iter(self.security[(case.method.upper(), case.path)]), None)
-        if scheme == "sdkKey":
+        if "appKey" in self.security[(case.method.upper(), case.path)]:
             time.sleep(SDK_PACE)
         headers = {"Authorization": f"Bearer {authorization}"} if authorization else {}
-        response = case.call(base_url=self.base_url, session=self.session, headers=headers)
+        response = case.call(base_url=self.base_url, session=self.session_http,
+                             headers=headers)
         self.requests += 1
         self.statuses[response.status_code] += 1
         self.by_route[f"{case.method.upper()} {case.path} {response.status_code}"] += 1

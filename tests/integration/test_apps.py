@@ -26,10 +26,10 @@ from .engine_proc import local_call, start_engine
 pytestmark = pytest.mark.sandbox
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
-ADMIN = {"Authorization": "Bearer admin-secret"}
-KEYS = {"customer": {"Authorization": "Bearer customer-key"},
-        "staff": {"Authorization": "Bearer staff-key"},
-        "legacy": {"Authorization": "Bearer legacy-key"}}
+ADMIN = {"Authorization": "Bearer admin-secret-000000000000000000000000000"}
+KEYS = {"customer": {"Authorization": "Bearer customer-key-000000000000000000000000000"},
+        "staff": {"Authorization": "Bearer staff-key-000000000000000000000000000000"},
+        "legacy": {"Authorization": "Bearer legacy-key-00000000000000000000000000000"}}
 
 
 class Hook:
@@ -160,7 +160,7 @@ async def test_good_token_enters_app_tree_with_language_and_custom_data(http, ca
     assert payload["app"] == "customer" and payload["queue"] == "sales"
     assert payload["custom_data"] == {"order": "A-42", "vip": "true"}
     assert payload["path"] == ["cust"] and payload["language"] == "fr"
-    sig = hmac.new(b"hook-secret", raw, hashlib.sha256).hexdigest()
+    sig = hmac.new(b"hook-secret-0000000000000000000000000000", raw, hashlib.sha256).hexdigest()
     assert headers["X-IVR-Signature"] == f"sha256={sig}"
 
 

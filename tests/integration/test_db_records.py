@@ -17,8 +17,8 @@ from .engine_proc import start_engine
 pytestmark = pytest.mark.sandbox
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
-ADMIN = {"Authorization": "Bearer admin-secret"}
-CUSTOMER = {"Authorization": "Bearer customer-key"}
+ADMIN = {"Authorization": "Bearer admin-secret-000000000000000000000000000"}
+CUSTOMER = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
 
 
 async def get_call(api_url: str, call_id: str) -> tuple[int, dict]:

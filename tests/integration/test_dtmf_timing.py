@@ -61,7 +61,7 @@ async def add_intents(engine, tokens: list[str]) -> None:
         repo = IntentRepo(db.sessions)
         now = dt.datetime.now(dt.timezone.utc)
         for token in tokens:
-            await repo.add(app="customer", token=token, caller="", language="en",
+            await repo.add(app="customer", draw=lambda t=token: t, caller="", language="en",
                            custom_data={}, now=now, ttl_seconds=600)
     finally:
         await db.close()

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from tests.support import keys
+from tests.support.identity import assertion
 from tests.support.push_servers import FakeApns, FakeFcm
 
 from .engine_proc import start_engine
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.sandbox
 
 CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "lifecycle.yaml"
 BUNDLE = "com.acme.field"
-ADMIN = {"Authorization": "Bearer admin-secret"}
-KEY = {"Authorization": "Bearer field-key"}
+ADMIN = {"Authorization": "Bearer admin-secret-000000000000000000000000000"}
+KEY = {"Authorization": "Bearer field-key-000000000000000000000000000000"}
 STORE = "https://apps.example/field"
 
 
@@ -56,7 +57,8 @@ class Client:
                               else await r.text())
 
     async def login(self, user: str, version: str, n: int, **more):
-        body = {"user": user, "device_id": f"dev-{n}", "platform": "mobile",
+        body = {"assertion": assertion("field", user), "device_id": f"dev-{n}",
+                "platform": "mobile",
                 "app_type": "Mobile", "app_version": version, "os": "ios",
                 "os_version": "17.1", "device_model": "iPhone 15", "push_token": token(n),
                 **more}
@@ -208,11 +210,20 @@ async def test_grace_period_sweeper_and_a_log_upload(sandbox, tmp_path, empty_db
             assert asked.push_type == "alert" and asked.body["type"] == "log_request"
             assert asked.body["request_id"] == req["id"]
             url = f"{eng.api_url}{asked.body['upload']}"
+            # the device updated and logged in again: it uploads with its new session (the
+            # app's key alone proves no user)
+            status, fresh = await c.login("late", "2.0", 1)
+            assert status == 201, fresh
+            session = {"Authorization": f"Bearer {fresh['token']}"}
+            async with http.put(url, data=b"x", headers={**KEY, "Content-Type": "text/plain"}) \
+                    as r:
+                assert r.status == 401
             for data, ctype, expected in ((b"x" * 2000, "text/plain", 413),
                                           (b"{}", "application/json", 415),
                                           (b"line 1\nline 2\n", "text/plain", 201),
                                           (b"again", "text/plain", 409)):
-                async with http.put(url, data=data, headers={**KEY, "Content-Type": ctype}) \
+                async with http.put(url, data=data,
+                                    headers={**session, "Content-Type": ctype}) \
                         as r:
                     assert r.status == expected, await r.text()
             async with http.get(f"{eng.api_url}/v1/admin/log-requests/{req['id']}/log",

@@ -22,8 +22,8 @@ from .engine_proc import start_engine
 pytestmark = pytest.mark.sandbox
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "livedata.yaml"
-KEY = {"Authorization": "Bearer shop-key"}
-ADMIN = {"Authorization": "Bearer admin-secret"}
+KEY = {"Authorization": "Bearer shop-key-0000000000000000000000000000000"}
+ADMIN = {"Authorization": "Bearer admin-secret-000000000000000000000000000"}
 AGENT = "Local/a1@livedata-agent"
 
 

@@ -20,8 +20,8 @@ from .engine_proc import start_engine
 pytestmark = pytest.mark.sandbox
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
-SECRETS = {"IVR_CUSTOMER_API_KEY": "customer-key-3f9a1c", "IVR_STAFF_API_KEY": "staff-key-77b2e0",
-           "IVR_ADMIN_TOKEN": "admin-token-5d41aa", "IVR_WEBHOOK_SECRET": "hook-secret-9e0c2f"}
+SECRETS = {"IVR_CUSTOMER_API_KEY": "customer-key-3f9a1c-00000000000000000000", "IVR_STAFF_API_KEY": "staff-key-77b2e0-00000000000000000000000",
+           "IVR_ADMIN_TOKEN": "admin-token-5d41aa-000000000000000000000", "IVR_WEBHOOK_SECRET": "hook-secret-9e0c2f-000000000000000000000"}
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -23,7 +23,8 @@ from ivr_engine.push import (
     PushService,
     WakePayload,
 )
-from ivr_engine.store import Database, Store
+from ivr_engine.repositories import Store
+from ivr_engine.store import Database
 from tests.support import keys
 from tests.support.push_servers import FakeApns, FakeFcm
 

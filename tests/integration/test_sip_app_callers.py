@@ -19,7 +19,7 @@ from .engine_proc import start_engine
 pytestmark = pytest.mark.sandbox
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
-KEY = {"Authorization": "Bearer customer-key"}
+KEY = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
 NUMBER = "+17144505656"
 BLOCKED = "message-then-hangup:outside-blocked"
 
@@ -82,16 +82,25 @@ async def test_no_token_at_all_is_an_outside_caller(sipp):
     assert call.prompts == ["sound:ss-noservice"]
 
 
-async def test_guessing_limit_per_caller_refuses_even_the_right_token(engine, sipp):
+async def test_guessing_limit_per_caller_costs_its_owner_only_short_tokens(engine, sipp):
+    """A number past its wrong tries (2 in this fixture): its short tokens are not looked up
+    (even a right one), but the next plan made for that number is a long token, which is —
+    a spoofed number cannot lock its owner out."""
     caller = "+15557770001"
-    for wrong in ("111111#", "222222#"):  # the fixture allows 2 wrong tokens per caller
+    early = await token(engine, caller=caller)  # a short token from before
+    for wrong in ("111111#", "222222#"):
         await sipp.call(NUMBER, post_dial(wrong), hold_ms=2500, caller=caller)
-    t = await token(engine, caller=caller)
-    run = await sipp.call(NUMBER, post_dial(t + "#", then="1"), hold_ms=6000, caller=caller)
+    run = await sipp.call(NUMBER, post_dial(early + "#", then="1"), hold_ms=6000,
+                          caller=caller)
     call = run.calls[0]
     assert call.variables.get("IVR_DESTINATION") == BLOCKED, call.variables
-    assert "treated as outside the app: 2 wrong tokens from +15557770001" in engine.log()
-    # another number with a fresh token still gets in
+    assert "token not looked up: 2 tries from +15557770001" in engine.log()
+    late = await token(engine, caller=caller)
+    assert len(late) == len(early) + 4  # hardened for this number
+    run = await sipp.call(NUMBER, post_dial(late + "#", then="1"), caller=caller)
+    assert run.calls[0].destination == {"type": "queue", "target": "sales"}
+    # another number with a fresh, short token still gets in
     t = await token(engine)
+    assert len(t) == len(early)
     run = await sipp.call(NUMBER, post_dial(t + "#", then="1"))
     assert run.calls[0].destination == {"type": "queue", "target": "sales"}

@@ -14,16 +14,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 
-from ivr_engine.api.app import build_app
-from ivr_engine.api.context import ApiContext
 from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
+from ivr_engine.repositories import Store
+from ivr_engine.server import ApiParts, build_app
 from ivr_engine.sms.models import TO_PROCESS
-from ivr_engine.store import Store
 from tests.support.sms_providers import LocalProviders, start
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "sms.yaml"
-AUTH = {"Authorization": "Bearer sms-admin-token"}
+AUTH = {"Authorization": "Bearer sms-admin-token-000000000000000000000000"}
 
 
 @pytest.fixture
@@ -36,8 +35,8 @@ async def api(db_url):
     async with SmsService(lambda: cfg, store.sms, worker="api-test") as svc, \
             asyncio.TaskGroup() as tg:
         lane = tg.create_task(svc.run_single())
-        ctx = ApiContext(config=lambda: cfg, store=store, registry=None, sms=svc)
-        client = TestClient(TestServer(build_app(ctx)))
+        parts = ApiParts(config=lambda: cfg, store=store, sms=svc)
+        client = TestClient(TestServer(build_app(parts)))
         await client.start_server()
         try:
             yield client, providers, store
@@ -124,8 +123,7 @@ async def test_send_sms_waits_for_the_outcome_without_polling(api):
     # (the same store and sms settings, no SmsService in the context)
     cfg = parse_config(FIXTURE.read_text(), "sms.yaml", {
         "IVR_DATABASE_URL": "sqlite:///unused.db", "SMS_PROVIDER_URL": "http://unused"})
-    ctx = ApiContext(config=lambda: cfg, store=store, registry=None, sms=None)
-    other = TestClient(TestServer(build_app(ctx)))
+    other = TestClient(TestServer(build_app(ApiParts(config=lambda: cfg, store=store))))
     await other.start_server()
     reads, stop = row_reads(store)
     try:
@@ -186,24 +184,24 @@ async def test_delivery_reports(api):
     sent = await r.json()
     key = providers.requests[-1].json["messages"][0]["destinations"][0]["messageId"]
     assert providers.requests[-1].json["messages"][0]["notifyUrl"] == \
-        "http://127.0.0.1:8088/v1/sms/reports/infobip/report-token"
+        "http://127.0.0.1:8088/v1/sms/reports/infobip/report-token-000000000000000000000000000"
     report = {"results": [{"messageId": key, "status": {"groupName": "DELIVERED",
                                                          "name": "DELIVERED_TO_HANDSET"}}]}
     r = await client.post("/v1/sms/reports/infobip/wrong-token", json=report)
-    assert r.status == 404
-    r = await client.post("/v1/sms/reports/infobip/report-token", json=report)
+    assert r.status == 401  # the door's PROVIDER check: the same answer as any bad credential
+    r = await client.post("/v1/sms/reports/infobip/report-token-000000000000000000000000000", json=report)
     assert (r.status, await r.json()) == (200, {"updated": 1})
     got = await (await client.get(f"/v1/sms/messages/{sent['id']}", headers=AUTH)).json()
     assert got["delivery_status"] == "DELIVERED"
-    r = await client.post("/v1/sms/reports/infobip/report-token", json={"results": []})
+    r = await client.post("/v1/sms/reports/infobip/report-token-000000000000000000000000000", json={"results": []})
     assert r.status == 422
     # Twilio posts a form with the message's sid
     r = await client.post("/v1/sms", headers=AUTH, json={
         "destination": "099635197", "message": "hi", "provider": "twilio", "wait_seconds": 5})
     tw = await r.json()
     assert tw["status"] == "sent" and providers.requests[-1].form["StatusCallback"] == \
-        "http://127.0.0.1:8088/v1/sms/reports/twilio/twilio-report-token"
-    r = await client.post("/v1/sms/reports/twilio/twilio-report-token",
+        "http://127.0.0.1:8088/v1/sms/reports/twilio/twilio-report-token-00000000000000000000"
+    r = await client.post("/v1/sms/reports/twilio/twilio-report-token-00000000000000000000",
                           data={"MessageSid": tw["message_id"], "MessageStatus": "delivered"})
     assert (await r.json()) == {"updated": 1}
     got = await (await client.get(f"/v1/sms/messages/{tw['id']}", headers=AUTH)).json()
@@ -219,8 +217,7 @@ async def limited_client(store, **uploads):
         f"{k}: {v}" for k, v in uploads.items()), 1)
     cfg = parse_config(text, "sms.yaml", {"IVR_DATABASE_URL": "sqlite:///unused.db",
                                           "SMS_PROVIDER_URL": "http://unused"})
-    client = TestClient(TestServer(build_app(ApiContext(config=lambda: cfg, store=store,
-                                                        registry=None))))
+    client = TestClient(TestServer(build_app(ApiParts(config=lambda: cfg, store=store))))
     await client.start_server()
     return client
 

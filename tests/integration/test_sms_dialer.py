@@ -18,7 +18,7 @@ from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
 from ivr_engine.sms.models import SENDING, SENT, TO_PROCESS, SpoolRow
 from ivr_engine.sms.spool import spool_row
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
 from tests.conftest import _admin, _with_database
 from tests.support.sms_providers import LocalProviders, start
 

@@ -14,7 +14,7 @@ from tests.integration.test_api_contract import live_sandbox  # noqa: F401 - the
 from tests.support.sms_providers import INFOBIP_KEY, LocalProviders, start
 
 ARI_APP = "ivr-sms-test"
-TOKEN = "sms-engine-admin"
+TOKEN = "sms-engine-admin-0000000000000000000000"
 
 
 async def test_dialers_inside_the_engine(live_sandbox, tmp_path):  # noqa: F811

@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr_engine.api.app import build_app
-from ivr_engine.api.context import ApiContext
 from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
+from ivr_engine.server import ApiParts, build_app
 from tests.support.sms_providers import INFOBIP_KEY, LocalProviders, start
 
 APPS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "apps.yaml"
-AUTH = {"Authorization": "Bearer links-admin"}
+AUTH = {"Authorization": "Bearer links-admin-000000000000000000000000"}
 LINKS = """    sms_links:
       enabled: true
       app_store_url: https://apps.apple.com/app/id123456789
@@ -35,10 +34,10 @@ ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, 
 
 def config(db_url: str, provider_url: str):
     text = APPS.read_text()
-    text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n",
-                        "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n" + LINKS, 1)
-    text = text.replace("    api_key: ${IVR_LEGACY_API_KEY:-legacy-key}\n",
-                        "    api_key: ${IVR_LEGACY_API_KEY:-legacy-key}\n"
+    text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n",
+                        "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n" + LINKS, 1)
+    text = text.replace("    api_key: ${IVR_LEGACY_API_KEY:-legacy-key-00000000000000000000000000000}\n",
+                        "    api_key: ${IVR_LEGACY_API_KEY:-legacy-key-00000000000000000000000000000}\n"
                         + LINKS.replace("com.acme.customer", "com.acme.legacy"), 1)
     text += f"""
 sms:
@@ -47,7 +46,7 @@ sms:
     - {{name: infobip, type: infobip, url: "{provider_url}", password: {INFOBIP_KEY}}}
 """
     return parse_config(text, "apps.yaml", {"IVR_DATABASE_URL": db_url,
-                                            "IVR_ADMIN_TOKEN": "links-admin",
+                                            "IVR_ADMIN_TOKEN": "links-admin-000000000000000000000000",
                                             "IVR_ARI_PASSWORD": "x"})
 
 
@@ -60,8 +59,8 @@ async def api(db_url):
     async with SmsService(lambda: cfg, store.sms, worker="links") as svc, \
             asyncio.TaskGroup() as tg:
         lane = tg.create_task(svc.run_single())
-        ctx = ApiContext(config=lambda: cfg, store=store, registry=None, sms=svc)
-        client = TestClient(TestServer(build_app(ctx)))
+        parts = ApiParts(config=lambda: cfg, store=store, sms=svc)
+        client = TestClient(TestServer(build_app(parts)))
         await client.start_server()
         try:
             yield client, providers
@@ -128,8 +127,8 @@ async def test_app_link_from_the_cli(db_url, tmp_path):
         cfg = config(db_url, url)
         path = tmp_path / "apps.yaml"
         text = APPS.read_text()
-        text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n",
-                            "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key}\n" + LINKS, 1)
+        text = text.replace("    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n",
+                            "    api_key: ${IVR_CUSTOMER_API_KEY:-customer-key-000000000000000000000000000}\n" + LINKS, 1)
         text += (f"\nsms:\n  default_region: UY\n  providers:\n    - {{name: infobip, type: "
                  f"infobip, url: \"{url}\", password: {INFOBIP_KEY}}}\n")
         path.write_text(text)

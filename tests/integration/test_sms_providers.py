@@ -38,6 +38,9 @@ async def local():
     await runner.cleanup()
 
 
+CB = "callback-token-" + "0" * 24  # a callback token (32 characters at least)
+
+
 def spec(url: str, **kw) -> SmsProvider:
     return SmsProvider(name=kw.pop("name", "p"), url=url, **kw)
 
@@ -50,7 +53,7 @@ async def test_twilio(local):
     providers, url, http = local
     p = make_provider(spec(url, type="twilio", user=TWILIO_SID, password=TWILIO_TOKEN,
                            sender="+15005550006", status_callback_url="https://ivr.example",
-                           callback_token="cbtok"), http)
+                           callback_token=CB), http)
     r = await p.send(OUT)
     assert (r.outcome, r.answer) == ("sent", "queued") and r.message_id.startswith("SM")
     seen = providers.requests[-1]
@@ -58,7 +61,7 @@ async def test_twilio(local):
                                         f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json")
     assert seen.headers["Authorization"] == basic(TWILIO_SID, TWILIO_TOKEN)
     assert seen.form == {"To": "+59899635199", "From": "+15005550006", "Body": "Hola €",
-                         "StatusCallback": "https://ivr.example/v1/sms/reports/p/cbtok"}
+                         "StatusCallback": f"https://ivr.example/v1/sms/reports/p/{CB}"}
     providers.refuse.add("+59899635199")
     r = await p.send(OUT)
     assert r.outcome == "failed" and r.answer.startswith("HTTP 400 21211: The 'To' number")
@@ -92,7 +95,7 @@ async def test_vonage(local):
 async def test_infobip_and_its_lookup(local):
     providers, url, http = local
     p = make_provider(spec(url, type="infobip", password=INFOBIP_KEY, sender="ACME",
-                           status_callback_url="https://ivr.example", callback_token="t"), http)
+                           status_callback_url="https://ivr.example", callback_token=CB), http)
     r = await p.send(OUT)
     assert (r.outcome, r.message_id, r.answer) == ("sent", OUT.key, "PENDING")
     seen = providers.requests[-1]
@@ -100,7 +103,7 @@ async def test_infobip_and_its_lookup(local):
     assert seen.headers["Authorization"] == f"App {INFOBIP_KEY}"
     assert seen.json == {"messages": [{
         "destinations": [{"to": "59899635199", "messageId": OUT.key}], "from": "ACME",
-        "text": "Hola €", "notifyUrl": "https://ivr.example/v1/sms/reports/p/t",
+        "text": "Hola €", "notifyUrl": f"https://ivr.example/v1/sms/reports/p/{CB}",
         "notifyContentType": "application/json"}]}
     found = await p.lookup(OUT.key)
     assert found.outcome == "sent" and found.message_id == OUT.key

@@ -28,7 +28,7 @@ from .engine_proc import FIXTURE, start_engine
 
 pytestmark = pytest.mark.sandbox
 
-TOKEN = "upload-bulkhead-admin"
+TOKEN = "upload-bulkhead-admin-0000000000000000"
 ROWS = int(os.environ.get("IVR_TRICKLE_ROWS", "4000"))
 RATE = float(os.environ.get("IVR_TRICKLE_BYTES_PER_SECOND", str(10 * 1024)))
 

@@ -68,7 +68,7 @@ async def test_apps_active_once_credentials_are_in_place(api, tmp_path):
     env = {**ENV, "IVR_TEST_APNS_KEY": str(key), "IVR_TEST_FCM_SA": str(account),
            "IVR_STAFF_API_KEY": ""}
     cfg = parse_config(FIXTURE.read_text() + USERS, str(FIXTURE), env)
-    api.ctx.config = lambda: cfg
+    await api.rebuild(config=lambda: cfg)
     apps = {a["name"]: a for a in (await get(api, "/v1/admin/apps")).json()["apps"]}
     assert apps["customer"]["status"] == "active" and apps["customer"]["problems"] == []
     staff = apps["staff"]
@@ -90,7 +90,6 @@ class FakeCalls:
 
 async def test_live_calls(api):
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    api.ctx.clock = lambda: now
 
     def info(cid: str, age: int, app: str | None) -> CallInfo:
         return CallInfo(id=cid, channel_name=f"PJSIP/trunk-{cid}", caller="+15550001111",
@@ -98,14 +97,14 @@ async def test_live_calls(api):
                         app=app, root_menu="cust", language="fr",
                         started_at=now - dt.timedelta(seconds=age))
 
-    api.ctx.calls = FakeCalls({
+    await api.rebuild(clock=lambda: now, calls=FakeCalls({
         "c1": SimpleNamespace(info=info("c1", 12, None), runtime=SimpleNamespace(path=["top"]),
                               phase=IvrPhase(None, None)),  # type: ignore[arg-type]
         "c2": SimpleNamespace(info=info("c2", 95, "customer"),
                               runtime=SimpleNamespace(path=["cust", "cust-sub"]),
                               phase=IvrPhase(None, None)),  # type: ignore[arg-type]
         "c3": SimpleNamespace(info=None, runtime=None, phase=None),  # not routed yet
-    })
+    }))
     r = await get(api, "/v1/admin/calls")
     assert r.status == 200
     body = r.json()
@@ -113,7 +112,8 @@ async def test_live_calls(api):
     assert [c["id"] for c in body["calls"]] == ["c2", "c1"]  # longest waiting first
     assert body["calls"][0] == {
         "id": "c2", "app": "customer", "entry": "app:customer", "caller": "+15550001111",
-        "language": "fr", "phase": "ivr", "path": ["cust", "cust-sub"],
+        "language": "fr", "user": None, "verified": False, "phase": "ivr",
+        "path": ["cust", "cust-sub"],
         "waiting_since": (now - dt.timedelta(seconds=95)).isoformat(), "waiting_seconds": 95.0}
     assert (await get(api, "/v1/health")).json()["calls_in_ivr"] == 3
 
@@ -125,15 +125,14 @@ async def test_no_live_calls(api):
 # ---------------------------------------------------------------- reload
 
 @pytest.fixture
-def reloadable(api, tmp_path, monkeypatch):
+async def reloadable(api, tmp_path, monkeypatch):
     """The API on a config file of its own (env from the process, as the engine's)."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "apps.yaml"
     path.write_text(FIXTURE.read_text() + USERS)
     holder = ConfigHolder(load_config(path))
-    api.ctx.holder = holder
-    api.ctx.config = lambda: holder.current
+    await api.rebuild(holder=holder, config=lambda: holder.current)
     return SimpleNamespace(path=path, holder=holder)
 
 
@@ -195,8 +194,8 @@ async def test_reload_needs_the_admin_token(api, reloadable):
 # ---------------------------------------------------------------- test pushes
 
 async def register(api, user="alice", app="customer", platform="android"):
-    body = {"app": app, "user": user, "platform": platform, "push_token": "t" * 40}
-    r = await api.post("/v1/devices", body, key=KEYS[app])
+    body = {"platform": platform, "push_token": "t" * 40}
+    r = await api.post("/v1/devices", body, key=await api.login(app, user))
     assert r.status == 201, r.body
     return r.json()["id"]
 
@@ -229,15 +228,16 @@ class FakePush:
 async def test_push_test_answers_each_providers_result(api):
     await register(api, platform="android")
     await register(api, platform="ios")
-    api.ctx.push = FakePush(PushResult(True, "fcm", 200, "", False, 12.345, "projects/p/m/1"))
+    push = FakePush(PushResult(True, "fcm", 200, "", False, 12.345, "projects/p/m/1"))
+    await api.rebuild(push=push)
     body = (await push_test(api, {"app": "customer", "user": "alice"})).json()
-    assert sorted(api.ctx.push.sent) == [("customer", "android"), ("customer", "ios")]
+    assert sorted(push.sent) == [("customer", "android"), ("customer", "ios")]
     assert sorted(r["platform"] for r in body["results"]) == ["android", "ios"]
     for result in body["results"]:
         assert result | {"device_id": 0, "platform": ""} == {
             "device_id": 0, "platform": "", "ok": True, "provider": "fcm", "status": 200,
             "reason": "", "token_removed": False, "elapsed_ms": 12.3}
-    api.ctx.push = FakePush(PushResult(False, "fcm", 404, "UNREGISTERED", True, 3.0))
+    await api.rebuild(push=FakePush(PushResult(False, "fcm", 404, "UNREGISTERED", True, 3.0)))
     body = (await push_test(api, {"app": "customer", "user": "alice"})).json()
     assert all(r["token_removed"] and r["reason"] == "UNREGISTERED" for r in body["results"])
 

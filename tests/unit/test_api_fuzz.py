@@ -53,7 +53,8 @@ path_params = st.one_of(
     st.sampled_from(["%zz", "%", "%ED%A0%80", "%00", "%2F", "a%2Fb", "%FF%FE", "%C0%AF",
                      "..%2F..", "a" * 2500, "%F0%9F%98%80", "%u0041"]),
 )
-keys = [ADMIN_TOKEN, *KEYS.values()]
+SESSION = "<alice's session>"  # replaced by a session token of alice (customer) when sent
+keys = [ADMIN_TOKEN, *KEYS.values(), SESSION]
 authorization = st.one_of(
     st.none(),
     st.sampled_from(keys).map(lambda k: b"Bearer " + k.encode()),
@@ -150,17 +151,30 @@ bodies = st.one_of(
     st.binary(max_size=300),
 )
 clock_steps = st.sampled_from([0.0, 0.0, 0.01, 1.0, 100.0])
-floods = st.sampled_from([None] * 6 + ["address", "key"])
+floods = st.sampled_from([None] * 6 + ["address", "key", "user", "app", "failures"])
 
 
 def flood(api, which: str | None) -> None:
     """Empty the buckets a flood would have emptied (cheaper than sending the flood)."""
-    limits = api.ctx.config().engine.api.rate_limit
-    targets = {"address": [(api.ctx.address_buckets, "127.0.0.1", limits.per_address)],
-               "key": [(api.ctx.key_buckets, app, limits.per_key) for app in KEYS]}
-    for buckets, key, limit in targets.get(which, []):
-        while buckets.take(key, limit.rate, limit.burst) == 0:
+    limits = api.parts.config().engine.api.rate_limit
+    targets = {"address": [("addr|127.0.0.1", limits.per_address)],
+               "key": [(f"client|{app}|127.0.0.1", limits.per_client) for app in KEYS],
+               "user": [("user|customer|alice", limits.per_user)],
+               "app": [(f"app|{app}", limits.per_app) for app in KEYS],
+               "failures": [("fail|127.0.0.1", limits.failed_credentials)]}
+    for key, limit in targets.get(which, []):
+        while api.parts.buckets.take(key, limit.rate, limit.burst) == 0:
             pass
+
+
+async def with_session(api, auth: bytes | None) -> bytes | None:
+    """``auth`` with the session placeholder replaced by a live session of alice."""
+    if auth is None or SESSION.encode() not in auth:
+        return auth
+    if getattr(api, "session", None) is None:
+        api.clock.now += 3600  # the login itself must not be throttled
+        api.session = await api.login("customer", "alice")
+    return auth.replace(SESSION.encode(), api.session.encode())
 
 
 # ---------------------------------------------------------------- the properties
@@ -168,6 +182,7 @@ def flood(api, which: str | None) -> None:
 async def send_and_check(api, method: str, target: str, auth: bytes | None,
                          ctype: bytes | None, body: bytes | None, step: float) -> None:
     api.clock.now += step
+    auth = await with_session(api, auth)
     headers = [("Authorization", auth)] if auth is not None else []
     if ctype is not None:
         headers.append(("Content-Type", ctype))
@@ -207,22 +222,18 @@ async def test_every_route_answers_4xx_problems_never_5xx(api, data, auth, ctype
 
 
 def right_key(route: str, body: bytes) -> str:
-    """The key that opens ``route`` (for devices: that of the app the body names)."""
+    """The credential that opens ``route``."""
     if "transfer" in route or route.startswith("/v1/admin/"):
         return ADMIN_TOKEN
-    if route == "/v1/devices":
-        try:
-            app = json.loads(body.decode("utf-8")).get("app")
-        except (ValueError, AttributeError):
-            app = None
-        return KEYS.get(app, "none") if isinstance(app, str) else "none"
+    if route in ("/v1/devices", "/v1/apps/customer/sessions/current"):
+        return SESSION
     return KEYS["staff" if "staff" in route else "customer"]
 
 
 @BODIES
 @given(route=st.sampled_from(["/v1/apps/customer/calls", "/v1/apps/staff/calls",
                               "/v1/devices", f"/v1/calls/{ENDED_CALL}/transfer",
-                              "/v1/admin/push-test"]),
+                              "/v1/admin/push-test", "/v1/apps/customer/sessions"]),
        body=json_bodies, step=clock_steps)
 async def test_well_authenticated_hostile_bodies_are_4xx_problems(api, route, body, step):
     """Past the doors, with the right key and media type: the handlers' own validation and

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from pathlib import Path
 from typing import Sequence
@@ -22,18 +22,18 @@ from typing import Sequence
 import pytest
 from aiohttp import test_utils
 
-from ivr_engine.api.app import build_app
-from ivr_engine.api.context import ApiContext
 from ivr_engine.api.ratelimit import TokenBuckets
 from ivr_engine.calls.registry import CallInfo, CallRegistry
 from ivr_engine.config import parse_config
 from ivr_engine.config.reloader import ConfigHolder
 from ivr_engine.push import PushService
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
+from ivr_engine.server import ApiParts, build_app
+from tests.support.identity import assertion
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
-ADMIN_TOKEN = "admin-token-4f1c"
-KEYS = {"customer": "customer-key-93ab", "staff": "staff-key-7d20"}
+ADMIN_TOKEN = "admin-token-4f1c-00000000000000000000000"
+KEYS = {"customer": "customer-key-93ab-0000000000000000000000", "staff": "staff-key-7d20-0000000000000000000000000"}
 ENV = {"IVR_ADMIN_TOKEN": ADMIN_TOKEN, "IVR_CUSTOMER_API_KEY": KEYS["customer"],
        "IVR_STAFF_API_KEY": KEYS["staff"]}
 USERS = """
@@ -80,19 +80,32 @@ class Reply:
 @dataclass
 class Api:
     server: test_utils.TestServer
-    ctx: ApiContext
+    parts: ApiParts
     clock: FakeClock
 
+    async def rebuild(self, **changes: object) -> None:
+        """Serve the API again, built from the same parts with ``changes`` (the features take
+        their services when the app is built: a test that swaps one rebuilds)."""
+        await self.server.close()
+        if "lifecycle" not in changes and {"config", "clock", "store", "push"} & set(changes):
+            changes["lifecycle"] = None  # made again from the new parts
+        self.parts = replace(self.parts, **changes)
+        self.server = test_utils.TestServer(build_app(self.parts))
+        await self.server.start_server()
+
     async def raw(self, method: str, target: str, headers: Sequence[tuple[str, bytes]] = (),
-                  body: bytes | None = None, tail: bytes = b"") -> Reply:
+                  body: bytes | None = None, tail: bytes = b"",
+                  source: str = "127.0.0.1") -> Reply:
         """One request, sent byte for byte (``target`` already %-encoded). ``body`` goes with
-        a Content-Length; ``tail`` is sent as is after the head (chunked bodies)."""
+        a Content-Length; ``tail`` is sent as is after the head (chunked bodies). ``source``:
+        the client's address (any of 127.0.0.0/8)."""
         lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: 127.0.0.1",
                  b"Connection: close"]
         lines += [name.encode() + b": " + value for name, value in headers]
         if body is not None:
             lines.append(b"Content-Length: %d" % len(body))
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port,
+                                                       local_addr=(source, 0))
         try:
             writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"") + tail)
             await writer.drain()
@@ -107,13 +120,33 @@ class Api:
             reply.headers[name.strip().lower()] = value.strip()
         return reply
 
+    async def login(self, app: str, user: str, **fields: object) -> str:
+        """Log ``user`` in to ``app`` as its SDK does (an assertion from the app's backend);
+        the session token."""
+        body = {"assertion": assertion(app, user), "device_id": f"dev-{user}",
+                "platform": "mobile", "app_type": "Mobile", "app_version": "2.0.0",
+                "os": "android", "os_version": "14", **fields}
+        r = await self.post(f"/v1/apps/{app}/sessions", body, key=KEYS[app])
+        assert r.status == 201, (r.status, r.body[:300])
+        return r.json()["token"]
+
     async def post(self, target: str, body: object | bytes, *, key: str | None = None,
-                   content_type: bytes = b"application/json") -> Reply:
+                   content_type: bytes = b"application/json", source: str = "127.0.0.1",
+                   method: str = "POST") -> Reply:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         headers = [("Content-Type", content_type)]
         if key is not None:
             headers.append(("Authorization", b"Bearer " + key.encode()))
-        return await self.raw("POST", target, headers, raw)
+        return await self.raw(method, target, headers, raw, source=source)
+
+    async def get(self, target: str, *, key: str | None = None,
+                  source: str = "127.0.0.1") -> Reply:
+        headers = [("Authorization", b"Bearer " + key.encode())] if key is not None else []
+        return await self.raw("GET", target, headers, source=source)
+
+    def refill(self) -> None:
+        """An hour passes: every rate-limit bucket is full again."""
+        self.clock.now += 3600
 
 
 @pytest.fixture(name="api")
@@ -130,13 +163,13 @@ async def api_fixture(db_url):
     cfg = load_test_config()
     clock = FakeClock()
     push = PushService(lambda: cfg, store)
-    ctx = ApiContext(config=lambda: cfg, store=store, registry=registry,
+    parts = ApiParts(config=lambda: cfg, store=store, registry=registry,
                      holder=ConfigHolder(cfg), push=push, nodes=[ready_node()],
-                     address_buckets=TokenBuckets(clock), key_buckets=TokenBuckets(clock))
-    server = test_utils.TestServer(build_app(ctx))
+                     buckets=TokenBuckets(clock))
+    server = test_utils.TestServer(build_app(parts))
     await server.start_server()
     try:
-        yield Api(server, ctx, clock)
+        yield Api(server, parts, clock)
     finally:
         await server.close()
         await push.close()

@@ -129,13 +129,14 @@ async def test_transfer_goes_through_the_input_layer(api):
 
 async def test_unexpected_errors_are_a_logged_500_problem(api, caplog):
     class BrokenIntents:
-        async def active_tokens(self, app, now):
+        async def active_count(self, app, now):
             raise RuntimeError("database is on fire")
 
     class BrokenStore:
         intents = BrokenIntents()
+        devices = sms = lifecycle = None
 
-    api.ctx.store = BrokenStore()
+    await api.rebuild(store=BrokenStore(), lifecycle=api.parts.lifecycle)
     with caplog.at_level(logging.ERROR, "ivr_engine.api"):
         r = await api.post(PLAN, {"connectivity": 0.5}, key=STAFF)
     doc = assert_problem(r, 500)

@@ -32,7 +32,8 @@ from ivr_engine.apps.plans import (
     PlanError,
     clean_custom_data,
     dial_string,
-    new_token,
+    check_room,
+    draw_token,
     plan_call,
 )
 from ivr_engine.routing.transfer import TransferRefused, check_transfer
@@ -269,19 +270,17 @@ def draws(*values):
     return randbelow, calls
 
 
-def test_new_token_skips_taken_and_zero_pads():
-    rb, calls = draws(42, 7, 123456)
-    assert new_token(6, ["000042", "000007"], rb) == "123456"
-    assert calls == [10 ** 6] * 3
-    rb, _ = draws(5)
-    assert new_token(4, [], rb) == "0005"
+def test_draw_token_zero_pads():
+    rb, calls = draws(42, 5)
+    assert draw_token(6, rb) == "000042"
+    assert calls == [10 ** 6]
+    assert draw_token(4, rb) == "0005"
 
 
-def test_new_token_refuses_when_half_the_space_is_taken():
-    rb, calls = draws(9)
-    assert new_token(1, ["0", "1", "2", "3"], rb) == "9"  # 4 of 10 taken: still fine
+def test_no_new_token_when_half_the_space_is_taken():
+    check_room(4, 1)  # 4 of 10 taken: still fine
     with pytest.raises(PlanError) as exc:
-        new_token(1, ["0", "1", "2", "3", "4"], draws()[0])
+        check_room(5, 1)
     assert exc.value.status == 503
 
 
@@ -504,3 +503,30 @@ def test_transfer_into_a_menu_plays_its_prompt(cfg):
     assert acts[0] == StopPlayback(p.token)
     assert one(acts, Play).media == ("sound:digits/4",)
     assert s.path == ["cust", "cust-sub"] and not s.finished
+
+
+# --------------------------------------------------------------------------- verified users
+
+VIP = """  - type: user-segment
+    name: vip
+    app: customer
+    users: [alice]
+    menu: top
+"""
+
+
+def test_a_segment_of_verified_users_takes_their_calls_only_when_verified():
+    cfg = parse_config(TEXT.replace("access_points:\n", "access_points:\n" + VIP, 1),
+                       "apps.yaml", {})
+    vip = route_app(cfg.routing, "customer", "fr", user="alice")
+    assert (vip.via, vip.label, vip.entry.menu, vip.app, vip.language) == (
+        "segment", "segment:vip", "top", "customer", "fr")
+    # the same call without a verified user (an anonymous plan): the app's own tree
+    assert route_app(cfg.routing, "customer", "fr").entry.menu == "cust"
+    assert route_app(cfg.routing, "customer", user="bob").entry.menu == "cust"
+    assert route_app(cfg.routing, "staff", user="alice").entry.menu == "staff"  # per app
+    # a matched token or offline code carrying alice
+    pstn = route_pstn(cfg.routing, CUSTOMER_NUMBER, "+15550009999")
+    assert after_token(cfg.routing, pstn, True, None, "alice").label == "segment:vip"
+    # a number never matches a segment of users: callers can spoof numbers
+    assert route_pstn(cfg.routing, MAIN_LINE, "alice").via == "number"

@@ -467,10 +467,17 @@ def test_app_without_ivr_access_point_is_inactive_warning():
 SEG_SCOPE = '    numbers: ["+15551230000"]\n    menu: main\n'
 
 
-def test_user_segment_needs_callers_or_list():
+def test_user_segment_needs_callers_list_or_users():
     text = BASE + "  - type: user-segment\n" + SEG_SCOPE
     assert errors(text) == [f"t.yaml:{line(text, 'user-segment')}: access_points.3: a "
-                            "user-segment access point needs callers or list"]
+                            "user-segment access point needs callers, list or users"]
+
+
+def test_a_segment_of_users_names_their_app():
+    text = BASE + "  - type: user-segment\n    users: [alice]\n" + SEG_SCOPE
+    assert errors(text) == [f"t.yaml:{line(text, 'user-segment')}: access_points.3.app: "
+                            "users are an app's verified users: app must name an app under "
+                            "apps"]
 
 
 def test_user_segment_unknown_list():

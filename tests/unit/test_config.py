@@ -41,10 +41,13 @@ def test_fixture_and_example_are_valid():
     assert load_config(FIXTURE, env).tree.menus["b"].root == "top"
     cfg = load_config(EXAMPLE, env)
     assert cfg.tree.menus["billing"].parent == "sales"
-    # the demo ships no push credentials: only their files are reported missing
+    # the demo ships no push credentials nor assertion secrets: only those are reported
     assert [w.path for w in cfg.warnings] == [
         "apps.customer.push.apns.key_file", "apps.customer.push.fcm.service_account_file",
-        "apps.staff.push.fcm.service_account_file"]
+        "apps.customer.user_assertion.secret", "apps.staff.push.fcm.service_account_file",
+        "apps.staff.user_assertion.secret"]
+    secrets = {"CUSTOMER_ASSERTION_SECRET": "c" * 32, "STAFF_ASSERTION_SECRET": "s" * 32}
+    assert len(load_config(EXAMPLE, {**env, **secrets}).warnings) == 3
 
 
 def test_base_is_valid_and_immutable():

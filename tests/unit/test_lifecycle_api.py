@@ -12,6 +12,7 @@ import json
 
 from ivr_engine.config import parse_config
 from ivr_engine.lifecycle.service import Lifecycle
+from tests.support.identity import assertion
 
 from .test_api_harness import (  # noqa: F401 - api_fixture: the api fixture
     ADMIN_TOKEN,
@@ -28,9 +29,12 @@ LOGIN = {"user": "alice", "device_id": "iphone-1", "platform": "mobile", "app_ty
          "device_model": "iPhone 8 Plus", "push_token": "ab" * 32}
 
 
-async def login(api, **changes):
-    return await api.post("/v1/apps/customer/sessions", {**LOGIN, **changes},
-                          key=KEYS["customer"])
+async def login(api, app="customer", iat=None, **changes):
+    """A login as the SDK sends it: the user's assertion from the app's backend (issued at
+    ``iat``, default now) and the device."""
+    body = {**LOGIN, **changes}
+    body["assertion"] = assertion(app, body["user"], iat=iat)
+    return await api.post(f"/v1/apps/{app}/sessions", body, key=KEYS[app])
 
 
 async def with_auth(api, method, target, token, body=None):
@@ -63,13 +67,13 @@ async def test_login_gives_a_token_that_opens_the_sdk_routes(api):
     device = {"app": "customer", "user": "alice", "platform": "ios", "push_token": "cd" * 32,
               "app_version": "2.17.61"}
     assert (await with_auth(api, "POST", "/v1/devices", token, device)).status == 201
-    # another user's device, another app: the token is not theirs
+    # another user's device, another app: the session acts for its own user only
     assert_problem(await with_auth(api, "POST", "/v1/devices", token,
-                                   {**device, "user": "sam", "app": "staff"}), 401)
+                                   {**device, "user": "sam", "app": "staff"}), 403)
     assert_problem(await with_auth(api, "POST", "/v1/apps/staff/calls", token,
                                    {"connectivity": 0.9}), 401)
     # only the hash is stored
-    rows = await api.ctx.store.lifecycle.open_sessions(app="customer")
+    rows = await api.parts.store.lifecycle.open_sessions(app="customer")
     assert [s.user for s in rows] == ["alice"] and rows[0].token_hash != token
     assert token not in json.dumps([s.token_hash for s in rows])
     # Login Info
@@ -102,8 +106,9 @@ async def test_a_second_login_ends_the_first_and_its_token_is_refused(api):
 
 async def test_logout(api):
     token = (await login(api)).json()["token"]
+    # the app's key proves no session: 401 (the route takes the session token only)
     assert_problem(await with_auth(api, "DELETE", "/v1/apps/customer/sessions/current",
-                                   KEYS["customer"]), 400)
+                                   KEYS["customer"]), 401)
     r = await with_auth(api, "DELETE", "/v1/apps/customer/sessions/current", token)
     assert r.status == 200 and r.json()["end_reason"] == "logout"
     assert "logout" in assert_problem(await plan(api, token), 401)["detail"]
@@ -135,8 +140,7 @@ async def test_bad_versions_and_fields_are_422(api):
 
 async def test_mandatory_release_ends_sessions_and_refuses_logins_calls(api):
     old = (await login(api)).json()
-    sam = (await api.post("/v1/apps/staff/sessions", {**LOGIN, "user": "sam"},
-                          key=KEYS["staff"])).json()
+    sam = (await login(api, app="staff", user="sam")).json()
     r = await publish(api, {"platform": "ios", "version": "2.17.100", "kind": "mandatory",
                             "store_url": "https://apps.example/customer",
                             "messages": {"en": "Please update", "fr": "Mettez à jour"}})
@@ -179,20 +183,20 @@ async def test_grace_period_then_idle_expiry(api, db_url):
     clock = {"now": dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)}
     cfg = parse_config(FIXTURE.read_text() + USERS + "lifecycle: {idle_expiry_seconds: 600}\n",
                        str(FIXTURE), ENV)
-    life = Lifecycle(lambda: cfg, api.ctx.store, api.ctx.push, lambda: clock["now"])
-    api.ctx.lifecycle = life
-    api.ctx.clock = lambda: clock["now"]
-    token = (await login(api)).json()["token"]
+    life = Lifecycle(lambda: cfg, api.parts.store, api.parts.push, lambda: clock["now"])
+    await api.rebuild(lifecycle=life, clock=lambda: clock["now"])
+    at = lambda: clock["now"].timestamp()  # noqa: E731 - the backend signs on the same clock
+    token = (await login(api, iat=at())).json()["token"]
     r = await publish(api, {"platform": "ios", "version": "3.0", "kind": "mandatory",
                             "store_url": "https://apps.example/c", "grace_seconds": 300})
     assert r.json()["sessions_ended"] == 0
     clock["now"] += dt.timedelta(seconds=299)
     assert (await plan(api, token)).status == 201  # in its grace
-    assert_problem(await login(api, device_id="other"), 403)  # but no new login below it
+    assert_problem(await login(api, iat=at(), device_id="other"), 403)  # no new login below it
     clock["now"] += dt.timedelta(seconds=1)
     assert await life.sessions.sweep() == 1  # the engine's sweeper records the end
     assert assert_problem(await plan(api, token), 403)["minimum_version"] == "3.0"
-    fresh = (await login(api, app_version="3.0.1")).json()["token"]
+    fresh = (await login(api, iat=at(), app_version="3.0.1")).json()["token"]
     clock["now"] += dt.timedelta(seconds=599)
     assert (await plan(api, fresh)).status == 201  # used: its idle time starts again
     clock["now"] += dt.timedelta(seconds=599)

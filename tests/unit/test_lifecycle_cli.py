@@ -26,7 +26,7 @@ def cli(*args: str, url: str) -> subprocess.CompletedProcess:
 async def _seed(url: str) -> None:
     import datetime as dt
 
-    from ivr_engine.store import Store
+    from ivr_engine.repositories import Store
 
     now = dt.datetime.now(dt.timezone.utc)
     store = await Store.open(url)

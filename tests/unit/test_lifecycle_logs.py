@@ -1,6 +1,7 @@
 """App logs on request, in process (tests/unit/test_api_harness.py, SQLite and PostgreSQL):
-an admin asks, the device uploads once (api key or the user's session token; size limit,
-content type), the admin lists and downloads; expired requests refuse uploads; retention."""
+an admin asks, the device uploads once (the user's session token only: the app's key proves
+no user; size limit, content type), the admin lists and downloads; expired requests refuse
+uploads; retention."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ ADMIN = [("Authorization", b"Bearer " + ADMIN_TOKEN.encode())]
 
 
 async def register(api, user="alice", platform="android", token="t" * 40):
-    r = await api.post("/v1/devices", {"app": "customer", "user": user, "platform": platform,
-                                       "push_token": token}, key=KEYS["customer"])
+    """The user logs in and registers the device; (device id, session token)."""
+    session = await api.login("customer", user)
+    r = await api.post("/v1/devices", {"platform": platform, "push_token": token},
+                       key=session)
     assert r.status == 201, r.body
-    return r.json()["id"]
+    return r.json()["id"], session
 
 
 async def ask(api, body, app="customer"):
@@ -33,14 +36,15 @@ async def ask(api, body, app="customer"):
                          json.dumps(body).encode())
 
 
-async def upload(api, rid, data: bytes, ctype=b"text/plain", key=KEYS["customer"]):
+async def upload(api, rid, data: bytes, key: str, ctype=b"text/plain"):
     return await api.raw("PUT", f"/v1/log-requests/{rid}/upload",
                          [("Authorization", b"Bearer " + key.encode()),
                           ("Content-Type", ctype)], data)
 
 
 async def test_log_request_round_trip(api):
-    device = await register(api)
+    device, alice = await register(api)
+    bob = await api.login("customer", "bob")
     r = await ask(api, {"user": "alice"})
     assert r.status == 201, r.body
     (req,) = r.json()["requests"]
@@ -48,19 +52,23 @@ async def test_log_request_round_trip(api):
     assert req["push"] == "provider_error"  # the fixture's push credentials are missing
     rid = req["id"]
     assert len(rid) >= 20
-    # refused: no key, another app's key, a wrong type, too big (limit 10 MiB by default)
-    assert_problem(await upload(api, rid, b"x", key=KEYS["staff"]), 401)
-    assert_problem(await upload(api, "no-such-request", b"x"), 404)
-    assert_problem(await upload(api, "no-such-request", b"x", key="wrong"), 401)
-    assert_problem(await upload(api, rid, b"x", ctype=b"application/json"), 415)
-    assert_problem(await upload(api, rid, b"x", ctype=b"image/png"), 415)
+    # refused: the app's keys (they prove no user), another user's session (as unknown),
+    # a wrong type, too big (limit 10 MiB by default)
+    assert_problem(await upload(api, rid, b"x", KEYS["staff"]), 401)
+    assert_problem(await upload(api, rid, b"x", KEYS["customer"]), 401)
+    other = assert_problem(await upload(api, rid, b"x", bob), 404)
+    unknown = assert_problem(await upload(api, "no-such-request", b"x", alice), 404)
+    assert other["detail"] == unknown["detail"]
+    assert_problem(await upload(api, "no-such-request", b"x", "wrong"), 401)
+    assert_problem(await upload(api, rid, b"x", alice, ctype=b"application/json"), 415)
+    assert_problem(await upload(api, rid, b"x", alice, ctype=b"image/png"), 415)
     big = b"x" * (10 * 1024 * 1024 + 1)
-    assert_problem(await upload(api, rid, big), 413)
+    assert_problem(await upload(api, rid, big, alice), 413)
     log = b"2026-12-01 08:00:00 app started\n" * 3000  # 96 KB: over the JSON body limit
-    r = await upload(api, rid, log, ctype=b"text/plain; charset=utf-8")
+    r = await upload(api, rid, log, alice, ctype=b"text/plain; charset=utf-8")
     assert r.status == 201, r.body
     assert r.json()["size"] == len(log) and r.json()["content_type"] == "text/plain"
-    assert_problem(await upload(api, rid, b"again"), 409)
+    assert_problem(await upload(api, rid, b"again", alice), 409)
     listed = (await api.raw("GET", "/v1/admin/apps/customer/log-requests?user=alice",
                             ADMIN)).json()["requests"]
     assert [(x["id"], x["state"], x["size"]) for x in listed] == [(rid, "uploaded", len(log))]
@@ -72,22 +80,18 @@ async def test_log_request_round_trip(api):
 
 
 async def test_session_token_upload_expiry_and_retention(api):
-    await register(api)
-    session = await api.post("/v1/apps/customer/sessions", {
-        "user": "alice", "device_id": "p1", "platform": "mobile", "app_type": "Mobile",
-        "app_version": "1.0", "os": "android", "os_version": "14"}, key=KEYS["customer"])
-    token = session.json()["token"]
+    _, token = await register(api)
     (a,) = (await ask(api, {"user": "alice"})).json()["requests"]
-    r = await upload(api, a["id"], b"\x1f\x8b gz", ctype=b"application/gzip", key=token)
+    r = await upload(api, a["id"], b"\x1f\x8b gz", token, ctype=b"application/gzip")
     assert r.status == 201, r.body
     assert_problem(await ask(api, {"user": "nobody"}), 404)
     assert_problem(await ask(api, {"user": "alice", "device": 999}), 404)
     (b,) = (await ask(api, {"user": "alice"})).json()["requests"]
     # a day later the request has expired
-    life = api.ctx.lifecycle
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1, seconds=1)
-    api.ctx.clock = life.logs._clock = lambda: later
-    assert_problem(await upload(api, b["id"], b"late"), 410)
+    await api.rebuild(clock=lambda: later)
+    life = api.parts.lifecycle
+    assert_problem(await upload(api, b["id"], b"late", token), 410)
     listed = (await api.raw("GET", "/v1/admin/apps/customer/log-requests", ADMIN)).json()
     assert {x["id"]: x["state"] for x in listed["requests"]} == {a["id"]: "uploaded",
                                                                  b["id"]: "expired"}
@@ -95,7 +99,7 @@ async def test_session_token_upload_expiry_and_retention(api):
     gone = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=15, seconds=2)
     life.logs._clock = lambda: gone
     assert await life.logs.purge() == 2
-    assert (await api.ctx.store.lifecycle.logs.for_app("customer")) == []
+    assert (await api.parts.store.lifecycle.logs.for_app("customer")) == []
 
 
 PATTERN = b"2026-12-01 08:00:00.000 I/app: a line of the app's log\n" * 5000
@@ -137,7 +141,7 @@ async def streamed(api, method, target, headers, size):
 async def test_a_large_upload_is_never_whole_in_memory(api):
     """The upload was read whole into memory (then joined: twice its size), and the download
     read it whole from the database."""
-    await register(api)
+    _, session = await register(api)
     (req,) = (await ask(api, {"user": "alice"})).json()["requests"]
     size = 9 * 1024 * 1024 + 17  # under the default 10 MiB
     expected = hashlib.sha256()
@@ -147,7 +151,7 @@ async def test_a_large_upload_is_never_whole_in_memory(api):
     try:
         base = tracemalloc.get_traced_memory()[0]
         status, _, _, _ = await streamed(api, "PUT", f"/v1/log-requests/{req['id']}/upload", [
-            ("Authorization", b"Bearer " + KEYS["customer"].encode()),
+            ("Authorization", b"Bearer " + session.encode()),
             ("Content-Type", b"text/plain")], size)
         upload_peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.reset_peak()
@@ -169,10 +173,10 @@ async def test_racing_uploads_orphans_and_retention_leave_no_chunk_behind(api):
 
     from ivr_engine.lifecycle.models import LogChunk
 
-    logs = api.ctx.store.lifecycle.logs
+    logs = api.parts.store.lifecycle.logs
 
     async def chunks() -> dict[str, int]:
-        async with api.ctx.store.db.sessions() as s:
+        async with api.parts.store.db.sessions() as s:
             return dict((await s.execute(select(LogChunk.blob, func.count())
                                          .group_by(LogChunk.blob))).all())
 
@@ -190,7 +194,7 @@ async def test_racing_uploads_orphans_and_retention_leave_no_chunk_behind(api):
     assert sorted(won) == [False, False, True]
     row = await logs.get(req["id"])
     assert await chunks() == {row.blob: 2}  # the losers' chunks are gone
-    async with api.ctx.store.db.sessions() as s, s.begin():  # an engine stopped mid-upload
+    async with api.parts.store.db.sessions() as s, s.begin():  # an engine stopped mid-upload
         await s.execute(insert(LogChunk), [
             {"blob": "old-orphan", "seq": 0, "data": b"x",
              "created_at": now - dt.timedelta(hours=2)},

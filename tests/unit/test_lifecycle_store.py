@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from ivr_engine.lifecycle.sessions import hash_token, new_token
+from ivr_engine.lifecycle.sessions import hash_token, new_session_token
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 FIELDS = dict(device_id="d", platform="mobile", app_type="Mobile", app_version="1.0",
@@ -15,7 +15,7 @@ FIELDS = dict(device_id="d", platform="mobile", app_type="Mobile", app_version="
 
 async def test_concurrent_logins_leave_exactly_one_open_session(store):
     async def login(i: int):
-        return await store.lifecycle.login(token_hash=hash_token(new_token()), app="a",
+        return await store.lifecycle.login(token_hash=hash_token(new_session_token()), app="a",
                                            user="u", now=NOW + dt.timedelta(seconds=i),
                                            **{**FIELDS, "device_id": f"d{i}"})
 
@@ -25,7 +25,7 @@ async def test_concurrent_logins_leave_exactly_one_open_session(store):
     ended = [old.id for _, olds in results for old in olds]
     assert len(ended) == 11 and len(set(ended)) == 11  # every other login was replaced once
     assert open_[0].id not in ended
-    other = await store.lifecycle.login(token_hash=hash_token(new_token()), app="b",
+    other = await store.lifecycle.login(token_hash=hash_token(new_session_token()), app="b",
                                         user="u", now=NOW, **FIELDS)
     assert other[1] == []  # another app: its own session
     assert await store.lifecycle.logged_out_users("a") == set()

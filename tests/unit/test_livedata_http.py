@@ -55,7 +55,7 @@ async def test_call_plan_with_a_target_of_the_apps_tree(api):
     assert r.status == 201, r.body
     plan = r.json()
     assert plan["mode"] == "pstn" and plan["target"] == "cust-sub"
-    intent = await api.ctx.store.intents.consume_token("customer", plan["token"],
+    intent = await api.parts.store.intents.consume_token("customer", plan["token"],
                                                        dt.datetime.now(dt.timezone.utc), "ch")
     assert intent.target == "cust-sub"
     r = await api.post("/v1/apps/customer/calls", {"connectivity": 0.9}, key=KEYS["customer"])
@@ -68,8 +68,8 @@ async def test_targets_outside_the_apps_tree_are_refused(api):
                            key=KEYS["customer"])
         assert_problem(r, 422)
         assert r.json()["field"] == "target" and r.json()["title"] == "Invalid target"
-    assert await api.ctx.store.intents.active_tokens(
-        "customer", dt.datetime.now(dt.timezone.utc)) == set()  # nothing stored
+    assert await api.parts.store.intents.active_count(
+        "customer", dt.datetime.now(dt.timezone.utc)) == 0  # nothing stored
 
 
 def connected_ami():
@@ -83,7 +83,7 @@ async def test_queue_status_of_the_apps_own_queues(api):
     now = [100.0]
     monitor = QueueMonitor(connected_ami(), clock=lambda: now[0])  # type: ignore[arg-type]
     monitor.synced.set()
-    api.ctx.queues = monitor
+    await api.rebuild(queues=monitor)
     ev = lambda e, **f: monitor.board.apply({"Event": e, "Queue": "sales", **f}, now[0])  # noqa: E731
     ev("QueueMemberAdded", Interface="Local/a1@x", Status="1", Paused="0")
     ev("QueueMemberAdded", Interface="Local/a2@x", Status="1", Paused="1")
@@ -107,7 +107,7 @@ async def test_queue_status_of_the_apps_own_queues(api):
     # the call's own view (admin route)
     from .test_api_admin import ADMIN
     from ivr_engine.calls.registry import CallInfo
-    api.ctx.registry.add(CallInfo(id="u2", channel_name="c2", caller="+1", entry="app:customer",
+    api.parts.registry.add(CallInfo(id="u2", channel_name="c2", caller="+1", entry="app:customer",
                                   via="app", app="customer", root_menu="cust", language="en",
                                   state="handed-off"))
     call = (await api.raw("GET", "/v1/calls/u2", ADMIN)).json()
@@ -132,7 +132,7 @@ async def test_queue_events_stream_changes_at_once(api):
 
     monitor = QueueMonitor(connected_ami())  # type: ignore[arg-type]
     monitor.synced.set()
-    api.ctx.queues = monitor
+    await api.rebuild(queues=monitor)
     runner = asyncio.create_task(monitor.run())  # the engine's task; cancelled when it stops
     url = f"http://127.0.0.1:{api.server.port}/v1/queues/sales/events"
     headers = {"Authorization": f"Bearer {KEYS['customer']}"}

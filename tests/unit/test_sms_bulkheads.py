@@ -16,7 +16,7 @@ from ivr_engine.config import parse_config
 from ivr_engine.sms.dialer import SmsService
 from ivr_engine.sms.models import FAILED, SENT, SpoolRow
 from ivr_engine.sms.spool import spool_row
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
 from ivr_engine.supervisor import RestartPolicy
 from tests.support.dblock import write_lock
 from tests.support.sms_providers import INFOBIP_KEY, LocalProviders, start

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ivr_engine.config import parse_config
 from ivr_engine.sms.models import BLOCKED, SENDING, SENT, TO_PROCESS
-from ivr_engine.sms.monitor import campaign_report
+from ivr_engine.sms.overview import campaign_report
 from ivr_engine.sms.spool import spool_row
 from ivr_engine.sms.uploads import receive
 

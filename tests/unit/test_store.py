@@ -9,7 +9,7 @@ import asyncio
 import datetime as dt
 
 from ivr_engine.calls.registry import CallInfo, CallRegistry
-from ivr_engine.store import Store
+from ivr_engine.repositories import Store
 
 NOW = dt.datetime(2026, 11, 23, 17, 0, tzinfo=dt.timezone.utc)
 PARIS = dt.timezone(dt.timedelta(hours=1))
@@ -17,7 +17,7 @@ PARIS = dt.timezone(dt.timedelta(hours=1))
 
 async def add(store: Store, token: str = "123456", *, app: str = "a", caller: str = "+1555",
               now: dt.datetime = NOW, ttl: int = 180, **custom: str):
-    return await store.intents.add(app=app, token=token, caller=caller, language="fr",
+    return await store.intents.add(app=app, draw=lambda: token, caller=caller, language="fr",
                                    custom_data=custom, now=now, ttl_seconds=ttl)
 
 
@@ -69,13 +69,52 @@ async def test_many_calls_from_one_caller_at_once_take_each_intent_once(db_url):
 async def test_expired_used_and_other_apps_tokens_do_not_match(store):
     await add(store, "111111", ttl=60)
     await add(store, "222222", app="b")
-    assert await store.intents.active_tokens("a", NOW) == {"111111"}
+    assert await store.intents.active_count("a", NOW) == 1
     later = NOW + dt.timedelta(seconds=61)
-    assert await store.intents.active_tokens("a", later) == set()
+    assert await store.intents.active_count("a", later) == 0
     assert await store.intents.consume_token("a", "111111", later, "c1") is None  # expired
     assert await store.intents.consume_token("a", "222222", NOW, "c1") is None  # app b's
     assert await store.intents.consume_token("b", "222222", NOW, "c1") is not None
-    assert await store.intents.active_tokens("b", NOW) == set()
+    assert await store.intents.active_count("b", NOW) == 0
+
+
+async def test_concurrent_plans_never_share_a_token_value(db_url):
+    """Issue 16: two plans at the same moment picked their token from the active set and
+    inserted it in separate transactions, so both could hold one value. 60 plans at once
+    over 10 connections, whose first draws all give the same value: each active value is
+    held once, and the 59 losers drew again."""
+    store = await Store.open(db_url, pool_size=10, max_overflow=0)
+    try:
+        draws: list[str] = []
+
+        def draw() -> str:  # the first 60 draws collide; then distinct values
+            value = "000000" if len(draws) < 60 else f"{len(draws):06d}"
+            draws.append(value)
+            return value
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(store.intents.add(
+                app="a", draw=draw, caller=f"+1555{i:04d}", language="fr",
+                custom_data={"n": str(i)}, now=NOW, ttl_seconds=180)) for i in range(60)]
+        rows = [t.result() for t in tasks]
+        assert len(draws) >= 119  # the collisions were real: 59 plans drew twice
+        tokens = [r.token for r in rows]
+        assert len(set(tokens)) == 60, sorted(tokens)  # 0 duplicates
+        assert await store.intents.active_count("a", NOW) == 60
+        for r in rows:  # each caller's own context behind its token
+            got = await store.intents.consume_token("a", r.token, NOW, f"chan-{r.id}")
+            assert got is not None and got.custom_data == r.custom_data
+    finally:
+        await store.close()
+
+
+async def test_an_expired_unused_token_gives_its_value_back(store):
+    first = await add(store, "424242", ttl=60)
+    later = NOW + dt.timedelta(seconds=61)
+    second = await add(store, "424242", now=later)
+    assert second.id != first.id
+    assert await store.intents.consume_token("a", "424242", later, "c1") is not None
+    assert await store.intents.active_count("a", later) == 0
 
 
 async def test_consume_by_caller_takes_the_newest_and_needs_a_caller(store):
@@ -89,8 +128,8 @@ async def test_consume_by_caller_takes_the_newest_and_needs_a_caller(store):
 
 async def test_times_are_utc_and_timezone_aware_on_every_backend(store):
     await add(store, now=NOW.astimezone(PARIS))  # same instant, another zone
-    assert await store.intents.active_tokens("a", NOW + dt.timedelta(seconds=179)) == {"123456"}
-    assert await store.intents.active_tokens("a", NOW + dt.timedelta(seconds=180)) == set()
+    assert await store.intents.active_count("a", NOW + dt.timedelta(seconds=179)) == 1
+    assert await store.intents.active_count("a", NOW + dt.timedelta(seconds=180)) == 0
     got = await store.intents.consume_token("a", "123456", NOW, "chan-1")
     row = await store.intents.for_channel("chan-1")
     for value in (got.created_at, row.created_at, row.expires_at, row.used_at):

@@ -201,9 +201,8 @@ async def test_a_child_added_while_running_starts_at_once():
 
 
 async def test_readyz_names_a_background_task_that_keeps_failing(store):
-    """/readyz's reasons (api/ops.py ``not_ready``) carry the supervisor's: 503 by name."""
-    from ivr_engine.api.context import ApiContext
-    from ivr_engine.api.ops import not_ready
+    """/readyz's reasons (server.py ``not_ready``) carry the supervisor's: 503 by name."""
+    from ivr_engine.server import ApiParts, not_ready
 
     sup = Supervisor(FAST)
     starts = []
@@ -213,7 +212,7 @@ async def test_readyz_names_a_background_task_that_keeps_failing(store):
         raise RuntimeError("database is locked")
 
     sup.add("sms-single", lane)
-    ctx = ApiContext(config=lambda: None, store=store, registry=None, supervisor=sup)
+    ctx = ApiParts(config=lambda: None, store=store, supervisor=sup)
     assert await not_ready(ctx) == ["no Asterisk node"]
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(sup.run())

@@ -1,6 +1,5 @@
 """Crash recovery, pure parts: the watchdog the runtime keeps armed, play tokens an engine can
-find again, resuming from a channel's variables, the dispatcher holding events meanwhile,
-and the token-guessing guard."""
+find again, resuming from a channel's variables, the dispatcher holding events meanwhile."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from ivr_engine.ivr.actions import Collect, Play, SetVariables
 from ivr_engine.ivr.destinations import Destination
 from ivr_engine.ivr.resume import channel_state, plan_resume, stale_playbacks
 from ivr_engine.ivr.runtime import WATCHDOG_VARIABLE, IvrRuntime, Watchdog
-from ivr_engine.apps.guard import GuessLimits, TokenGuard
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "ivr.yaml"
 T0 = dt.datetime(2026, 11, 23, 17, 0, tzinfo=dt.timezone.utc)
@@ -179,28 +177,3 @@ async def test_dispatcher_holds_unknown_channels_events_until_release():
     assert [e.digit for e in others] == ["6"]
     d(_event("ChannelDtmfReceived", "late", digit="7"))  # not holding any more
     assert [e.digit for e in others] == ["6", "7"]
-
-
-# --------------------------------------------------------------------------- guard
-
-
-def test_guard_per_caller_then_window_slides():
-    g, lim = TokenGuard(), GuessLimits(per_caller=2, per_app=100, window_seconds=60)
-    assert g.check("app", "+1555", lim, 0) is None
-    g.failed("app", "+1555", 0)
-    g.failed("app", "+1555", 10)
-    assert "2 wrong tokens from +1555" in g.check("app", "+1555", lim, 20)
-    assert g.check("app", "+1666", lim, 20) is None  # another caller is fine
-    assert g.check("other", "+1555", lim, 20) is None  # counted per app
-    assert g.check("app", "+1555", lim, 61) is None  # the first failure left the window
-    assert g.refused == 1
-
-
-def test_guard_per_app_bounds_callers_who_change_their_number():
-    g, lim = TokenGuard(), GuessLimits(per_caller=3, per_app=5, window_seconds=60)
-    for i in range(5):
-        g.failed("app", f"+1{i}", i)
-    assert "5 wrong tokens for app 'app'" in g.check("app", "+1new", lim, 10)
-    assert g.check("app", "", lim, 10) is not None
-    assert g.check("app", "+1new", lim, 61) is None
-    assert len(g) <= 6

@@ -1,5 +1,6 @@
-"""``Store``: the one object the engine passes around as "store" (CallServices, the API
-context, the push service, the contact watcher): a database and each feature's repository.
+"""``Store``: the database and each feature's repository, assembled on the top floor beside
+``main.py`` (the features' repositories live with their features; the store package knows
+none of them). The engine hands each part only the repositories it uses.
 
     store.intents    apps/repo.py     app call plans: one-time tokens
     store.devices    wakeup/repo.py   users' app installs and their push tokens
@@ -13,20 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..apps.repo import IntentRepo
-from ..calls.repo import CallbackRepo, CallRecordRepo
-from ..lifecycle.repo import LifecycleRepo
-from ..sms.repo import SmsRepo
-from ..wakeup.repo import DeviceRepo
-from .db import Database, SchemaState
-
-
-class SchemaNotReady(RuntimeError):
-    """The database is behind (or empty, or ahead): the message names the command to run."""
-
-    def __init__(self, message: str, state: SchemaState):
-        super().__init__(message)
-        self.state = state
+from .apps.repo import IntentRepo
+from .calls.repo import CallbackRepo, CallRecordRepo
+from .lifecycle.repo import LifecycleRepo
+from .sms.repo import SmsRepo
+from .store import Database, SchemaNotReady, SchemaState
+from .wakeup.repo import DeviceRepo
 
 
 class Store:
