@@ -29,7 +29,7 @@ from ..ivr.actions import (
     SetVariables,
     StopPlayback,
 )
-from ..ivr.destinations import Destination
+from ..ivr.destinations import HANDOFF_KINDS, Destination
 from ..ivr.runtime import IvrRuntime
 from .phase import Call, Phase, TimerFired, TransferRequest
 
@@ -79,13 +79,18 @@ class IvrPhase:
         return None
 
     async def transfer(self, req: TransferRequest) -> Phase | None:
-        if self.rt.finished:
-            req.done.set_result(False)
+        """Move the caller where the API asked. A call already leaving for the dialplan is
+        answered by the session at its StasisEnd (``handed-off``: an AMI redirect may follow);
+        one the engine is ending itself (message, callback, hang-up) is not moved."""
+        rt = self.rt
+        if rt.finished:
+            if rt.destination is None or rt.destination.kind not in HANDOFF_KINDS:
+                req.settle("ending")
             return None
-        nxt = await self.execute(self.rt.transfer(req.destination, self.call.clock()))
+        nxt = await self.execute(rt.transfer(req.destination, self.call.clock()))
         if self.call.info is not None:
             self.call.info.transfers.append(str(req.destination))
-        req.done.set_result(True)
+        req.settle("moved")
         return nxt
 
     async def caller_left(self) -> None:
