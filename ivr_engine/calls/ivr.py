@@ -52,6 +52,7 @@ class IvrPhase:
         self.call = call
         self.rt = runtime
         self.playbacks: dict[str, str] = {}  # ARI playback id -> runtime token
+        self._sent: dict[str, tuple[tuple[str, ...], str, float]] = {}  # media, lang, when
         self._timers: dict[str, asyncio.Task] = {}
 
     # -------------------------------------------------------------- events
@@ -72,6 +73,9 @@ class IvrPhase:
             return await self.execute(rt.timer_fired(ev.token, now))
         if isinstance(ev, PlaybackFinished):
             token = self.playbacks.pop(ev.playback.id, None)
+            sent = self._sent.pop(ev.playback.id, None)
+            if sent is not None and ev.playback.state != "failed":  # played to its end
+                self.call.services.sounds.learn(sent[0], sent[1], time.monotonic() - sent[2])
             if token is not None:
                 return await self.execute(rt.playback_finished(token, now))
         elif isinstance(ev, TransferRequest):
@@ -115,6 +119,7 @@ class IvrPhase:
             if isinstance(a, StopPlayback):
                 pid = f"{cid}.{a.token}"
                 self.playbacks.pop(pid, None)
+                self._sent.pop(pid, None)
                 batch.append(ari.stop_playback(pid))
                 continue
             if isinstance(a, (SetVariables, Answer)):
@@ -133,6 +138,7 @@ class IvrPhase:
                     batch, has_vars = [], False
                 pid = f"{cid}.{a.token}"
                 self.playbacks[pid] = a.token
+                self._sent[pid] = (a.media, a.language, time.monotonic())
                 # may go out with the stop of the previous prompt: queued behind it, it
                 # starts the moment that one is stopped
                 batch.append(ari.play(cid, a.media, playback_id=pid, lang=a.language))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
@@ -38,6 +39,7 @@ from .ivr import IvrPhase
 from .phase import Phase, TransferRequest
 from .registry import CallInfo, CallRegistry
 from .ring import start_ringing
+from .sounds import SoundLengths
 from .webhook import ContextNotifier
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class CallServices:
     notifier: ContextNotifier | None = None
     push: Any = None  # push.PushService
     token_guard: TokenGuard = field(default_factory=TokenGuard)
+    sounds: SoundLengths = field(default_factory=SoundLengths)  # prompt lengths (watchdog)
 
 
 class _CallOver(Exception):
@@ -310,9 +313,12 @@ class CallSession:
     def new_runtime(self, menu: str, language: str, label: str,
                     app: str | None) -> IvrRuntime:
         wd = self.config.engine.watchdog
+        lengths = functools.partial(self.services.sounds.length, sounds_dir=wd.sounds_dir,
+                                    sounds_root=wd.sounds_root)
         self.runtime = IvrRuntime(
             self.config.tree, menu, language, label, self.start.channel.caller_number, app,
-            watchdog=Watchdog(wd.grace_seconds, wd.prompt_seconds) if wd.enabled else None)
+            watchdog=Watchdog(wd.grace_seconds, wd.prompt_seconds, lengths)
+            if wd.enabled else None)
         return self.runtime
 
     def register(self, label: str, via: str, app: str | None, root: str, language: str,
