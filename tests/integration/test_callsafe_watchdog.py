@@ -55,7 +55,7 @@ async def test_a_caller_of_an_engine_dead_mid_prompt_hears_the_fallback_after_it
         sandbox, tmp_path, sipp):
     length = prompt_length()
     engine = await start_engine(sandbox, tmp_path, config=CONFIG)
-    run = None
+    run = call = None
     try:
         [call], finished = sipp.launch("301", "", calls=1, hold_ms=60000)
         run = asyncio.ensure_future(finished)
@@ -84,6 +84,11 @@ async def test_a_caller_of_an_engine_dead_mid_prompt_hears_the_fallback_after_it
         await asyncio.wait_for(run, 30)
     finally:
         if run is not None and not run.done():
+            if call is not None and call.channel:  # never leave it in the fallback queue
+                try:
+                    await sipp.observer.ari.hangup(call.channel)
+                except Exception:  # noqa: BLE001 - it may be gone already
+                    pass
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
         await engine.stop()
