@@ -254,12 +254,14 @@ class IvrRuntime:
             return ()
         return self._armed(self.watchdog.wait(timeout))
 
-    def _arm_prompt(self, media: tuple[str, ...], language: str) -> tuple[tuple[str, str], ...]:
+    def _arm_prompt(self, out: list[Action], media: tuple[str, ...],
+                    language: str) -> tuple[tuple[str, str], ...]:
         """The watchdog variable to set before a prompt, if it needs one."""
         wd, now = self.watchdog, self._now
         if wd is None or now is None:
             return ()
-        seconds = wd.prompt(now, self._armed_until, media, language)
+        barge_in = bool(out) and isinstance(out[0], StopPlayback)
+        seconds = wd.prompt(now, self._armed_until, media, language, barge_in=barge_in)
         return () if seconds is None else self._armed(seconds)
 
     def _armed(self, seconds: float) -> tuple[tuple[str, str], ...]:
@@ -269,7 +271,7 @@ class IvrRuntime:
 
     def _play(self, out: list[Action], media: tuple[str, ...], language: str,
               interruptible: bool, then: tuple) -> None:
-        armed = self._arm_prompt(media, language)
+        armed = self._arm_prompt(out, media, language)
         if armed:  # before the play: a variable sent after it would wait for the prompt
             out.append(SetVariables(armed))
         self._plays += 1

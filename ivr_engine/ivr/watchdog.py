@@ -10,7 +10,10 @@ the caller hears:
 - a prompt whose length is known (``lengths``: from the sound files, or learned from earlier
   plays of the same media): ``length + grace_seconds``, so a caller of a dead engine hears
   the fallback ``grace_seconds`` after the prompt ends. No request is made when the deadline
-  already falls in ``[that, that + grace_seconds]``;
+  already falls in ``[that, that + grace_seconds]``, nor, when a key stops a prompt to start
+  this one (barge-in), when the deadline is later than that: a key costs no extra request
+  unless the new prompt would outlast the deadline (the caller of an engine that dies right
+  after a barge-in then waits until the stopped prompt's deadline, at most);
 - a prompt of unknown length: ``prompt_seconds``, re-armed only when less than half of it
   is left (a caller barging through menus costs no request per key).
 
@@ -44,9 +47,10 @@ class Watchdog:
         return timeout + self.grace_seconds
 
     def prompt(self, now: dt.datetime, armed_until: dt.datetime | None,
-               media: tuple[str, ...], language: str) -> float | None:
+               media: tuple[str, ...], language: str, *,
+               barge_in: bool = False) -> float | None:
         """Seconds to arm before a prompt starts, or None when the channel's deadline
-        already suits it."""
+        already suits it (``barge_in``: a key stopped the prompt before this one)."""
         length = self.lengths(media, language) if self.lengths is not None else None
         if length is None:
             seconds = self.prompt_seconds
@@ -57,6 +61,7 @@ class Watchdog:
         seconds = round(length + self.grace_seconds, 1)
         if armed_until is not None:
             early = armed_until - (now + dt.timedelta(seconds=seconds))
-            if dt.timedelta(0) <= early <= dt.timedelta(seconds=self.grace_seconds):
+            if early >= dt.timedelta(0) and (
+                    barge_in or early <= dt.timedelta(seconds=self.grace_seconds)):
                 return None
         return seconds

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr_engine.ari import ChannelDispatcher, parse_event
+from ivr_engine.ari import ChannelDispatcher
 from ivr_engine.calls.manager import Calls
 from ivr_engine.calls.phase import TransferRequest
 from ivr_engine.calls.registry import CallInfo, CallRegistry
@@ -84,6 +84,15 @@ def test_a_deadline_already_within_the_grace_costs_no_request(cfg):
     assert armed(s.digit("#", at(17))) == []  # the prompt again needs 30: 33 is near enough
 
 
+def test_a_barge_in_into_a_shorter_prompt_costs_no_request(cfg):
+    media = {"sound:digits/1": 10.0, "recording:ivr-callsafe-no-such-recording": 2.0}
+    s = IvrRuntime(cfg.tree, "top", "en", "did:300", "+1555", watchdog=Watchdog(
+        3, 120, lengths(media)))
+    s.start(T0)  # armed until 13
+    acts = s.digit("5", at(1))  # stops top's prompt: menu broken's 2 s prompt needs 6 s
+    assert armed(acts) == [] and one(acts, Play)  # the key costs stop + play, as before
+
+
 def test_a_barge_in_rearms_when_the_deadline_would_cut_the_prompt(cfg):
     wd = Watchdog(3, 120, lengths({"sound:digits/1": 10.0}))
     s = IvrRuntime(cfg.tree, "top", "en", "did:300", "+1555", watchdog=wd)
@@ -98,6 +107,9 @@ def test_the_watchdog_window_rules():
     assert wd.prompt(T0, at(16), ("m",), "en") is None  # up to the grace later: kept
     assert wd.prompt(T0, at(16.5), ("m",), "en") == 13  # later than that: shortened
     assert wd.prompt(T0, at(12.9), ("m",), "en") == 13  # would cut the prompt: extended
+    # a barge-in keeps any later deadline (no request on the key's way); never a shorter one
+    assert wd.prompt(T0, at(40), ("m",), "en", barge_in=True) is None
+    assert wd.prompt(T0, at(12.9), ("m",), "en", barge_in=True) == 13
     assert wd.prompt(T0, at(61), ("x",), "en") is None  # unknown: more than half of 120 left
     assert wd.prompt(T0, at(59), ("x",), "en") == 120
     assert wd.wait(5) == 8
