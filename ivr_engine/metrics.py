@@ -14,6 +14,12 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 CALLS_IN_PROGRESS = Gauge(
     "ivr_calls_in_progress", "Calls the engine drives now (in Stasis)", registry=REGISTRY)
 
+HELD = Gauge(
+    "ivr_held", "What the engine holds for calls now, by kind: sessions (calls driven), "
+    "channels (routed by the ARI dispatchers), registration_waits (calls waiting for an app "
+    "to register), live_records (calls not ended in the call registry); all 0 when idle",
+    ["kind"], registry=REGISTRY)
+
 CALLS = Counter(
     "ivr_calls_total", "Calls that left the engine, by how they entered and how they left",
     ["entry", "outcome"], registry=REGISTRY)

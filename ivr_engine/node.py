@@ -6,7 +6,9 @@ nodes; a second Asterisk is one more node, not a rewrite.
 Each event reaches one call once: the calls' application holds no ``endpoint:`` subscription
 (Asterisk would repeat the channel events of that endpoint's calls); one left by an earlier
 engine is dropped on connect. On every (re)connect, the events of channels nobody has
-registered yet are held until the calls already in the application are taken back.
+registered yet are held until the calls already in the application are taken back, and the
+calls handed to the dialplan whose channel Asterisk no longer has are marked ended (their
+``ChannelDestroyed`` was lost with the connection).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class CallSink(Protocol):
               bridged_with: str | None = None) -> bool: ...
 
     def ended(self, channel_id: str) -> None: ...
+
+    def reconcile(self, node: "AsteriskNode", present: set[str]) -> list[str]: ...
 
     def __contains__(self, channel_id: object) -> bool: ...
 
@@ -131,7 +135,8 @@ class AsteriskNode:
             try:
                 await self.ari.set_event_filter(CALL_EVENTS)
                 await self._drop_endpoint_subscriptions()
-                orphans = await find_orphans(self.ari, self.dispatcher)
+                channels = await self.ari.list_channels()
+                orphans = await find_orphans(self.ari, self.dispatcher, channels)
             except (AriError, OSError) as exc:
                 log.error("taking back the calls in ARI app %r failed: %s; retrying",
                           self.ari.app, exc)
@@ -140,6 +145,10 @@ class AsteriskNode:
                 continue
             for orphan in sorted(orphans, key=lambda o: o.is_leg):
                 self._adopt(orphan, orphans)
+            lost = self.calls.reconcile(self, {str(c.get("id")) for c in channels})
+            if lost:
+                log.warning("%d handed-off call(s) ended while ARI was disconnected: %s",
+                            len(lost), ", ".join(lost[:10]))
             self.dispatcher.release()
             self.calls_ready.set()
             log.info("connected to ARI at %s as app %r (%d calls taken back)",

@@ -61,6 +61,14 @@ class ChannelDispatcher:
     def unregister(self, channel_id: str) -> None:
         self._queues.pop(channel_id, None)
 
+    def forget(self, queue: asyncio.Queue[Event]) -> list[str]:
+        """Stop routing every channel whose events go to ``queue`` (a call that ended, with
+        the legs attached to it); returns their ids."""
+        gone = [cid for cid, q in self._queues.items() if q is queue]
+        for cid in gone:
+            del self._queues[cid]
+        return gone
+
     def hold(self) -> None:
         """Keep the events of unregistered channels (at most ``MAX_HELD``) until release()."""
         if self._held is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from ..ari import AriError, ChannelDestroyed, StasisEnd
-from .phase import Call, Phase
+from .phase import Call, Phase, TransferRequest
 
 
 log = logging.getLogger("ivr_engine.calls")
@@ -24,6 +24,9 @@ class BridgePhase:
         return f"{self.call.channel_id}-bridge"
 
     async def handle(self, ev: object) -> Phase | None:
+        if isinstance(ev, TransferRequest):
+            ev.settle("bridged")  # a conversation: the engine does not move it
+            return None
         if isinstance(ev, (StasisEnd, ChannelDestroyed)) and ev.channel_id == self.leg:
             log.info("call %s: %s hung up; ending the call", self.call.channel_id, self.leg)
             await self.call.ari.hangup(self.call.channel_id)

@@ -127,7 +127,7 @@ class TokenPhase:
         elif isinstance(ev, TokenTimeout):
             return await self._done()
         elif isinstance(ev, TransferRequest):
-            ev.done.set_result(False)  # not in the IVR yet
+            ev.settle("token")  # not in the IVR yet
         return None
 
     async def caller_left(self) -> None:

@@ -6,24 +6,19 @@ they refuse everything). Transfer bodies come through ``input``.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from typing import Any, Callable
 
 from aiohttp import web
 
-from ..ami import AmiError
 from ..api.input import read_model
 from ..api.principal import Principal
 from ..api.problems import Problem
 from ..api.routes import ADMIN, ApiRoutes
 from ..api.schemas import reply
-from ..ari import AriError
-from ..ivr.destinations import parse_destination
-from ..routing.transfer import TransferRefused, check_transfer
-from .phase import TransferRequest
 from .schemas import CallContext, LiveCall, LiveCalls, TransferBody, TransferResult
+from .transfer import CONFLICT, UNAVAILABLE, transfer_call
 
 log = logging.getLogger("ivr_engine.api")
 
@@ -68,61 +63,21 @@ def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: lis
     @routes.post("/v1/calls/{call_id}/transfer", summary="Move a call to a queue or an agent",
                  security=ADMIN, body=TransferBody, responses={202: TransferResult},
                  problems={403: "the queue is outside the structure the call entered",
-                           404: UNKNOWN_CALL, 409: "the call has ended",
+                           404: UNKNOWN_CALL, 409: CONFLICT,
                            422: "`to` is not queue:<name> or endpoint:<name> (`field`: to)",
                            502: "Asterisk refused the redirect",
-                           503: "the call has left the IVR and AMI is not configured"})
+                           503: UNAVAILABLE})
     async def transfer(request: web.Request, who: Principal) -> web.Response:
         """``{"to": "queue:<name>" | "endpoint:<name>"}``: over ARI while the call is in the
-        IVR, with an AMI redirect once it has been handed to the dialplan."""
+        IVR, with an AMI redirect once it has left Stasis (``transfer.py``)."""
         call_id = request.match_info["call_id"]
         info = await registry.lookup(call_id)
         if info is None:
             raise Problem(404, "Unknown call", f"no such call {call_id!r}")
         body = await read_model(request, TransferBody)
-        try:
-            dest = parse_destination(body.to)
-            check_transfer(config().routing.queues_by_root, info.root_menu, info.app, dest)
-        except ValueError as exc:
-            raise Problem(422, "Invalid request", str(exc), field="to") from None
-        except TransferRefused as exc:
-            log.info("transfer of %s to %s refused: %s", call_id, dest, exc.detail)
-            raise Problem(exc.status, "Transfer refused", exc.detail) from None
-        session = calls.get(call_id) if calls is not None else None
-        if session is not None and info.state == "ivr":
-            done = asyncio.get_running_loop().create_future()
-            session.post(TransferRequest(dest, done))
-            try:
-                ok = await asyncio.wait_for(done, 5)
-            except TimeoutError:
-                ok = False
-            if ok:
-                return reply(TransferResult(status="transferred", to=str(dest), via="ivr"),
-                             status=202)
-        if info.state == "ended":
-            raise Problem(409, "Call ended", f"call {call_id!r} has ended")
-        node = nodes[0] if nodes else None  # one Asterisk today
-        if node is None or node.ami is None:
-            raise Problem(503, "Transfer unavailable", "the call has left the IVR and AMI is "
-                          "not configured (engine.ami.password)")
-        dp = config().engine.dialplan
-        context = dp.queue if dest.kind == "queue" else dp.endpoint
-        variables = {"IVR_DESTINATION": str(dest), "IVR_LANGUAGE": info.language}
-        if dest.kind == "endpoint":
-            variables["IVR_DIAL_TIMEOUT"] = str(dp.endpoint_ring_seconds)
-        try:
-            # queue and endpoint names travel as the extension (see dialplan/)
-            await node.ami.redirect(info.channel_name, context, variables, exten=dest.target)
-        except (AmiError, TimeoutError, OSError) as exc:
-            if await _channel_gone(node.ari, call_id):
-                # the hang-up may not have reached the registry yet
-                registry.ended(call_id)
-                raise Problem(409, "Call ended", f"call {call_id!r} has ended") from None
-            raise Problem(502, "Transfer failed",
-                          f"Asterisk refused the redirect: {exc}") from None
-        registry.update(call_id, destination=str(dest),
-                            transfers=info.transfers + [str(dest)])
-        return reply(TransferResult(status="transferred", to=str(dest), via="ami"), status=202)
+        result = await transfer_call(info, body.to, calls=calls, registry=registry,
+                                     nodes=nodes, config=config)
+        return reply(result, status=202)
 
     @routes.get("/v1/admin/calls", summary="Live calls", security=ADMIN,
                 responses={200: LiveCalls})
@@ -136,9 +91,3 @@ def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: lis
 
     return routes
 
-
-async def _channel_gone(ari: Any, channel_id: str) -> bool:
-    try:
-        return await ari.get_channel(channel_id) is None
-    except AriError:
-        return False

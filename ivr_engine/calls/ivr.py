@@ -30,7 +30,7 @@ from ..ivr.actions import (
     SetVariables,
     StopPlayback,
 )
-from ..ivr.destinations import Destination
+from ..ivr.destinations import HANDOFF_KINDS, Destination
 from ..ivr.runtime import IvrRuntime
 from .phase import Call, Phase, TimerFired, TransferRequest
 
@@ -53,6 +53,7 @@ class IvrPhase:
         self.call = call
         self.rt = runtime
         self.playbacks: dict[str, str] = {}  # ARI playback id -> runtime token
+        self._sent: dict[str, tuple[tuple[str, ...], str, float]] = {}  # media, lang, when
         self._timers: dict[str, asyncio.Task] = {}
         self.rescued = False  # sent to the dialplan fallback: nothing more to drive
 
@@ -78,6 +79,9 @@ class IvrPhase:
             return await self.execute(rt.timer_fired(ev.token, now))
         if isinstance(ev, PlaybackFinished):
             token = self.playbacks.pop(ev.playback.id, None)
+            sent = self._sent.pop(ev.playback.id, None)
+            if sent is not None and ev.playback.state != "failed":  # played to its end
+                self.call.services.sounds.learn(sent[0], sent[1], time.monotonic() - sent[2])
             if token is not None:
                 return await self.execute(rt.playback_finished(token, now))
         elif isinstance(ev, TransferRequest):
@@ -85,13 +89,18 @@ class IvrPhase:
         return None
 
     async def transfer(self, req: TransferRequest) -> Phase | None:
-        if self.rt.finished:
-            req.done.set_result(False)
+        """Move the caller where the API asked. A call already leaving for the dialplan is
+        answered by the session at its StasisEnd (``handed-off``: an AMI redirect may follow);
+        one the engine is ending itself (message, callback, hang-up) is not moved."""
+        rt = self.rt
+        if rt.finished:
+            if rt.destination is None or rt.destination.kind not in HANDOFF_KINDS:
+                req.settle("ending")
             return None
-        nxt = await self.execute(self.rt.transfer(req.destination, self.call.clock()))
+        nxt = await self.execute(rt.transfer(req.destination, self.call.clock()))
         if self.call.info is not None:
             self.call.info.transfers.append(str(req.destination))
-        req.done.set_result(True)
+        req.settle("moved")
         return nxt
 
     async def caller_left(self) -> None:
@@ -116,6 +125,7 @@ class IvrPhase:
             if isinstance(a, StopPlayback):
                 pid = f"{cid}.{a.token}"
                 self.playbacks.pop(pid, None)
+                self._sent.pop(pid, None)
                 batch.append(ari.stop_playback(pid))
                 continue
             if isinstance(a, (SetVariables, Answer)):
@@ -134,6 +144,7 @@ class IvrPhase:
                     batch, has_vars = [], False
                 pid = f"{cid}.{a.token}"
                 self.playbacks[pid] = a.token
+                self._sent[pid] = (a.media, a.language, time.monotonic())
                 # may go out with the stop of the previous prompt: queued behind it, it
                 # starts the moment that one is stopped
                 batch.append(ari.play(cid, a.media, playback_id=pid, lang=a.language))

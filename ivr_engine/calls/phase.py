@@ -27,15 +27,57 @@ class Phase(Protocol):
         """React to one event; return the next phase, or None to stay."""
 
     async def caller_left(self) -> None:
-        """The caller's channel left Stasis or is gone: release what this phase holds."""
+        """The caller's channel left Stasis or is gone, or the call failed or is stopped by
+        the engine: release what this phase holds (a user's legs are hung up)."""
 
 
 @dataclass(frozen=True, slots=True)
-class TransferRequest:
-    """From the API: move the caller to ``destination``; ``done`` gets True if it did."""
+class TransferOutcome:
+    """What became of a :class:`TransferRequest`. ``reason``: ``moved`` (over ARI), ``token``
+    (the caller is still keying an app token), ``bridged`` (talking to a user), ``ending``
+    (the engine is ending the call itself), ``handed-off`` (it left Stasis for the dialplan
+    on its own before the transfer could be made), ``ended`` (gone)."""
 
-    destination: Destination
-    done: asyncio.Future
+    reason: str
+
+    @property
+    def moved(self) -> bool:
+        return self.reason == "moved"
+
+
+class TransferRequest:
+    """From the API: move the caller to ``destination``.
+
+    The requester may give up at any moment; the call never fails because of it. The call
+    claims the request before acting on it (:meth:`claim` False: withdrawn, ignore it) and
+    settles it once, whatever happens (:meth:`settle`); the requester waits on ``picked`` and
+    ``settled`` with its own deadlines and may :meth:`withdraw` a request nobody claimed."""
+
+    def __init__(self, destination: Destination):
+        self.destination = destination
+        self.outcome: TransferOutcome | None = None
+        self.picked = asyncio.Event()  # claimed (or settled) by the call
+        self.settled = asyncio.Event()
+        self._withdrawn = False
+
+    def claim(self) -> bool:
+        if self._withdrawn or self.picked.is_set():
+            return False
+        self.picked.set()
+        return True
+
+    def withdraw(self) -> bool:
+        """The requester gives up: True when the call had not claimed it (nothing done)."""
+        if self.picked.is_set():
+            return False
+        self._withdrawn = True
+        return True
+
+    def settle(self, reason: str) -> None:
+        if self.outcome is None:
+            self.outcome = TransferOutcome(reason)
+        self.picked.set()
+        self.settled.set()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ waits for the database: ``add``/``update``/``ended`` change the in-memory ``Call
 mark it changed; ``run`` (a task in the engine's TaskGroup) writes the changes in batches,
 then forgets the calls that have ended. ``lookup`` answers live calls from memory and reads
 ended ones back from the records; ``expire`` deletes records past the retention period.
+``close`` drains every pending change before the store closes, retrying a locked database
+for up to ``SHUTDOWN_SECONDS``.
 
 Without a repository (tools, some tests) ended calls stay in memory, the last ``max_calls``.
 """
@@ -21,6 +23,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable, Protocol
 
 log = logging.getLogger("ivr_engine.calls")
+
+#: how long the engine's exit waits for the call records to be written (a locked database)
+SHUTDOWN_SECONDS = 15.0
 
 
 def _now() -> dt.datetime:
@@ -171,13 +176,35 @@ class CallRegistry:
                         and info.state == "ended":
                     del self._calls[rec.id]
 
-    async def close(self) -> None:
-        """Write what is left when the engine stops; a failure is logged, not raised."""
-        try:
-            await self.flush()
-        except Exception as exc:  # noqa: BLE001 - the engine is stopping anyway
-            log.error("call records: %d changes not written at shutdown: %s",
-                      len(self._dirty), exc)
+    async def close(self, budget_seconds: float = SHUTDOWN_SECONDS,
+                    retry_seconds: float = 0.25) -> None:
+        """Write every change left when the engine stops, before the store closes. A failed
+        write (a locked database, a lost connection) is tried again until it succeeds or
+        ``budget_seconds`` have passed (an attempt under way may overrun it by the
+        database's own busy timeout); only then is the loss logged, never raised."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_seconds
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - the engine is stopping anyway
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.error("call records: %d changes not written at shutdown after %d "
+                              "attempts in %.0f s: %s", len(self._dirty) + len(
+                                  self._ended_elsewhere), attempts, budget_seconds, exc)
+                    return
+                log.warning("call records: writing %d changes at shutdown failed (%s); "
+                            "retrying for %.1f s more", len(self._dirty), exc, left)
+                await asyncio.sleep(min(retry_seconds, left))
+                continue
+            if (self._dirty or self._ended_elsewhere) and loop.time() < deadline:
+                continue  # changed while it was writing
+            if attempts > 1:
+                log.info("call records: written at shutdown after %d attempts", attempts)
+            return
 
     async def run(self, retry_seconds: float = 1.0, retry_max_seconds: float = 30.0) -> None:
         """Write changes as they come, at most one batch per ``batch_seconds``; a database

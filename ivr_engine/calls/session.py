@@ -7,12 +7,17 @@ itself, once. Everything the call owns (timers, push sends, outbound legs) runs 
 cancelled. If the engine itself stops while the caller is still in the IVR, the prompt that
 plays is stopped and the channel is sent to the dialplan fallback (``ivr-engine-fallback``)
 rather than left in Stasis with nobody driving it; a caller talking to a user stays bridged.
+
+Whatever way the call ends — the caller leaves, a phase raises, the engine stops — the phase
+releases what it holds (a user's legs, ringing or answered, are hung up; timers and
+registration watches end) and every transfer request the call took is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
@@ -31,9 +36,10 @@ from ..apps.guard import TokenGuard
 from .bridge import BridgePhase
 from .entry import new_call, resume_call
 from .ivr import IvrPhase
-from .phase import Phase
+from .phase import Phase, TransferRequest
 from .registry import CallInfo, CallRegistry
 from .ring import start_ringing
+from .sounds import SoundLengths
 from .webhook import ContextNotifier
 
 if TYPE_CHECKING:
@@ -51,10 +57,16 @@ class CallServices:
     push: Any = None  # push.PushService
     token_guard: TokenGuard = field(default_factory=TokenGuard)
     offline: Any = None  # lifecycle.offline.OfflineCodes: codes of calls with no data path
+    sounds: SoundLengths = field(default_factory=SoundLengths)  # prompt lengths (watchdog)
 
 
 class _CallOver(Exception):
     """Raised inside the call's TaskGroup to end it and cancel whatever it still runs."""
+
+
+#: how long a phase may take to release what it holds when the call ends abnormally (its
+#: legs are hung up first; cancel pushes may not all be sent within it)
+RELEASE_SECONDS = 4.0
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -88,6 +100,9 @@ class CallSession:
         self.phase: Phase | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._left = False
+        self._released = False
+        self._transfers: list[TransferRequest] = []  # claimed, not answered yet
+        self.ended_as: str | None = None  # handed-off | ended | failed, once over
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -102,8 +117,46 @@ class CallSession:
                 log.warning("engine stopping: call %s stays bridged with %s", self.channel_id,
                             self.phase.leg)
             elif not self._left:
-                await asyncio.shield(self.rescue())
+                await asyncio.shield(self._abandon(rescue=True))
             raise
+        finally:
+            self._over()
+
+    def _over(self) -> None:
+        """The call's bookkeeping once its task ends, however it ended."""
+        if self.ended_as is None:
+            self.ended_as = "failed"
+        for req in self._transfers:
+            req.settle(self.ended_as)
+        self._transfers.clear()
+
+    def offer(self, req: TransferRequest) -> None:
+        """A transfer request from the API: read in order with the call's events, or answered
+        at once when the call is already over."""
+        if self.ended_as is not None:
+            req.settle(self.ended_as)
+        else:
+            self.post(req)
+
+    async def _abandon(self, *, rescue: bool) -> None:
+        """The call ends without its caller leaving (a failure, the engine stopping): the
+        phase releases what it holds, then a caller still in Stasis goes to the fallback."""
+        await self._release()
+        if rescue and await self.rescue():
+            self.services.registry.update(self.channel_id, state="handed-off",
+                                          destination="fallback")
+            self.ended_as = "handed-off"
+
+    async def _release(self) -> None:
+        if self._released or self.phase is None:
+            return
+        self._released = True
+        try:
+            async with asyncio.timeout(RELEASE_SECONDS):
+                await self.phase.caller_left()
+        except (AriError, TimeoutError, OSError) as exc:
+            log.warning("call %s: releasing its %s: %s", self.channel_id,
+                        type(self.phase).__name__, exc or type(exc).__name__)
 
     async def _run_group(self) -> None:
         try:
@@ -112,21 +165,22 @@ class CallSession:
                 tg.create_task(self._main())
         except* _CallOver:
             pass
-        except* AriNotFound:
-            log.info("channel %s went away", self.channel_id)
         except* AriError as eg:
-            # a request raced the caller's hang-up (400/409/412 on a dying channel) or
+            # a request raced the caller's hang-up (404 or 400/409/412 on a dying channel) or
             # Asterisk refused something: only the second deserves an error and a rescue
             first = _leaves(eg)[0]
             if await self._channel_gone():
                 log.info("channel %s went away during %s", self.channel_id, first)
+                await self._abandon(rescue=False)
+                self.record("ended")
+                self.ended_as = "ended"
             else:
                 log.error("call %s failed: %s", self.channel_id, first)
-                await self.rescue()
+                await self._abandon(rescue=True)
         except* Exception as eg:  # a bug must not leave the caller in silence
             leaves = _leaves(eg)
             log.error("call %s failed: %r", self.channel_id, leaves, exc_info=leaves[0])
-            await self.rescue()
+            await self._abandon(rescue=True)
 
     async def _main(self) -> None:
         self.phase = await self._begin()
@@ -136,9 +190,15 @@ class CallSession:
             ev = await self.events.get()
             if isinstance(ev, (StasisEnd, ChannelDestroyed)) and ev.channel_id == self.channel_id:
                 await self._caller_left(ev)
+            if isinstance(ev, TransferRequest):
+                if not ev.claim():
+                    continue  # its requester gave up before the call read it
+                self._transfers.append(ev)
             nxt = await self.phase.handle(ev)
             if nxt is not None:
                 self.phase = nxt
+            if self._transfers:  # a call leaving for the dialplan answers at its StasisEnd
+                self._transfers = [r for r in self._transfers if not r.settled.is_set()]
 
     async def _begin(self) -> Phase | None:
         if self.bridged_with is not None:
@@ -153,12 +213,14 @@ class CallSession:
     async def _caller_left(self, ev: StasisEnd | ChannelDestroyed) -> None:
         self._left = True
         assert self.phase is not None
+        self._released = True
         await self.phase.caller_left()
         rt = self.runtime
         handed_off = isinstance(ev, StasisEnd) and isinstance(self.phase, IvrPhase) and \
             rt is not None and rt.destination is not None and \
             rt.destination.kind in HANDOFF_KINDS
         self.record("handed-off" if handed_off else "ended")
+        self.ended_as = "handed-off" if handed_off else "ended"
         log.info("call %s left the engine: path=%s destination=%s", self.channel_id,
                  "/".join(rt.path) if rt else "", rt.destination if rt else None)
         metrics.CALLS.labels(self.info.via if self.info else "unrouted",
@@ -182,13 +244,14 @@ class CallSession:
         except (AriError, OSError):
             return False
 
-    async def rescue(self) -> None:
-        """Send a caller still in Stasis to the dialplan fallback (message + default queue).
+    async def rescue(self) -> bool:
+        """Send a caller still in Stasis to the dialplan fallback (message + default queue);
+        True when Asterisk took it there.
 
         What plays is stopped at the same time: a ``continue`` waits in the channel's command
         queue behind a playing prompt, and nobody should hear a menu no engine drives."""
         if self._left:
-            return
+            return False
         playing = self.phase.playing if isinstance(self.phase, IvrPhase) else []
         if self.runtime is not None:
             playing += [self.playback_id("wake"), self.playback_id("ringback")]
@@ -197,16 +260,19 @@ class CallSession:
                 async with asyncio.timeout(2):
                     await asyncio.gather(
                         *(self._stop_quietly(pid) for pid in playing),
+                        # its hang-up must still reach the engine: the record then ends
+                        self.ari.subscribe(f"channel:{self.channel_id}"),
                         self.ari.continue_in_dialplan(
                             self.channel_id, context=self.config.engine.dialplan.fallback,
                             extension="s", priority=1))
                 log.warning("call %s sent to the dialplan fallback", self.channel_id)
-                return
+                return True
             except AriNotFound:
-                return
+                return False
             except (AriError, TimeoutError, OSError) as exc:
                 log.warning("fallback for call %s failed (attempt %d): %s", self.channel_id,
                             attempt, exc)
+        return False
 
     async def _stop_quietly(self, playback_id: str) -> None:
         try:
@@ -226,7 +292,8 @@ class CallSession:
         self.events.put_nowait(event)
 
     def attach(self, channel_id: str) -> None:
-        """Route another channel's events (a user's leg) to this call."""
+        """Route another channel's events (a user's leg) to this call (until the call ends:
+        the manager then forgets every channel routed to its queue)."""
         self.node.dispatcher.attach(channel_id, self.events)
 
     def detach(self, channel_id: str) -> None:
@@ -247,9 +314,12 @@ class CallSession:
     def new_runtime(self, menu: str, language: str, label: str,
                     app: str | None) -> IvrRuntime:
         wd = self.config.engine.watchdog
+        lengths = functools.partial(self.services.sounds.length, sounds_dir=wd.sounds_dir,
+                                    sounds_root=wd.sounds_root)
         self.runtime = IvrRuntime(
             self.config.tree, menu, language, label, self.start.channel.caller_number, app,
-            watchdog=Watchdog(wd.grace_seconds, wd.prompt_seconds) if wd.enabled else None)
+            watchdog=Watchdog(wd.grace_seconds, wd.prompt_seconds, lengths)
+            if wd.enabled else None)
         return self.runtime
 
     def register(self, label: str, via: str, app: str | None, root: str, language: str,

@@ -47,9 +47,12 @@ def stasis_args(channel: dict, app: str) -> tuple[str, ...] | None:
     return tuple(args) if name == app else None
 
 
-async def find_orphans(ari: AriClient, known: object) -> list[Orphan]:
-    """Channels in ``ari.app`` that are not in ``known`` (a container of channel ids)."""
-    channels = await ari.list_channels()
+async def find_orphans(ari: AriClient, known: object,
+                       channels: list[dict] | None = None) -> list[Orphan]:
+    """Channels in ``ari.app`` that are not in ``known`` (a container of channel ids), among
+    ``channels`` (Asterisk's list; asked for when not given)."""
+    if channels is None:
+        channels = await ari.list_channels()
     found = [(c, a) for c in channels
              if (a := stasis_args(c, ari.app)) is not None and c.get("id") not in known]
     if not found:

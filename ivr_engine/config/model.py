@@ -154,12 +154,21 @@ class WatchdogSettings(_Model):
     engine keeps TIMEOUT(absolute) armed on each caller in Stasis; when it runs out the
     dialplan's ``T`` extension re-enters the engine (``resume``) or, with no engine, the
     fallback. A caller waiting in a menu is rescued ``timeout + grace_seconds`` after the
-    wait began; one hearing a prompt within ``prompt_seconds``."""
+    wait began; one hearing a prompt ``grace_seconds`` after its end when its length is known
+    (its sound files under ``sounds_dir``, or an earlier play of it), else within
+    ``prompt_seconds``."""
 
     enabled: bool = True
     grace_seconds: float = Field(3.0, ge=1, le=60)
     prompt_seconds: float = Field(120.0, ge=10, le=3600,
                                   description="above the longest prompt you play")
+    sounds_dir: str | None = Field(
+        "/usr/share/asterisk/sounds", description="Asterisk's sounds directory (a prompt's "
+        "length is read from its files); null: lengths are learned from plays only")
+    sounds_root: str | None = Field(
+        None, description="where the engine finds Asterisk's `/` when it runs outside "
+        "Asterisk's filesystem (a chroot, a mounted container root); links are followed "
+        "inside it")
 
 
 class CallRecordSettings(_Model):

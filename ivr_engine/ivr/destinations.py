@@ -21,6 +21,18 @@ KINDS: dict[str, tuple[bool, str, str]] = {
 #: destinations that leave the engine for an Asterisk dialplan hand-off context
 HANDOFF_KINDS = frozenset({"queue", "voicemail", "endpoint"})
 
+#: Asterisk's special one-letter extensions (h: hang-up, i: invalid, t/T: timeouts, s: start,
+#: a/o: voicemail keys, e: exception). A queue or endpoint name travels as the extension of
+#: its hand-off context, whose patterns never match these (dialplan/): such names are refused.
+SPECIAL_EXTENSIONS = frozenset("aehiostT")
+
+
+def _not_special(kind: str, target: str, what: str) -> None:
+    if target in SPECIAL_EXTENSIONS:
+        raise ValueError(f"{target!r} cannot be {what}: the one-letter names "
+                         f"{' '.join(sorted(SPECIAL_EXTENSIONS))} are Asterisk's special "
+                         f"extensions (h runs at every hang-up); rename the {kind}")
+
 
 @dataclass(frozen=True, slots=True)
 class Destination:
@@ -56,6 +68,8 @@ def parse_destination(text: str) -> Destination:
         raise ValueError(f"'{kind}' needs a target: {kind}:<{what}>")
     if not re.fullmatch(pattern, target):
         raise ValueError(f"{target!r} is not {what}")
+    if kind in ("queue", "endpoint"):
+        _not_special(kind, target, what)
     return Destination(kind, target)
 
 
@@ -83,5 +97,6 @@ def parse_dial0(text: str) -> Dial0:
         queue = text[len("queue:"):].strip()
         if not re.fullmatch(_NAME, queue):
             raise ValueError(f"{queue!r} is not an Asterisk queue name")
+        _not_special("queue", queue, "an Asterisk queue name")
         return Dial0("queue", queue)
     raise ValueError(f"unknown dial-0 policy {text!r}; use one of {', '.join(DIAL0_POLICIES)}")

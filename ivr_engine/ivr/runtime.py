@@ -15,12 +15,12 @@ Menu behaviour:
   ``on_invalid`` / ``on_timeout``, earlier ones play the optional invalid/timeout message and
   the prompt again. Counters reset when the caller enters another menu.
 
-The watchdog (when a :class:`Watchdog` policy is given): the runtime keeps Asterisk's own
-``TIMEOUT(absolute)`` armed on the channel so that, if the engine dies and never comes back,
-Asterisk takes the caller out of Stasis to the dialplan's ``T`` extension (which re-enters
-the engine, or the fallback when the engine is away). A menu that waits arms it for its
-timeout plus a grace; a prompt re-arms it for ``prompt_seconds`` when less than half of
-that is left (so a caller barging through menus costs no extra request per key). The
+The watchdog (when a :class:`Watchdog` policy is given, ``watchdog.py``): the runtime keeps
+Asterisk's own ``TIMEOUT(absolute)`` armed on the channel so that, if the engine dies and
+never comes back, Asterisk takes the caller out of Stasis to the dialplan's ``T`` extension
+(which re-enters the engine, or the fallback when the engine is away). A menu that waits
+arms it for its timeout plus a grace; a prompt for its length plus the grace when the
+length is known, else for ``prompt_seconds`` (re-armed when less than half is left). The
 hand-off contexts of the dialplan disarm it.
 
 Play tokens are ``p<seq>.<k>``: the k-th playback since the menu wait number ``seq`` (the
@@ -49,20 +49,12 @@ from .actions import (
 )
 from .destinations import HANDOFF_KINDS, Destination
 from .tree import IvrTree, MenuNode
+from .watchdog import WATCHDOG_VARIABLE, Watchdog
+
+__all__ = ["IvrRuntime", "MAX_HOPS", "WATCHDOG_VARIABLE", "Watchdog"]
 
 #: transitions without caller input before we decide the config loops (after-hours chains)
 MAX_HOPS = 16
-
-#: the channel variable Asterisk's watchdog reads (func_timeout): seconds from now; 0 disarms
-WATCHDOG_VARIABLE = "TIMEOUT(absolute)"
-
-
-@dataclass(frozen=True, slots=True)
-class Watchdog:
-    """How long Asterisk lets a caller sit in Stasis without the engine re-arming."""
-
-    grace_seconds: float = 3.0  # beyond a menu's wait
-    prompt_seconds: float = 120.0  # longer than the longest prompt (message + menu prompt)
 
 
 @dataclass
@@ -232,7 +224,7 @@ class IvrRuntime:
             # with barge-in cost no request
             out.append(SetVariables(self._path_var() + (
                 ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"),)
-                + self._arm(self._menu.timeout, tight=True)))
+                + self._arm_wait(self._menu.timeout)))
             out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
         elif then[0] == "dest":
             self._go(then[1], now, out)
@@ -256,25 +248,30 @@ class IvrRuntime:
         self._ids += 1
         return f"{prefix}{self._ids}"
 
-    def _arm(self, seconds: float, *, tight: bool) -> tuple[tuple[str, str], ...]:
-        """The watchdog variable to set, if any. ``tight``: a menu wait (plus the grace);
-        otherwise a prompt, re-armed only when less than half its budget is left."""
+    def _arm_wait(self, timeout: float) -> tuple[tuple[str, str], ...]:
+        """The watchdog variable for a menu wait (with IVR_AWAITING), if any."""
+        if self.watchdog is None or self._now is None:
+            return ()
+        return self._armed(self.watchdog.wait(timeout))
+
+    def _arm_prompt(self, out: list[Action], media: tuple[str, ...],
+                    language: str) -> tuple[tuple[str, str], ...]:
+        """The watchdog variable to set before a prompt, if it needs one."""
         wd, now = self.watchdog, self._now
         if wd is None or now is None:
             return ()
-        if tight:
-            seconds += wd.grace_seconds
-        else:
-            seconds = wd.prompt_seconds
-            left = self._armed_until
-            if left is not None and left - now >= dt.timedelta(seconds=seconds / 2):
-                return ()
-        self._armed_until = now + dt.timedelta(seconds=seconds)
+        barge_in = bool(out) and isinstance(out[0], StopPlayback)
+        seconds = wd.prompt(now, self._armed_until, media, language, barge_in=barge_in)
+        return () if seconds is None else self._armed(seconds)
+
+    def _armed(self, seconds: float) -> tuple[tuple[str, str], ...]:
+        assert self._now is not None
+        self._armed_until = self._now + dt.timedelta(seconds=seconds)
         return ((WATCHDOG_VARIABLE, f"{seconds:g}"),)
 
     def _play(self, out: list[Action], media: tuple[str, ...], language: str,
               interruptible: bool, then: tuple) -> None:
-        armed = self._arm(0, tight=False)
+        armed = self._arm_prompt(out, media, language)
         if armed:  # before the play: a variable sent after it would wait for the prompt
             out.append(SetVariables(armed))
         self._plays += 1

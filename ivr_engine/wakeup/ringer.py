@@ -72,6 +72,13 @@ class RingContext:
     db_deadline_seconds: float = 2.0  # engine.database.call_deadline_seconds
 
 
+async def _quietly(request: Coroutine) -> None:
+    try:
+        await request
+    except AriError:
+        pass
+
+
 class Ringer:
     def __init__(self, ctx: RingContext, user: UserSpec, push: Any, store: Any, contacts: Any):
         self.ctx, self.user, self.push, self.store, self.contacts = ctx, user, push, store, contacts
@@ -82,6 +89,7 @@ class Ringer:
         self._timer = ""
         self._registered_at: float | None = None
         self._hold_playback: str | None = None
+        self._legs: set[str] = set()  # created, not hung up, not handed to a bridge
 
     # -------------------------------------------------------------- the call's side
 
@@ -131,15 +139,23 @@ class Ringer:
             return await self._run(m.leg_in_stasis(ev.channel.id))
         if isinstance(ev, ChannelStateChange) and ev.channel.state == "Up":
             return await self._run(m.leg_answered(cid))  # type: ignore[arg-type]
+        if isinstance(ev, ChannelDestroyed):
+            self._legs.discard(cid)  # type: ignore[arg-type]
         if isinstance(ev, (ChannelDestroyed, StasisEnd)) and cid in m.legs:
             log.info("call %s: %s leg %s ended", self.ctx.channel_id, m.legs[cid], cid)
             return await self._run(m.leg_gone(cid))
         return None
 
     async def stop(self, caller_left: bool = False) -> None:
-        """A transfer or the caller's hang-up ends the ringing: legs, pushes, hold."""
-        if self.machine is not None:
-            await self._run(self.machine.stop(caller_left))
+        """A transfer, the caller's hang-up or a failure ends the ringing: legs, pushes, hold.
+        A leg the machine no longer counts (answered, its bridge never made) is hung up too."""
+        try:
+            if self.machine is not None:
+                await self._run(self.machine.stop(caller_left))
+        finally:
+            for leg in list(self._legs):
+                await self._hangup(leg)
+            self.close()
 
     def close(self) -> None:
         """Whatever the ringing ended with: stop watching, timers and pushes belong to it."""
@@ -188,10 +204,16 @@ class Ringer:
         elif isinstance(a, Bridge):
             log.info("call %s answered by %s (%s)", ctx.channel_id, self.user.name, a.leg)
             bridge = await ari.create_bridge("mixing", bridge_id=f"{ctx.channel_id}-bridge")
-            await ari.add_channel_to_bridge(bridge["id"], [ctx.channel_id, a.leg])
+            try:
+                await ari.add_channel_to_bridge(bridge["id"], [ctx.channel_id, a.leg])
+            except AriError:
+                await _quietly(ari.destroy_bridge(bridge["id"]))
+                raise  # the call fails: stop() hangs the answered leg up
+            self._legs.discard(a.leg)  # the bridged phase owns it now
 
     async def _create(self, a: CreateLeg) -> None:
         self.ctx.attach(a.leg)  # before it exists: no event of it is missed
+        self._legs.add(a.leg)
         try:
             await self.ctx.ari.create_channel(
                 f"PJSIP/{a.endpoint}", app=self.ctx.ari.app,
@@ -240,6 +262,7 @@ class Ringer:
 
     async def _hangup(self, channel: str) -> None:
         self.ctx.detach(channel)
+        self._legs.discard(channel)
         try:
             await self.ctx.ari.hangup(channel)
         except AriError:

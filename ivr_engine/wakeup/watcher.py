@@ -95,6 +95,15 @@ class ContactWatcher:
             if not waiting:
                 del self._waiters[aor]
 
+    def forget(self, post: Callable[[object], None]) -> int:
+        """Drop every wait of ``post`` (a call that ended); returns how many there were."""
+        n = 0
+        for aor in list(self._waiters):
+            if post in self._waiters[aor]:
+                n += 1
+                self.unwatch(aor, post)
+        return n
+
     def waiting(self) -> int:
         return sum(len(v) for v in self._waiters.values())
 
