@@ -17,6 +17,7 @@ import json
 from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 
 from ..api.input import read_model
 from ..api.principal import Principal
@@ -60,11 +61,14 @@ def status_of(row: SpoolRow) -> SmsStatus:
 
 
 async def _csv_lines(request: web.Request) -> AsyncIterator[bytes]:
+    n = 0
     try:
         async for line in request.content:
+            n += 1
             yield line
-    except ValueError as exc:  # aiohttp: a line longer than its buffer
-        raise Problem(422, "Invalid upload", f"a line is too long: {exc}") from None
+    except (ValueError, LineTooLong):  # aiohttp: a line longer than its buffer (512 KiB)
+        raise Problem(422, "Invalid upload", f"line {n + 1} is too long; nothing was "
+                      "imported", field="body") from None
 
 
 def _upload_refused(request: web.Request, result: Any) -> web.Response:
@@ -195,7 +199,9 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
 
     @routes.post("/v1/sms/reports/{provider}/{token}", summary="A provider's delivery report",
                  security=PROVIDER, responses={200: ReportAccepted},
-                 problems={422: "not a delivery report this provider sends"})
+                 problems={403: "the provider signs its reports (`verify_signature`) and "
+                           "this one carries no valid signature",
+                           422: "not a delivery report this provider sends"})
     async def delivery_report(request: web.Request, who: Principal) -> web.Response:
         """The URL the engine gives Twilio (StatusCallback), Vonage (callback) and Infobip
         (notifyUrl) when the provider has `status_callback_url` and `callback_token`."""
