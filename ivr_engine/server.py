@@ -26,7 +26,7 @@ from aiohttp import web
 from .api.admin import engine_routes
 from .api.door import Door
 from .api.input import MAX_BODY_BYTES
-from .api.listener import BUDGET, ApiRunner, ConnectionBudget, http_budget
+from .api.listener import BACKLOG, BUDGET, ApiRunner, ConnectionBudget, http_budget
 from .api.openapi import openapi_routes
 from .api.ops import count_requests, ops_routes
 from .api.problems import problem_middleware
@@ -186,7 +186,7 @@ async def serve(app: web.Application, listen: str, what: str = "HTTP API") -> No
     host, _, port = listen.rpartition(":")
     runner = ApiRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, int(port))
+    site = web.TCPSite(runner, host, int(port), backlog=BACKLOG)
     await site.start()
     budget = app.get(BUDGET)
     log.info("%s listening on %s (at most %s connections)", what, listen,

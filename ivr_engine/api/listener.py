@@ -9,9 +9,11 @@ middleware made to hold like the rest of the API.
 - **A budget of connections.** Every connection is a file descriptor, and the engine's calls,
   database, Asterisk and provider connections need theirs whatever HTTP clients do: a
   listener holds at most ``limit`` connections at once (derived at start from
-  ``RLIMIT_NOFILE`` minus ``engine.api.connections.reserve_fds``) and ``per_address`` from
-  one address. A connection past either gets a canned 503 problem and is closed at once, so
-  its descriptor is back within the same loop iteration.
+  ``RLIMIT_NOFILE`` minus ``engine.api.connections.reserve_fds`` and the accept burst) and
+  ``per_address`` from one address. A connection past either gets a canned 503 problem and
+  is closed at once, so its descriptor is back within the next loop iteration. asyncio
+  accepts up to ``backlog`` connections in one go before any of them is seen: the listen
+  backlog is :data:`BACKLOG` and the budget leaves that many descriptors per listener.
 
 aiohttp builds its ``web.Server`` itself (``Application._make_handler``); :class:`ApiRunner`
 (an ``AppRunner``) turns it into :class:`_Server`, whose protocol is :class:`_Protocol`. Use
@@ -40,6 +42,7 @@ quiet = QuietLog(log)
 
 KEEPALIVE_SECONDS = 75.0  # an idle connection is closed after this (aiohttp's default: 3630)
 MIN_CONNECTIONS = 16
+BACKLOG = 64  # the listen backlog, and the most connections asyncio accepts in one go
 
 
 @dataclass
@@ -84,10 +87,11 @@ def descriptor_limit() -> int:
 def http_budget(settings: Any, *, admin_listener: bool,
                 fds: int | None = None) -> tuple[int, int | None]:
     """(connections for ``listen``, for ``admin_listen`` or None) from the descriptor limit
-    and ``engine.api.connections``: the listeners share ``fds - reserve_fds`` (or ``max``);
-    an admin listener gets 1/16 of it (8 to 64), never taken by the public one."""
+    and ``engine.api.connections``: the listeners share ``fds - reserve_fds`` less one accept
+    burst (:data:`BACKLOG`) each (or ``max``); an admin listener gets 1/16 of it (8 to 64),
+    never taken by the public one."""
     fds = descriptor_limit() if fds is None else fds
-    total = fds - settings.reserve_fds
+    total = fds - settings.reserve_fds - BACKLOG * (2 if admin_listener else 1)
     if total < 2 * MIN_CONNECTIONS:
         log.warning("the descriptor limit (%d) leaves %d for HTTP connections after "
                     "engine.api.connections.reserve_fds (%d): raise LimitNOFILE", fds,
@@ -117,9 +121,19 @@ def _parse_problem(exc: BaseException | None, status: int) -> tuple[int, str, st
 
 
 class _Protocol(RequestHandler):
-    """aiohttp's connection handler, answering the errors it answers itself as problems."""
+    """aiohttp's connection handler, answering the errors it answers itself as problems, and
+    refusing a connection past the budget before anything of it runs."""
 
     __slots__ = ()
+
+    def connection_made(self, transport: Any) -> None:
+        server = self._manager
+        if isinstance(server, _Server) and not server.admit(self, transport):
+            self._manager = None  # nothing of aiohttp runs for it (connection_lost included)
+            transport.write(server._refusal)
+            transport.close()  # flushes the 503, then the descriptor is released
+            return
+        super().connection_made(transport)
 
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
@@ -161,23 +175,22 @@ class _Server(web.Server):
         # as web.Server.__call__, with our protocol class
         return _Protocol(self, loop=self._loop, **self._kwargs)
 
-    def connection_made(self, handler: RequestHandler, transport: Any) -> None:
+    def admit(self, handler: RequestHandler, transport: Any) -> bool:
+        """Count a new connection against the budget; False: refuse it (counted, logged)."""
         budget = self.budget
-        if budget is not None:
-            peer = transport.get_extra_info("peername")
-            address = str(peer[0]) if isinstance(peer, tuple) else "unix"
-            reason = budget.admit(address)
-            if reason is not None:
-                metrics.HTTP_CONNECTIONS_REFUSED.labels(budget.listener, reason).inc()
-                quiet(logging.WARNING, f"connections {reason}", "%s listener: connection "
-                      "from %s refused (%s: %d open, limit %d in all, %d per address)",
-                      budget.listener, address, reason, budget.open, budget.limit,
-                      budget.per_address())
-                transport.write(self._refusal)
-                transport.close()  # flushes the 503, then the descriptor is released
-                return
-            self._admitted[handler] = address
-        super().connection_made(handler, transport)
+        if budget is None:
+            return True
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else "unix"
+        reason = budget.admit(address)
+        if reason is not None:
+            metrics.HTTP_CONNECTIONS_REFUSED.labels(budget.listener, reason).inc()
+            quiet(logging.WARNING, f"connections {reason}", "%s listener: connection from %s "
+                  "refused (%s: %d open, limit %d in all, %d per address)", budget.listener,
+                  address, reason, budget.open, budget.limit, budget.per_address())
+            return False
+        self._admitted[handler] = address
+        return True
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None
                         ) -> None:

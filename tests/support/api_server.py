@@ -13,4 +13,5 @@ from ivr_engine.api.listener import ApiRunner
 
 class ApiTestServer(test_utils.TestServer):
     async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        kwargs["handler_cancellation"] = False  # as server.serve runs it (aiohttp's default)
         return ApiRunner(self.app, **kwargs)
