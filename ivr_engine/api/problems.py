@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
@@ -29,6 +30,8 @@ SECRET_PARAMS = frozenset({"token"})
 #: a refusal for load (rate limits, caps, no capacity) closes the connection: a client told
 #: to come back later does not keep a descriptor of the engine meanwhile
 CLOSES_CONNECTION = frozenset({429, 503})
+
+_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")  # a route template's {name} or {name:regex}
 
 _AIOHTTP_DETAILS = {
     404: "no such resource (see the API routes in the README)",
@@ -72,10 +75,10 @@ def loggable_path(request: web.BaseRequest, limit: int = 200) -> str:
     credential path parameter (:data:`SECRET_PARAMS`) written ``***``."""
     path = request.path
     info = getattr(request, "match_info", None)
-    if info is not None and info.http_exception is None:
-        for name in SECRET_PARAMS & info.keys():
-            if info[name]:
-                path = path.replace(info[name], "***")
+    if info is not None and info.http_exception is None and SECRET_PARAMS & info.keys():
+        # rebuilt from the route's template: the secret's segment, and only it, is ***
+        path = _PARAM.sub(lambda m: "***" if m[1] in SECRET_PARAMS else info.get(m[1], ""),
+                          info.route.resource.canonical)
     path = path if path.isprintable() else repr(path)[1:-1]
     return path if len(path) <= limit else path[:limit] + "…"
 

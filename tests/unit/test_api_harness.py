@@ -90,6 +90,8 @@ class Api:
         await self.server.close()
         if "lifecycle" not in changes and {"config", "clock", "store", "push"} & set(changes):
             changes["lifecycle"] = None  # made again from the new parts
+        if "streams" not in changes and {"config", "fds"} & set(changes):
+            changes["streams"] = None  # the event streams' caps, from the new config
         self.parts = replace(self.parts, **changes)
         self.server = ApiTestServer(build_app(self.parts))
         await self.server.start_server()

@@ -165,6 +165,10 @@ async def test_refused_report_tokens_are_logged_redacted(sms_api, caplog):
         r = await sms_api.post(f"/v1/sms/reports/ib/{wrong}", b"{}")
     assert_problem(r, 401)
     assert "/v1/sms/reports/ib/***" in caplog.text and wrong not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # a short one: only its segment is written ***
+        assert_problem(await sms_api.post("/v1/sms/reports/ib/v", b"{}"), 401)
+    assert "POST /v1/sms/reports/ib/*** from" in caplog.text
 
 
 async def test_metrics_name_the_report_route_by_its_template(sms_api):

@@ -91,7 +91,7 @@ async def live(api):
                        str(FIXTURE), ENV)
     monitor = QueueMonitor(fed_ami())
     monitor.synced.set()
-    await api.rebuild(config=lambda: cfg, queues=monitor, streams=None)
+    await api.rebuild(config=lambda: cfg, queues=monitor)
     api.monitor = monitor
     streams: list[Stream] = []
     api.streams_opened = streams
@@ -151,7 +151,7 @@ async def test_per_address_cap(api):
                        + USERS, str(FIXTURE), ENV)
     monitor = QueueMonitor(fed_ami())
     monitor.synced.set()
-    await api.rebuild(config=lambda: cfg, queues=monitor, streams=None)
+    await api.rebuild(config=lambda: cfg, queues=monitor)
     api.streams_opened = []
     try:
         session = await api.login("customer", "alice")
