@@ -69,3 +69,25 @@ CALLER_WAIT_FALLBACKS = Counter(
     "Callers sent to the fallback because a wait on the database ran past "
     "engine.database.call_deadline_seconds or failed, by wait and reason",
     ["wait", "reason"], registry=REGISTRY)
+
+HTTP_CONNECTIONS = Gauge(
+    "ivr_http_connections_open", "HTTP connections open now, by listener (api, admin)",
+    ["listener"], registry=REGISTRY)
+
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "ivr_http_connections_refused_total", "HTTP connections closed at once with a 503, by "
+    "listener and reason (budget: the listener's limit; per_address)",
+    ["listener", "reason"], registry=REGISTRY)
+
+EVENT_STREAMS = Gauge(
+    "ivr_event_streams_open", "Queue event streams (server-sent events) open now",
+    registry=REGISTRY)
+
+EVENT_STREAMS_REFUSED = Counter(
+    "ivr_event_streams_refused_total", "Queue event streams refused with a 429, by the cap "
+    "they met (per_client, per_user, per_address, total)", ["cap"], registry=REGISTRY)
+
+SMS_REPORT_SIGNATURE_FAILURES = Counter(
+    "ivr_sms_report_signature_failures_total", "SMS delivery reports refused (403) because "
+    "the provider's signature is missing, wrong or stale, by provider", ["provider"],
+    registry=REGISTRY)

@@ -5,6 +5,11 @@ everything else only on ``engine.api.listen``. Keep the admin listener private.
 
 The features never see this module: each ``<feature>/http.py`` takes what it needs (its
 repository, its service, the config) and answers for the principal the door hands it.
+
+Each listener holds a budget of connections derived at start from the descriptor limit
+(``api/listener.py``: calls, the database and the providers keep
+``engine.api.connections.reserve_fds``), and the queue event streams at most half the public
+one's (``livedata/streams.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from aiohttp import web
 from .api.admin import engine_routes
 from .api.door import Door
 from .api.input import MAX_BODY_BYTES
+from .api.listener import BACKLOG, BUDGET, ApiRunner, ConnectionBudget, http_budget
 from .api.openapi import openapi_routes
 from .api.ops import count_requests, ops_routes
 from .api.problems import problem_middleware
@@ -33,6 +39,7 @@ from .calls.http import call_routes
 from .lifecycle.http import lifecycle_routes
 from .lifecycle.service import Lifecycle
 from .livedata.http import livedata_routes
+from .livedata.streams import StreamGate
 from .sms.http import sms_routes
 from .sms.webhooks import provider_check
 from .wakeup.http import device_routes
@@ -66,6 +73,8 @@ class ApiParts:
     randbelow: Callable[[int], int] = secrets.randbelow
     buckets: TokenBuckets = field(default_factory=TokenBuckets)  # the door's rate limits
     guard: TokenGuard = field(default_factory=TokenGuard)  # shared with the calls
+    streams: StreamGate | None = None  # the event streams' caps; made here when None
+    fds: int | None = None  # the descriptor limit the budgets come from (None: the process's)
 
 
 class _Status:
@@ -110,11 +119,13 @@ async def not_ready(parts: ApiParts) -> list[str]:
     return reasons
 
 
-def feature_routes(parts: ApiParts) -> list[ApiRoutes]:
+def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[ApiRoutes]:
     """Every feature's routes, each given what it needs."""
     cfg, store, clock = parts.config, parts.store, parts.clock
     if parts.lifecycle is None:
         parts.lifecycle = Lifecycle(cfg, store, parts.push, clock)
+    if parts.streams is None:
+        parts.streams = StreamGate(lambda: cfg().engine.api.streams, stream_ceiling)
     return [
         engine_routes(_Status(parts), parts.holder),
         app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
@@ -122,22 +133,33 @@ def feature_routes(parts: ApiParts) -> list[ApiRoutes]:
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
-        livedata_routes(cfg, parts.queues, clock),
+        livedata_routes(cfg, parts.queues, clock, parts.streams),
     ]
 
 
-def _app(door: Door, routes: Iterable[web.AbstractRouteDef]) -> web.Application:
+def _app(door: Door, routes: Iterable[web.AbstractRouteDef],
+         budget: ConnectionBudget) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[count_requests, problem_middleware, door.middleware])
     app.add_routes(list(routes))
     app.add_routes(openapi_routes())
+    app[BUDGET] = budget
     return app
 
 
 def build_apps(parts: ApiParts) -> tuple[web.Application, web.Application | None]:
     """(the app for ``listen``, the admin app for ``admin_listen`` or None)."""
     assert parts.lifecycle is None or isinstance(parts.lifecycle, Lifecycle)
-    features = feature_routes(parts)
+    api = parts.config().engine.api
+    split = api.admin_listen is not None
+    public_limit, admin_limit = http_budget(api.connections, admin_listener=split,
+                                            fds=parts.fds)
+
+    def budget(limit: int, listener: str) -> ConnectionBudget:
+        return ConnectionBudget(
+            limit, lambda: parts.config().engine.api.connections.per_address, listener)
+
+    features = feature_routes(parts, stream_ceiling=public_limit // 2)
     assert parts.lifecycle is not None
     door = Door(parts.config, sessions=parts.lifecycle.sessions.prove,
                 providers=provider_check(parts.config), buckets=parts.buckets)
@@ -146,13 +168,14 @@ def build_apps(parts: ApiParts) -> tuple[web.Application, web.Application | None
     async def readiness() -> list[str]:
         return await not_ready(parts)
 
-    split = parts.config().engine.api.admin_listen is not None
     if not split:
-        return _app(door, defs + list(ops_routes(readiness))), None
+        return _app(door, defs + list(ops_routes(readiness)), budget(public_limit, "api")), None
+    assert admin_limit is not None
     admin = [d for d in defs if spec_of(d.handler).admin]  # type: ignore[attr-defined,union-attr]
     public = [d for d in defs if not spec_of(d.handler).admin]  # type: ignore[attr-defined,union-attr]
-    return (_app(door, public + list(ops_routes(readiness, with_metrics=False))),
-            _app(door, admin + list(ops_routes(readiness))))
+    return (_app(door, public + list(ops_routes(readiness, with_metrics=False)),
+                 budget(public_limit, "api")),
+            _app(door, admin + list(ops_routes(readiness)), budget(admin_limit, "admin")))
 
 
 def build_app(parts: ApiParts) -> web.Application:
@@ -166,11 +189,13 @@ def build_app(parts: ApiParts) -> web.Application:
 async def serve(app: web.Application, listen: str, what: str = "HTTP API") -> None:
     """Serve until cancelled (run it in the engine's TaskGroup)."""
     host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(app, access_log=None)
+    runner = ApiRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, int(port))
+    site = web.TCPSite(runner, host, int(port), backlog=BACKLOG)
     await site.start()
-    log.info("%s listening on %s", what, listen)
+    budget = app.get(BUDGET)
+    log.info("%s listening on %s (at most %s connections)", what, listen,
+             budget.limit if budget is not None else "unlimited")
     try:
         await asyncio.Event().wait()
     finally:

@@ -14,8 +14,14 @@ In order, for every route:
 3. **per principal**: a user's session per user; an app key per app and address (the key
    ships in every copy of the app: one client cannot spend another's budget); every
    request of an app against the app's ceiling;
-4. **query parameters** through the route's ``query`` model (422 naming the parameter);
+4. **path and query parameters**: path parameters printable (no NUL, control character or
+   lone surrogate: 422 naming it), the query through the route's ``query`` model (422
+   naming the parameter);
 5. the handler, called with the :class:`Principal`.
+
+Log lines never carry a credential (a provider's callback ``{token}`` is written ``***``,
+``problems.loggable_path``); refusals for load (429) are logged at most once per 10 s per
+kind (``ratelimit.QuietLog``), with a count of those left out.
 
 The door knows no feature: the session check and the provider check are handed to it
 (``SessionCheck``, ``ProviderCheck``) by the composition root.
@@ -30,10 +36,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from .auth import ProvenSession, app_for_key, bearer_token, key_matches, looks_like_session
-from .input import first_problem
+from .input import check_path, first_problem
 from .principal import Principal
-from .problems import Problem
-from .ratelimit import TokenBuckets, retry_after
+from .problems import Problem, loggable_path
+from .ratelimit import QuietLog, TokenBuckets, retry_after
 from .routes import (
     ADMIN,
     APP_KEY,
@@ -47,6 +53,7 @@ from .routes import (
 )
 
 log = logging.getLogger("ivr_engine.api")
+quiet = QuietLog(log)
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ivr-engine"'}
 MAX_QUERY_VALUE = 1024
@@ -108,6 +115,7 @@ class Door:
         else:
             who = await self._authenticate(request, spec, address)
             self._limit(who)
+        check_path(request.match_info)
         if spec.query is not None:
             request[QUERY] = read_query(request, spec.query)
         request[PRINCIPAL] = who
@@ -120,8 +128,9 @@ class Door:
         fails = self._config().engine.api.rate_limit.failed_credentials
         wait = self.buckets.wait(f"fail|{address}", fails.rate, fails.burst)
         if wait:
-            log.info("%s %.80r from %s refused: too many failed credentials from this "
-                     "address", request.method, request.path, address)
+            quiet(logging.INFO, "failed credentials", "%s %s from %s refused: too many "
+                  "failed credentials from this address", request.method,
+                  loggable_path(request, 80), address)
             raise _too_many("client address (failed credentials)", wait)
         token = bearer_token(request)
         try:
@@ -129,8 +138,8 @@ class Door:
         except _Refused as exc:
             if token is not None:  # a wrong credential (none at all is not a guess)
                 self.buckets.take(f"fail|{address}", fails.rate, fails.burst)
-            log.info("%s %.80r from %s refused: %s", request.method, request.path, address,
-                     exc)
+            log.info("%s %s from %s refused: %s", request.method, loggable_path(request, 80),
+                     address, exc)
             raise _unauthorized() from None
 
     async def _prove(self, request: web.Request, spec: RouteSpec, token: bytes | None,
@@ -184,8 +193,8 @@ class Door:
     def _take(self, key: str, limit: Any, scope: str) -> None:
         wait = self.buckets.take(key, limit.rate, limit.burst)
         if wait:
-            log.info("rate limit per %s: %.120s over %g/s (burst %d)", scope, key,
-                     limit.rate, limit.burst)
+            quiet(logging.INFO, scope, "rate limit per %s: %.120s over %g/s (burst %d)", scope,
+                  key, limit.rate, limit.burst)
             raise _too_many(scope, wait)
 
     def _limit(self, who: Principal) -> None:

@@ -1,10 +1,14 @@
 """The one door request bodies come through: JSON objects, bounded and clean.
 
 Everything after this layer may assume a ``dict`` of plain JSON values whose strings are
-valid Unicode (SQLite and every encoder downstream refuse lone surrogates), whose numbers are
+valid Unicode (SQLite and every encoder downstream refuse lone surrogates) without NUL
+(PostgreSQL ``text`` and ``jsonb`` cannot hold U+0000), whose numbers are
 finite and short (``float(10**400)`` overflows, ``int()`` refuses 4 300+ digits), and whose
 nesting is shallow (``json.loads`` recurses: 30 000 brackets end in RecursionError). The
 depth is measured by a linear scan *before* parsing, so the parser never recurses deeply.
+
+Path parameters get the same rule as query values (:func:`check_path`): printable text, so
+no NUL, control character or lone surrogate reaches a handler, a log line or the database.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -29,7 +33,7 @@ MAX_INT_DIGITS = 32
 # a JSON string (its closing quote optional, so an unterminated one is consumed once and the
 # scan stays linear) or a bracket; brackets inside strings are skipped with the string
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # what no database column can hold
 
 
 def _malformed(detail: str) -> Problem:
@@ -73,17 +77,25 @@ def check_content_type(header: str | None) -> None:
                           "JSON bodies are UTF-8: charset must be utf-8 or absent")
 
 
-def check_depth(text: str) -> None:
-    """Refuse nesting deeper than MAX_DEPTH: one linear pass, no recursion, before parsing."""
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Does the JSON text nest deeper than ``limit``? One linear pass, no recursion: safe on
+    text ``json.loads`` would die on."""
     depth = 0
     for match in _TOKENS.finditer(text):
         token = match.group()
         if token in ("[", "{"):
             depth += 1
-            if depth > MAX_DEPTH:
-                raise _malformed(f"the JSON nests deeper than {MAX_DEPTH} levels")
+            if depth > limit:
+                return True
         elif token in ("]", "}"):
             depth -= 1
+    return False
+
+
+def check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH (400), before parsing."""
+    if too_deep(text):
+        raise _malformed(f"the JSON nests deeper than {MAX_DEPTH} levels")
 
 
 def _field(path: tuple[str | int, ...]) -> str | None:
@@ -94,27 +106,42 @@ def _field(path: tuple[str | int, ...]) -> str | None:
     return out or None
 
 
+def _unstorable(text: str) -> str:
+    """Why ``text`` cannot be stored: a NUL or a lone surrogate."""
+    return "contains NUL (U+0000)" if "\x00" in text else \
+        "is not valid Unicode text (lone surrogate)"
+
+
 def check_values(body: dict[str, Any]) -> None:
-    """Refuse lone surrogates in keys and strings and unfit numbers, naming the field.
-    Iterative: the depth is already bounded, but nothing here relies on it."""
+    """Refuse lone surrogates and NUL in keys and strings, and unfit numbers, naming the
+    field. Iterative: the depth is already bounded, but nothing here relies on it."""
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), body)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                if _SURROGATE.search(key):
+                if _UNSTORABLE.search(key):
                     where = _field(path)
-                    raise invalid(f"a key {'in ' + where if where else 'of the body'} is not "
-                                   "valid Unicode (lone surrogate)", where)
+                    raise invalid(f"a key {'in ' + where if where else 'of the body'} "
+                                  f"{_unstorable(key)}", where)
                 stack.append((path + (key,), item))
         elif isinstance(value, list):
             stack.extend((path + (i,), item) for i, item in enumerate(value))
-        elif isinstance(value, str) and _SURROGATE.search(value):
-            raise invalid(f"{_field(path)} is not valid Unicode text (lone surrogate)",
-                           _field(path))
+        elif isinstance(value, str) and _UNSTORABLE.search(value):
+            raise invalid(f"{_field(path)} {_unstorable(value)}", _field(path))
         elif value is _UNFIT:
             raise invalid(f"{_field(path)} must be a finite number with at most "
                            f"{MAX_INT_DIGITS} digits", _field(path))
+
+
+def check_path(params: Mapping[str, str]) -> None:
+    """The route's path parameters (percent-decoded) as printable text: a NUL, a control
+    character or a lone surrogate is refused with a 422 naming the parameter (before any
+    handler, log line or database sees it)."""
+    for name, value in params.items():
+        if not value.isprintable():
+            raise invalid(f"{name}: not printable text (a control character, NUL or an "
+                          "invalid escape)", name)
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:

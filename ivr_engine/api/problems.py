@@ -3,13 +3,18 @@
 Handlers and guards raise :class:`Problem` from any depth instead of threading responses
 back up. The middleware also rewrites aiohttp's own errors (unknown route, wrong method,
 oversized body) and, as a last resort, turns an unexpected exception into a logged 500: a
-client never sees a traceback or a text/plain error page.
+client never sees a traceback or a text/plain error page (the requests aiohttp's parser
+refuses before any middleware are answered in ``listener.py``).
+
+A path parameter that is a credential (an SMS provider's callback ``{token}``) never reaches
+a log line: :func:`loggable_path` writes it as ``***``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
@@ -19,6 +24,14 @@ from .schemas import ProblemDocument, UpdateRequiredProblem
 log = logging.getLogger("ivr_engine.api")
 
 PROBLEM = "application/problem+json"
+
+#: path parameters that are credentials (sms/webhooks.py: the providers' callback tokens)
+SECRET_PARAMS = frozenset({"token"})
+#: a refusal for load (rate limits, caps, no capacity) closes the connection: a client told
+#: to come back later does not keep a descriptor of the engine meanwhile
+CLOSES_CONNECTION = frozenset({429, 503})
+
+_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")  # a route template's {name} or {name:regex}
 
 _AIOHTTP_DETAILS = {
     404: "no such resource (see the API routes in the README)",
@@ -50,8 +63,24 @@ class Problem(Exception):
         self.headers = dict(headers or {})
 
     def response(self, request: web.Request) -> web.Response:
-        return problem_response(self.status, self.title, self.detail, request.path,
+        resp = problem_response(self.status, self.title, self.detail, request.path,
                                 field=self.field, headers=self.headers)
+        if self.status in CLOSES_CONNECTION:
+            resp.force_close()
+        return resp
+
+
+def loggable_path(request: web.BaseRequest, limit: int = 200) -> str:
+    """The request's path for a log line: printable, at most ``limit`` characters, with every
+    credential path parameter (:data:`SECRET_PARAMS`) written ``***``."""
+    path = request.path
+    info = getattr(request, "match_info", None)
+    if info is not None and info.http_exception is None and SECRET_PARAMS & info.keys():
+        # rebuilt from the route's template: the secret's segment, and only it, is ***
+        path = _PARAM.sub(lambda m: "***" if m[1] in SECRET_PARAMS else info.get(m[1], ""),
+                          info.route.resource.canonical)
+    path = path if path.isprintable() else repr(path)[1:-1]
+    return path if len(path) <= limit else path[:limit] + "…"
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,7 +101,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                                 _AIOHTTP_DETAILS.get(exc.status, exc.reason), request.path,
                                 headers=headers)
     except Exception:
-        log.exception("unexpected error answering %s %r", request.method, request.path)
+        log.exception("unexpected error answering %s %s", request.method,
+                      loggable_path(request))
         return problem_response(500, "Internal Server Error", "the engine failed to answer "
                                 "this request; the error is in its log", request.path)
 

@@ -12,6 +12,7 @@ stays bounded.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -53,3 +54,27 @@ class TokenBuckets:
 def retry_after(wait: float) -> str:
     """``Retry-After`` is whole seconds; round up so a client that obeys it succeeds."""
     return str(max(1, math.ceil(wait)))
+
+
+class QuietLog:
+    """Log lines of one kind at most once per ``every`` seconds: a flood of refusals writes
+    one line per kind and interval, and the next line says how many were left out (the log
+    of an engine under abuse stays readable and small). ``kind`` must come from a closed set
+    (a scope, a reason), never from the request."""
+
+    def __init__(self, logger: logging.Logger, every: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._logger, self._every, self._clock = logger, every, clock
+        self._last: dict[str, tuple[float, int]] = {}  # kind → (last written, left out)
+
+    def __call__(self, level: int, kind: str, msg: str, *args: object) -> None:
+        now = self._clock()
+        last, skipped = self._last.get(kind, (-math.inf, 0))
+        if now - last < self._every:
+            self._last[kind] = (last, skipped + 1)
+            return
+        self._last[kind] = (now, 0)
+        if skipped:
+            msg += " (and %d more like it in the last %.0f s)"
+            args = (*args, skipped, now - last)
+        self._logger.log(level, msg, *args)

@@ -39,7 +39,7 @@ from .fields import (  # noqa: F401 - re-exported: the shared field types
     _blank_secret_is_unset,
     _Model,
 )
-from .model_livedata import DisplayText, OptionLabel
+from .model_livedata import DisplayText, OptionLabel, StreamLimits
 from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay importable
     ApnsCredentials,
     App,
@@ -124,6 +124,20 @@ class ApiRateLimits(_Model):
         return data
 
 
+class ConnectionLimits(_Model):
+    """HTTP connections the engine holds at once (read at start). Each is a file descriptor:
+    the listeners take at most ``RLIMIT_NOFILE - reserve_fds`` (or ``max``, if lower), so
+    calls, the database, Asterisk and the providers keep ``reserve_fds`` whatever the HTTP
+    side does; past it (or past ``per_address`` from one address) a new connection gets a
+    503 and is closed at once."""
+
+    reserve_fds: int = Field(256, ge=16, le=1_000_000, description="descriptors kept for "
+                             "everything but HTTP clients")
+    max: int | None = Field(None, ge=16, le=10_000_000, description="at most this many "
+                            "(default: the descriptor limit minus reserve_fds)")
+    per_address: int = Field(256, ge=1, le=10_000_000, description="from one client address")
+
+
 class ApiSettings(_Model):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
     # admin routes only, on their own listener (keep it private); unset: with the others
@@ -131,6 +145,8 @@ class ApiSettings(_Model):
     enabled: bool = True
     admin_token: Secret = None  # admin routes need it as a Bearer token; unset: refused
     rate_limit: ApiRateLimits = ApiRateLimits()
+    connections: ConnectionLimits = ConnectionLimits()
+    streams: StreamLimits = StreamLimits()
 
     @model_validator(mode="after")
     def _two_listeners(self) -> "ApiSettings":

@@ -12,7 +12,7 @@ import re
 from typing import Literal
 
 import phonenumbers
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..sms.numbers import parse_channels
 from .fields import Name, Secret, _blank_secret_is_unset, _Model
@@ -21,6 +21,10 @@ PROVIDER_TYPES = ("twilio", "vonage", "infobip", "url-get", "url-get-auth", "url
                   "url-post-auth")
 # the providers' public API hosts; Infobip gives each account its own base URL
 DEFAULT_URLS = {"twilio": "https://api.twilio.com", "vonage": "https://rest.nexmo.com"}
+# how a Vonage account signs its webhooks (dashboard: "signature method"): the SMS API's
+# `sig` parameter (md5hash: MD5 of the parameters and the secret; the others: an HMAC), or
+# a JWT in Authorization (Messages, Voice: HS256)
+VONAGE_SIGNATURES = ("md5hash", "md5", "sha1", "sha256", "sha512", "jwt")
 
 
 class SmsProvider(_Model):
@@ -46,11 +50,34 @@ class SmsProvider(_Model):
     unknown_outcome: Literal["fail", "resend"] = "fail"  # a crash's unresolved sends
     status_callback_url: str | None = Field(None, pattern=r"^https?://")  # this engine's base
     callback_token: Secret = None  # in the delivery-report URL the provider calls
+    # delivery reports must carry the provider's signature (sms/webhooks.py): Twilio's
+    # X-Twilio-Signature with `password` (the auth token); Vonage's with signature_secret
+    verify_signature: bool = False
+    signature_secret: SecretStr | None = None  # Vonage: the account's signature secret
+    signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512", "jwt"] = "md5hash"
 
-    @field_validator("password", mode="before")
+    @field_validator("password", "signature_secret", mode="before")
     @classmethod
     def _secret(cls, v: object) -> object:
         return _blank_secret_is_unset(v)
+
+    @model_validator(mode="after")
+    def _signatures(self) -> "SmsProvider":
+        if self.signature_secret is not None and self.type != "vonage":
+            raise ValueError("signature_secret is Vonage's signature secret: a "
+                             f"{self.type} provider has none")
+        if not self.verify_signature:
+            return self
+        if self.type not in ("twilio", "vonage"):
+            raise ValueError(f"verify_signature: {self.type} does not sign its delivery "
+                             "reports (only twilio and vonage do)")
+        if not self.status_callback_url or self.callback_token is None:
+            raise ValueError("verify_signature needs status_callback_url (the URL the "
+                             "provider signs) and callback_token")
+        if self.type == "vonage" and self.signature_secret is None:
+            raise ValueError("verify_signature on a vonage provider needs signature_secret "
+                             "(the account's signature secret)")
+        return self
 
     @field_validator("number_regexp")
     @classmethod

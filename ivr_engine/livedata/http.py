@@ -5,7 +5,10 @@
   ``If-None-Match`` and get ``304`` while nothing changed.
 - ``GET /v1/queues/{name}/status``: a queue of the app's own tree (either surface) as
   app_queue reports it, with wait estimates; the app is the one whose key is presented.
-- ``GET /v1/queues/{name}/events``: the same status as server-sent events, at every change.
+- ``GET /v1/queues/{name}/events``: the same status as server-sent events, at every change of
+  that queue (a change of another queue does not wake it) and at least every 5 s; capped per
+  app key and address, per user, per address and in all, and ended after its lifetime with
+  a ``retry:`` hint (``streams.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..api.problems import Problem
 from ..api.routes import APP_KEY, SESSION, ApiRoutes, Reply, query_of
 from ..api.schemas import reply
 from .schemas import MenuQuery, MenuTree, QueueStatus
+from .streams import StreamGate, Ticket, retry_field
 from .tree import app_top, export_tree, queues_of
 
 SURFACES = ("ivr", "in-app")
@@ -32,6 +36,7 @@ NOT_MODIFIED = Reply(description="not modified: the ETag sent in If-None-Match s
                      schema={})
 UNKNOWN_QUEUE = "no such queue in this app's tree"
 STREAM_REFRESH = 5.0  # seconds: the stream repeats the status at least this often (waits tick)
+WRITE_TIMEOUT = 10.0  # seconds: a client that reads nothing for this long is dropped
 
 
 def _etag(body: bytes) -> str:
@@ -46,9 +51,13 @@ def _matches(header: str | None, etag: str) -> bool:
 
 
 def livedata_routes(config: Callable[[], Any], queues: Any,
-                    clock: Callable[[], dt.datetime]) -> ApiRoutes:
-    """``queues``: the livedata.monitor.QueueMonitor (None: AMI not configured)."""
+                    clock: Callable[[], dt.datetime],
+                    streams: StreamGate | None = None) -> ApiRoutes:
+    """``queues``: the livedata.monitor.QueueMonitor (None: AMI not configured);
+    ``streams``: who holds the event streams (default: the config's caps, no ceiling)."""
     routes = ApiRoutes("livedata")
+    gate = streams if streams is not None else StreamGate(
+        lambda: config().engine.api.streams)
 
     @routes.get(
         "/v1/apps/{app}/menu", summary="The app's own tree: visual IVR or in-app menu",
@@ -97,38 +106,60 @@ def livedata_routes(config: Callable[[], Any], queues: Any,
     @routes.get(
         "/v1/queues/{name}/events", summary="A queue's status as server-sent events",
         security=(SESSION, APP_KEY), responses={200: Reply(
-            description="`text/event-stream`: an `event: status` whose `data` is the queue's "
-            "status (the QueueStatus document) at once, at every change and at least every "
-            f"{STREAM_REFRESH:g} s", media_type="text/event-stream", schema={"type": "string"})},
+            description="`text/event-stream`: a `retry:` hint, then an `event: status` whose "
+            "`data` is the queue's status (the QueueStatus document) at once, at every "
+            f"change of this queue and at least every {STREAM_REFRESH:g} s; after the "
+            "stream's lifetime, a `retry:` hint and `event: end` (reconnect after the hint)",
+            media_type="text/event-stream", schema={"type": "string"})},
         problems={404: UNKNOWN_QUEUE, 406: "the request does not accept text/event-stream",
                   503: "queues are not followed now (AMI not configured or not connected)"})
     async def queue_events(request: web.Request, who: Principal) -> web.StreamResponse:
         """The status of `GET /v1/queues/{name}/status`, pushed: the app shows positions
-        moving without polling. Needs `Accept: text/event-stream`. The stream ends with an
-        `event: unavailable` when AMI goes away (reconnect later)."""
+        moving without polling. Needs `Accept: text/event-stream`. Streams are capped per
+        app key and address, per user and per address (429 with `Retry-After` past a cap,
+        `engine.api.streams`); a stream ends after `max_lifetime_seconds` with `event: end`
+        and a `retry:` hint, and with `event: unavailable` when AMI goes away."""
         queue = _own_queue(config(), who, request.match_info["name"])
         if "text/event-stream" not in request.headers.get("Accept", ""):
             raise Problem(406, "Not Acceptable", "this route streams text/event-stream; send "
                           "Accept: text/event-stream")
         monitor = _monitor(queues)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
-        await resp.prepare(request)
-        try:
-            while monitor.tracking:
-                changed = monitor.changed()
-                data = json.dumps(monitor.status(queue).model_dump(mode="json"))
-                await resp.write(f"event: status\ndata: {data}\n\n".encode())
-                try:
-                    await asyncio.wait_for(changed.wait(), STREAM_REFRESH)
-                except TimeoutError:
-                    pass
-            await resp.write(b"event: unavailable\ndata: {}\n\n")
-        except ConnectionError:  # the app went away
-            pass
+        with gate.open(who) as ticket:
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+            await resp.prepare(request)
+            try:
+                await _stream(resp, monitor, queue, ticket, gate.limits().retry_seconds)
+            except (ConnectionError, TimeoutError):  # the app went away, or reads nothing
+                pass
         return resp
 
     return routes
+
+
+async def _write(resp: web.StreamResponse, data: bytes) -> None:
+    async with asyncio.timeout(WRITE_TIMEOUT):
+        await resp.write(data)
+
+
+async def _stream(resp: web.StreamResponse, monitor: Any, queue: str, ticket: Ticket,
+                  retry: float) -> None:
+    """The events of one stream, until its lifetime ends or AMI goes away."""
+    await _write(resp, retry_field(retry) + b"\n")
+    while monitor.tracking:
+        changed = monitor.changed(queue)
+        data = json.dumps(monitor.status(queue).model_dump(mode="json"))
+        await _write(resp, f"event: status\ndata: {data}\n\n".encode())
+        left = ticket.remaining()
+        if left <= 0:
+            await _write(resp, retry_field(retry) + b'event: end\ndata: {"reason": '
+                         b'"lifetime"}\n\n')
+            return
+        try:
+            await asyncio.wait_for(changed.wait(), min(STREAM_REFRESH, left))
+        except TimeoutError:
+            pass
+    await _write(resp, b"event: unavailable\ndata: {}\n\n")
 
 
 def _own_queue(cfg: Any, who: Principal, queue: str) -> str:

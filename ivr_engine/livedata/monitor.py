@@ -35,7 +35,9 @@ class QueueMonitor:
         self.board = QueueBoard()
         self.synced = asyncio.Event()  # a QueueStatus snapshot was read since the last login
         self._login = asyncio.Event()
-        self._changed = asyncio.Event()  # set (and replaced) whenever the board changes
+        # per queue: set (and dropped) at that queue's next change; made when a stream waits
+        self._changed: dict[str, asyncio.Event] = {}
+        self._any = asyncio.Event()  # set (and replaced) at any change
         self._closed = False
         if ami is not None:
             ami.listen(EVENT_CLASSES, QUEUE_EVENTS, self._on_event, self._on_login)
@@ -51,16 +53,31 @@ class QueueMonitor:
 
     def _on_event(self, manager: Any, message: Any) -> None:
         self.board.apply(message, self.clock())
-        self.touch()
+        queue = message.get("Queue")
+        if queue:  # the board ignores an event that names no queue: nothing changed
+            self.touch(str(queue))
 
-    def touch(self) -> None:
-        """Wake whoever waits on :meth:`changed` (the event streams)."""
-        self._changed.set()
-        self._changed = asyncio.Event()
+    def touch(self, queue: str | None = None) -> None:
+        """Wake whoever waits on :meth:`changed` for ``queue`` (the event streams of that
+        queue); None: every queue (a resync, the end)."""
+        if queue is None:
+            woken, self._changed = list(self._changed.values()), {}
+        else:
+            one = self._changed.pop(queue, None)
+            woken = [one] if one is not None else []
+        for event in (*woken, self._any):
+            event.set()
+        self._any = asyncio.Event()
 
-    def changed(self) -> asyncio.Event:
-        """Set at the next change of any queue."""
-        return self._changed
+    def changed(self, queue: str | None = None) -> asyncio.Event:
+        """Set at the next change of ``queue`` (None: of any queue). A change of another
+        queue does not set it: a stream is woken by its own queue only."""
+        if queue is None:
+            return self._any
+        event = self._changed.get(queue)
+        if event is None:
+            event = self._changed[queue] = asyncio.Event()
+        return event
 
     async def run(self) -> None:
         """Follow the queues until cancelled (a child of the engine's supervisor: a failed

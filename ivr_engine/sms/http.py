@@ -166,7 +166,9 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
 
     @routes.post("/v1/sms/reports/{provider}/{token}", summary="A provider's delivery report",
                  security=PROVIDER, responses={200: ReportAccepted},
-                 problems={422: "not a delivery report this provider sends"})
+                 problems={403: "the provider signs its reports (`verify_signature`) and "
+                           "this one carries no valid signature",
+                           422: "not a delivery report this provider sends"})
     async def delivery_report(request: web.Request, who: Principal) -> web.Response:
         """The URL the engine gives Twilio (StatusCallback), Vonage (callback) and Infobip
         (notifyUrl) when the provider has `status_callback_url` and `callback_token`."""

@@ -5,7 +5,9 @@ out. Each update names the row by the provider's message id or by our idempotenc
     vonage   JSON, form or query: messageId, status (delivered, failed, …), client-ref (ours)
     infobip  JSON: {"results": [{"messageId" (ours), "status": {"groupName", "name"}}]}
 
-The URL types send none.
+The URL types send none. A JSON body is parsed only when it nests at most 32 levels (``json``
+recurses: a report nested 30 000 deep would end in RecursionError); every text taken from a
+report is short printable text (a NUL could not be stored by PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
+
+from ..api.input import MAX_DEPTH, too_deep
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +31,18 @@ class ReportError(ValueError):
     pass
 
 
-def _fields(content_type: str, body: bytes, query: Mapping[str, str]) -> dict[str, Any]:
+def report_fields(content_type: str, body: bytes, query: Mapping[str, str]) -> dict[str, Any]:
+    """The report's fields: a JSON object, or the form's fields over the query's."""
     if content_type == "application/json":
         try:
-            data = json.loads(body or b"null")
-        except ValueError:
+            text = (body or b"null").decode("utf-8")
+        except UnicodeDecodeError:
+            raise ReportError("the body is not UTF-8") from None
+        if too_deep(text):
+            raise ReportError(f"the body nests deeper than {MAX_DEPTH} levels")
+        try:
+            data = json.loads(text)
+        except ValueError:  # not JSON, or an integer of 4 300+ digits
             raise ReportError("the body is not JSON") from None
         if not isinstance(data, dict):
             raise ReportError("the body is not a JSON object")
@@ -50,6 +61,8 @@ def _text(value: Any, name: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ReportError(f"{name} is not valid Unicode text") from None
+    if not value.isprintable():  # NUL, control characters: no database stores NUL
+        raise ReportError(f"{name} is not printable text")
     return value
 
 
@@ -58,7 +71,7 @@ def parse_report(kind: str, content_type: str, body: bytes,
     """The updates in one callback; ReportError when it is not what ``kind`` sends."""
     if kind.startswith("url-"):
         raise ReportError(f"{kind} providers send no delivery reports")
-    data = _fields(content_type, body, query)
+    data = report_fields(content_type, body, query)
     if kind == "twilio":
         return [Update(_text(data.get("MessageStatus"), "MessageStatus"),
                        message_id=_text(data.get("MessageSid"), "MessageSid"))]

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "ivr.yaml"
@@ -59,8 +60,10 @@ async def upgrade_database(url: str) -> None:
 
 
 async def spawn_engine(sandbox, workdir: Path, config: Path = FIXTURE,
-                       extra_env: dict[str, str] | None = None) -> EngineProcess:
-    """Start the engine (its database upgraded first) without waiting for it to be ready."""
+                       extra_env: dict[str, str] | None = None,
+                       preexec_fn: Callable[[], None] | None = None) -> EngineProcess:
+    """Start the engine (its database upgraded first) without waiting for it to be ready.
+    ``preexec_fn`` runs in the child before the engine (e.g. a lower RLIMIT_NOFILE)."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "ivr.db"
     with socket.socket() as sock:  # a free loopback port for this engine's HTTP API
@@ -80,15 +83,17 @@ async def spawn_engine(sandbox, workdir: Path, config: Path = FIXTURE,
     logf = open(log_path, "wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ivr_engine.cli", "-v", "run", "-c", str(config),
-        env=env, stdout=logf, stderr=asyncio.subprocess.STDOUT, cwd=str(REPO))
+        env=env, stdout=logf, stderr=asyncio.subprocess.STDOUT, cwd=str(REPO),
+        preexec_fn=preexec_fn)
     logf.close()
     return EngineProcess(proc, log_path, db, config, f"http://127.0.0.1:{api_port}")
 
 
 async def start_engine(sandbox, workdir: Path, config: Path = FIXTURE,
-                       extra_env: dict[str, str] | None = None) -> EngineProcess:
+                       extra_env: dict[str, str] | None = None,
+                       preexec_fn: Callable[[], None] | None = None) -> EngineProcess:
     """Start the engine and wait until both its ARI applications are up."""
-    handle = await spawn_engine(sandbox, workdir, config, extra_env)
+    handle = await spawn_engine(sandbox, workdir, config, extra_env, preexec_fn)
     proc = handle.proc
     deadline = time.monotonic() + 20
     try:

@@ -10,6 +10,9 @@ provider uses (Infobip: ``{"messages": ["PENDING"]}``), ``fail_status`` answers 
 HTTP status, and while ``answering`` is cleared every request waits (a provider that hangs:
 what it held is answered 503 afterwards, never processed).
 
+With a ``reporter`` (``sms_reports.Reporter``), Twilio and Vonage queue a signed delivery
+report for each accepted message that names a callback URL, as they do.
+
 Run alone (``python -m tests.support.sms_providers --port 0 --latency-ms 0``) it prints its
 URL and serves ``GET /_stats`` (accepted, distinct, duplicates).
 """
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from .sms_reports import Reporter
 
 TWILIO_SID, TWILIO_TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-secret-token"
 VONAGE_KEY, VONAGE_SECRET = "vonage-key", "vonage-secret"
@@ -54,6 +59,7 @@ class LocalProviders:
     fail_status: int | None = None  # answer every send with this HTTP status
     garbage: bool = False  # answer every send 200 with JSON of an unexpected shape
     answering: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))  # clear: hang
+    reporter: Reporter | None = None  # queues signed delivery reports (Twilio, Vonage)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def app(self) -> web.Application:
@@ -105,6 +111,9 @@ class LocalProviders:
                                       "not a valid phone number.", "status": 400}, status=400)
         sid = f"SM{next(self._ids):032x}"
         self.accepted[sid] += 1
+        if self.reporter is not None and s.form.get("StatusCallback"):
+            self.reporter.twilio(s.form["StatusCallback"], sid, to, s.form.get("From", ""),
+                                 TWILIO_SID)
         return web.json_response({"sid": sid, "status": "queued", "to": to,
                                   "body": s.form.get("Body")}, status=201)
 
@@ -119,6 +128,8 @@ class LocalProviders:
                 {"status": "3", "error-text": "Invalid to number"}]})
         mid = f"{next(self._ids):016X}"
         self.accepted[f.get("client-ref") or mid] += 1
+        if self.reporter is not None and f.get("callback") and f.get("status-report-req"):
+            self.reporter.vonage(f["callback"], mid, f)
         return web.json_response({"message-count": "1", "messages": [
             {"to": f.get("to"), "message-id": mid, "status": "0", "client-ref":
              f.get("client-ref")}]})

@@ -29,6 +29,7 @@ from ivr_engine.config.reloader import ConfigHolder
 from ivr_engine.push import PushService
 from ivr_engine.repositories import Store
 from ivr_engine.server import ApiParts, build_app
+from tests.support.api_server import ApiTestServer
 from tests.support.identity import assertion
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
@@ -89,8 +90,10 @@ class Api:
         await self.server.close()
         if "lifecycle" not in changes and {"config", "clock", "store", "push"} & set(changes):
             changes["lifecycle"] = None  # made again from the new parts
+        if "streams" not in changes and {"config", "fds"} & set(changes):
+            changes["streams"] = None  # the event streams' caps, from the new config
         self.parts = replace(self.parts, **changes)
-        self.server = test_utils.TestServer(build_app(self.parts))
+        self.server = ApiTestServer(build_app(self.parts))
         await self.server.start_server()
 
     async def raw(self, method: str, target: str, headers: Sequence[tuple[str, bytes]] = (),
@@ -166,7 +169,7 @@ async def api_fixture(db_url):
     parts = ApiParts(config=lambda: cfg, store=store, registry=registry,
                      holder=ConfigHolder(cfg), push=push, nodes=[ready_node()],
                      buckets=TokenBuckets(clock))
-    server = test_utils.TestServer(build_app(parts))
+    server = ApiTestServer(build_app(parts))
     await server.start_server()
     try:
         yield Api(server, parts, clock)

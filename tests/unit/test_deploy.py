@@ -17,6 +17,13 @@ def test_unit_restarts_always_and_reloads_with_sighup():
     assert "\nRestartPreventExitStatus=2\n" in text  # a bad config is not retried forever
 
 
+def test_unit_gives_the_engine_room_for_descriptors():
+    """The HTTP side's budget is the descriptor limit minus a reserve: systemd's default soft
+    limit (1 024) leaves 768 connections; the unit raises it."""
+    lines = [line for line in UNIT.read_text().splitlines() if line.startswith("LimitNOFILE=")]
+    assert len(lines) == 1 and int(lines[0].split("=")[1]) >= 65536, lines
+
+
 def test_unit_verifies(tmp_path):
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze (Debian package systemd) is needed to check the unit"
