@@ -18,6 +18,7 @@ import re
 from typing import Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
+from sqlalchemy import exc as db_errors
 
 from .schemas import ProblemDocument, UpdateRequiredProblem
 
@@ -100,11 +101,25 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(exc.status, exc.reason,
                                 _AIOHTTP_DETAILS.get(exc.status, exc.reason), request.path,
                                 headers=headers)
+    except (db_errors.OperationalError, db_errors.TimeoutError) as exc:
+        # the database is busy or away (SQLite locked past its busy timeout, PostgreSQL gone,
+        # a statement past its timeout, no pooled connection): the client may retry
+        log.warning("database unavailable answering %s %s: %s", request.method,
+                    loggable_path(request), _first_line(exc))
+        return problem_response(503, "Service Unavailable", "the database did not answer in "
+                                "time; retry shortly", request.path,
+                                headers={hdrs.RETRY_AFTER: "1"})
     except Exception:
         log.exception("unexpected error answering %s %s", request.method,
                       loggable_path(request))
         return problem_response(500, "Internal Server Error", "the engine failed to answer "
                                 "this request; the error is in its log", request.path)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message without the SQL statement and parameters SQLAlchemy appends."""
+    orig = getattr(exc, "orig", None)
+    return (str(orig if orig is not None else exc).splitlines() or ["?"])[0][:200]
 
 
 def invalid(detail: str, field: str | None) -> Problem:

@@ -90,7 +90,7 @@ async def test_bad_file_keeps_the_running_config(holder, cfg_file, caplog, name)
     assert "config reload rejected, keeping the running config:\n" in caplog.text
     assert expected.format(f=cfg_file) in caplog.text
     assert "Traceback" not in caplog.text
-    assert elapsed < 1.0 and stall < stall_limit(elapsed), (elapsed, stall)
+    assert elapsed < 3.0 and stall < stall_limit(elapsed), (elapsed, stall)
     assert gc.isenabled()
 
 
