@@ -54,7 +54,9 @@ def test_bad_file_is_one_issue_found_fast(tmp_path, name):
     issues = issues_of(path)
     elapsed = time.perf_counter() - start
     assert issues == [expected.format(f=path)]
-    assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
+    # ~0.3 s on a quiet 2-core machine, 2.3 s seen under load: the bound catches a parser
+    # that walks the whole bomb (minutes), not scheduling noise
+    assert elapsed < 10.0, f"{name}: {elapsed:.2f} s"
 
 
 def test_the_bomb_is_small():
