@@ -25,8 +25,9 @@ reports it) and the door refuses it (500: a route nobody declared is a bug, not 
 door). Problems every route of a kind can answer are added here, not repeated per route: 429
 everywhere (the per-address limit), 401 for a route behind a credential, 403
 UpdateRequired for one that takes a session token, 400/413/415/422 for a
-route that reads a body, 422 for one with query parameters, 500 everywhere (an unexpected
-failure is a logged problem document, never a traceback).
+route that reads a body, 422 for one with query or path parameters, 500 everywhere (an
+unexpected failure is a logged problem document, never a traceback), 503 everywhere (the
+database did not answer in time).
 """
 
 from __future__ import annotations
@@ -102,7 +103,14 @@ BODY_PROBLEMS: dict[int, ProblemDecl] = {
     422: "a field is invalid: `field` names it",
 }
 QUERY_PROBLEM = "a query parameter is invalid, repeated or out of range: `field` names it"
+PATH_PROBLEM = "a path parameter is not printable text (NUL, a control character): `field` " \
+    "names it"
 SERVER_ERROR = "unexpected failure: logged by the engine, never shown"
+DATABASE_BUSY = Reply(description="the database did not answer in time (locked, unreachable): "
+                      "retry after the Retry-After delay", media_type=PROBLEM_JSON,
+                      headers={"Retry-After": {"description": "seconds to wait",
+                                               "required": True,
+                                               "schema": {"type": "integer", "minimum": 1}}})
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,8 @@ def make_spec(method: str, path: str, handler: Handler, *, summary: str,
     """A route's declaration, with the problems its kind implies added."""
     schemes = _security(security, f"{method} {path}")
     out: dict[int, Reply] = {status: _reply(decl) for status, decl in responses.items()}
-    implied: dict[int, ProblemDecl] = {500: SERVER_ERROR, 429: RATE_LIMITED}
+    implied: dict[int, ProblemDecl] = {500: SERVER_ERROR, 503: DATABASE_BUSY,
+                                       429: RATE_LIMITED}
     if schemes != (PUBLIC,):
         implied[401] = UNAUTHORIZED
     if SESSION in schemes:
@@ -173,6 +182,8 @@ def make_spec(method: str, path: str, handler: Handler, *, summary: str,
         implied.update(BODY_PROBLEMS)
     if query is not None:
         implied.setdefault(422, QUERY_PROBLEM)
+    if "{" in path:
+        implied.setdefault(422, PATH_PROBLEM)
     for status, decl in {**implied, **(problems or {})}.items():
         out[status] = _problem(decl)
     doc = inspect.cleandoc(handler.__doc__ or "")
