@@ -27,7 +27,7 @@ from ..api.problems import Problem
 from ..api.routes import ADMIN, APP_KEY, SESSION, UPDATE_REQUIRED, ApiRoutes, Reply, query_of
 from ..api.schemas import reply
 from .logs_http import add_log_routes
-from .releases import release_info
+from .releases import describe
 from .report import MAX_ROWS, RangeError, time_range, to_csv
 from .schemas import (
     LoggedOut,
@@ -143,16 +143,19 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
                 security=ADMIN, responses={200: ReleaseList},
                 problems={404: "no such app"})
     async def list_releases(request: web.Request, who: Principal) -> web.Response:
-        """Every release of the app, oldest first, with its notices counted by result."""
+        """Every release of the app, oldest first, with its notices counted by result and,
+        for a recommended one, its reminder policy and the reminders sent."""
         name = known_app(config, request)
-        return reply(ReleaseList(releases=[release_info(r, await repo.notice_counts(r.id))
+        settings = config().model.lifecycle
+        return reply(ReleaseList(releases=[await describe(repo, r, settings)
                                            for r in await repo.releases(name)]))
 
     @routes.get("/v1/admin/releases/{release}/notices", summary="A release's notices, per "
                 "device", security=ADMIN, responses={200: NoticeList},
                 problems={404: "no such release"})
     async def notices(request: web.Request, who: Principal) -> web.Response:
-        """Each device notified (at most 1000), with its delivery result."""
+        """Each device notified (at most 1000), with its delivery result and the reminders
+        it was sent since."""
         raw = request.match_info["release"]
         rid = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 11 else 0
         release = await repo.release(rid) if 0 < rid <= _MAX_ID else None
@@ -161,7 +164,8 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
         rows = await repo.notices(rid)
         return reply(NoticeList(release_id=rid, notices=[NoticeInfo(
             device_id=n.device_id, user=n.user, device_version=n.device_version,
-            result=n.result, reason=n.reason, sent_at=n.sent_at) for n in rows]))
+            result=n.result, reason=n.reason, sent_at=n.sent_at, reminders=n.reminders,
+            reminded_at=n.reminded_at, reminder_result=n.reminder_result) for n in rows]))
 
     async def report_rows(request: web.Request) -> tuple[Any, Any, list, bool]:
         q: ReportQuery = query_of(request)

@@ -13,7 +13,6 @@ again (and then ends that one).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -22,29 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..store.models import Device
 from .logrepo import LogRequestRepo
-from .models import AppRelease, AppSession, AssertionJti, ReleaseNotice
+from .models import AppRelease, AppSession, AssertionJti, NoticeTarget, ReleaseNotice
+from .reminderrepo import ReminderRepo
 from .rules import SENT, active_key
 
 _LOGIN_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class NoticeTarget:
-    """A device a notice may go to (a ``devices`` row, as the push service reads it)."""
-
-    id: int
-    user: str
-    app: str
-    platform: str  # ios | android
-    app_version: str
-    push_token: str | None
-    voip_token: str | None = None  # never used by a notice (alert / data pushes only)
 
 
 class LifecycleRepo:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
         self.logs = LogRequestRepo(sessions)  # app log requests and their uploads
+        self.reminders = ReminderRepo(sessions)  # reminders of recommended releases
 
     # ------------------------------------------------------------------ sessions
 
@@ -151,9 +139,11 @@ class LifecycleRepo:
 
     async def publish(self, *, app: str, platform: str, version: str, kind: str,
                       store_url: str, messages: dict[str, str], grace_seconds: int,
-                      now: dt.datetime) -> tuple[AppRelease, bool]:
+                      now: dt.datetime, remind_after_seconds: int | None = None,
+                      remind_max: int | None = None) -> tuple[AppRelease, bool]:
         """Publish (or re-publish) a release; (the row, True when it is new). A re-publication
-        may change the kind, URL, messages and grace; ``published_at`` stays the first."""
+        may change the kind, URL, messages, grace and reminder policy; ``published_at`` stays
+        the first."""
         async with self._sessions() as s, s.begin():
             row = (await s.scalars(select(AppRelease).where(
                 AppRelease.app == app, AppRelease.platform == platform,
@@ -167,6 +157,7 @@ class LifecycleRepo:
                 row.republished_at = now
             row.kind, row.store_url, row.messages = kind, store_url, messages
             row.grace_seconds = grace_seconds
+            row.remind_after_seconds, row.remind_max = remind_after_seconds, remind_max
             await s.flush()
             return row, created
 

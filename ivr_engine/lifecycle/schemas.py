@@ -51,6 +51,9 @@ class LoginRequest(RequestModel):
     os_version: Text(64)
     device_model: Text(128, 'e.g. "iPhone 8 Plus"') = ""
     push_token: Text(512, "alert push token (APNs) or FCM token") | None = None
+    force: bool = Field(False, description="end the user's open session on another device "
+                        "without asking (with `confirm_takeover` on, a login without it is "
+                        "answered 409 naming that session)")
 
     @field_validator("app_version")
     @classmethod
@@ -130,9 +133,18 @@ class SessionList(ResponseModel):
     sessions: list[SessionInfo]
 
 
+class ReminderPolicy(RequestModel):
+    """Reminders of a recommended release: a device still older is sent the notice again
+    `after_seconds` after the last one, at most `max` times (0: never)."""
+
+    after_seconds: int = Field(ge=60, le=90 * 86_400)
+    max: int = Field(ge=0, le=20)
+
+
 class ReleaseRequest(RequestModel):
     """A release of an app for one platform. `grace_seconds` (mandatory only): how long open
-    sessions below it live on after the notice (0: they end at the notice)."""
+    sessions below it live on after the notice (0: they end at the notice). `reminders`
+    (recommended only): this release's reminder policy; absent: `lifecycle.reminders`."""
 
     platform: ReleasePlatform
     version: VersionText
@@ -143,6 +155,7 @@ class ReleaseRequest(RequestModel):
         default_factory=dict, max_length=MAX_MESSAGES,
         description="language code: the text the notice shows")
     grace_seconds: int = Field(0, ge=0, le=30 * 86_400)
+    reminders: ReminderPolicy | None = None
 
     @field_validator("messages")
     @classmethod
@@ -166,6 +179,21 @@ class NoticeCounts(ResponseModel):
     token_removed: int = 0
 
 
+class ReminderInfo(ResponseModel):
+    """A recommended release's reminders: the policy in force, and what the sweeper sent."""
+
+    after_seconds: int
+    max: int = Field(description="0: no reminders")
+    policy: Literal["release", "config"] = Field(description="the release's own policy, or "
+                                                 "`lifecycle.reminders`")
+    reminders: int = Field(description="reminder pushes made (every result)")
+    devices: int = Field(description="devices reminded at least once")
+    last_result: NoticeCounts = Field(description="devices by the result of their last "
+                                      "reminder")
+    updated: int = Field(description="devices that reported this version or newer after "
+                         "their notice: no more reminders")
+
+
 class ReleaseInfo(ResponseModel):
     id: int
     app: str
@@ -178,6 +206,7 @@ class ReleaseInfo(ResponseModel):
     published_at: Timestamp
     republished_at: Timestamp | None
     notices: NoticeCounts
+    reminders: ReminderInfo | None = Field(None, description="null for a mandatory release")
 
 
 class PublishResponse(ResponseModel):
@@ -207,6 +236,9 @@ class NoticeInfo(ResponseModel):
     result: Literal["sent", "provider_error", "token_removed"]
     reason: str
     sent_at: Timestamp
+    reminders: int = Field(0, description="reminders sent to the device since its notice")
+    reminded_at: Timestamp | None = None
+    reminder_result: Literal["sent", "provider_error", "token_removed"] | None = None
 
 
 class NoticeList(ResponseModel):
