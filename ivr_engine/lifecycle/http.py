@@ -3,7 +3,7 @@
 SDK:
 - ``POST /v1/apps/{app}/sessions`` (the app's key + an assertion signed by the customer's
   backend naming the user): login → session token (a new login ends the user's open session
-  of the app and tells its device by push).
+  of the app and tells its device by push; with ``confirm_takeover``, it asks first: 409).
 - ``DELETE /v1/apps/{app}/sessions/current`` (the session): logout.
 
 Admin (admin token):
@@ -30,6 +30,7 @@ from .logs_http import add_log_routes
 from .releases import describe
 from .report import MAX_ROWS, RangeError, time_range, to_csv
 from .schemas import (
+    HandoverProblem,
     LoggedOut,
     LoginReport,
     LoginRequest,
@@ -50,6 +51,10 @@ from .schemas import (
 from .service import Lifecycle
 
 _MAX_ID = 2**31 - 1
+HANDOVER = Reply(HandoverProblem, "`reason: session_takeover`: the login would end the "
+                 "user's open session on another device (`session`); repeat with `force: "
+                 "true`. No `reason`: logins are not configured for the app",
+                 media_type="application/problem+json")
 
 
 def known_app(config: Callable[[], Any], request: web.Request) -> str:
@@ -86,11 +91,15 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
     @routes.post("/v1/apps/{app}/sessions", summary="Log a user in (one open session per "
                  "user and app)", security=APP_KEY, body=LoginRequest,
                  responses={201: LoginResponse},
-                 problems={403: UPDATE_REQUIRED})
+                 problems={403: UPDATE_REQUIRED, 409: HANDOVER})
     async def login(request: web.Request, who: Principal) -> web.Response:
         """With the app's api key. A login ends the user's open session of the app (any
         platform: mobile and desktop exclude each other), whose token stops working at once;
-        that device is told by push. A version below a mandatory release is refused (403)."""
+        that device is told by push. A version below a mandatory release is refused (403).
+        With `confirm_takeover` on for the app, a login that would end the session of another
+        device is answered 409 (`reason: session_takeover`, the `session` it would end: its
+        platform, app type, OS and device); the app asks its user and repeats the login with
+        `force: true` (the same assertion may be sent again)."""
         req = await read_model(request, LoginRequest)
         assert who.app is not None
         token, session, told = await life.sessions.login(who.app, req)

@@ -28,6 +28,14 @@ from .rules import SENT, active_key
 _LOGIN_ATTEMPTS = 5
 
 
+class HandoverNeeded(Exception):
+    """The login would end ``session``, the user's open session on another device."""
+
+    def __init__(self, session: AppSession):
+        super().__init__(f"session {session.id} is open on another device")
+        self.session = session
+
+
 class LifecycleRepo:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
@@ -37,8 +45,10 @@ class LifecycleRepo:
     # ------------------------------------------------------------------ sessions
 
     async def login(self, *, token_hash: str, app: str, user: str, now: dt.datetime,
-                    **fields: Any) -> tuple[AppSession, list[AppSession]]:
-        """Open a session for ``user`` of ``app``; the sessions it ended (``replaced``)."""
+                    ask: bool = False, **fields: Any) -> tuple[AppSession, list[AppSession]]:
+        """Open a session for ``user`` of ``app``; the sessions it ended (``replaced``).
+        ``ask``: raise :class:`HandoverNeeded` (nothing changed) instead of ending an open
+        session of another device (``fields["device_id"]``)."""
         key = active_key(app, user)
         ended: list[AppSession] = []
         for attempt in range(_LOGIN_ATTEMPTS):
@@ -47,6 +57,13 @@ class LifecycleRepo:
                     if s.get_bind().dialect.name == "postgresql":  # logins of a user in turn
                         await s.execute(text("SELECT pg_advisory_xact_lock("
                                              "hashtextextended(:key, 0))"), {"key": key})
+                    if ask:
+                        other = (await s.scalars(select(AppSession).where(
+                            AppSession.active_user == key,
+                            AppSession.device_id != fields.get("device_id")))).first()
+                        if other is not None:
+                            s.expunge(other)  # readable after the rollback
+                            raise HandoverNeeded(other)
                     old = (await s.scalars(
                         update(AppSession).where(AppSession.active_user == key)
                         .values(active_user=None, ended_at=now, end_reason="replaced")
@@ -61,6 +78,10 @@ class LifecycleRepo:
                 if attempt == _LOGIN_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def jti_used(self, app: str, jti: str) -> bool:
+        async with self._sessions() as s:
+            return await s.get(AssertionJti, (app, jti)) is not None
 
     async def use_jti(self, app: str, jti: str, expires_at: dt.datetime) -> bool:
         """Record an accepted assertion's ``jti``; False when it was recorded already (the

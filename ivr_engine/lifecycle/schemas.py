@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from ..api.schemas import (
+    ProblemDocument,
     QueryModel,
     RequestModel,
     ResponseModel,
@@ -100,6 +101,30 @@ class LoginResponse(ResponseModel):
     idle_expiry_seconds: float | None = Field(description="null: no idle expiry")
     replaced: list[ReplacedSession]
     offline: OfflineSecret | None = None
+
+
+class HandoverSession(ResponseModel):
+    """The open session a login would end: what the app shows its user."""
+
+    platform: str = Field(description="mobile | desktop")
+    app_type: str
+    os: str
+    os_version: str
+    device_model: str
+    device_id: str
+    since: Timestamp
+
+
+class HandoverProblem(ProblemDocument):
+    """409 `session_takeover`: the app's `confirm_takeover` is on and this login would end
+    the user's open session on another device (`session`); ask the user, then repeat the
+    login with `force: true` (the same assertion may be sent again: it was not used up).
+    Without `reason`: logins are not configured for the app."""
+
+    model_config = ConfigDict(title="HandoverProblem")
+
+    reason: Literal["session_takeover"] | None = None
+    session: HandoverSession | None = None
 
 
 class LoggedOut(ResponseModel):
