@@ -312,20 +312,27 @@ class LogRequestCreate(RequestModel):
 
 
 class LogRequestInfo(ResponseModel):
+    """An admin's log request and its upload, or logs the app sent unasked (`origin`
+    user: uploaded when created)."""
+
     id: str = Field(description="the request id the device uploads to: PUT "
                     "/v1/log-requests/{id}/upload")
     app: str
     user: str
-    device: int
+    device: int | None = Field(description="the device (devices list); null: logs sent "
+                               "unasked from a device with no push registration")
     platform: str
     created_at: Timestamp
     expires_at: Timestamp
     push: str = Field(description="how the device was asked: sent, provider_error, "
-                      "token_removed, no_token")
+                      "token_removed, no_token; unasked (origin user)")
     state: Literal["pending", "uploaded", "expired"]
     uploaded_at: Timestamp | None
     content_type: str | None
     size: int | None
+    origin: Literal["admin", "user"] = Field(description="admin: asked by an admin; user: "
+                                             "sent by the app unasked")
+    session_id: int | None = Field(description="origin user: the session that sent it")
 
 
 class LogRequestList(ResponseModel):
@@ -349,6 +356,13 @@ class UserQuery(QueryModel):
     """Narrow to one user."""
 
     user: Text(128, "one user's id") | None = None
+
+
+class LogQuery(QueryModel):
+    """Narrow the log list to one user, or to one origin."""
+
+    user: Text(128, "one user's id") | None = None
+    origin: Literal["admin", "user"] | None = None
 
 
 class ReportQuery(QueryModel):
