@@ -144,7 +144,7 @@ class LogRequests:
                 how = "provider_error"
             rows.append(LogRequest(id=rid, app=app, user=user, device_id=d.id,
                                    platform=d.platform, created_at=now, expires_at=expires,
-                                   push_result=how))
+                                   push_result=how, origin="admin"))
         await self._store.lifecycle.logs.add(rows)
         return rows
 
