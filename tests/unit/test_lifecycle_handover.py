@@ -43,7 +43,8 @@ async def send(api, app="customer", token=None, user="alice", **changes):
 
 
 async def test_a_login_that_would_end_another_device_asks_first(api):
-    await api.rebuild(config=config)
+    cfg = config()
+    await api.rebuild(config=lambda: cfg)
     contract = Contract(await fetch_document(api))
     first = (await send(api)).json()
 
