@@ -9,7 +9,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
             ├── config-reload: ConfigHolder.run (SIGHUP reloads, off the event loop)
             ├── webhook: ContextNotifier.run (deliveries); api (admin-api): the HTTP API
             ├── call-records: CallRegistry.run; call-records-expiry: CallRegistry.expire
-            ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace)
+            ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace, reminders)
             ├── queues: QueueMonitor.run (app_queue over AMI)
             └── sms-single, sms-dialer-<name>, sms-sweep when sms.in_engine
     SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.

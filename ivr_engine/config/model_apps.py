@@ -130,6 +130,12 @@ class BlockOutside(_Model):
     message: Name | None = None
 
 
+class AppLogin(_Model):
+    """The app's own ``lifecycle.login`` choices (unset: the ``lifecycle:`` section's)."""
+
+    confirm_takeover: bool | None = None
+
+
 class App(_Model):
     ios_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
     android_id: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
@@ -141,6 +147,7 @@ class App(_Model):
     messages: dict[Name, dict[Language, MediaList]] = {}
     api_key: Secret = None  # proves the app (never a user) as a Bearer token; unset: refused
     user_assertion: UserAssertion | None = None  # unset: logins are refused
+    login: AppLogin = AppLogin()
 
 
 class WakeupSettings(_Model):

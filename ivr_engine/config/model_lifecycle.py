@@ -14,6 +14,27 @@ class LogUploads(_Model):
     request_ttl_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
     retention_days: float = Field(14, gt=0, le=365)
+    # logs the app sends unasked (POST /v1/apps/<app>/logs): at most this many per user and
+    # app in 24 hours (0: the app may send logs only when an admin asks)
+    user_uploads_per_day: int = Field(5, ge=0, le=1000)
+
+
+class Reminders(_Model):
+    """Reminders of a recommended release: a device that was sent its notice and still
+    reports an older version is sent the notice again ``after_seconds`` after the last one,
+    at most ``max`` times (0, the default: no reminders). A release may set its own."""
+
+    after_seconds: int = Field(3 * 86_400, ge=60, le=90 * 86_400)
+    max: int = Field(0, ge=0, le=20)
+
+
+class LoginSettings(_Model):
+    """``confirm_takeover``: a login that would end the user's open session on another device
+    is first answered 409 naming that session's platform and device; the app asks its user
+    and repeats the login with ``force: true``. Off (the default): the login ends it at
+    once. An app may say otherwise (``apps.<app>.login.confirm_takeover``)."""
+
+    confirm_takeover: bool = False
 
 
 class LifecycleSettings(_Model):
@@ -35,3 +56,5 @@ class LifecycleSettings(_Model):
     notice_batch: int = Field(200, ge=1, le=10_000)
     notice_rate_per_second: float | None = Field(1200, gt=0, le=100_000)
     logs: LogUploads = LogUploads()
+    reminders: Reminders = Reminders()
+    login: LoginSettings = LoginSettings()

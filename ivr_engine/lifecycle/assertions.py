@@ -84,6 +84,22 @@ class Assertions:
         self._keys = _Keys()
 
     async def verify(self, app: str, token: str) -> Asserted:
+        """The user ``token`` proves, its ``jti`` used up (:meth:`check`, then :meth:`use`)."""
+        asserted = await self.check(app, token)
+        await self.use(app, asserted)
+        return asserted
+
+    async def use(self, app: str, asserted: Asserted) -> None:
+        """Record the assertion's ``jti``: refused (401) when it was used already."""
+        if not await self._jtis.use_jti(app, asserted.jti, asserted.expires_at):
+            log.warning("app %s: assertion %.40r for %.80r presented again (replay refused)",
+                        app, asserted.jti, asserted.user)
+            raise AssertionRefused("it was used already (jti)")
+
+    async def check(self, app: str, token: str) -> Asserted:
+        """The user ``token`` proves (signature, claims), its ``jti`` not yet used up: a
+        login that stops before opening a session (the hand-over question) leaves it
+        usable for the repeat."""
         spec = self._config().model.apps[app].user_assertion
         if spec is None or (spec.algorithm == "HS256" and spec.secret is None):
             raise Problem(409, "Logins not configured", f"app {app!r} has no user_assertion "
@@ -115,9 +131,7 @@ class Assertions:
         except jwt.PyJWTError as exc:
             raise AssertionRefused(type(exc).__name__) from None
         asserted = self._check_claims(claims, spec)
-        if not await self._jtis.use_jti(app, asserted.jti, asserted.expires_at):
-            log.warning("app %s: assertion %.40r for %.80r presented again (replay refused)",
-                        app, asserted.jti, asserted.user)
+        if await self._jtis.jti_used(app, asserted.jti):
             raise AssertionRefused("it was used already (jti)")
         return asserted
 

@@ -4,7 +4,10 @@ push credentials (what the admin API does, without a running engine).
     ivr-engine lifecycle sessions --app APP [--user U]          the open sessions (JSON)
     ivr-engine lifecycle report [--from T] [--to T] [--app A] [--user U] [--csv]
     ivr-engine lifecycle publish --app APP --platform ios --version 2.18.0 \\
-        --kind mandatory --store-url https://… [--message en="Please update"] [--grace S]
+        --kind mandatory --store-url https://… [--message en="Please update"] [--grace S] \\
+        [--remind-after S --remind-max N]
+    ivr-engine lifecycle logs list --app APP [--user U] [--origin admin|user]   (JSON)
+    ivr-engine lifecycle logs get ID [-o FILE]          an upload's bytes (stdout or FILE)
 
 A publication from the command line runs its own fan-out: do not publish the same release
 from the command line and the admin API at the same moment.
@@ -83,10 +86,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .schemas import ReleaseRequest
 
     messages = dict(m.split("=", 1) for m in args.message if "=" in m)
+    if (args.remind_after is None) != (args.remind_max is None):
+        print("lifecycle publish: --remind-after and --remind-max go together", file=sys.stderr)
+        return EXIT_CONFIG
+    reminders = None if args.remind_max is None else {"after_seconds": args.remind_after,
+                                                        "max": args.remind_max}
     try:
         req = ReleaseRequest.model_validate({
             "platform": args.platform, "version": args.version, "kind": args.kind,
-            "store_url": args.store_url, "messages": messages, "grace_seconds": args.grace})
+            "store_url": args.store_url, "messages": messages, "grace_seconds": args.grace,
+            "reminders": reminders})
     except (ValidationError, VersionError) as exc:
         print(f"lifecycle publish: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -103,11 +112,49 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return _with_store(args, work)
 
 
+def cmd_logs_list(args: argparse.Namespace) -> int:
+    from .logs import info
+
+    async def work(cfg: Any, store: Any) -> int:
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = await store.lifecycle.logs.for_app(args.app, args.user, origin=args.origin)
+        print(json.dumps({"requests": [info(r, now).model_dump(mode="json") for r in rows]},
+                         indent=2))
+        return EXIT_OK
+
+    return _with_store(args, work)
+
+
+def cmd_logs_get(args: argparse.Namespace) -> int:
+    async def work(cfg: Any, store: Any) -> int:
+        logs = store.lifecycle.logs
+        row = await logs.get(args.id)
+        if row is None or row.blob is None:
+            print(f"lifecycle logs get: no upload for {args.id[:40]!r}", file=sys.stderr)
+            return EXIT_FAIL
+        out = open(args.output, "wb") if args.output else sys.stdout.buffer
+        try:
+            seq = 0
+            while (data := await logs.chunk(row.blob, seq)) is not None:
+                out.write(data)
+                seq += 1
+        finally:
+            if args.output:
+                out.close()
+            else:
+                out.flush()
+        print(f"{row.size} bytes, {row.content_type}, {row.origin} log of {row.user!r} "
+              f"({row.app}), uploaded {iso(row.uploaded_at)}", file=sys.stderr)
+        return EXIT_OK
+
+    return _with_store(args, work)
+
+
 def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     """``ivr-engine lifecycle`` and its subcommands (called by ``cli.build_parser``, which
     hands ``with_store``: how a command opens the config's Store)."""
     config = os.environ.get("IVR_CONFIG", "config/example.yaml")
-    s = sub.add_parser("lifecycle", help="app sessions, releases and the login report")
+    s = sub.add_parser("lifecycle", help="app sessions, releases, the login report, app logs")
     s.set_defaults(with_store=with_store)
     life = s.add_subparsers(dest="lifecycle_command", required=True)
 
@@ -137,4 +184,21 @@ def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     t.add_argument("--message", action="append", default=[], metavar="LANG=TEXT")
     t.add_argument("--grace", type=int, default=0, help="mandatory: seconds before open "
                    "sessions below it end")
+    t.add_argument("--remind-after", type=int, help="recommended: seconds between "
+                   "reminders (with --remind-max; default: lifecycle.reminders)")
+    t.add_argument("--remind-max", type=int, help="recommended: at most this many reminders")
     t.set_defaults(func=cmd_publish)
+
+    t = life.add_parser("logs", help="app logs: requested by an admin or sent unasked")
+    logs = t.add_subparsers(dest="logs_command", required=True)
+    t = logs.add_parser("list", help="an app's log requests and uploads, newest first (JSON)")
+    t.add_argument("-c", "--config", default=config)
+    t.add_argument("--app", required=True)
+    t.add_argument("--user")
+    t.add_argument("--origin", choices=("admin", "user"))
+    t.set_defaults(func=cmd_logs_list)
+    t = logs.add_parser("get", help="write an upload's bytes to stdout or --output")
+    t.add_argument("-c", "--config", default=config)
+    t.add_argument("id")
+    t.add_argument("-o", "--output", help="a file to write (default: stdout)")
+    t.set_defaults(func=cmd_logs_get)

@@ -3,7 +3,7 @@
 SDK:
 - ``POST /v1/apps/{app}/sessions`` (the app's key + an assertion signed by the customer's
   backend naming the user): login → session token (a new login ends the user's open session
-  of the app and tells its device by push).
+  of the app and tells its device by push; with ``confirm_takeover``, it asks first: 409).
 - ``DELETE /v1/apps/{app}/sessions/current`` (the session): logout.
 
 Admin (admin token):
@@ -27,9 +27,10 @@ from ..api.problems import Problem
 from ..api.routes import ADMIN, APP_KEY, SESSION, UPDATE_REQUIRED, ApiRoutes, Reply, query_of
 from ..api.schemas import reply
 from .logs_http import add_log_routes
-from .releases import release_info
+from .releases import describe
 from .report import MAX_ROWS, RangeError, time_range, to_csv
 from .schemas import (
+    HandoverProblem,
     LoggedOut,
     LoginReport,
     LoginRequest,
@@ -50,6 +51,10 @@ from .schemas import (
 from .service import Lifecycle
 
 _MAX_ID = 2**31 - 1
+HANDOVER = Reply(HandoverProblem, "`reason: session_takeover`: the login would end the "
+                 "user's open session on another device (`session`); repeat with `force: "
+                 "true`. No `reason`: logins are not configured for the app",
+                 media_type="application/problem+json")
 
 
 def known_app(config: Callable[[], Any], request: web.Request) -> str:
@@ -86,11 +91,15 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
     @routes.post("/v1/apps/{app}/sessions", summary="Log a user in (one open session per "
                  "user and app)", security=APP_KEY, body=LoginRequest,
                  responses={201: LoginResponse},
-                 problems={403: UPDATE_REQUIRED})
+                 problems={403: UPDATE_REQUIRED, 409: HANDOVER})
     async def login(request: web.Request, who: Principal) -> web.Response:
         """With the app's api key. A login ends the user's open session of the app (any
         platform: mobile and desktop exclude each other), whose token stops working at once;
-        that device is told by push. A version below a mandatory release is refused (403)."""
+        that device is told by push. A version below a mandatory release is refused (403).
+        With `confirm_takeover` on for the app, a login that would end the session of another
+        device is answered 409 (`reason: session_takeover`, the `session` it would end: its
+        platform, app type, OS and device); the app asks its user and repeats the login with
+        `force: true` (the same assertion may be sent again)."""
         req = await read_model(request, LoginRequest)
         assert who.app is not None
         token, session, told = await life.sessions.login(who.app, req)
@@ -143,16 +152,19 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
                 security=ADMIN, responses={200: ReleaseList},
                 problems={404: "no such app"})
     async def list_releases(request: web.Request, who: Principal) -> web.Response:
-        """Every release of the app, oldest first, with its notices counted by result."""
+        """Every release of the app, oldest first, with its notices counted by result and,
+        for a recommended one, its reminder policy and the reminders sent."""
         name = known_app(config, request)
-        return reply(ReleaseList(releases=[release_info(r, await repo.notice_counts(r.id))
+        settings = config().model.lifecycle
+        return reply(ReleaseList(releases=[await describe(repo, r, settings)
                                            for r in await repo.releases(name)]))
 
     @routes.get("/v1/admin/releases/{release}/notices", summary="A release's notices, per "
                 "device", security=ADMIN, responses={200: NoticeList},
                 problems={404: "no such release"})
     async def notices(request: web.Request, who: Principal) -> web.Response:
-        """Each device notified (at most 1000), with its delivery result."""
+        """Each device notified (at most 1000), with its delivery result and the reminders
+        it was sent since."""
         raw = request.match_info["release"]
         rid = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 11 else 0
         release = await repo.release(rid) if 0 < rid <= _MAX_ID else None
@@ -161,7 +173,8 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
         rows = await repo.notices(rid)
         return reply(NoticeList(release_id=rid, notices=[NoticeInfo(
             device_id=n.device_id, user=n.user, device_version=n.device_version,
-            result=n.result, reason=n.reason, sent_at=n.sent_at) for n in rows]))
+            result=n.result, reason=n.reason, sent_at=n.sent_at, reminders=n.reminders,
+            reminded_at=n.reminded_at, reminder_result=n.reminder_result) for n in rows]))
 
     async def report_rows(request: web.Request) -> tuple[Any, Any, list, bool]:
         q: ReportQuery = query_of(request)

@@ -1,6 +1,7 @@
 """App log requests and their uploads (``app_log_requests``, ``app_log_chunks``): created by
 an admin, uploaded once by the device, listed and downloaded by the admin, purged after the
-retention.
+retention. Logs the app sends unasked (``origin`` user) are a row created with its upload,
+within the user's budget (``store_own``).
 
 An upload is stored as 1 MiB chunks under a random ``blob`` id, each chunk in its own short
 transaction (no upload is ever whole in memory, no transaction lasts longer than one chunk's
@@ -15,7 +16,7 @@ import datetime as dt
 import secrets
 from typing import AsyncIterator
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import LogChunk, LogRequest
@@ -63,6 +64,60 @@ class LogRequestRepo:
                 await self._drop(blob)
         return stored
 
+    async def store_own(self, row: LogRequest, chunks: AsyncIterator[bytes], *,
+                        since: dt.datetime, most: int) -> bool:
+        """Keep logs the app sent unasked: the chunks, then ``row`` (its upload, ``origin``
+        user) pointing at them, unless the user already sent ``most`` since ``since`` (then
+        False and nothing is kept). The count and the insert are one ``INSERT … SELECT …
+        WHERE (count) < most`` (atomic on SQLite); on PostgreSQL one user's uploads also take
+        a transaction-scoped advisory lock, so they are counted in turn."""
+        blob, seq, stored = secrets.token_hex(16), 0, False
+        try:
+            async for data in chunks:
+                async with self._sessions() as s, s.begin():
+                    await s.execute(insert(C).values(
+                        blob=blob, seq=seq, data=data,
+                        created_at=dt.datetime.now(dt.timezone.utc)))
+                seq += 1
+            row.blob = blob
+            t = LogRequest.__table__
+            values = {c.key: getattr(row, c.key) for c in t.columns}
+            within = select(func.count()).select_from(t).where(
+                t.c.app == row.app, t.c.user == row.user, t.c.origin == "user",
+                t.c.created_at > since).scalar_subquery() < most
+            async with self._sessions() as s, s.begin():
+                if s.get_bind().dialect.name == "postgresql":
+                    key = f"logs\x1f{row.app}\x1f{row.user}"
+                    await s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended("
+                                         ":key, 0))"), {"key": key})
+                # one statement counts and inserts (SQLite: atomic; PostgreSQL: in turn)
+                r = await s.execute(insert(t).from_select(list(values), select(
+                    *(literal(v, t.c[k].type).label(k) for k, v in values.items())
+                ).where(within)))
+                stored = r.rowcount == 1
+        finally:
+            if not stored:
+                await self._drop(blob)
+        return stored
+
+    @staticmethod
+    async def _own_since(s: AsyncSession, app: str, user: str, since: dt.datetime) -> int:
+        return (await s.execute(select(func.count()).select_from(LogRequest).where(
+            LogRequest.app == app, LogRequest.user == user, LogRequest.origin == "user",
+            LogRequest.created_at > since))).scalar() or 0
+
+    async def own_since(self, app: str, user: str,
+                        since: dt.datetime) -> tuple[int, dt.datetime | None]:
+        """(logs the user sent unasked since ``since``, when the oldest of them was sent)."""
+        async with self._sessions() as s:
+            n = await self._own_since(s, app, user, since)
+            oldest = (await s.execute(select(func.min(LogRequest.created_at)).where(
+                LogRequest.app == app, LogRequest.user == user, LogRequest.origin == "user",
+                LogRequest.created_at > since))).scalar()
+        if isinstance(oldest, dt.datetime) and oldest.tzinfo is None:  # SQLite's min()
+            oldest = oldest.replace(tzinfo=dt.timezone.utc)
+        return n, oldest
+
     async def _drop(self, blob: str) -> None:
         async with self._sessions() as s, s.begin():
             await s.execute(delete(C).where(C.c.blob == blob))
@@ -74,12 +129,14 @@ class LogRequestRepo:
                     ).scalar()
         return None if data is None else bytes(data)
 
-    async def for_app(self, app: str, user: str | None = None,
-                      limit: int = 1000) -> list[LogRequest]:
+    async def for_app(self, app: str, user: str | None = None, limit: int = 1000,
+                      origin: str | None = None) -> list[LogRequest]:
         async with self._sessions() as s:
             q = select(LogRequest).where(LogRequest.app == app)
             if user is not None:
                 q = q.where(LogRequest.user == user)
+            if origin is not None:
+                q = q.where(LogRequest.origin == origin)
             q = q.order_by(LogRequest.created_at.desc(), LogRequest.id).limit(limit)
             return list((await s.scalars(q)).all())
 

@@ -1,7 +1,9 @@
 """App logs on request: an admin asks a user's devices for their logs (a push carrying the
 request id), the device uploads once to ``PUT /v1/log-requests/{id}/upload`` (size limit,
 content type checked), the admin lists and downloads; requests expire, uploads are purged
-after the retention.
+after the retention. The app may also send its logs unasked (``POST /v1/apps/{app}/logs``,
+the user's session): at most ``lifecycle.logs.user_uploads_per_day`` per user and app in 24
+hours, stored, listed, downloaded and purged like the requested ones (``origin`` user).
 
 An upload is never whole in memory: the body goes to an anonymous temporary file (written off
 the event loop, refused past ``lifecycle.logs.max_bytes``), then into the database 1 MiB at a
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import secrets
 import tempfile
 from typing import IO, Any, AsyncIterator, Callable
@@ -30,6 +33,7 @@ log = logging.getLogger("ivr_engine.lifecycle")
 
 LOG_TYPES = ("text/plain", "application/gzip", "application/zip")
 READ_BYTES = 256 * 1024
+DAY = dt.timedelta(days=1)
 
 
 def state_of(row: LogRequest, now: dt.datetime) -> str:
@@ -43,7 +47,8 @@ def info(row: LogRequest, now: dt.datetime) -> LogRequestInfo:
                           platform=row.platform, created_at=row.created_at,
                           expires_at=row.expires_at, push=row.push_result,
                           state=state_of(row, now), uploaded_at=row.uploaded_at,  # type: ignore[arg-type]
-                          content_type=row.content_type, size=row.size)
+                          content_type=row.content_type, size=row.size,
+                          origin=row.origin, session_id=row.session_id)  # type: ignore[arg-type]
 
 
 def upload_type(header: str | None) -> str:
@@ -139,7 +144,7 @@ class LogRequests:
                 how = "provider_error"
             rows.append(LogRequest(id=rid, app=app, user=user, device_id=d.id,
                                    platform=d.platform, created_at=now, expires_at=expires,
-                                   push_result=how))
+                                   push_result=how, origin="admin"))
         await self._store.lifecycle.logs.add(rows)
         return rows
 
@@ -163,6 +168,50 @@ class LogRequests:
             raise Problem(409, "Already uploaded", "this log request has its upload")
         log.info("log request %s: %d bytes (%s) from %.80r", row.id[:6], size, mime, row.user)
         return size, mime, now
+
+    async def send_own(self, app: str, user: str, session_id: int,
+                       request: web.Request) -> LogRequest:
+        """Keep the logs the app sends unasked for the session's user: 409 when the app may
+        not (``user_uploads_per_day`` 0), 429 past the user's budget (``Retry-After``: when
+        the oldest upload of the last 24 hours leaves it), else as an upload (415, 413)."""
+        most = self.settings.user_uploads_per_day
+        if most == 0:
+            raise Problem(409, "Logs not accepted unasked", "this engine takes an app's logs "
+                          "only when an admin asks (lifecycle.logs.user_uploads_per_day is 0)")
+        now = self._clock()
+        since = now - DAY
+        sent, oldest = await self._store.lifecycle.logs.own_since(app, user, since)
+        if sent >= most:
+            raise self._over_budget(most, now, oldest)
+        mime = upload_type(request.headers.get("Content-Type"))
+        session = await self._store.lifecycle.fallback_of(session_id)
+        platform = session.os if session is not None else ""
+        device = next((d.id for d in await self._store.devices.for_user(user, app)
+                       if d.platform == platform), None)
+        row = LogRequest(id=secrets.token_urlsafe(16), app=app, user=user, device_id=device,
+                         platform=platform, created_at=now, expires_at=now,
+                         push_result="unasked", uploaded_at=now, content_type=mime,
+                         origin="user", session_id=session_id)
+        f, size = await spool_upload(request, self.settings.max_bytes)
+        row.size = size
+        try:
+            stored = await self._store.lifecycle.logs.store_own(row, _pieces(f), since=since,
+                                                                most=most)
+        finally:
+            await asyncio.to_thread(f.close)
+        if not stored:  # another upload of the user's took the last place meanwhile
+            raise self._over_budget(most, now, now)
+        log.info("logs sent unasked %s: %d bytes (%s) from %.80r (session %d)", row.id[:6],
+                 size, mime, user, session_id)
+        return row
+
+    @staticmethod
+    def _over_budget(most: int, now: dt.datetime, oldest: dt.datetime | None) -> Problem:
+        free_at = (oldest or now) + DAY
+        wait = max(1, math.ceil((free_at - now).total_seconds()))
+        return Problem(429, "Too Many Requests", f"this user has sent logs {most} times in "
+                       "the last 24 hours (lifecycle.logs.user_uploads_per_day)",
+                       headers={"Retry-After": str(wait)})
 
     async def purge(self) -> int:
         now = self._clock()

@@ -6,7 +6,8 @@ registration, the ``devices`` row) is older than the release and that was not ye
 this release; it goes through the app's own push credentials, as an APNs alert push (never
 VoIP) or an FCM data message. Each one is recorded per device with its delivery result
 (``sent``, ``provider_error``, ``token_removed``). A device that was not reached is not
-chased: only a re-publication tries it again (if it is still older).
+chased: only a re-publication tries it again (if it is still older). Reminders of a
+recommended release (the sweeper's, ``reminders.py``) go to the devices that had its notice.
 """
 
 from __future__ import annotations
@@ -19,18 +20,18 @@ from typing import Any, Callable
 
 from ..push import PushError
 from .fanout import fan_out
-from .models import AppRelease
-from .repo import NoticeTarget
+from .models import AppRelease, NoticeTarget
 from .rules import (
     MANDATORY,
     MANDATORY_UPDATE,
     PROVIDER_ERROR,
     PUSH_PLATFORMS,
+    RECOMMENDED,
     DeviceFacts,
     notice_result,
     notice_targets,
 )
-from .schemas import NoticeCounts, PublishResponse, ReleaseInfo, ReleaseRequest
+from .schemas import NoticeCounts, PublishResponse, ReleaseInfo, ReleaseRequest, ReminderInfo
 from .versions import parse_version
 
 log = logging.getLogger("ivr_engine.lifecycle")
@@ -42,11 +43,40 @@ def counts_of(raw: dict[str, int]) -> NoticeCounts:
     return NoticeCounts(**{k: v for k, v in raw.items() if k in NoticeCounts.model_fields})
 
 
-def release_info(row: AppRelease, counts: dict[str, int]) -> ReleaseInfo:
+def release_info(row: AppRelease, counts: dict[str, int],
+                 reminders: ReminderInfo | None = None) -> ReleaseInfo:
     return ReleaseInfo(id=row.id, app=row.app, platform=row.platform, version=row.version,
                        kind=row.kind, store_url=row.store_url, messages=dict(row.messages),
                        grace_seconds=row.grace_seconds, published_at=row.published_at,
-                       republished_at=row.republished_at, notices=counts_of(counts))
+                       republished_at=row.republished_at, notices=counts_of(counts),
+                       reminders=reminders)
+
+
+def reminder_policy(row: AppRelease, settings: Any) -> tuple[int, int, str]:
+    """(after_seconds, max, "release" | "config"): the release's own reminder policy, else
+    ``lifecycle.reminders``."""
+    if row.remind_max is not None and row.remind_after_seconds is not None:
+        return row.remind_after_seconds, row.remind_max, "release"
+    return settings.reminders.after_seconds, settings.reminders.max, "config"
+
+
+async def describe(repo: Any, row: AppRelease, settings: Any) -> ReleaseInfo:
+    """A release as the admin reads it: its notices counted, and (recommended) reminders."""
+    reminders = None
+    if row.kind == RECOMMENDED:
+        after, most, policy = reminder_policy(row, settings)
+        c = await repo.reminders.counts(row.id)
+        reminders = ReminderInfo(after_seconds=after, max=most, policy=policy,  # type: ignore[arg-type]
+                                 reminders=c["reminders"], devices=c["devices"],
+                                 last_result=counts_of(c["last"]), updated=c["updated"])
+    return release_info(row, await repo.notice_counts(row.id), reminders)
+
+
+def notice_data(row: AppRelease) -> dict[str, str]:
+    """What a notice (and each reminder) of the release carries for the app."""
+    return {"type": "app_update", "kind": row.kind, "version": row.version,
+            "store_url": row.store_url, "release_id": str(row.id),
+            "grace_seconds": str(row.grace_seconds), "messages": json.dumps(row.messages)}
 
 
 def notice_text(release: AppRelease, default_language: str) -> tuple[str, str]:
@@ -86,7 +116,9 @@ class Releases:
         row, created = await self.repo.publish(
             app=app, platform=req.platform, version=req.version, kind=req.kind,
             store_url=req.store_url, messages=dict(req.messages),
-            grace_seconds=req.grace_seconds if req.kind == MANDATORY else 0, now=now)
+            grace_seconds=req.grace_seconds if req.kind == MANDATORY else 0, now=now,
+            remind_after_seconds=req.reminders.after_seconds if req.reminders else None,
+            remind_max=req.reminders.max if req.reminders else None)
         version = parse_version(row.version)
         already = await self.repo.sent_devices(row.id)
         out = await self.repo.logged_out_users(app)
@@ -103,9 +135,7 @@ class Releases:
                         skipped["sent" if t.id in already else
                                 "out" if t.user in out else "up"] += 1
         title, body = notice_text(row, self._default_language(app))
-        data = {"type": "app_update", "kind": row.kind, "version": row.version,
-                "store_url": row.store_url, "release_id": str(row.id),
-                "grace_seconds": str(row.grace_seconds), "messages": json.dumps(row.messages)}
+        data = notice_data(row)
 
         async def send(t: NoticeTarget) -> dict[str, Any]:
             try:
@@ -131,7 +161,7 @@ class Releases:
                  "published" if created else "re-published", len(targets), dict(counts),
                  seconds, ended)
         return PublishResponse(
-            release=release_info(row, await self.repo.notice_counts(row.id)), created=created,
+            release=await describe(self.repo, row, settings), created=created,
             notified=counts_of(counts),
             skipped_up_to_date=skipped["up"], skipped_already_sent=skipped["sent"],
             skipped_logged_out=skipped["out"], sessions_ended=ended,

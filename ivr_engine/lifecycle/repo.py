@@ -13,7 +13,6 @@ again (and then ends that one).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -22,35 +21,34 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..store.models import Device
 from .logrepo import LogRequestRepo
-from .models import AppRelease, AppSession, AssertionJti, ReleaseNotice
+from .models import AppRelease, AppSession, AssertionJti, NoticeTarget, ReleaseNotice
+from .reminderrepo import ReminderRepo
 from .rules import SENT, active_key
 
 _LOGIN_ATTEMPTS = 5
 
 
-@dataclass(frozen=True)
-class NoticeTarget:
-    """A device a notice may go to (a ``devices`` row, as the push service reads it)."""
+class HandoverNeeded(Exception):
+    """The login would end ``session``, the user's open session on another device."""
 
-    id: int
-    user: str
-    app: str
-    platform: str  # ios | android
-    app_version: str
-    push_token: str | None
-    voip_token: str | None = None  # never used by a notice (alert / data pushes only)
+    def __init__(self, session: AppSession):
+        super().__init__(f"session {session.id} is open on another device")
+        self.session = session
 
 
 class LifecycleRepo:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
         self.logs = LogRequestRepo(sessions)  # app log requests and their uploads
+        self.reminders = ReminderRepo(sessions)  # reminders of recommended releases
 
     # ------------------------------------------------------------------ sessions
 
     async def login(self, *, token_hash: str, app: str, user: str, now: dt.datetime,
-                    **fields: Any) -> tuple[AppSession, list[AppSession]]:
-        """Open a session for ``user`` of ``app``; the sessions it ended (``replaced``)."""
+                    ask: bool = False, **fields: Any) -> tuple[AppSession, list[AppSession]]:
+        """Open a session for ``user`` of ``app``; the sessions it ended (``replaced``).
+        ``ask``: raise :class:`HandoverNeeded` (nothing changed) instead of ending an open
+        session of another device (``fields["device_id"]``)."""
         key = active_key(app, user)
         ended: list[AppSession] = []
         for attempt in range(_LOGIN_ATTEMPTS):
@@ -59,6 +57,13 @@ class LifecycleRepo:
                     if s.get_bind().dialect.name == "postgresql":  # logins of a user in turn
                         await s.execute(text("SELECT pg_advisory_xact_lock("
                                              "hashtextextended(:key, 0))"), {"key": key})
+                    if ask:
+                        other = (await s.scalars(select(AppSession).where(
+                            AppSession.active_user == key,
+                            AppSession.device_id != fields.get("device_id")))).first()
+                        if other is not None:
+                            s.expunge(other)  # readable after the rollback
+                            raise HandoverNeeded(other)
                     old = (await s.scalars(
                         update(AppSession).where(AppSession.active_user == key)
                         .values(active_user=None, ended_at=now, end_reason="replaced")
@@ -73,6 +78,10 @@ class LifecycleRepo:
                 if attempt == _LOGIN_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def jti_used(self, app: str, jti: str) -> bool:
+        async with self._sessions() as s:
+            return await s.get(AssertionJti, (app, jti)) is not None
 
     async def use_jti(self, app: str, jti: str, expires_at: dt.datetime) -> bool:
         """Record an accepted assertion's ``jti``; False when it was recorded already (the
@@ -151,9 +160,11 @@ class LifecycleRepo:
 
     async def publish(self, *, app: str, platform: str, version: str, kind: str,
                       store_url: str, messages: dict[str, str], grace_seconds: int,
-                      now: dt.datetime) -> tuple[AppRelease, bool]:
+                      now: dt.datetime, remind_after_seconds: int | None = None,
+                      remind_max: int | None = None) -> tuple[AppRelease, bool]:
         """Publish (or re-publish) a release; (the row, True when it is new). A re-publication
-        may change the kind, URL, messages and grace; ``published_at`` stays the first."""
+        may change the kind, URL, messages, grace and reminder policy; ``published_at`` stays
+        the first."""
         async with self._sessions() as s, s.begin():
             row = (await s.scalars(select(AppRelease).where(
                 AppRelease.app == app, AppRelease.platform == platform,
@@ -167,6 +178,7 @@ class LifecycleRepo:
                 row.republished_at = now
             row.kind, row.store_url, row.messages = kind, store_url, messages
             row.grace_seconds = grace_seconds
+            row.remind_after_seconds, row.remind_max = remind_after_seconds, remind_max
             await s.flush()
             return row, created
 

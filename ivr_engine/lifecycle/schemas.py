@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from ..api.schemas import (
+    ProblemDocument,
     QueryModel,
     RequestModel,
     ResponseModel,
@@ -51,6 +52,9 @@ class LoginRequest(RequestModel):
     os_version: Text(64)
     device_model: Text(128, 'e.g. "iPhone 8 Plus"') = ""
     push_token: Text(512, "alert push token (APNs) or FCM token") | None = None
+    force: bool = Field(False, description="end the user's open session on another device "
+                        "without asking (with `confirm_takeover` on, a login without it is "
+                        "answered 409 naming that session)")
 
     @field_validator("app_version")
     @classmethod
@@ -99,6 +103,30 @@ class LoginResponse(ResponseModel):
     offline: OfflineSecret | None = None
 
 
+class HandoverSession(ResponseModel):
+    """The open session a login would end: what the app shows its user."""
+
+    platform: str = Field(description="mobile | desktop")
+    app_type: str
+    os: str
+    os_version: str
+    device_model: str
+    device_id: str
+    since: Timestamp
+
+
+class HandoverProblem(ProblemDocument):
+    """409 `session_takeover`: the app's `confirm_takeover` is on and this login would end
+    the user's open session on another device (`session`); ask the user, then repeat the
+    login with `force: true` (the same assertion may be sent again: it was not used up).
+    Without `reason`: logins are not configured for the app."""
+
+    model_config = ConfigDict(title="HandoverProblem")
+
+    reason: Literal["session_takeover"] | None = None
+    session: HandoverSession | None = None
+
+
 class LoggedOut(ResponseModel):
     """The session has ended (reason `logout`)."""
 
@@ -130,9 +158,18 @@ class SessionList(ResponseModel):
     sessions: list[SessionInfo]
 
 
+class ReminderPolicy(RequestModel):
+    """Reminders of a recommended release: a device still older is sent the notice again
+    `after_seconds` after the last one, at most `max` times (0: never)."""
+
+    after_seconds: int = Field(ge=60, le=90 * 86_400)
+    max: int = Field(ge=0, le=20)
+
+
 class ReleaseRequest(RequestModel):
     """A release of an app for one platform. `grace_seconds` (mandatory only): how long open
-    sessions below it live on after the notice (0: they end at the notice)."""
+    sessions below it live on after the notice (0: they end at the notice). `reminders`
+    (recommended only): this release's reminder policy; absent: `lifecycle.reminders`."""
 
     platform: ReleasePlatform
     version: VersionText
@@ -143,6 +180,7 @@ class ReleaseRequest(RequestModel):
         default_factory=dict, max_length=MAX_MESSAGES,
         description="language code: the text the notice shows")
     grace_seconds: int = Field(0, ge=0, le=30 * 86_400)
+    reminders: ReminderPolicy | None = None
 
     @field_validator("messages")
     @classmethod
@@ -166,6 +204,21 @@ class NoticeCounts(ResponseModel):
     token_removed: int = 0
 
 
+class ReminderInfo(ResponseModel):
+    """A recommended release's reminders: the policy in force, and what the sweeper sent."""
+
+    after_seconds: int
+    max: int = Field(description="0: no reminders")
+    policy: Literal["release", "config"] = Field(description="the release's own policy, or "
+                                                 "`lifecycle.reminders`")
+    reminders: int = Field(description="reminder pushes made (every result)")
+    devices: int = Field(description="devices reminded at least once")
+    last_result: NoticeCounts = Field(description="devices by the result of their last "
+                                      "reminder")
+    updated: int = Field(description="devices that reported this version or newer after "
+                         "their notice: no more reminders")
+
+
 class ReleaseInfo(ResponseModel):
     id: int
     app: str
@@ -178,6 +231,7 @@ class ReleaseInfo(ResponseModel):
     published_at: Timestamp
     republished_at: Timestamp | None
     notices: NoticeCounts
+    reminders: ReminderInfo | None = Field(None, description="null for a mandatory release")
 
 
 class PublishResponse(ResponseModel):
@@ -207,6 +261,9 @@ class NoticeInfo(ResponseModel):
     result: Literal["sent", "provider_error", "token_removed"]
     reason: str
     sent_at: Timestamp
+    reminders: int = Field(0, description="reminders sent to the device since its notice")
+    reminded_at: Timestamp | None = None
+    reminder_result: Literal["sent", "provider_error", "token_removed"] | None = None
 
 
 class NoticeList(ResponseModel):
@@ -255,20 +312,27 @@ class LogRequestCreate(RequestModel):
 
 
 class LogRequestInfo(ResponseModel):
+    """An admin's log request and its upload, or logs the app sent unasked (`origin`
+    user: uploaded when created)."""
+
     id: str = Field(description="the request id the device uploads to: PUT "
                     "/v1/log-requests/{id}/upload")
     app: str
     user: str
-    device: int
+    device: int | None = Field(description="the device (devices list); null: logs sent "
+                               "unasked from a device with no push registration")
     platform: str
     created_at: Timestamp
     expires_at: Timestamp
     push: str = Field(description="how the device was asked: sent, provider_error, "
-                      "token_removed, no_token")
+                      "token_removed, no_token; unasked (origin user)")
     state: Literal["pending", "uploaded", "expired"]
     uploaded_at: Timestamp | None
     content_type: str | None
     size: int | None
+    origin: Literal["admin", "user"] = Field(description="admin: asked by an admin; user: "
+                                             "sent by the app unasked")
+    session_id: int | None = Field(description="origin user: the session that sent it")
 
 
 class LogRequestList(ResponseModel):
@@ -292,6 +356,13 @@ class UserQuery(QueryModel):
     """Narrow to one user."""
 
     user: Text(128, "one user's id") | None = None
+
+
+class LogQuery(QueryModel):
+    """Narrow the log list to one user, or to one origin."""
+
+    user: Text(128, "one user's id") | None = None
+    origin: Literal["admin", "user"] | None = None
 
 
 class ReportQuery(QueryModel):

@@ -1,5 +1,6 @@
 """``Lifecycle``: what the API and the engine hold of the feature — sessions, releases, and
-the sweeper task the engine runs in its TaskGroup (idle expiry, mandatory grace periods)."""
+the sweeper task the engine runs under its supervisor (idle expiry, mandatory grace periods,
+release reminders, log retention)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Callable
 
 from .logs import LogRequests
 from .releases import Releases
+from .reminders import Reminders
 from .sessions import Sessions
 
 log = logging.getLogger("ivr_engine.lifecycle")
@@ -27,13 +29,16 @@ class Lifecycle:
         self.sessions = Sessions(config, store, push, clock)
         self.releases = Releases(config, store, push, clock)
         self.logs = LogRequests(config, store, push, clock)
+        self.reminders = Reminders(config, store, push, clock)
 
     async def run(self) -> None:
-        """Record sessions that ended by idleness or a mandatory grace, and delete app logs
-        past their retention, every ``lifecycle.sweep_seconds`` (a child of the engine's
-        supervisor: a failed sweep is logged, counted and started again after a backoff)."""
+        """Record sessions that ended by idleness or a mandatory grace, send the release
+        reminders due, and delete app logs past their retention, every
+        ``lifecycle.sweep_seconds`` (a child of the engine's supervisor: a failed sweep is
+        logged, counted and started again after a backoff)."""
         while True:
             await self.sessions.sweep()
+            await self.reminders.sweep()
             await self.repo.purge_jtis(self.sessions.now())
             if n := await self.logs.purge():
                 log.info("app logs: %d requests or uploads past their retention deleted", n)

@@ -4,18 +4,24 @@ credential, logout, idle expiry and the end of sessions below a mandatory releas
 A session token is ``ivs_`` + 32 random bytes (URL-safe base64); the store keeps only its
 SHA-256. A login ends the user's open session of the app (reason ``replaced``) and tells
 that device by push through the app's own credentials: an APNs *alert* push (never VoIP) or
-an FCM data message, to the push token the device gave when it logged in.
+an FCM data message, to the push token the device gave when it logged in. With the app's
+``confirm_takeover`` on, a login that would end a session of another device first answers
+409 naming it (:class:`HandoverRequired`), unless it says ``force: true``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from aiohttp import web
+
+from ..api.problems import PROBLEM, Problem
 from ..push import PushError, token_hint
 from .assertions import AssertionRefused, Assertions
 from .offline import new_secret
@@ -32,7 +38,8 @@ from .rules import (
     notice_result,
     session_end,
 )
-from .schemas import LoginRequest
+from .repo import HandoverNeeded
+from .schemas import HandoverProblem, HandoverSession, LoginRequest
 from .versions import VersionError, parse_version
 
 log = logging.getLogger("ivr_engine.lifecycle")
@@ -72,6 +79,28 @@ class PushTarget:
     voip_token: None = None
 
 
+class HandoverRequired(Problem):
+    """409: the login would end the user's open session on another device; it names that
+    session's platform and device (the app asks its user, then repeats with ``force``)."""
+
+    def __init__(self, session: AppSession):
+        super().__init__(409, "Session open on another device",
+                         f"this user is signed in on another device ({session.platform}, "
+                         f"{session.device_model or session.os}): log in with force: true "
+                         "to end that session", field="force")
+        self.session = session
+
+    def response(self, request: web.Request) -> web.Response:
+        s = self.session
+        doc = HandoverProblem(
+            title=self.title, status=self.status, detail=self.detail, instance=request.path,
+            field=self.field, reason="session_takeover", session=HandoverSession(
+                platform=s.platform, app_type=s.app_type, os=s.os, os_version=s.os_version,
+                device_model=s.device_model, device_id=s.device_id, since=s.started_at))
+        return web.Response(status=409, content_type=PROBLEM,
+                            text=json.dumps(doc.model_dump(mode="json", exclude_none=True)))
+
+
 def _refusal(release: ReleaseFacts, platform: str, version: str) -> UpdateRequired:
     return UpdateRequired(platform=platform, version=version,
                           minimum_version=str(release.version), store_url=release.store_url)
@@ -102,7 +131,8 @@ class Sessions:
         """(token, the new session, [(ended session, how its device was told)]) for the user
         the request's assertion proves; raises AssertionRefused (401) for an assertion that
         does not, UpdateRequired when the version is below a mandatory release of the app."""
-        user = (await self.assertions.verify(app, req.assertion)).user
+        asserted = await self.assertions.check(app, req.assertion)
+        user = asserted.user
         if req.user is not None and req.user != user:
             raise AssertionRefused("it names another user than `user`")
         blocking = login_block(await self.facts(app), req.os, req.app_version)
@@ -110,6 +140,12 @@ class Sessions:
             log.info("login of %.80r (app %s, %s %s) refused: mandatory %s", user, app,
                      req.os, req.app_version, blocking.version)
             raise _refusal(blocking, req.os, req.app_version)
+        ask = self.confirm_takeover(app) and not req.force
+        if ask:  # asked before the assertion is used up: the repeat may send it again
+            for old in await self.repo.open_sessions(app=app, user=user):
+                if old.device_id != req.device_id:
+                    raise self._handover(old, user)
+        await self.assertions.use(app, asserted)
         now = self._clock()
         if req.os in PUSH_PLATFORMS:  # the version a device reports at login: for notices
             await self._store.devices.upsert(
@@ -119,17 +155,31 @@ class Sessions:
         token = new_session_token()
         offline = self._config().model.apps[app].fallback.offline
         secret = new_secret() if offline.enabled else None
-        session, ended = await self.repo.login(
-            token_hash=hash_token(token), app=app, user=user, now=now,
-            fallback_secret=secret,
-            device_id=req.device_id, platform=req.platform, app_type=req.app_type,
-            app_version=req.app_version, os=req.os, os_version=req.os_version,
-            device_model=req.device_model, push_token=req.push_token)
+        try:
+            session, ended = await self.repo.login(
+                token_hash=hash_token(token), app=app, user=user, now=now, ask=ask,
+                fallback_secret=secret,
+                device_id=req.device_id, platform=req.platform, app_type=req.app_type,
+                app_version=req.app_version, os=req.os, os_version=req.os_version,
+                device_model=req.device_model, push_token=req.push_token)
+        except HandoverNeeded as exc:  # another device logged in meanwhile
+            raise self._handover(exc.session, user) from None
         told = [(old, await self._tell_replaced(old, req.device_id)) for old in ended]
         log.info("login: session %d of %.80r (app %s, %s %s %s)%s", session.id, user, app,
                  req.platform, req.os, req.app_version,
                  f"; ended session(s) {[o.id for o, _ in told]} (replaced)" if told else "")
         return token, session, told
+
+    def confirm_takeover(self, app: str) -> bool:
+        cfg = self._config().model
+        own = cfg.apps[app].login.confirm_takeover
+        return cfg.lifecycle.login.confirm_takeover if own is None else own
+
+    @staticmethod
+    def _handover(old: AppSession, user: str) -> HandoverRequired:
+        log.info("login of %.80r (app %s) asks first: session %d is open on %s %s", user,
+                 old.app, old.id, old.platform, old.device_id[:40])
+        return HandoverRequired(old)
 
     async def _tell_replaced(self, old: AppSession, new_device: str) -> str:
         """Push "signed out" to the device of a replaced session (an alert on iOS, data on

@@ -79,6 +79,8 @@ def recipes(log_request: str) -> dict[str, tuple]:
         "upload": ("PUT", f"/v1/log-requests/{log_request}/upload",
                    ("text/plain", b"log line\n"), {"session": 201,
                                                     "other user's session": 404}),
+        "send_logs": ("POST", "/v1/apps/customer/logs", ("text/plain", b"log line\n"),
+                      {"session": 201, "other user's session": 201}),
         "reload": ("POST", "/v1/admin/reload", None, admin(200)),
         "list_apps": ("GET", "/v1/admin/apps", None, admin(200)),
         "push_test": ("POST", "/v1/admin/push-test", {"app": "customer", "user": "alice"},

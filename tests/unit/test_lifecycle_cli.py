@@ -1,5 +1,6 @@
-"""``ivr-engine lifecycle sessions / report / publish`` on a database of each backend (the
-push credentials of tests/fixtures/apps.yaml are missing: a notice is a provider error)."""
+"""``ivr-engine lifecycle sessions / report / publish / logs`` on a database of each backend
+(the push credentials of tests/fixtures/apps.yaml are missing: a notice is a provider
+error)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,49 @@ async def test_sessions_report_publish(db_url):
     assert r.returncode == 2 and "from" in r.stderr
     r = await run("sessions", "--app", "nope")
     assert r.returncode == 2
+
+
+async def test_logs_list_and_get(db_url, tmp_path, monkeypatch, capsysbinary):
+    """In process (``cli.main`` in a thread, as the command runs it): the logs a user sent
+    unasked are listed by origin and written back byte for byte."""
+    import datetime as dt
+
+    from ivr_engine import cli as main_cli
+    from ivr_engine.lifecycle.models import LogRequest
+    from ivr_engine.repositories import Store
+
+    now = dt.datetime.now(dt.timezone.utc)
+    data = bytes(range(256)) * 5000  # 1.2 MiB: two chunks, binary
+    store = await Store.open(db_url)
+    try:
+        async def pieces():
+            yield data[:1024 * 1024]
+            yield data[1024 * 1024:]
+
+        assert await store.lifecycle.logs.store_own(LogRequest(
+            id="own-1", app="customer", user="alice", device_id=None, platform="ios",
+            created_at=now, expires_at=now, push_result="unasked", uploaded_at=now,
+            content_type="application/gzip", size=len(data), origin="user", session_id=7),
+            pieces(), since=now - dt.timedelta(days=1), most=5)
+    finally:
+        await store.close()
+    monkeypatch.setenv("IVR_ARI_PASSWORD", "x")
+    monkeypatch.setenv("IVR_DATABASE_URL", db_url)
+
+    async def run(*args: str) -> tuple[int, bytes, bytes]:
+        code = await asyncio.to_thread(main_cli.main, ["lifecycle", "logs", *args, "-c",
+                                                       str(FIXTURE)])
+        out = capsysbinary.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = await run("list", "--app", "customer", "--origin", "user")
+    (row,) = json.loads(out)["requests"]
+    assert code == 0 and (row["id"], row["origin"], row["session_id"], row["size"]) == (
+        "own-1", "user", 7, len(data))
+    code, out, _ = await run("list", "--app", "customer", "--origin", "admin")
+    assert code == 0 and json.loads(out)["requests"] == []
+    code, _, err = await run("get", "own-1", "-o", str(tmp_path / "log.gz"))
+    assert code == 0 and (tmp_path / "log.gz").read_bytes() == data
+    assert b"application/gzip" in err and b"user log of 'alice'" in err
+    code, _, err = await run("get", "no-such-log")
+    assert code == 1 and b"no upload" in err

@@ -1,7 +1,8 @@
 """App logs on request, in process (tests/unit/test_api_harness.py, SQLite and PostgreSQL):
 an admin asks, the device uploads once (the user's session token only: the app's key proves
 no user; size limit, content type), the admin lists and downloads; expired requests refuse
-uploads; retention."""
+uploads; retention. Logs the app sends unasked: the same storage, listing and retention,
+within a per-user budget that holds when uploads race."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ import hashlib
 import json
 import tracemalloc
 
+from ivr_engine.config import parse_config
+
 from .test_api_harness import (  # noqa: F401 - api_fixture: the api fixture
     ADMIN_TOKEN,
+    ENV,
+    FIXTURE,
     KEYS,
+    USERS,
     api_fixture,
     assert_problem,
 )
@@ -203,3 +209,77 @@ async def test_racing_uploads_orphans_and_retention_leave_no_chunk_behind(api):
     assert await chunks() == {row.blob: 2, "new-orphan": 1}
     assert await logs.purge(now + dt.timedelta(seconds=1), now) == 1  # past its retention
     assert await chunks() == {"new-orphan": 1}
+
+
+async def send_logs(api, data: bytes, key: str, ctype=b"text/plain"):
+    return await api.raw("POST", "/v1/apps/customer/logs",
+                         [("Authorization", b"Bearer " + key.encode()),
+                          ("Content-Type", ctype)], data)
+
+
+async def test_the_app_sends_its_logs_unasked_within_a_budget(api):
+    device, alice = await register(api)
+    bob = await api.login("customer", "bob")
+    log = b"2026-12-01 08:00:00 the call dropped\n" * 3000  # over the JSON body limit
+    r = await send_logs(api, log, alice, ctype=b"text/plain; charset=utf-8")
+    assert r.status == 201, r.body
+    sent = r.json()
+    assert (sent["size"], sent["content_type"]) == (len(log), "text/plain")
+    # the app's key proves no user; wrong type, too big: refused, nothing kept
+    assert_problem(await send_logs(api, b"x", KEYS["customer"]), 401)
+    assert_problem(await send_logs(api, b"x", alice, ctype=b"application/json"), 415)
+    assert_problem(await send_logs(api, b"x" * (10 * 1024 * 1024 + 1), alice), 413)
+    listed = (await api.raw("GET", "/v1/admin/apps/customer/log-requests?origin=user",
+                            ADMIN)).json()["requests"]
+    (row,) = listed
+    assert (row["id"], row["user"], row["origin"], row["state"], row["device"],
+            row["push"], row["size"]) == (sent["id"], "alice", "user", "uploaded", device,
+                                          "unasked", len(log))
+    assert row["session_id"] is not None
+    r = await api.raw("GET", f"/v1/admin/log-requests/{sent['id']}/log", ADMIN)
+    assert r.status == 200 and r.body == log
+    # five a day per user (the default): the sixth is refused until the first is a day old
+    for n in range(4):
+        assert (await send_logs(api, b"line %d\n" % n, alice)).status == 201
+    over = assert_problem(await send_logs(api, b"one more\n", alice), 429)
+    assert "24 hours" in over["detail"]
+    r = await send_logs(api, b"one more\n", alice)
+    assert 86_000 < int(r.headers["retry-after"]) <= 86_400
+    assert (await send_logs(api, b"bob's\n", bob)).status == 201  # per user
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1, seconds=1)
+    await api.rebuild(clock=lambda: later)
+    assert (await send_logs(api, b"next day\n", alice)).status == 201
+    # the same retention as requested logs
+    gone = later + dt.timedelta(days=15)
+    api.parts.lifecycle.logs._clock = lambda: gone
+    assert await api.parts.lifecycle.logs.purge() == 7
+    assert await api.parts.store.lifecycle.logs.for_app("customer") == []
+    # an engine that takes logs only when asked
+    cfg = parse_config(FIXTURE.read_text() + USERS +
+                       "lifecycle:\n  logs: {user_uploads_per_day: 0}\n", str(FIXTURE), ENV)
+    await api.rebuild(config=lambda: cfg, clock=lambda: dt.datetime.now(dt.timezone.utc))
+    assert_problem(await send_logs(api, b"x", await api.login("customer", "carol")), 409)
+
+
+async def test_racing_unasked_uploads_keep_to_the_budget(api):
+    from ivr_engine.lifecycle.models import LogChunk, LogRequest
+    from sqlalchemy import func, select
+
+    logs = api.parts.store.lifecycle.logs
+    now = dt.datetime.now(dt.timezone.utc)
+
+    async def pieces():
+        await asyncio.sleep(0)
+        yield b"x" * 10
+
+    def row(n):
+        return LogRequest(id=f"own-{n}", app="customer", user="alice", device_id=None,
+                          platform="ios", created_at=now, expires_at=now, push_result="unasked",
+                          uploaded_at=now, content_type="text/plain", size=10, origin="user")
+
+    won = await asyncio.gather(*(logs.store_own(row(n), pieces(), since=now -
+                                                dt.timedelta(days=1), most=2)
+                                 for n in range(5)))
+    assert sorted(won) == [False, False, False, True, True]
+    async with api.parts.store.db.sessions() as s:  # the losers' chunks are gone
+        assert (await s.execute(select(func.count()).select_from(LogChunk))).scalar() == 2
