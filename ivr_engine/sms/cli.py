@@ -148,6 +148,11 @@ def cmd_start_stop(args: argparse.Namespace) -> int:
         if args.dialer not in cfg.model.sms.dialers:
             print(f"sms: dialer {args.dialer!r} is not configured", file=sys.stderr)
             return EXIT_INPUT
+        if args.sms_command == "start" and not cfg.model.sms.dialers[args.dialer].enabled:
+            from .overview import DISABLED
+
+            print(f"sms: {DISABLED.format(name=args.dialer)}", file=sys.stderr)
+            return EXIT_INPUT
         await svc.repo.set_dialer(args.dialer, args.sms_command == "start", svc.clock())
         print(f"dialer {args.dialer}: {'started' if args.sms_command == 'start' else 'stopped'}")
         return EXIT_OK
