@@ -2,7 +2,8 @@
 
 - ``POST /v1/sms``: SendSMS — one message in the single lane; 202 queued (or 200 with the
   outcome when ``wait_seconds`` is given and it came in time), JSON or form-encoded; at
-  uContact's paths too (``ucontact.py``). ``GET /v1/sms/messages/{id}``.
+  uContact's paths too (``ucontact.py``). ``GET /v1/sms/messages/{id}``; the sent-message
+  search ``GET /v1/sms/messages`` and ``/v1/sms/messages.csv`` (``searchhttp.py``).
 - ``POST /v1/sms/uploads``, ``POST /v1/sms/dnc/uploads``: the CSV files (``text/csv``
   body, spooled and checked, then imported in one transaction: ``uploads.py``), all or
   nothing; 422 lists every bad line, 413 past ``sms.uploads`` limits.
@@ -38,6 +39,7 @@ from .schemas import (
     UploadAccepted,
     UploadProblem,
 )
+from .searchhttp import add_search_routes
 from .spool import SpoolError, single_row
 from .ucontact import SEND_PROBLEMS, add_ucontact_routes, read_send
 from .uploads import http_upload
@@ -198,5 +200,6 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
         return reply(ReportAccepted(updated=n))
 
     add_ucontact_routes(routes, accept)
+    add_search_routes(routes, config, repo, clock, status_of)
     add_link_routes(routes, config, repo, service, clock, status_of)
     return routes

@@ -110,6 +110,8 @@ def recipes(log_request: str) -> dict[str, tuple]:
                                "%2B15550001111&message=hi", None, admin(409)),
         "integra_send_path": ("GET", "/Integra/resources/SMS/SendSMS/destination="
                               "%2B15550001111&message=hi", None, admin(409)),
+        "search_messages": ("GET", "/v1/sms/messages?status=sent", None, admin(200)),
+        "search_messages_csv": ("GET", "/v1/sms/messages.csv", None, admin(200)),
         "upload_spool": ("POST", "/v1/sms/uploads", CSV, admin(422)),
         "upload_dnc": ("POST", "/v1/sms/dnc/uploads", ("text/csv", b"+15550001111;\n"),
                        admin(200)),
