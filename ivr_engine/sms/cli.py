@@ -1,5 +1,5 @@
 """``ivr-engine sms …``: the dialer process, single sends, uploads, start/stop, delete,
-monitor. Exit codes: 0 done, 1 failed (a send refused, the database unreachable), 2 bad
+monitor, the sent-message search. Exit codes: 0 done, 1 failed (a send refused, the database unreachable), 2 bad
 input (config, file, arguments)."""
 
 from __future__ import annotations
@@ -177,6 +177,31 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return _with_service(args, work)
 
 
+def cmd_messages(args: argparse.Namespace) -> int:
+    """The sent-message search as ``GET /v1/sms/messages.csv``: the CSV on stdout, read and
+    written a page at a time."""
+    from .search import PAGE_ROWS, SearchError, csv_chunk, filters
+
+    async def work(cfg: Any, svc: Any) -> int:
+        try:
+            f = filters(start=args.start, end=args.end, campaign=args.campaign,
+                        number=args.number, status=args.status, provider=args.provider,
+                        region=cfg.model.sms.default_region, now=svc.clock())
+        except SearchError as exc:
+            print(f"sms messages: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        out = sys.stdout.buffer
+        rows = await svc.repo.search(f, limit=PAGE_ROWS)
+        out.write(csv_chunk(rows, header=True))
+        while len(rows) == PAGE_ROWS:
+            rows = await svc.repo.search(f, after=rows[-1].id, limit=PAGE_ROWS)
+            out.write(csv_chunk(rows))
+        out.flush()
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
 def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     """``ivr-engine sms`` and its subcommands; ``with_store``: how a command opens the
     config's Store (cli.with_store)."""
@@ -222,3 +247,12 @@ def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     p = cmd("delete", cmd_delete, "delete a campaign's unprocessed rows")
     p.add_argument("campaign")
     cmd("monitor", cmd_monitor, "per campaign counts and rates, per dialer state (JSON)")
+    p = cmd("messages", cmd_messages, "search the messages sent and waiting (CSV on stdout)")
+    p.add_argument("--from", dest="start", help="ISO 8601 (UTC without an offset); default: "
+                   "a day before --to")
+    p.add_argument("--to", dest="end", help="ISO 8601; default: now")
+    p.add_argument("--campaign", help="one campaign; - for sends without one")
+    p.add_argument("--number", help="the destination, any format")
+    p.add_argument("--status", help="queued, sending, sent, failed, blocked, other, none "
+                   "(comma-separated)")
+    p.add_argument("--provider")

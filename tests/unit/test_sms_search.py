@@ -4,6 +4,7 @@ formula-escaped like the login report's; refusals naming the parameter."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -113,3 +114,37 @@ async def test_the_csv_streams_every_row_formula_escaped(api, monkeypatch):
     assert ids == ["id", "2", "6", "10"]
     r = await api.get("/v1/sms/messages.csv?to=2026-13-01", headers=AUTH)
     assert r.status == 422 and (await r.json())["field"] == "to"
+
+
+async def test_the_cli_search_and_a_disabled_dialer(db_url, tmp_path, capsysbinary,
+                                                    monkeypatch):
+    from ivr_engine.cli import main
+
+    config = tmp_path / "sms.yaml"
+    config.write_text(FIXTURE.read_text().replace(
+        "  campaigns:\n", "    idle:\n      provider: gateway\n      enabled: false\n"
+        "  campaigns:\n", 1))
+    monkeypatch.setenv("IVR_DATABASE_URL", db_url)
+    store = await Store.open(db_url)
+    now = dt.datetime.now(dt.timezone.utc)
+    r = spool_row(destination="099635199", message="-10% hoy", region="UY", encoding="auto",
+                  now=now - dt.timedelta(minutes=5), campaign="promo", lane="bulk")
+    await store.sms.enqueue([r, {**r, "idem_key": "k2", "campaign": "reminders"}])
+    await store.close()
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(["sms", argv[0], "-c", str(config), *argv[1:]])
+        out, err = capsysbinary.readouterr()
+        return code, out.decode("utf-8"), err.decode()
+
+    code, out, err = await asyncio.to_thread(run, "messages", "--campaign", "promo",
+                                             "--number", "+59899635199")
+    table = list(csv.reader(io.StringIO(out.lstrip("\ufeff"), newline="")))
+    assert code == 0 and table[0] == list(COLUMNS) and len(table) == 2, err
+    assert dict(zip(COLUMNS, table[1]))["message"] == "'-10% hoy"
+    code, out, err = await asyncio.to_thread(run, "messages", "--status", "lost")
+    assert (code, out) == (2, "") and "status: 'lost' is not one of" in err
+    code, out, err = await asyncio.to_thread(run, "start", "idle")
+    assert (code, out) == (2, "") and "enabled: false" in err
+    code, out, err = await asyncio.to_thread(run, "start", "bulk")
+    assert (code, out) == (0, "dialer bulk: started\n"), err
