@@ -180,7 +180,7 @@ def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
         if spec.operation_id in ids:
             raise ValueError(f"two routes have the operation id {spec.operation_id!r}")
         ids.add(spec.operation_id)
-        paths.setdefault(spec.template, {})[spec.method.lower()] = _operation(spec, refs)
+        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, refs)
     return {
         "openapi": "3.1.0",
         "info": {"title": "ivr-engine", "version": _version(), "description": DESCRIPTION},

@@ -125,11 +125,6 @@ class RouteSpec:
     form: type[BaseModel] | None = None  # the body may also come form-encoded, as this model
 
     @property
-    def template(self) -> str:
-        """The path as an OpenAPI template: ``{name:regex}`` → ``{name}``."""
-        return re.sub(r"\{([^}:]+):[^}]*\}", r"{\1}", self.path)
-
-    @property
     def path_params(self) -> list[str]:
         return re.findall(r"\{([^}:]+)", self.path)
 

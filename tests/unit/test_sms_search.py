@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 import pytest
+import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr_engine.config import parse_config
@@ -148,3 +149,27 @@ async def test_the_cli_search_and_a_disabled_dialer(db_url, tmp_path, capsysbina
     assert (code, out) == (2, "") and "enabled: false" in err
     code, out, err = await asyncio.to_thread(run, "start", "bulk")
     assert (code, out) == (0, "dialer bulk: started\n"), err
+
+
+async def test_a_csv_cut_short_never_ends_as_a_whole_file(api, monkeypatch, caplog):
+    monkeypatch.setattr(searchhttp, "PAGE_ROWS", 5)
+    from ivr_engine.sms.repo import SmsRepo
+
+    calls = 0
+    real = SmsRepo.search
+
+    async def failing(self, f, **kw):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionResetError("database gone")  # asyncpg's dropped connection
+        return await real(self, f, **kw)
+
+    monkeypatch.setattr(SmsRepo, "search", failing)
+    r = await api.get("/v1/sms/messages.csv", headers=AUTH)
+    assert r.status == 200  # the answer had begun
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await r.read()  # the chunked body never ends: no client takes it for the whole file
+    logged = [rec for rec in caplog.records if rec.name.startswith("ivr_engine")]
+    assert [rec.getMessage()[:38] for rec in logged] == [
+        "the SMS messages CSV failed after it b"]
