@@ -71,7 +71,8 @@ def check_regexp(e164: str, pattern: re.Pattern[str] | None, provider: str,
     if pattern.search(form) is None:
         shown = e164 if form == e164 else f"{e164} (dialled {form})"
         raise NumberError(f"{shown} does not match the number_regexp {pattern.pattern!r} of "
-                          f"provider {provider!r} (match_on: {match_on})")
+                          f"provider {provider!r}" + (" (match_on: national)"
+                                                      if match_on == "national" else ""))
 
 
 # --------------------------------------------------------------------------- dial string
