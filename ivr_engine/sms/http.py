@@ -41,7 +41,7 @@ from .schemas import (
 )
 from .searchhttp import add_search_routes
 from .spool import SpoolError, single_row
-from .ucontact import SEND_PROBLEMS, add_ucontact_routes, read_send
+from .ucontact import SEND_PROBLEMS, SendSmsForm, add_ucontact_routes, read_send
 from .uploads import http_upload
 
 UPLOAD_PROBLEMS = {
@@ -82,7 +82,7 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
         return reply(status_of(got), status=200 if done else 202)
 
     @routes.post("/v1/sms", summary="SendSMS: send one message (single lane)",
-                 security=ADMIN, body=SendSmsRequest, form=SendSmsRequest,
+                 security=ADMIN, body=SendSmsRequest, form=SendSmsForm,
                  responses={200: SmsStatus, 202: SmsStatus}, problems=SEND_PROBLEMS)
     async def send_sms(request: web.Request, who: Principal) -> web.Response:
         """Spools the message in the single lane, which the dialer serves before any bulk

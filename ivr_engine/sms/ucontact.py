@@ -44,6 +44,13 @@ SEND_PROBLEMS = {
 Accept = Callable[[SendSmsRequest], Awaitable[web.Response]]
 
 
+class SendSmsForm(SendSmsRequest):
+    """SendSMS form-encoded (what the OpenAPI document shows; read by :func:`read_send`)."""
+
+    api: str | None = Field(None, max_length=128, description="the provider's name "
+                            "(uContact: the SMS API), as `provider`")
+
+
 class IntegraQuery(QueryModel):
     """uContact's SendSMS parameters in the URL (values of at most 1 024 printable
     characters: a message with line breaks goes in a POST)."""
@@ -127,7 +134,7 @@ def add_ucontact_routes(routes: ApiRoutes, accept: Accept) -> None:
     answers = {200: SmsStatus, 202: SmsStatus}
 
     @routes.post(INTEGRA, summary="SendSMS at uContact's path (JSON or form)",
-                 security=security, body=SendSmsRequest, form=SendSmsRequest,
+                 security=security, body=SendSmsRequest, form=SendSmsForm,
                  responses=answers, problems=SEND_PROBLEMS)
     async def integra_send(request: web.Request, who: Principal) -> web.Response:
         """`POST /v1/sms` at the path uContact integrations call; the form's `api`, when
