@@ -1,4 +1,5 @@
-"""Credentials as the door reads them: Bearer tokens, compared fail-closed and in constant time.
+"""Credentials as the door reads them: Bearer tokens (and, for the routes that accept it, the
+admin token as an HTTP Basic password), compared fail-closed and in constant time.
 
 - The token is read from the raw header bytes: a header may carry any byte (obs-text), and
   nothing here decodes or encodes it, so no header can make authentication raise.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import binascii
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -42,6 +44,27 @@ def bearer_token(request: web.Request) -> bytes | None:
     if scheme.lower() != b"bearer" or not token or len(token) > MAX_TOKEN:
         return None
     return token
+
+
+def basic_password(request: web.Request) -> bytes | None:
+    """The password of the request's single ``Authorization: Basic`` header (RFC 7617:
+    base64 of ``user:password``; the user is not a credential here), or None (absent,
+    repeated, another scheme, not base64, no colon, empty, or too long)."""
+    values = [v for k, v in request.raw_headers if k.lower() == b"authorization"]
+    if len(values) != 1:
+        return None
+    scheme, _, encoded = values[0].partition(b" ")
+    encoded = encoded.strip(b" \t")
+    if scheme.lower() != b"basic" or not encoded or len(encoded) > 2 * MAX_TOKEN:
+        return None
+    try:
+        decoded = binascii.a2b_base64(encoded, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    _, colon, password = decoded.partition(b":")
+    if not colon or not password or len(password) > MAX_TOKEN:
+        return None
+    return password
 
 
 def looks_like_session(token: bytes | None) -> bool:

@@ -6,8 +6,9 @@ In order, for every route:
 1. **per address** (the TCP peer; before anything is looked at): public, SDK, admin and
    provider routes alike;
 2. **credential**, as the route declares it (``routes.Security``; alternatives tried in the
-   order declared, the kind of token deciding which applies). A route behind a credential
-   first checks the address's budget of failed credentials: an address that keeps
+   order declared, the kind of token deciding which applies; a route that declares
+   ``adminBasic`` also takes the admin token as an HTTP Basic password). A route behind a
+   credential first checks the address's budget of failed credentials: an address that keeps
    presenting wrong keys gets 429 before anything is compared. Every refusal is the same
    generic 401 (the reason is logged, never a credential), compared in constant time, so
    neither the answer nor its timing tells which apps, users or sessions exist;
@@ -35,13 +36,21 @@ from typing import Any, Awaitable, Callable, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from .auth import ProvenSession, app_for_key, bearer_token, key_matches, looks_like_session
+from .auth import (
+    ProvenSession,
+    app_for_key,
+    basic_password,
+    bearer_token,
+    key_matches,
+    looks_like_session,
+)
 from .input import check_path, first_problem
 from .principal import Principal
 from .problems import Problem, loggable_path
 from .ratelimit import QuietLog, TokenBuckets, retry_after
 from .routes import (
     ADMIN,
+    ADMIN_BASIC,
     APP_KEY,
     PRINCIPAL,
     PROVIDER,
@@ -72,9 +81,11 @@ class _Refused(Exception):
     """A credential was presented and is wrong: the reason goes to the log only."""
 
 
-def _unauthorized() -> Problem:
+def _unauthorized(basic: bool = False) -> Problem:
+    challenge = ({"WWW-Authenticate": CHALLENGE["WWW-Authenticate"] + ', Basic realm='
+                  '"ivr-engine"'} if basic else CHALLENGE)
     return Problem(401, "Unauthorized", "a valid credential for this route is required "
-                   "(see the route's security in /openapi.json)", headers=CHALLENGE)
+                   "(see the route's security in /openapi.json)", headers=challenge)
 
 
 def _too_many(scope: str, wait: float) -> Problem:
@@ -133,6 +144,8 @@ class Door:
                   loggable_path(request, 80), address)
             raise _too_many("client address (failed credentials)", wait)
         token = bearer_token(request)
+        if token is None and ADMIN_BASIC in spec.security:
+            token = basic_password(request)  # the admin token as a Basic password
         try:
             return await self._prove(request, spec, token, address)
         except _Refused as exc:
@@ -140,7 +153,7 @@ class Door:
                 self.buckets.take(f"fail|{address}", fails.rate, fails.burst)
             log.info("%s %s from %s refused: %s", request.method, loggable_path(request, 80),
                      address, exc)
-            raise _unauthorized() from None
+            raise _unauthorized(ADMIN_BASIC in spec.security) from None
 
     async def _prove(self, request: web.Request, spec: RouteSpec, token: bytes | None,
                      address: str) -> Principal:

@@ -22,7 +22,18 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .routes import ADMIN, APP_KEY, PROVIDER, PUBLIC, SESSION, ApiRoutes, Reply, RouteSpec, spec_of
+from .routes import (
+    ADMIN,
+    ADMIN_BASIC,
+    APP_KEY,
+    PROVIDER,
+    PUBLIC,
+    SESSION,
+    ApiRoutes,
+    Reply,
+    RouteSpec,
+    spec_of,
+)
 from .schemas import ProblemDocument
 
 log = logging.getLogger("ivr_engine.api")
@@ -41,6 +52,10 @@ SECURITY_SCHEMES = {
     ADMIN.value: {"type": "http", "scheme": "bearer", "description": (
         "Admin routes: `Authorization: Bearer <engine.api.admin_token>`; refused while no "
         "token is configured. Served only on `engine.api.admin_listen` when it is set.")},
+    ADMIN_BASIC.value: {"type": "http", "scheme": "basic", "description": (
+        "The admin token as an HTTP Basic password (any user name): "
+        "`Authorization: Basic base64(<user>:<engine.api.admin_token>)`, the way uContact "
+        "integrations send their Integra token. Only the routes that list it (SendSMS).")},
     PROVIDER.value: {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
                      "description": (
         "An SMS provider's delivery report: the `callback_token` in the path, and the "
@@ -86,6 +101,8 @@ def _models(specs: Iterable[RouteSpec]) -> list[tuple[type[BaseModel], str]]:
             wanted[(spec.body, "validation")] = None
         if spec.query is not None:
             wanted[(spec.query, "validation")] = None
+        if spec.form is not None:
+            wanted[(spec.form, "validation")] = None
         for r in spec.responses.values():
             if r.model is not None:
                 wanted[(r.model, "serialization")] = None
@@ -135,6 +152,9 @@ def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
     if spec.body is not None:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": refs[(spec.body, "validation")]}}}
+        if spec.form is not None:
+            op["requestBody"]["content"]["application/x-www-form-urlencoded"] = {
+                "schema": refs[(spec.form, "validation")]}
     responses: dict[str, Any] = {}
     for status, reply in spec.responses.items():
         out: dict[str, Any] = {"description": reply.description or str(status)}

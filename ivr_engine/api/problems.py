@@ -26,8 +26,9 @@ log = logging.getLogger("ivr_engine.api")
 
 PROBLEM = "application/problem+json"
 
-#: path parameters that are credentials (sms/webhooks.py: the providers' callback tokens)
-SECRET_PARAMS = frozenset({"token"})
+#: path parameters that are credentials (sms/webhooks.py: the providers' callback tokens) or
+#: may carry one (sms/ucontact.py: SendSMS's parameters as a path segment)
+SECRET_PARAMS = frozenset({"token", "form"})
 #: a refusal for load (rate limits, caps, no capacity) closes the connection: a client told
 #: to come back later does not keep a descriptor of the engine meanwhile
 CLOSES_CONNECTION = frozenset({429, 503})

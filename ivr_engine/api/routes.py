@@ -53,11 +53,14 @@ class Security(str, Enum):
     APP_KEY = "appKey"  # Authorization: Bearer <the app's api_key>: proves the app, no user
     SESSION = "session"  # Authorization: Bearer <a user's session token>: the app and the user
     ADMIN = "adminToken"  # Authorization: Bearer <engine.api.admin_token>
+    # Authorization: Basic base64(<any user>:<engine.api.admin_token>): the admin token as an
+    # HTTP Basic password, the way uContact integrations authenticate (routes that opt in)
+    ADMIN_BASIC = "adminBasic"
     PROVIDER = "providerSignature"  # an SMS provider's signed callback (see sms/webhooks.py)
 
 
 PUBLIC, APP_KEY, SESSION = Security.PUBLIC, Security.APP_KEY, Security.SESSION
-ADMIN, PROVIDER = Security.ADMIN, Security.PROVIDER
+ADMIN, PROVIDER, ADMIN_BASIC = Security.ADMIN, Security.PROVIDER, Security.ADMIN_BASIC
 
 # what the door leaves on a request for the handler (aiohttp's typed request storage)
 PRINCIPAL: web.RequestKey[Any] = web.RequestKey("principal", object)
@@ -127,6 +130,7 @@ class RouteSpec:
     body: type[BaseModel] | None
     query: type[BaseModel] | None
     responses: Mapping[int, Reply]  # every status, problems included
+    form: type[BaseModel] | None = None  # the body may also come form-encoded, as this model
 
     @property
     def path_params(self) -> list[str]:
@@ -139,7 +143,7 @@ class RouteSpec:
     @property
     def admin(self) -> bool:
         """Served on the admin listener (when one is configured) and only there."""
-        return self.security == (ADMIN,)
+        return ADMIN in self.security and set(self.security) <= {ADMIN, ADMIN_BASIC}
 
 
 def _reply(decl: ResponseDecl) -> Reply:
@@ -159,8 +163,10 @@ def _security(security: Security | Sequence[Security], where: str) -> tuple[Secu
                         f"got {security!r}")
     if PUBLIC in out and len(out) > 1:
         raise TypeError(f"{where}: a public route accepts no credential")
-    if ADMIN in out and len(out) > 1:
+    if ADMIN in out and not set(out) <= {ADMIN, ADMIN_BASIC}:
         raise TypeError(f"{where}: an admin route accepts the admin token only")
+    if ADMIN_BASIC in out and ADMIN not in out:
+        raise TypeError(f"{where}: adminBasic is an alternative to adminToken, not alone")
     return out
 
 
@@ -168,7 +174,8 @@ def make_spec(method: str, path: str, handler: Handler, *, summary: str,
               security: Security | Sequence[Security], tag: str,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               responses: Mapping[int, ResponseDecl],
-              problems: Mapping[int, ProblemDecl] | None = None) -> RouteSpec:
+              problems: Mapping[int, ProblemDecl] | None = None,
+              form: type[BaseModel] | None = None) -> RouteSpec:
     """A route's declaration, with the problems its kind implies added."""
     schemes = _security(security, f"{method} {path}")
     out: dict[int, Reply] = {status: _reply(decl) for status, decl in responses.items()}
@@ -188,7 +195,7 @@ def make_spec(method: str, path: str, handler: Handler, *, summary: str,
         out[status] = _problem(decl)
     doc = inspect.cleandoc(handler.__doc__ or "")
     return RouteSpec(method.upper(), path, handler.__name__, summary, doc, tag, schemes, body,
-                     query, dict(sorted(out.items())))
+                     query, dict(sorted(out.items())), form)
 
 
 def spec_of(handler: Any) -> RouteSpec | None:
@@ -238,11 +245,12 @@ class ApiRoutes(Sequence[web.AbstractRouteDef]):
               security: Security | Sequence[Security], responses: Mapping[int, ResponseDecl],
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               problems: Mapping[int, ProblemDecl] | None = None,
-              tag: str | None = None) -> Callable[[Handler], Handler]:
+              tag: str | None = None,
+              form: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             spec = make_spec(method, path, handler, summary=summary, security=security,
                              tag=tag or self.tag, body=body, query=query, responses=responses,
-                             problems=problems)
+                             problems=problems, form=form)
             self._defs.append(web.route(method, path, _bind(handler, spec)))
             return handler
         return register

@@ -37,7 +37,9 @@ class SmsProvider(_Model):
     user: str | None = None  # Twilio account SID, Vonage api_key, basic-auth user
     password: SecretStr | None = None  # Twilio auth token, Vonage api_secret, Infobip API key
     sender: str | None = Field(None, max_length=32)  # From: a number or an alphanumeric id
-    number_regexp: str | None = None  # matched against the E.164 number before sending
+    number_regexp: str | None = None  # matched against the number before sending
+    # what number_regexp sees: +59899635199 (e164) or 099635199 as dialled in default_region
+    match_on: Literal["e164", "national"] = "e164"
     encoding: Literal["auto", "gsm7", "ucs2"] = "auto"
     rate: float | None = Field(None, gt=0, le=100_000, description="send-rate cap per second")
     rate_unit: Literal["segments", "messages"] = "segments"

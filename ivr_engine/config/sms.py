@@ -52,6 +52,9 @@ def check_sms(model: ConfigModel, src: Source) -> list[Issue]:
                 err(("providers", i, "params", key), f"unknown field(s) "
                     f"{', '.join(sorted(used - set(TEMPLATE_FIELDS)))}; known: "
                     f"{', '.join(TEMPLATE_FIELDS)}")
+        if p.match_on == "national" and p.number_regexp and not sms.default_region:
+            err(("providers", i, "match_on"), "match_on: national reads numbers as dialled "
+                "in sms.default_region: set it")
         if p.status_callback_url and p.callback_token is None:
             err(("providers", i, "callback_token"), "status_callback_url is set: a "
                 "callback_token is required (delivery reports are refused without it)")

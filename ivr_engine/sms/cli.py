@@ -1,5 +1,5 @@
 """``ivr-engine sms …``: the dialer process, single sends, uploads, start/stop, delete,
-monitor. Exit codes: 0 done, 1 failed (a send refused, the database unreachable), 2 bad
+monitor, the sent-message search. Exit codes: 0 done, 1 failed (a send refused, the database unreachable), 2 bad
 input (config, file, arguments)."""
 
 from __future__ import annotations
@@ -148,6 +148,11 @@ def cmd_start_stop(args: argparse.Namespace) -> int:
         if args.dialer not in cfg.model.sms.dialers:
             print(f"sms: dialer {args.dialer!r} is not configured", file=sys.stderr)
             return EXIT_INPUT
+        if args.sms_command == "start" and not cfg.model.sms.dialers[args.dialer].enabled:
+            from .overview import DISABLED
+
+            print(f"sms: {DISABLED.format(name=args.dialer)}", file=sys.stderr)
+            return EXIT_INPUT
         await svc.repo.set_dialer(args.dialer, args.sms_command == "start", svc.clock())
         print(f"dialer {args.dialer}: {'started' if args.sms_command == 'start' else 'stopped'}")
         return EXIT_OK
@@ -167,6 +172,31 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_monitor(args: argparse.Namespace) -> int:
     async def work(cfg: Any, svc: Any) -> int:
         print(json.dumps(await svc.monitor(), indent=2))
+        return EXIT_OK
+
+    return _with_service(args, work)
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    """The sent-message search as ``GET /v1/sms/messages.csv``: the CSV on stdout, read and
+    written a page at a time."""
+    from .search import PAGE_ROWS, SearchError, csv_chunk, filters
+
+    async def work(cfg: Any, svc: Any) -> int:
+        try:
+            f = filters(start=args.start, end=args.end, campaign=args.campaign,
+                        number=args.number, status=args.status, provider=args.provider,
+                        region=cfg.model.sms.default_region, now=svc.clock())
+        except SearchError as exc:
+            print(f"sms messages: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        out = sys.stdout.buffer
+        rows = await svc.repo.search(f, limit=PAGE_ROWS)
+        out.write(csv_chunk(rows, header=True))
+        while len(rows) == PAGE_ROWS:
+            rows = await svc.repo.search(f, after=rows[-1].id, limit=PAGE_ROWS)
+            out.write(csv_chunk(rows))
+        out.flush()
         return EXIT_OK
 
     return _with_service(args, work)
@@ -217,3 +247,12 @@ def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     p = cmd("delete", cmd_delete, "delete a campaign's unprocessed rows")
     p.add_argument("campaign")
     cmd("monitor", cmd_monitor, "per campaign counts and rates, per dialer state (JSON)")
+    p = cmd("messages", cmd_messages, "search the messages sent and waiting (CSV on stdout)")
+    p.add_argument("--from", dest="start", help="ISO 8601 (UTC without an offset); default: "
+                   "a day before --to")
+    p.add_argument("--to", dest="end", help="ISO 8601; default: now")
+    p.add_argument("--campaign", help="one campaign; - for sends without one")
+    p.add_argument("--number", help="the destination, any format")
+    p.add_argument("--status", help="queued, sending, sent, failed, blocked, other, none "
+                   "(comma-separated)")
+    p.add_argument("--provider")

@@ -169,7 +169,8 @@ class SmsService:
         reads — then the request and its outcome."""
         done = {"rid": row.id, "provider": prov.name, "channel": channel}
         try:
-            check_regexp(row.destination, self._regexps.get(prov.name), prov.name)
+            check_regexp(row.destination, self._regexps.get(prov.name), prov.name,
+                         prov.spec.match_on, self.sms.default_region)
         except NumberError as exc:
             return {**done, "state": OTHER, "answer": str(exc), "done_at": self.clock()}
         await prov.cap.take(row.segments, single=single)

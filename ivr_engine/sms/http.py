@@ -1,7 +1,9 @@
 """The SMS routes (admin token, except the providers' delivery reports).
 
 - ``POST /v1/sms``: SendSMS — one message in the single lane; 202 queued (or 200 with the
-  outcome when ``wait_seconds`` is given and it came in time). ``GET /v1/sms/messages/{id}``.
+  outcome when ``wait_seconds`` is given and it came in time), JSON or form-encoded; at
+  uContact's paths too (``ucontact.py``). ``GET /v1/sms/messages/{id}``; the sent-message
+  search ``GET /v1/sms/messages`` and ``/v1/sms/messages.csv`` (``searchhttp.py``).
 - ``POST /v1/sms/uploads``, ``POST /v1/sms/dnc/uploads``: the CSV files (``text/csv``
   body, spooled and checked, then imported in one transaction: ``uploads.py``), all or
   nothing; 422 lists every bad line, 413 past ``sms.uploads`` limits.
@@ -18,7 +20,6 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..api.input import read_model
 from ..api.principal import Principal
 from ..api.problems import Problem
 from ..api.routes import ADMIN, PROVIDER, ApiRoutes, Reply
@@ -26,7 +27,7 @@ from ..api.schemas import reply
 from .linkhttp import add_link_routes
 from .single import send_single
 from .models import STATE_NAMES, TO_PROCESS, SpoolRow
-from .overview import report as monitor_report
+from .overview import DISABLED, report as monitor_report
 from .reports import ReportError, parse_report
 from .schemas import (
     CampaignDeleted,
@@ -38,7 +39,9 @@ from .schemas import (
     UploadAccepted,
     UploadProblem,
 )
+from .searchhttp import add_search_routes
 from .spool import SpoolError, single_row
+from .ucontact import SEND_PROBLEMS, SendSmsForm, add_ucontact_routes, read_send
 from .uploads import http_upload
 
 UPLOAD_PROBLEMS = {
@@ -67,19 +70,9 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
     def settings() -> Any:
         return config().model.sms
 
-    @routes.post("/v1/sms", summary="SendSMS: send one message (single lane)",
-                 security=ADMIN, body=SendSmsRequest,
-                 responses={200: SmsStatus, 202: SmsStatus},
-                 problems={409: "no SMS provider is configured, or not the one named"})
-    async def send_sms(request: web.Request, who: Principal) -> web.Response:
-        """Spools the message in the single lane, which the dialer serves before any bulk
-        campaign. The number is normalised to E.164 and checked against the provider's
-        `number_regexp`, the encoding chosen (GSM-7 or UCS-2) and the segments counted
-        before anything is queued; a refusal is a 422 naming the field."""
-        sms = settings()
-        req = await read_model(request, SendSmsRequest)
+    async def accept(req: SendSmsRequest) -> web.Response:
         try:
-            row = single_row(sms, clock(), req.destination, req.message,
+            row = single_row(settings(), clock(), req.destination, req.message,
                              campaign=req.campaign, agent=req.agent, provider=req.provider)
         except SpoolError as exc:
             raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
@@ -87,6 +80,18 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
             raise Problem(409, "No provider", exc.args[0], field="provider") from None
         got, done = await send_single(repo, service, row, req.wait_seconds)
         return reply(status_of(got), status=200 if done else 202)
+
+    @routes.post("/v1/sms", summary="SendSMS: send one message (single lane)",
+                 security=ADMIN, body=SendSmsRequest, form=SendSmsForm,
+                 responses={200: SmsStatus, 202: SmsStatus}, problems=SEND_PROBLEMS)
+    async def send_sms(request: web.Request, who: Principal) -> web.Response:
+        """Spools the message in the single lane, which the dialer serves before any bulk
+        campaign. The body is JSON or a form (`application/x-www-form-urlencoded`, as
+        uContact integrations send it). The number is normalised to E.164 and checked
+        against the provider's `number_regexp`, the encoding chosen (GSM-7 or UCS-2) and
+        the segments counted before anything is queued; a refusal is a 422 naming the
+        field."""
+        return await accept(await read_send(request))
 
     @routes.get("/v1/sms/messages/{id}", summary="One message and where it stands",
                 security=ADMIN, responses={200: SmsStatus},
@@ -137,17 +142,26 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
         def make(action: str) -> Any:
             async def switch(request: web.Request, who: Principal) -> web.Response:
                 name = request.match_info["name"]
-                if name not in settings().dialers:
+                dialer = settings().dialers.get(name)
+                if dialer is None:
                     raise Problem(404, "Not found", f"no dialer {name!r}", field="name")
+                if action == "start" and not dialer.enabled:
+                    raise Problem(409, "Dialer disabled", DISABLED.format(name=name),
+                                  field="name")
                 await repo.set_dialer(name, action == "start", clock())
                 return reply(DialerSwitched(name=name, running=action == "start"))
             switch.__name__ = f"{action}_dialer"
             switch.__doc__ = (f"{action.capitalize()} the dialer on demand (every worker "
-                              "sees it within a second).")
+                              "sees it within a second)." + (
+                                  " A dialer disabled in the configuration (`enabled: false`) "
+                                  "is not started: 409." if action == "start" else ""))
             return switch
+        problems = {404: "no such dialer"}
+        if action == "start":
+            problems[409] = "the dialer is disabled in the configuration (enabled: false)"
         routes.post(f"/v1/sms/dialers/{{name}}/{action}", summary=f"{action.capitalize()} a "
                     "dialer", security=ADMIN, responses={200: DialerSwitched},
-                    problems={404: "no such dialer"})(make(action))
+                    problems=problems)(make(action))
 
     @routes.route("DELETE", "/v1/sms/campaigns/{campaign}/unprocessed",
                   summary="Delete a campaign's unprocessed rows", security=ADMIN,
@@ -185,5 +199,7 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
                                                      key=u.key)
         return reply(ReportAccepted(updated=n))
 
+    add_ucontact_routes(routes, accept)
+    add_search_routes(routes, config, repo, clock, status_of)
     add_link_routes(routes, config, repo, service, clock, status_of)
     return routes

@@ -1,4 +1,4 @@
-"""The SMS tables (revision 0004): the spool, the do-not-contact list, the dialers' run state.
+"""The SMS tables (revision 0004; search indexes 0009): the spool, the do-not-contact list, the dialers' run state.
 
 Spool states (uContact's numbers kept: 0 none, 1 to process, 3 blocked):
 
@@ -35,6 +35,9 @@ class SpoolRow(Base):
         Index("ix_sms_spool_campaign", "campaign", "state"),
         Index("ix_sms_spool_message_id", "provider_message_id"),
         Index("ix_sms_spool_idem_key", "idem_key", unique=True),
+        # the sent-message search (revision 0009): a date range, a number
+        Index("ix_sms_spool_created", "created_at", "id"),
+        Index("ix_sms_spool_destination", "destination", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,12 +1,16 @@
 """The dialers monitor: per campaign, what uContact's dashboard shows (processed, not
 processed, other, blocked) plus failed and the send rates; per dialer, enabled, running and
-inside its schedule. Pure: it reads counts the repository made."""
+inside its schedule (a dialer disabled in the configuration is not running, whatever its
+start/stop switch says). Pure: it reads counts the repository made."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .models import BLOCKED, FAILED, NONE, OTHER, SENDING, SENT, TO_PROCESS
+
+DISABLED = ("dialer {name!r} is disabled (sms.dialers.{name}.enabled: false): enable it in the "
+            "configuration and reload before starting it")
 
 
 def campaign_report(name: str, counts: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +27,8 @@ def report(sms: Any, counts: dict[str, dict[str, Any]], running: dict[str, bool]
            open_now: dict[str, bool]) -> dict[str, Any]:
     names = list(sms.campaigns) + sorted(set(counts) - set(sms.campaigns))
     return {
-        "dialers": [{"name": n, "enabled": d.enabled, "running": running.get(n, True),
+        "dialers": [{"name": n, "enabled": d.enabled,
+                     "running": d.enabled and running.get(n, True),
                      "in_schedule": open_now.get(n, True), "provider": d.provider,
                      "spacing_ms": d.spacing_ms} for n, d in sms.dialers.items()],
         "campaigns": [campaign_report(n, counts.get(n, {})) for n in names],

@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
 
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import (
@@ -193,6 +193,23 @@ class SmsRepo:
     async def get(self, row_id: int) -> SpoolRow | None:
         async with self._sessions() as s:
             return await s.get(SpoolRow, row_id)
+
+    async def search(self, f: Any, *, after: int = 0, limit: int = 100) -> list[SpoolRow]:
+        """Spool rows matching ``f`` (``search.Filters``) with an id above ``after``, oldest
+        first by id, at most ``limit``."""
+        q = select(SpoolRow).where(T.c.created_at >= f.start, T.c.created_at < f.end,
+                                   T.c.id > after)
+        if f.campaign is not None:
+            q = q.where(or_(T.c.campaign.is_(None), T.c.campaign == "") if f.campaign == ""
+                        else T.c.campaign == f.campaign)
+        if f.destination is not None:
+            q = q.where(T.c.destination == f.destination)
+        if f.states:
+            q = q.where(T.c.state.in_(f.states))
+        if f.provider is not None:
+            q = q.where(T.c.provider == f.provider)
+        async with self._sessions() as s:
+            return list((await s.execute(q.order_by(T.c.id).limit(limit))).scalars())
 
     async def delivery_report(self, provider: str, status: str, *, message_id: str | None = None,
                               key: str | None = None) -> int:

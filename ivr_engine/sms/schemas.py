@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..api.schemas import ProblemDocument, RequestModel, ResponseModel
+from ..api.schemas import ProblemDocument, QueryModel, RequestModel, ResponseModel, Text
 
 Status = Literal["queued", "sending", "sent", "failed", "blocked", "other", "none"]
 
@@ -102,3 +102,30 @@ class CampaignDeleted(ResponseModel):
 
 class ReportAccepted(ResponseModel):
     updated: int = Field(description="spool rows the report updated")
+
+
+class MessageSearchQuery(QueryModel):
+    """The sent-message search (``/v1/sms/messages`` and its CSV)."""
+
+    start: Text(40, "ISO 8601; without an offset, UTC; default: a day before `to`") | None = (
+        Field(None, alias="from"))
+    end: Text(40, "ISO 8601; default: now (created before it)") | None = Field(
+        None, alias="to")
+    campaign: Text(128, "one campaign; `-` for sends without a campaign") | None = None
+    number: Text(64, "the destination, any format (read in sms.default_region)") | None = None
+    status: Text(120, "one or more of queued, sending, sent, failed, blocked, other, none, "
+                 "comma-separated") | None = None
+    provider: Text(128) | None = None
+    after: int | None = Field(None, ge=0, le=2**31, description="the previous page's "
+                              "`next_after` (JSON only)")
+    limit: int = Field(100, ge=1, le=1000, description="rows per page (JSON only)")
+
+
+class MessagePage(ResponseModel):
+    """Messages created in [start, end), oldest first (by id), at most `limit`."""
+
+    start: dt.datetime
+    end: dt.datetime
+    messages: list[SmsStatus]
+    next_after: int | None = Field(description="pass as `after` for the next page; null: "
+                                   "this is the last")

@@ -71,7 +71,8 @@ def single_row(sms: Any, now: dt.datetime, destination: str, message: str, *,
                     provider=spec.name)
     try:
         check_regexp(row["destination"],
-                     re.compile(spec.number_regexp) if spec.number_regexp else None, spec.name)
+                     re.compile(spec.number_regexp) if spec.number_regexp else None, spec.name,
+                     spec.match_on, sms.default_region)
     except NumberError as exc:
         raise SpoolError(str(exc), "destination") from None
     return row

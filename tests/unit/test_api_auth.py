@@ -104,6 +104,16 @@ def recipes(log_request: str) -> dict[str, tuple]:
         "send_sms": ("POST", "/v1/sms", {"destination": "+15550001111", "message": "hi"},
                      admin(409)),  # no provider in this fixture
         "get_sms": ("GET", "/v1/sms/messages/1", None, admin(404)),
+        # uContact's SendSMS paths (test_sms_ucontact.py: the Basic form of the admin token)
+        "integra_send": ("POST", "/Integra/resources/SMS/SendSMS", (
+            "application/x-www-form-urlencoded", b"destination=%2B15550001111&message=hi"),
+            admin(409)),
+        "integra_send_query": ("GET", "/Integra/resources/SMS/SendSMS?destination="
+                               "%2B15550001111&message=hi", None, admin(409)),
+        "integra_send_path": ("GET", "/Integra/resources/SMS/SendSMS/destination="
+                              "%2B15550001111&message=hi", None, admin(409)),
+        "search_messages": ("GET", "/v1/sms/messages?status=sent", None, admin(200)),
+        "search_messages_csv": ("GET", "/v1/sms/messages.csv", None, admin(200)),
         "upload_spool": ("POST", "/v1/sms/uploads", CSV, admin(422)),
         "upload_dnc": ("POST", "/v1/sms/dnc/uploads", ("text/csv", b"+15550001111;\n"),
                        admin(200)),
