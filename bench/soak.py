@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import datetime as dt
 import itertools
 import json
@@ -82,7 +83,6 @@ from ivr_engine.testing.sipp import (  # noqa: E402
     SCENARIO,
     TRUNKS,
     TrunkObserver,
-    _free_udp_port,
 )
 from tests.e2e import baresip_ua  # noqa: E402
 from tests.support import identity  # noqa: E402
@@ -90,6 +90,7 @@ from tests.support.identity import open_session  # noqa: E402
 from tests.support.push_servers import FakeFcm  # noqa: E402
 
 log = make_log("soak")
+SLOT: contextvars.ContextVar[int] = contextvars.ContextVar("slot", default=0)
 CONFIG = REPO / "bench" / "soak.yaml"
 APP_NAME = "ivr-bench"
 APP = "soakapp"
@@ -99,6 +100,10 @@ identity.SECRETS.setdefault(APP, "soakapp-backend-secret-0000000000000000")
 TREE_DID, WAKE_DID, FALLBACK_DID = "+15550005000", "+15550005100", "+15550005200"
 ANSWERING = {"alice": "1", "bob": "2"}  # wake menu keys of the users whose phone answers
 SLEEPER = ("carol", "3")                # never wakes
+# SIPp binds its SIP port, the audio port (-mp) and the video port (-mp + 2): each slot has
+# its own, between Asterisk's RTP range (10000-20000) and the kernel's ephemeral ports, so two
+# callers never race for a port (a free port picked by bind(0) says nothing of its +2)
+PORT_BASE = 21000
 HELD_KINDS = ("sessions", "channels", "registration_waits", "live_records")
 DEFAULT_MIX = {"menu_queue": 28, "hangup_prompt": 15, "transfer_ivr": 10,
                "transfer_queued": 10, "wake_answer": 4, "wake_timeout": 8,
@@ -276,6 +281,7 @@ class Soak:
 
     async def sipp(self, did: str, keys: list[Key], hold_ms: int, *, cache: bool = True
                    ) -> tuple[str, CallRecord, asyncio.Task]:
+        base = PORT_BASE + 8 * SLOT.get()
         """Start one SIPp caller; returns its caller number, its record (filled in by the
         observer) and the task that ends with (SIPp exit code, output tail)."""
         caller = f"+1556{next(self.numbers) % 10_000_000:07d}"
@@ -293,8 +299,8 @@ class Soak:
         inf = self.tmp / "inf" / f"{caller[1:]}.csv"
         inf.write_text(f"SEQUENTIAL\n{caller};{did};\n")
         cmd = ["sipp", "-sf", str(scen), "-inf", str(inf), "-i", self.address,
-               "-p", str(_free_udp_port(self.address)), "-mi", self.address,
-               "-mp", str(_free_udp_port(self.address)), "-m", "1", "-l", "1", "-r", "1",
+               "-p", str(base), "-mi", self.address, "-mp", str(base + 2),
+               "-m", "1", "-l", "1", "-r", "1",
                "-nostdin", "-timeout", f"{int(self.args.call_timeout)}s", "-timeout_error",
                ASTERISK_SIP]
 
@@ -328,9 +334,12 @@ class Soak:
             await asyncio.sleep(0.05)
         self.observer.forget(caller, call)
         if not call.channel:
-            out.reason = "never reached Asterisk"
-            if "bind" in text.lower() or "address already in use" in text.lower():
-                self.harness["sipp port taken"] += 1
+            out.reason = f"never reached Asterisk (SIPp exit {rc})"
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            out.detail["sipp"] = re.sub(r"^\S+\s+\S+\s+\S+\s+", "", lines[-1])[:160] \
+                if lines else ""
+            if "unable to bind" in text.lower():
+                out.reason = "SIPp could not bind its port (harness)"
             return False
         if rc != 0:
             last = [ln.strip() for ln in text.splitlines() if ln.strip()][-1:] or [""]
@@ -470,6 +479,7 @@ class Soak:
             return
         if call.declared != {"type": "message-then-hangup", "target": "outside-app"}:
             out.reason = f"ended at {call.destination} (expected the outside-app message)"
+            out.detail["decoded"] = "".join(call.keys)
         else:
             out.ok = True
 
@@ -488,6 +498,8 @@ class Soak:
         caller, call, task = await self.sipp(FALLBACK_DID, keys, 9000, cache=False)
         if await self.finish(caller, call, task, out):
             self.expect_queue(call, out, "billing")
+        if not out.ok:   # what Asterisk decoded against what was sent
+            out.detail.update(sent=token + "#1", decoded="".join(call.keys))
 
     @staticmethod
     def expect_queue(call: CallRecord, out: Outcome, queue: str) -> None:
@@ -622,6 +634,7 @@ class Soak:
         todo = iter(range(self.args.calls))
 
         async def slot(n: int) -> None:
+            SLOT.set(n)
             await asyncio.sleep(n * 0.1)   # ramp up over concurrency / 10 seconds
             for _ in todo:
                 out = await self.one(self.draw())
@@ -634,13 +647,14 @@ class Soak:
             for n in range(self.args.concurrency):
                 tg.create_task(slot(n))
 
-    async def quiet(self, timeout: float) -> dict[str, Any]:
-        """Wait for everything to be given back (held 0, no channel), then settle."""
+    async def quiet(self, timeout: float, channels: int = 0) -> dict[str, Any]:
+        """Wait for everything to be given back (held 0, at most ``channels`` channels in
+        Asterisk: those that were there before, someone else's), then settle."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             held = await self.metrics()
             chans = await self.ari.list_channels()
-            if not chans and all(held.get(k) == 0 for k in HELD_KINDS):
+            if len(chans) <= channels and all(held.get(k) == 0 for k in HELD_KINDS):
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(self.args.settle)
@@ -686,9 +700,14 @@ class Soak:
             self.t0 = time.monotonic()
             result["at_start"] = await self.sample("start")
             log(f"warm-up: {a.warmup} call(s) of each kind")
-            warm = await asyncio.gather(*(self.one(k) for k in a.mix for _ in range(a.warmup)))
+            async def warm_one(n: int, kind: str) -> Outcome:
+                SLOT.set(n)
+                return await self.one(kind)
+
+            warm = await asyncio.gather(*(warm_one(n, k) for n, k in enumerate(
+                k for k in a.mix for _ in range(a.warmup))))
             result["warmup_failed"] = [f"{o.kind}: {o.reason}" for o in warm if not o.ok]
-            await self.quiet(60)
+            await self.quiet(60, result["at_start"]["asterisk_channels"])
             before = await self.sample("before")
             cpu0 = proc_cpu(self.engine.proc.pid)
             ast0 = proc_cpu(asterisk_pid())
@@ -707,7 +726,7 @@ class Soak:
             cpu1 = proc_cpu(self.engine.proc.pid)
             ast1 = proc_cpu(asterisk_pid())
             log("calls done; waiting for everything to be given back")
-            result["quiet"] = await self.quiet(a.quiet_timeout)
+            result["quiet"] = await self.quiet(a.quiet_timeout, before["asterisk_channels"])
             after = await self.sample("after")
             log(f"after: {after}")
             result.update(self.report(before, after, wall, cpu0, cpu1, ast0, ast1))
