@@ -21,6 +21,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from urllib.parse import quote
 
 from .. import metrics
 from ..logs import CHANNEL
@@ -142,10 +143,15 @@ class CallSession:
         """The call ends without its caller leaving (a failure, the engine stopping): the
         phase releases what it holds, then a caller still in Stasis goes to the fallback."""
         await self._release()
-        if rescue and await self.rescue():
+        if not rescue:
+            return
+        if await self.rescue():
             self.services.registry.update(self.channel_id, state="handed-off",
                                           destination="fallback")
             self.ended_as = "handed-off"
+        elif await self._channel_gone():  # hung up meanwhile: no event will tell us now
+            self.record("ended")
+            self.ended_as = "ended"
 
     async def _release(self) -> None:
         if self._released or self.phase is None:
@@ -169,7 +175,7 @@ class CallSession:
             # a request raced the caller's hang-up (404 or 400/409/412 on a dying channel) or
             # Asterisk refused something: only the second deserves an error and a rescue
             first = _leaves(eg)[0]
-            if await self._channel_gone():
+            if await self._channel_gone(first):
                 log.info("channel %s went away during %s", self.channel_id, first)
                 await self._abandon(rescue=False)
                 self.record("ended")
@@ -236,8 +242,13 @@ class CallSession:
         rt = self.runtime
         return "ended-by-engine" if rt is not None and rt.finished else "caller-left"
 
-    async def _channel_gone(self) -> bool:
+    async def _channel_gone(self, err: BaseException | None = None) -> bool:
         if self._left:
+            return True
+        if isinstance(err, AriNotFound) and err.message == "Channel not found" \
+                and err.path.startswith(f"/channels/{quote(self.channel_id, safe='')}/"):
+            # Asterisk's word that no channel has this id (409 if outside Stasis); GET
+            # /channels/<id> reads its snapshot cache, which keeps a hung-up one a moment more
             return True
         try:
             return await self.ari.get_channel(self.channel_id) is None

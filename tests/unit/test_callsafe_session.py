@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr_engine.ari import AriError, ChannelDispatcher, parse_event
+from ivr_engine.ari import AriError, AriNotFound, ChannelDispatcher, parse_event
 from ivr_engine.calls.manager import Calls
 from ivr_engine.calls.phase import TransferRequest
 from ivr_engine.calls.registry import CallRegistry
@@ -211,3 +211,55 @@ async def test_a_phase_that_raises_leaves_nothing_behind(world, fault):
         assert (info.state, info.destination) == ("handed-off", "fallback")
         node.dispatcher(event("ChannelDestroyed", CID))
         assert registry.live() == []
+
+
+def gone_404(path: str) -> AriNotFound:
+    """What Asterisk answers a request on a channel that no longer exists (res_ari's
+    find_control: 404 only when no channel has that id; 409 when it exists outside Stasis)."""
+    return AriNotFound(404, "POST", path, "Channel not found")
+
+
+async def test_a_hang_up_racing_a_request_ends_the_record_without_an_error(world, caplog):
+    """The caller hangs up while a key's request is in flight (bench/soak.py hit it 1 in 300
+    calls): Asterisk answers 404 "Channel not found", while GET /channels/<id> still finds
+    the channel (it reads the snapshot cache, which keeps a hung-up channel a moment longer).
+    The call must end as a hang-up: no error, no rescue, and its record ended although no
+    ChannelDestroyed will come (the channel has left the application)."""
+    ari, node, calls, registry = world
+    start(calls, node, "300")
+    await until(lambda: played(ari) == 1, "the top menu's prompt")
+    # from now on the channel is gone for every request on it, not for GET /channels/<id>
+    ari.fail["set_variable"] = lambda cid, *a, **k: gone_404(f"/channels/{cid}/variable")
+    ari.fail["continue_in_dialplan"] = lambda cid, *a, **k: gone_404(f"/channels/{cid}/continue")
+    ari.fail["subscribe"] = lambda *a, **k: AriError(422, "POST", "subscription",
+                                                     "Event source does not exist")
+    press(node, "1")   # queue:support: the variables set as the caller hangs up
+    await until(lambda: CID not in calls.sessions, "the call's task ended")
+    assert registry.live() == [], [(i.id, i.state) for i in registry.live()]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    fallback = [k for _, k in ari.calls("continue_in_dialplan")
+                if k.get("context") == "ivr-engine-fallback"]
+    assert fallback == []   # nobody to rescue
+
+
+async def test_a_caller_gone_before_the_rescue_ends_the_record(world):
+    """A request fails for another reason (Asterisk refuses a prompt), and the caller hangs
+    up before the rescue: the rescue finds no channel, and the record must end (no event
+    will say so any more)."""
+    ari, node, calls, registry = world
+    ari.fail["play"] = lambda cid, media, **k: AriError(400, "POST", "play", "bad media") \
+        if "recording:" in str(media) else None
+
+    def hung_up(cid, *a, **k):
+        ari.gone.add(cid)
+        return gone_404(f"/channels/{cid}/continue")
+
+    ari.fail["continue_in_dialplan"] = hung_up
+    ari.fail["subscribe"] = lambda *a, **k: AriError(422, "POST", "subscription",
+                                                     "Event source does not exist")
+    start(calls, node, "300")
+    await until(lambda: played(ari) == 1, "the top menu's prompt")
+    press(node, "5")   # menu broken: Asterisk refuses its prompt
+    await until(lambda: CID not in calls.sessions, "the call's task ended")
+    assert ari.calls("continue_in_dialplan"), "a rescue was tried"
+    assert registry.live() == [], [(i.id, i.state) for i in registry.live()]
