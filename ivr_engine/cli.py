@@ -174,13 +174,13 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .main import run_engine
+    from .main import run
 
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_CONFIG
     try:
-        return asyncio.run(run_engine(cfg))
+        return run(cfg)
     except KeyboardInterrupt:
         return EXIT_OK
 

@@ -131,3 +131,32 @@ async def run_engine(config: Config) -> int:
             log.error("another process took the ARI application %r; exiting", eng.ari.app)
             code = 1
     return code
+
+
+#: seconds the tasks still pending when the engine has stopped get to end once cancelled
+EXIT_GRACE_SECONDS = 3.0
+
+
+def run(config: Config) -> int:
+    """``asyncio.run(run_engine(config))``, except that SIGTERM always ends the process: a
+    task a library leaves behind that never ends (SQLAlchemy 2.1 + aiosqlite 0.22: the
+    graceful close of a connection invalidated by a cancelled query, awaiting a worker thread
+    that was stopped meanwhile) would hang ``asyncio.run``'s final cancellation for ever.
+    Tasks still pending after the engine stopped are cancelled and given
+    ``EXIT_GRACE_SECONDS``; those that do not end are named in the log and left."""
+    loop = asyncio.new_event_loop()
+    try:
+        code = loop.run_until_complete(run_engine(config))
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            _, left = loop.run_until_complete(asyncio.wait(pending,
+                                                           timeout=EXIT_GRACE_SECONDS))
+            for task in left:
+                log.warning("exiting with a task that did not end when cancelled: %s",
+                            task.get_coro())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        return code
+    finally:
+        loop.close()
