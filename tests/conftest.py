@@ -199,3 +199,13 @@ async def store(db_url):
     s = await Store.open(db_url)
     yield s
     await s.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``scripts/test`` splits the run by the ``sandbox`` marker: every end-to-end test must
+    carry it, else no run would select it."""
+    unmarked = [item.nodeid for item in items
+                if "/e2e/" in f"/{item.nodeid}" and item.get_closest_marker("sandbox") is None]
+    if unmarked:
+        raise pytest.UsageError("end-to-end tests without the sandbox marker: "
+                                + ", ".join(unmarked))

@@ -56,7 +56,7 @@ USER_OF = {"customer": "alice", "staff": "sam"}
 ADMIN_TOKEN = "admin-secret-000000000000000000000000000"
 ARI_APP = "ivr-api-contract"
 # per operation and generation mode, with credentials (IVR_CONTRACT_EXAMPLES: a deeper run)
-EXAMPLES = int(os.environ.get("IVR_CONTRACT_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("IVR_CONTRACT_EXAMPLES", "30"))
 UNAUTHENTICATED_EXAMPLES = 15  # per non-public operation
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]

@@ -8,10 +8,13 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
 from tests.integration.engine_proc import FIXTURE, start_engine
 from tests.integration.test_api_contract import live_sandbox  # noqa: F401 - the fixture
 from tests.support.sms_providers import INFOBIP_KEY, LocalProviders, start
+
+pytestmark = pytest.mark.sandbox
 
 ARI_APP = "ivr-sms-test"
 TOKEN = "sms-engine-admin-0000000000000000000000"
