@@ -56,6 +56,7 @@ class IvrPhase:
         self._sent: dict[str, tuple[tuple[str, ...], str, float]] = {}  # media, lang, when
         self._timers: dict[str, asyncio.Task] = {}
         self.rescued = False  # sent to the dialplan fallback: nothing more to drive
+        self.handed_off = False  # Asterisk took the continue to its destination
 
     # -------------------------------------------------------------- events
 
@@ -203,6 +204,7 @@ class IvrPhase:
         extension = "s" if dest.kind == "voicemail" else dest.target
         await call.ari.continue_in_dialplan(call.channel_id, context=context,
                                             extension=extension, priority=1)
+        self.handed_off = True
 
     def _notify_queue(self, queue: str) -> None:
         call = self.call

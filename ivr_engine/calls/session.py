@@ -145,6 +145,12 @@ class CallSession:
         await self._release()
         if not rescue:
             return
+        if isinstance(self.phase, IvrPhase) and self.phase.handed_off:
+            # Asterisk took it to its destination, its StasisEnd not read yet (the engine
+            # stopping right after a hand-off): a rescue would fail on a channel out of Stasis
+            self.record("handed-off")
+            self.ended_as = "handed-off"
+            return
         if await self.rescue():
             self.services.registry.update(self.channel_id, state="handed-off",
                                           destination="fallback")

@@ -263,3 +263,23 @@ async def test_a_caller_gone_before_the_rescue_ends_the_record(world):
     await until(lambda: CID not in calls.sessions, "the call's task ended")
     assert ari.calls("continue_in_dialplan"), "a rescue was tried"
     assert registry.live() == [], [(i.id, i.state) for i in registry.live()]
+
+
+async def test_the_engine_stopping_right_after_a_hand_off_records_it_handed_off(world):
+    """SIGTERM between the hand-off's `continue` and its StasisEnd (seen in CI under load:
+    `test_sigterm_right_after_hand_offs_writes_every_record`): the call is Asterisk's now —
+    no rescue into the fallback (it fails on a channel out of Stasis) and its record says
+    handed-off to its queue."""
+    ari, node, calls, registry = world
+    start(calls, node, "300")
+    await until(lambda: played(ari) == 1, "the top menu's prompt")
+    press(node, "1")  # Queue(support)
+    await until(lambda: any(k.get("context") == "ivr-engine-queue"
+                            for _, k in ari.calls("continue_in_dialplan")), "the hand-off")
+    calls._tg._parent_task.cancel()  # the engine stops before the StasisEnd is read
+    await until(lambda: CID not in calls.sessions, "the call's task ended")
+    contexts = [k.get("context") for _, k in ari.calls("continue_in_dialplan")]
+    assert contexts == ["ivr-engine-queue"], contexts
+    info = registry.get(CID)
+    assert info is not None and (info.state, info.destination) == \
+        ("handed-off", "queue:support"), info
