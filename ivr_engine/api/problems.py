@@ -102,7 +102,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(exc.status, exc.reason,
                                 _AIOHTTP_DETAILS.get(exc.status, exc.reason), request.path,
                                 headers=headers)
-    except (db_errors.OperationalError, db_errors.TimeoutError) as exc:
+    except Exception as exc:
+        if not database_unavailable(exc):
+            log.exception("unexpected error answering %s %s", request.method,
+                          loggable_path(request))
+            return problem_response(500, "Internal Server Error", "the engine failed to "
+                                    "answer this request; the error is in its log",
+                                    request.path)
         # the database is busy or away (SQLite locked past its busy timeout, PostgreSQL gone,
         # a statement past its timeout, no pooled connection): the client may retry
         log.warning("database unavailable answering %s %s: %s", request.method,
@@ -110,11 +116,26 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(503, "Service Unavailable", "the database did not answer in "
                                 "time; retry shortly", request.path,
                                 headers={hdrs.RETRY_AFTER: "1"})
-    except Exception:
-        log.exception("unexpected error answering %s %s", request.method,
-                      loggable_path(request))
-        return problem_response(500, "Internal Server Error", "the engine failed to answer "
-                                "this request; the error is in its log", request.path)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database is busy or cannot be reached. SQLAlchemy wraps the driver's errors once
+    connected; opening a connection, asyncpg raises the socket's own ``OSError`` (refused,
+    no such socket, reset) through SQLAlchemy's pool unwrapped: an ``OSError`` is the
+    database's when it was raised inside SQLAlchemy or the driver, not in a handler's own
+    I/O (an outgoing HTTP request's refusal stays a 500)."""
+    if isinstance(exc, (db_errors.OperationalError, db_errors.TimeoutError,
+                        db_errors.InterfaceError)):
+        return True
+    if not isinstance(exc, OSError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        if name.startswith(("sqlalchemy.", "asyncpg.", "aiosqlite.")):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _first_line(exc: BaseException) -> str:

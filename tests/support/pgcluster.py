@@ -86,6 +86,20 @@ def start(root: Path) -> str:
     return url_for(root)
 
 
+def halt(root: Path) -> None:
+    """Stop the server at once (no shutdown checkpoint, clients cut), keeping its data: the
+    database gone from under a running engine. :func:`restart` brings it back."""
+    _run([str(bindir() / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w",
+          "stop"], _owner())
+
+
+def restart(root: Path) -> None:
+    """Start again a cluster stopped by :func:`halt`."""
+    log = root / "server.log"
+    _run([str(bindir() / "pg_ctl"), "-D", str(root / "data"), "-l", str(log), "-w", "-t", "30",
+          "-o", f"-k {root / 'sock'} {SERVER_OPTIONS}", "start"], _owner(), log)
+
+
 def stop(root: Path) -> None:
     """Stop the cluster under ``root`` (if it runs) and remove ``root``."""
     data = root / "data"
