@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -66,11 +67,13 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, **HEADERS})
 
 
-def _static_files() -> dict[str, tuple[bytes, str]]:
+def _static_files() -> dict[str, tuple[bytes, str, str]]:
+    """name: (bytes, media type, ETag)."""
     out = {}
     for name, (path, media) in STATIC_FILES.items():
         try:
-            out[name] = (path.read_bytes(), media)
+            body = path.read_bytes()
+            out[name] = (body, media, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
         except OSError:
             log.warning("console: %s is missing (scripts/install vendors htmx): the pages "
                         "work without their live parts", path)
@@ -134,14 +137,18 @@ class Console:
         @routes.get("/console/static/{name}", summary="The console's scripts and styles",
                     security=PUBLIC, responses={200: Reply(
                         description="a file", media_type="text/plain",
+                        schema={"type": "string"}), 304: Reply(
+                        description="not modified (If-None-Match)", media_type="text/plain",
                         schema={"type": "string"})}, problems={404: "no such file"})
         async def static(request: web.Request) -> web.Response:
             found = files.get(request.match_info["name"])
             if found is None:
                 raise Problem(404, "Not Found", "no such file")
-            body, media = found
-            return web.Response(body=body, content_type=media, headers={
-                **HEADERS, "Cache-Control": "no-cache"})
+            body, media, etag = found
+            headers = {**HEADERS, "Cache-Control": "no-cache", "ETag": etag}
+            if request.headers.get("If-None-Match") == etag:  # the browser's copy is current
+                return web.Response(status=304, headers=headers)
+            return web.Response(body=body, content_type=media, headers=headers)
 
         add_tree_pages(routes, parts, self.graphs)
         add_live_pages(routes, parts, self.streams)
