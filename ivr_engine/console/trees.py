@@ -101,14 +101,17 @@ def _open_states(cfg: Any, now: dt.datetime) -> str:
 async def drawing(graphs: GraphCache, cfg: Any, scope: Scope, now: dt.datetime) -> str:
     """The scope's SVG for the config in force (drawn again when a schedule opens or
     closes: the open-now state is on the graph)."""
-    tree_dot(cfg, scope, now)  # ScopeError before anything is drawn
-    key = f"{scope_param(scope)}|{_open_states(cfg, now)}"
+    key = f"{scope_param(scope)}|{_open_states(cfg, now)}"  # ScopeError from the build
     svg = await graphs.svg(cfg, key, lambda: tree_dot(cfg, scope, now))
     return svg.decode()
 
 
 def add_tree_pages(routes: ApiRoutes, parts: Any, graphs: GraphCache) -> None:
     config, clock = parts.config, parts.clock
+
+    def generation(cfg: Any, now: dt.datetime) -> str:
+        states = zlib.crc32(_open_states(cfg, now).encode())
+        return f"{graphs.generation(cfg)}-{states:x}"
 
     async def graph_context(cfg: Any, scope: Scope) -> dict[str, Any]:
         now = clock()
@@ -118,9 +121,8 @@ def add_tree_pages(routes: ApiRoutes, parts: Any, graphs: GraphCache) -> None:
             svg, error = None, str(exc)
         except GraphvizError as exc:
             svg, error = None, f"the graph cannot be drawn: {exc}"
-        states = zlib.crc32(_open_states(cfg, now).encode())
-        return {"svg": svg, "graph_error": error,
-                "gen": f"{graphs.generation(cfg)}-{states:x}", "scope_param": scope_param(scope)}
+        return {"svg": svg, "graph_error": error, "gen": generation(cfg, now),
+                "scope_param": scope_param(scope)}
 
     def walk_context(cfg: Any, q: TreeQuery) -> dict[str, Any]:
         if q.keys is None:
@@ -147,10 +149,9 @@ def add_tree_pages(routes: ApiRoutes, parts: Any, graphs: GraphCache) -> None:
     async def graph(request: web.Request, who: Principal) -> web.Response:
         cfg, q = config(), query_of(request)
         scope = parse_scope(q.scope)
-        context = await graph_context(cfg, scope)
-        if q.gen == str(context["gen"]) and context["svg"] is not None:
-            return web.Response(status=204)
-        return page("_graph.html", **context)
+        if q.gen is not None and q.gen == generation(cfg, clock()):
+            return web.Response(status=204)  # the page shows the current drawing
+        return page("_graph.html", **await graph_context(cfg, scope))
 
     @routes.get("/console/trees/walk", summary="A simulated caller's walk (fragment)",
                 security=CONSOLE, query=TreeQuery, responses={200: HTML})

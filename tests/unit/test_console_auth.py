@@ -166,3 +166,20 @@ async def test_the_console_is_served_on_the_admin_listener_only(api):
     paths = lambda app: {r.resource.canonical for r in app.router.routes()}  # noqa: E731
     assert not {p for p in paths(public) if p.startswith("/console")}
     assert {"/console/login", "/console/trees", "/console/static/{name}"} <= paths(admin)
+
+
+async def test_the_graph_is_drawn_again_after_a_reload_and_not_before(api):
+    from .test_api_harness import load_test_config
+
+    box = [api.parts.config()]
+    await api.rebuild(config=lambda: box[0])
+    cookie, _ = await cookie_of(api)
+    r = await send(api, "GET", "/console/trees/graph?scope=all", cookie)
+    gen = re.search(r'data-gen="([^"]+)"', r.body.decode())[1]
+    assert (await send(api, "GET", f"/console/trees/graph?scope=all&gen={gen}", cookie)
+            ).status == 204  # the page's drawing is current: nothing to swap
+    drawn = api.parts.console.graphs.drawn
+    box[0] = load_test_config()  # what a reload swaps in: a new snapshot
+    r = await send(api, "GET", f"/console/trees/graph?scope=all&gen={gen}", cookie)
+    assert r.status == 200 and re.search(r'data-gen="([^"]+)"', r.body.decode())[1] != gen
+    assert api.parts.console.graphs.drawn == drawn + 1
