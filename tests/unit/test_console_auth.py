@@ -11,7 +11,6 @@ import re
 import time
 from urllib.parse import urlencode
 
-import pytest
 from pydantic import SecretStr
 
 from ivr_engine.api import cookies
