@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from . import logs
 from .config import Config, ConfigError, load_config
+from .console.cli import add_commands as graph_commands
 from .lifecycle.cli import add_commands as lifecycle_commands
 from .sms.cli import add_commands as sms_commands
 
@@ -362,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_schema)
     lifecycle_commands(sub, with_store)
     sms_commands(sub, with_store)
+    graph_commands(sub, _load)
     return p
 
 

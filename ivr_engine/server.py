@@ -1,7 +1,8 @@
 """The HTTP API assembled, on the top floor beside ``main.py``: every feature's routes, each
 given its own service, behind the one door (``api/door.py``), served on one listener — or on
 two when ``engine.api.admin_listen`` is set: the admin routes (and ``/metrics``) only there,
-everything else only on ``engine.api.listen``. Keep the admin listener private.
+everything else only on ``engine.api.listen``. Keep the admin listener private. The admin
+console (``console/``, ``/console``) is served where the admin routes are.
 
 The features never see this module: each ``<feature>/http.py`` takes what it needs (its
 repository, its service, the config) and answers for the principal the door hands it.
@@ -36,6 +37,7 @@ from .api.schemas import WebhookStats
 from .apps.guard import TokenGuard
 from .apps.http import app_routes
 from .calls.http import call_routes
+from .console.http import Console, ConsoleParts
 from .lifecycle.http import lifecycle_routes
 from .lifecycle.service import Lifecycle
 from .livedata.http import livedata_routes
@@ -75,6 +77,7 @@ class ApiParts:
     guard: TokenGuard = field(default_factory=TokenGuard)  # shared with the calls
     streams: StreamGate | None = None  # the event streams' caps; made here when None
     fds: int | None = None  # the descriptor limit the budgets come from (None: the process's)
+    console: Console | None = None  # the admin console, made with the routes (feature_routes)
 
 
 class _Status:
@@ -126,6 +129,8 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         parts.lifecycle = Lifecycle(cfg, store, parts.push, clock)
     if parts.streams is None:
         parts.streams = StreamGate(lambda: cfg().engine.api.streams, stream_ceiling)
+    parts.console = Console(ConsoleParts(cfg, store, parts.registry, parts.calls,
+                                         parts.queues, parts.lifecycle, clock))
     return [
         engine_routes(_Status(parts), parts.holder),
         app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
@@ -134,14 +139,17 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),
+        parts.console.routes,
     ]
 
 
 def _app(door: Door, routes: Iterable[web.AbstractRouteDef],
-         budget: ConnectionBudget) -> web.Application:
+         budget: ConnectionBudget, console: Console | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[count_requests, problem_middleware, door.middleware])
     app.add_routes(list(routes))
+    if console is not None:  # its event streams end when the server stops
+        app.on_shutdown.append(console.close)
     app.add_routes(openapi_routes())
     app[BUDGET] = budget
     return app
@@ -169,13 +177,15 @@ def build_apps(parts: ApiParts) -> tuple[web.Application, web.Application | None
         return await not_ready(parts)
 
     if not split:
-        return _app(door, defs + list(ops_routes(readiness)), budget(public_limit, "api")), None
+        return _app(door, defs + list(ops_routes(readiness)), budget(public_limit, "api"),
+                    parts.console), None
     assert admin_limit is not None
     admin = [d for d in defs if spec_of(d.handler).admin]  # type: ignore[attr-defined,union-attr]
     public = [d for d in defs if not spec_of(d.handler).admin]  # type: ignore[attr-defined,union-attr]
     return (_app(door, public + list(ops_routes(readiness, with_metrics=False)),
                  budget(public_limit, "api")),
-            _app(door, admin + list(ops_routes(readiness)), budget(admin_limit, "admin")))
+            _app(door, admin + list(ops_routes(readiness)), budget(admin_limit, "admin"),
+                 parts.console))
 
 
 def build_app(parts: ApiParts) -> web.Application:

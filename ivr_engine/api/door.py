@@ -11,7 +11,10 @@ In order, for every route:
    credential first checks the address's budget of failed credentials: an address that keeps
    presenting wrong keys gets 429 before anything is compared. Every refusal is the same
    generic 401 (the reason is logged, never a credential), compared in constant time, so
-   neither the answer nor its timing tells which apps, users or sessions exist;
+   neither the answer nor its timing tells which apps, users or sessions exist. The admin
+   console's routes take its session cookie (``cookies.py``; a request that changes
+   something also its CSRF token: 403 otherwise) and its login the admin token as a form
+   field; a refused console page (GET) is redirected to the login form (303);
 3. **per principal**: a user's session per user; an app key per app and address (the key
    ships in every copy of the app: one client cannot spend another's budget); every
    request of an app against the app's ceiling;
@@ -31,11 +34,13 @@ The door knows no feature: the session check and the provider check are handed t
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from . import cookies
 from .auth import (
     ProvenSession,
     app_for_key,
@@ -43,6 +48,7 @@ from .auth import (
     bearer_token,
     key_matches,
     looks_like_session,
+    MAX_TOKEN,
 )
 from .input import check_path, first_problem
 from .principal import Principal
@@ -51,11 +57,15 @@ from .ratelimit import QuietLog, TokenBuckets, retry_after
 from .routes import (
     ADMIN,
     ADMIN_BASIC,
+    ADMIN_FORM,
     APP_KEY,
+    CONSOLE,
+    CSRF_REFUSED,
     PRINCIPAL,
     PROVIDER,
     PUBLIC,
     QUERY,
+    SAFE_METHODS,
     SESSION,
     RouteSpec,
     spec_of,
@@ -143,9 +153,14 @@ class Door:
                   "failed credentials from this address", request.method,
                   loggable_path(request, 80), address)
             raise _too_many("client address (failed credentials)", wait)
-        token = bearer_token(request)
-        if token is None and ADMIN_BASIC in spec.security:
-            token = basic_password(request)  # the admin token as a Basic password
+        if CONSOLE in spec.security:
+            token = console_cookie(request)
+        elif ADMIN_FORM in spec.security:
+            token = await form_field(request, "token")
+        else:
+            token = bearer_token(request)
+            if token is None and ADMIN_BASIC in spec.security:
+                token = basic_password(request)  # the admin token as a Basic password
         try:
             return await self._prove(request, spec, token, address)
         except _Refused as exc:
@@ -153,6 +168,11 @@ class Door:
                 self.buckets.take(f"fail|{address}", fails.rate, fails.burst)
             log.info("%s %s from %s refused: %s", request.method, loggable_path(request, 80),
                      address, exc)
+            if spec.login is not None and (request.method in SAFE_METHODS
+                                           or ADMIN_FORM in spec.security):
+                # a browser page: to the login form (which says a login failed)
+                failed = "?failed=1" if ADMIN_FORM in spec.security else ""
+                raise web.HTTPSeeOther(spec.login + failed) from None
             raise _unauthorized(ADMIN_BASIC in spec.security) from None
 
     async def _prove(self, request: web.Request, spec: RouteSpec, token: bytes | None,
@@ -176,12 +196,14 @@ class Door:
             if app is None:
                 raise _Refused(self._key_reason(cfg, named))
             return Principal(APP_KEY, address, app=app)
-        if ADMIN in accepted:
+        if CONSOLE in accepted:
+            return await self._console(request, cfg.engine.api.admin_token, token, address)
+        if ADMIN in accepted or ADMIN_FORM in accepted:
             secret = cfg.engine.api.admin_token
             if not key_matches(token, secret):
                 raise _Refused("admin API disabled: engine.api.admin_token is not configured"
                                if secret is None else "missing or wrong admin token")
-            return Principal(ADMIN, address)
+            return Principal(ADMIN if ADMIN in accepted else ADMIN_FORM, address)
         if PROVIDER in accepted:
             provider = await self._providers(request) if self._providers else None
             if provider is None:
@@ -189,6 +211,26 @@ class Door:
             return Principal(PROVIDER, address, provider=provider)
         raise _Refused("a session token is required" if SESSION in accepted else
                        f"no credential this route accepts ({', '.join(accepted)})")
+
+    @staticmethod
+    async def _console(request: web.Request, secret: Any, cookie: bytes | None,
+                       address: str) -> Principal:
+        """The console's session cookie; a request that changes something must also carry
+        the session's CSRF token (403 otherwise: the cookie alone may be a forged request)."""
+        nonce = cookies.verify(secret, cookie, time.time())
+        if nonce is None:
+            raise _Refused("console disabled: engine.api.admin_token is not configured"
+                           if secret is None else "no console session, or it has expired")
+        if request.method not in SAFE_METHODS:
+            presented = request.headers.get(cookies.CSRF_HEADER)
+            if presented is None:
+                raw = await form_field(request, cookies.CSRF_FIELD)
+                presented = raw.decode("ascii", "replace") if raw is not None else None
+            if not cookies.csrf_matches(secret, nonce, presented):
+                log.info("%s %s from %s refused: CSRF token missing or wrong", request.method,
+                         loggable_path(request, 80), address)
+                raise Problem(403, "Forbidden", CSRF_REFUSED)
+        return Principal(CONSOLE, address, csrf=cookies.csrf_token(secret, nonce))
 
     @staticmethod
     def _key_reason(cfg: Any, named: str | None) -> str:
@@ -219,6 +261,30 @@ class Door:
                        "app key from this address")
         if who.app is not None:
             self._take(f"app|{who.app}", limits.per_app, "app")
+
+
+def console_cookie(request: web.Request) -> bytes | None:
+    """The console's session cookie, as ASCII bytes (None: absent or not ASCII)."""
+    value = request.cookies.get(cookies.COOKIE)
+    if not value or not value.isascii():
+        return None
+    return value.encode()
+
+
+async def form_field(request: web.Request, name: str) -> bytes | None:
+    """A field of a urlencoded form body (aiohttp keeps the parsed form for the handler);
+    None for another body, a missing field or one that is not UTF-8."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return None
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = form.get(name)
+    if not isinstance(value, str) or not value:
+        return None
+    raw = value.encode("utf-8", "surrogatepass")
+    return raw if len(raw) <= MAX_TOKEN else None
 
 
 def read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:

@@ -7,7 +7,9 @@ they serialise). Requests to ``GET /openapi.json`` (public) get the document of 
 app, built once.
 
 HEAD, which aiohttp answers on every GET route, is implied by the GET operations and not
-listed. A route registered without a declaration is left out and logged; the contract test
+listed. The admin console's routes (``console/``: HTML pages, a cookie and a login form) are
+declared like every route — the door enforces them — but left out (``document=False``): they
+are not an API; ``tests/unit/test_console_auth.py`` holds them to their credential. A route registered without a declaration is left out and logged; the contract test
 (``tests/unit/test_openapi.py``) fails on it.
 """
 
@@ -170,6 +172,7 @@ def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
 def build_document(router: web.UrlDispatcher) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the routes ``router`` serves."""
     specs, undeclared = declared_routes(router)
+    specs = [s for s in specs if s.document]  # the console's pages are not an API
     for route in undeclared:
         log.warning("route %s has no declaration: it is missing from /openapi.json", route)
     refs, top = models_json_schema(_models(specs), ref_template=REF)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .routes import ADMIN, APP_KEY, PROVIDER, PUBLIC, SESSION, Security
+from .routes import ADMIN, ADMIN_FORM, APP_KEY, CONSOLE, PROVIDER, PUBLIC, SESSION, Security
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +14,9 @@ class Principal:
     - ``APP_KEY``: ``app`` — the app is proven, no user (the key ships in every copy of it);
     - ``SESSION``: ``app``, ``user`` and ``session_id`` — a user the customer's backend
       vouched for (a signed assertion at login), through the session it opened;
-    - ``ADMIN``: the engine's administrator;
+    - ``ADMIN``: the engine's administrator; ``CONSOLE``: the administrator in the console
+      (a session cookie), ``csrf`` the session's CSRF token for the pages' forms;
+      ``ADMIN_FORM``: the administrator logging in to the console;
     - ``PROVIDER``: ``provider`` — an SMS provider's callback;
     - ``PUBLIC``: nobody in particular.
     ``address`` is the client's address (the TCP peer).
@@ -26,6 +28,7 @@ class Principal:
     user: str | None = None
     session_id: int | None = None
     provider: str | None = None
+    csrf: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -40,7 +43,9 @@ class Principal:
             return f"app key of {self.app}"
         if self.scheme is PROVIDER:
             return f"provider {self.provider}"
-        if self.scheme is ADMIN:
+        if self.scheme in (ADMIN, ADMIN_FORM):
             return "admin"
+        if self.scheme is CONSOLE:
+            return "admin (console)"
         assert self.scheme is PUBLIC
         return "public"

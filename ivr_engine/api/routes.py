@@ -57,10 +57,19 @@ class Security(str, Enum):
     # HTTP Basic password, the way uContact integrations authenticate (routes that opt in)
     ADMIN_BASIC = "adminBasic"
     PROVIDER = "providerSignature"  # an SMS provider's signed callback (see sms/webhooks.py)
+    # the admin console (console/): a browser's session cookie (api/cookies.py), issued by
+    # a login that presented the admin token; requests that change something also carry the
+    # session's CSRF token (X-CSRF-Token header or a `csrf` form field)
+    CONSOLE = "consoleSession"
+    # the admin token as the `token` field of a urlencoded form: the console's login only
+    ADMIN_FORM = "adminForm"
 
 
 PUBLIC, APP_KEY, SESSION = Security.PUBLIC, Security.APP_KEY, Security.SESSION
 ADMIN, PROVIDER, ADMIN_BASIC = Security.ADMIN, Security.PROVIDER, Security.ADMIN_BASIC
+CONSOLE, ADMIN_FORM = Security.CONSOLE, Security.ADMIN_FORM
+#: credentials that stand for the engine's administrator: served on the admin listener
+ADMIN_SCHEMES = frozenset({ADMIN, ADMIN_BASIC, CONSOLE, ADMIN_FORM})
 
 # what the door leaves on a request for the handler (aiohttp's typed request storage)
 PRINCIPAL: web.RequestKey[Any] = web.RequestKey("principal", object)
@@ -108,6 +117,9 @@ BODY_PROBLEMS: dict[int, ProblemDecl] = {
 QUERY_PROBLEM = "a query parameter is invalid, repeated or out of range: `field` names it"
 PATH_PROBLEM = "a path parameter is not printable text (NUL, a control character): `field` " \
     "names it"
+CSRF_REFUSED = "the console session's CSRF token is missing or wrong (X-CSRF-Token header " \
+    "or `csrf` form field)"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SERVER_ERROR = "unexpected failure: logged by the engine, never shown"
 DATABASE_BUSY = Reply(description="the database did not answer in time (locked, unreachable): "
                       "retry after the Retry-After delay", media_type=PROBLEM_JSON,
@@ -131,6 +143,9 @@ class RouteSpec:
     query: type[BaseModel] | None
     responses: Mapping[int, Reply]  # every status, problems included
     form: type[BaseModel] | None = None  # the body may also come form-encoded, as this model
+    document: bool = True  # in /openapi.json (the console's HTML pages are not: not an API)
+    private: bool = False  # served on the admin listener only, whatever its security
+    login: str | None = None  # a browser page: a refused GET is sent here (303), not a 401
 
     @property
     def path_params(self) -> list[str]:
@@ -143,7 +158,7 @@ class RouteSpec:
     @property
     def admin(self) -> bool:
         """Served on the admin listener (when one is configured) and only there."""
-        return ADMIN in self.security and set(self.security) <= {ADMIN, ADMIN_BASIC}
+        return self.private or (not self.public and set(self.security) <= ADMIN_SCHEMES)
 
 
 def _reply(decl: ResponseDecl) -> Reply:
@@ -167,6 +182,8 @@ def _security(security: Security | Sequence[Security], where: str) -> tuple[Secu
         raise TypeError(f"{where}: an admin route accepts the admin token only")
     if ADMIN_BASIC in out and ADMIN not in out:
         raise TypeError(f"{where}: adminBasic is an alternative to adminToken, not alone")
+    if (CONSOLE in out or ADMIN_FORM in out) and len(out) > 1:
+        raise TypeError(f"{where}: a console route accepts its one credential only")
     return out
 
 
@@ -175,7 +192,8 @@ def make_spec(method: str, path: str, handler: Handler, *, summary: str,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               responses: Mapping[int, ResponseDecl],
               problems: Mapping[int, ProblemDecl] | None = None,
-              form: type[BaseModel] | None = None) -> RouteSpec:
+              form: type[BaseModel] | None = None, document: bool = True,
+              private: bool = False, login: str | None = None) -> RouteSpec:
     """A route's declaration, with the problems its kind implies added."""
     schemes = _security(security, f"{method} {path}")
     out: dict[int, Reply] = {status: _reply(decl) for status, decl in responses.items()}
@@ -185,6 +203,8 @@ def make_spec(method: str, path: str, handler: Handler, *, summary: str,
         implied[401] = UNAUTHORIZED
     if SESSION in schemes:
         implied[403] = UPDATE_REQUIRED
+    if CONSOLE in schemes and method.upper() not in SAFE_METHODS:
+        implied[403] = CSRF_REFUSED
     if body is not None:
         implied.update(BODY_PROBLEMS)
     if query is not None:
@@ -195,7 +215,7 @@ def make_spec(method: str, path: str, handler: Handler, *, summary: str,
         out[status] = _problem(decl)
     doc = inspect.cleandoc(handler.__doc__ or "")
     return RouteSpec(method.upper(), path, handler.__name__, summary, doc, tag, schemes, body,
-                     query, dict(sorted(out.items())), form)
+                     query, dict(sorted(out.items())), form, document, private, login)
 
 
 def spec_of(handler: Any) -> RouteSpec | None:
@@ -225,8 +245,12 @@ def _bind(handler: Handler, spec: RouteSpec) -> Handler:
 class ApiRoutes(Sequence[web.AbstractRouteDef]):
     """``web.RouteTableDef`` whose decorators also declare the route (see the module doc)."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, *, document: bool = True, private: bool = False,
+                 login: str | None = None) -> None:
+        """``document``: the routes appear in /openapi.json; ``private``: served on the admin
+        listener only; ``login``: browser pages, a refused GET is redirected there."""
         self.tag = tag
+        self.document, self.private, self.login = document, private, login
         self._defs: list[web.AbstractRouteDef] = []
 
     def __getitem__(self, index: Any) -> Any:
@@ -250,7 +274,8 @@ class ApiRoutes(Sequence[web.AbstractRouteDef]):
         def register(handler: Handler) -> Handler:
             spec = make_spec(method, path, handler, summary=summary, security=security,
                              tag=tag or self.tag, body=body, query=query, responses=responses,
-                             problems=problems, form=form)
+                             problems=problems, form=form, document=self.document,
+                             private=self.private, login=self.login)
             self._defs.append(web.route(method, path, _bind(handler, spec)))
             return handler
         return register

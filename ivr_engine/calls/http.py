@@ -43,6 +43,24 @@ def live_call(session: Any, now: dt.datetime) -> LiveCall | None:
                     waiting_seconds=max(0.0, round((now - info.started_at).total_seconds(), 3)))
 
 
+def live_calls(calls: Any, now: dt.datetime) -> LiveCalls:
+    """The calls the engine is driving now, oldest first (the admin list and the console)."""
+    sessions = list(calls.sessions.values()) if calls is not None else []
+    live = sorted((c for c in (live_call(s, now) for s in sessions) if c is not None),
+                  key=lambda c: c.waiting_since)
+    return LiveCalls(count=len(live), calls=live)
+
+
+async def call_context(registry: Any, queues: Any, call_id: str) -> CallContext | None:
+    """A call's context (live or from its record) with its queue position while it waits
+    in one; None for an unknown call (the admin route and the console)."""
+    info = await registry.lookup(call_id)
+    if info is None:
+        return None
+    waiting = queues.call_queue(info.id) if queues is not None else None
+    return CallContext.model_validate(info).model_copy(update={"queue": waiting})
+
+
 def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: list,
                 queues: Any, clock: Callable[[], dt.datetime]) -> ApiRoutes:
     """``registry``: the CallRegistry; ``calls``: the live sessions (calls.manager.Calls);
@@ -54,11 +72,10 @@ def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: lis
                 problems={404: UNKNOWN_CALL})
     async def get_call(request: web.Request, who: Principal) -> web.Response:
         """What the engine knows of a call, for screen pops."""
-        info = await registry.lookup(request.match_info["call_id"])
-        if info is None:
+        context = await call_context(registry, queues, request.match_info["call_id"])
+        if context is None:
             raise Problem(404, "Unknown call", UNKNOWN_CALL)
-        waiting = queues.call_queue(info.id) if queues is not None else None
-        return reply(CallContext.model_validate(info).model_copy(update={"queue": waiting}))
+        return reply(context)
 
     @routes.post("/v1/calls/{call_id}/transfer", summary="Move a call to a queue or an agent",
                  security=ADMIN, body=TransferBody, responses={202: TransferResult},
@@ -83,11 +100,7 @@ def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: lis
                 responses={200: LiveCalls})
     async def list_calls(request: web.Request, who: Principal) -> web.Response:
         """The calls the engine is driving now: app, path, language, waiting since."""
-        now = clock()
-        sessions = list(calls.sessions.values()) if calls is not None else []
-        live = sorted((c for c in (live_call(s, now) for s in sessions) if c is not None),
-                      key=lambda c: c.waiting_since)
-        return reply(LiveCalls(count=len(live), calls=live))
+        return reply(live_calls(calls, clock()))
 
     return routes
 
