@@ -3,9 +3,10 @@
 Opening a connection, asyncpg raises the socket's own error (ConnectionRefusedError,
 FileNotFoundError for a unix socket) through SQLAlchemy's pool without wrapping it: before,
 every request that needed the database answered 500 "the engine failed" and logged a
-traceback while the server was down. Here a cluster of the test's own is stopped at once
-(``pg_ctl -m immediate``) under a running API: a login answers 503 with Retry-After and one
-warning line; the same login succeeds once the server is back, without restarting anything.
+traceback while the server was down. Here a cluster of the test's own is stopped, its
+clients cut (``pg_ctl -m fast``), under a running API: a login answers 503 with Retry-After
+and one warning line; the same login succeeds once the server is back, without restarting
+anything.
 """
 
 from __future__ import annotations
