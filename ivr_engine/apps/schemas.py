@@ -34,8 +34,8 @@ class CallPlanRequest(RequestModel):
         f"most {MAX_CUSTOM_VALUE} characters, numbers, booleans), handed to agents and the "
         "dialplan (IVR_DATA_<key>) as strings")
 
-    target: Text(200, "a node id of the app's tree (GET /v1/apps/{app}/menu): the call "
-                 "starts there instead of at the top") | None = None
+    target: Text(200, "a node id of the app's IVR or in-app tree (GET /v1/apps/{app}/menu"
+                 "?surface=ivr|in-app): the call starts there instead of at the top") | None = None
 
     @field_validator("custom_data", mode="before")
     @classmethod

@@ -188,7 +188,7 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
 
     dap_menu = app_menus(model)
     in_app_menu = app_menus(model, "in-app")
-    for name, app in model.apps.items():
+    for name in model.apps:
         reason = _entry(model, name, dap_menu, in_app_menu).inactive_reason
         if reason is not None:
             at = ("apps", name, "active") if reason == "switched-off" else ("apps", name)

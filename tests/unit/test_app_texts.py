@@ -20,7 +20,6 @@ from .test_api_harness import (  # noqa: F401 - api_fixture: the api fixture
     KEYS,
     USERS,
     api_fixture,
-    assert_problem,
 )
 
 HERE = str(Path(__file__).resolve())
