@@ -57,6 +57,7 @@ access_points:
   - type: mobile-app
     app: field
     menu: top
+  - {type: mobile-app, app: field, menu: top, surface: in-app}   # active: both structures
 """
 
 

@@ -139,12 +139,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         decision = after_token(cfg.routing, decision, args.from_app, args.language)
     target = None
     if args.target:  # a deep-linked app call (issue 10)
-        from .livedata.targets import TargetError, resolve_target
+        from .livedata.targets import TargetError, app_target
         try:
             if decision.via != "app" or decision.entry is None:
                 raise TargetError("--target needs an app call: the app's fallback number "
                                   "with --from-app")
-            target = resolve_target(cfg.tree, decision.entry.menu, args.target)
+            target = app_target(cfg.tree, cfg.routing.apps[decision.app], args.target)
         except TargetError as exc:
             print(f"--target: {exc}", file=sys.stderr)
             return EXIT_CONFIG
@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from-app", action="store_true",
                    help="on an app's fallback number: the call carries a valid app token")
     s.add_argument("--language", help="with --from-app: the language the app asked for")
-    s.add_argument("--target", help="with --from-app: start at this node of the app's tree")
+    s.add_argument("--target", help="with --from-app: start at this node of the app's "
+                   "IVR or in-app tree")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)
 

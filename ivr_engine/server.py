@@ -37,6 +37,7 @@ from .api.schemas import WebhookStats
 from .apps.guard import TokenGuard
 from .apps.http import app_routes
 from .calls.http import call_routes
+from .calls.targets_http import transfer_target_routes
 from .console.http import Console, ConsoleParts
 from .lifecycle.http import lifecycle_routes
 from .lifecycle.service import Lifecycle
@@ -136,6 +137,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
         device_routes(cfg, store.devices, parts.push),
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
+        transfer_target_routes(cfg, parts.registry),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),

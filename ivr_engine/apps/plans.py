@@ -23,11 +23,12 @@ _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 class PlanError(ValueError):
     """The request cannot get a plan; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, title: str, detail: str):
+    def __init__(self, status: int, title: str, detail: str, reason: str | None = None):
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
+        self.reason = reason  # an inactive app's (AppEntry.inactive_reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +40,15 @@ class CallPlan:
 
 def plan_call(app: AppEntry, score: float, data_path: bool = True) -> CallPlan:
     if not app.active:
-        raise PlanError(409, "App inactive",
-                        f"app {app.app!r} has no mobile-app access point in the IVR structure; "
-                        "its calls cannot be routed")
+        raise PlanError(409, "App inactive", app.inactive_detail(), app.inactive_reason)
     if not 0 <= score <= 1:
         raise PlanError(422, "Invalid connectivity", "connectivity must be between 0 and 1")
     number, threshold = app.fallback_number, app.threshold
     if not data_path:
         if number is None:
             raise PlanError(409, "No fallback number",
-                            f"no usable data path and app {app.app!r} has no PSTN fallback number")
+                            f"no usable data path and app {app.app!r} has no PSTN fallback number",
+                            "no-fallback-number")
         return CallPlan("pstn", "no usable data path", number)
     if number is None or threshold is None:
         return CallPlan("voip", "the app has no PSTN fallback number")

@@ -59,6 +59,21 @@ class TransferResult(ResponseModel):
                                        "redirected after it had left the IVR")
 
 
+class TransferTargets(ResponseModel):
+    """Where an agent may transfer this call (README "Mobile apps", Transfers)."""
+
+    call_id: str
+    app: str | None = Field(description="the mobile app the call belongs to")
+    root_menu: str = Field(description="the structure the call entered (an app's call: its "
+                           "app's tree); every transfer of the call, follow-on ones "
+                           "included, is checked against it")
+    queues: list[str] = Field(description="the queues of that structure, sorted: transfer "
+                              "with `{\"to\": \"queue:<name>\"}`; no other queue is allowed")
+    agents: Literal["unrestricted"] = Field(description="any agent: `{\"to\": "
+                                            "\"endpoint:<name>\"}`, agents of no queue of this "
+                                            "structure included")
+
+
 class LiveCall(ResponseModel):
     """A call the engine is driving now."""
 

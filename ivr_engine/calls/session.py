@@ -366,7 +366,14 @@ class CallSession:
         custom = dict(intent.custom_data) if intent is not None else {}
         rt = self.new_runtime(decision.entry.menu if decision.entry else "", decision.language,
                               decision.label, decision.app)
-        root = cfg.tree.menus[decision.entry.menu].root if decision.entry else ""
+        try:  # the app asked to start at a node of its IVR or in-app tree (issue 10, 19)
+            target = deep_link(cfg.tree, decision, intent, cfg.routing.apps.get(decision.app))
+        except TargetError as exc:
+            log.warning("call %s: deep link ignored, starting at the top: %s", self.channel_id, exc)
+            target = None
+        # the structure the call entered (transfers stay in it): a deep link's target's tree
+        start = target.menu if target else decision.entry.menu if decision.entry else None
+        root = cfg.tree.menus[start].root if start else ""
         self.register(decision.label, decision.via, decision.app, root, decision.language,
                       custom, user)
         log.info("call %s from %r (%s) → %s via %s%s", self.channel_id, ch.caller_number,
@@ -379,12 +386,7 @@ class CallSession:
             await asyncio.gather(*(self.ari.set_variable(self.channel_id, k, v)
                                    for k, v in variables.items()))
         now = self.clock()
-        try:
-            target = deep_link(cfg.tree, decision, intent)
-        except TargetError as exc:
-            log.warning("call %s: deep link ignored, starting at the top: %s", self.channel_id, exc)
-            target = None
-        if target is not None:  # the app asked to start at a node of its tree (issue 10)
+        if target is not None:
             actions = start_at_node(rt, target.node_id, target.menu, target.destination, now)
         else:
             actions = rt.start(now) if decision.entry is not None else \

@@ -6,7 +6,13 @@ import os
 from typing import Iterator
 
 from ..ivr.tree import EntryPoint, IvrTree
-from ..routing.entry import AppEntry, RoutingTable, Segment, number_variants
+from ..routing.entry import (
+    INACTIVE_REASONS,
+    AppEntry,
+    RoutingTable,
+    Segment,
+    number_variants,
+)
 from .model import (
     ConfigModel,
     MobileAppAccessPoint,
@@ -22,13 +28,30 @@ def _mobile_daps(model: ConfigModel) -> Iterator[tuple[int, MobileAppAccessPoint
             yield i, ap
 
 
-def app_menus(model: ConfigModel) -> dict[str, str]:
-    """app → the top-level menu of its mobile-app access point on the IVR surface."""
+def app_menus(model: ConfigModel, surface: str = "ivr") -> dict[str, str]:
+    """app → the top-level menu of its mobile-app access point on ``surface``."""
     out: dict[str, str] = {}
     for _, ap in _mobile_daps(model):
-        if ap.surface == "ivr" and ap.app in model.apps:
+        if ap.surface == surface and ap.app in model.apps:
             out.setdefault(ap.app, ap.menu)
     return out
+
+
+def _entry(model: ConfigModel, name: str, dap_menu: dict[str, str],
+           in_app_menu: dict[str, str]) -> AppEntry:
+    app, eng = model.apps[name], model.engine
+    fb = app.fallback
+    return AppEntry(
+        app=name, menu=dap_menu.get(name),
+        languages=tuple(app.languages) or (eng.default_language,),
+        fallback_number=fb.number, threshold=fb.threshold, match=fb.match,
+        token_ttl_seconds=fb.token_ttl_seconds, token_digits=fb.token_digits,
+        token_wait_seconds=fb.token_wait_seconds,
+        block_outside=app.block_outside_calls.enabled,
+        block_message=app.block_outside_calls.message,
+        hardened_digits=fb.token_digits + fb.guessing.hardened_extra_digits,
+        code_digits=fb.offline.digits if fb.offline.enabled else None,
+        in_app_menu=in_app_menu.get(name), switched_on=app.active)
 
 
 def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
@@ -154,23 +177,27 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
                 f"point in the {where} (access_points[{seen[key]}]); an app appears there once")
             continue
         seen[key] = i
-        if ap.surface == "ivr":
-            owner = menu_owner.get(ap.menu)
-            if owner is not None and owner[0] != ap.app:
-                err(("access_points", i, "menu"), f"menu {ap.menu!r} is already the access "
-                    f"point of app {owner[0]!r} (access_points[{owner[1]}]); two apps cannot "
-                    "share a tree")
-            else:
-                menu_owner[ap.menu] = (ap.app, i)
+        # either surface: a deep link of one app must never start in another app's tree
+        owner = menu_owner.get(ap.menu)
+        if owner is not None and owner[0] != ap.app:
+            err(("access_points", i, "menu"), f"menu {ap.menu!r} is already the access "
+                f"point of app {owner[0]!r} (access_points[{owner[1]}]); two apps cannot "
+                "share a tree")
+        else:
+            menu_owner.setdefault(ap.menu, (ap.app, i))
 
     dap_menu = app_menus(model)
+    in_app_menu = app_menus(model, "in-app")
     for name in model.apps:
-        if name not in dap_menu:
-            err(("apps", name), "app is inactive: it has no mobile-app access point in the IVR "
-                "structure, so its SDK requests are refused", "warning")
+        reason = _entry(model, name, dap_menu, in_app_menu).inactive_reason
+        if reason is not None:
+            at = ("apps", name, "active") if reason == "switched-off" else ("apps", name)
+            err(at, f"app is inactive: {INACTIVE_REASONS[reason]}, so its SDK requests (call "
+                "plans, menus, queue status) are refused and its fallback number is routed as "
+                "an unknown number", "warning")
 
     # ------------------------------------------------------------------ cross-app carry
-    tree_of = {menu: app for app, menu in dap_menu.items()}
+    tree_of = {menu: app for app, menu in [*in_app_menu.items(), *dap_menu.items()]}
 
     def describe(menu: str) -> str:
         r = root.get(menu, menu)
@@ -209,7 +236,8 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
                         f"{scope}: app {app_name!r}'s callers on its fallback number {number} "
                         f"who match it would land in {describe(ap.menu)}", cross)
 
-        # everything reachable from the app's menu must stay in the app's tree
+    # everything reachable from the app's menus (either structure) must stay in its tree
+    for app_name, menu in [*dap_menu.items(), *in_app_menu.items()]:
         todo, reached = [menu], {menu}
         while todo:
             cur_name = todo.pop()
@@ -263,21 +291,12 @@ def compile_routing(model: ConfigModel, tree: IvrTree) -> RoutingTable:
                 frozenset(exact), prefixes,
                 frozenset(v for n in ap.numbers for v in number_variants(n)),
                 app=ap.app, users=frozenset(ap.users)))
-    dap_menu = app_menus(model)
+    dap_menu, in_app_menu = app_menus(model), app_menus(model, "in-app")
     apps: dict[str, AppEntry] = {}
     app_numbers: dict[str, str] = {}
     for name, app in model.apps.items():
         fb = app.fallback
-        apps[name] = AppEntry(
-            app=name, menu=dap_menu.get(name),
-            languages=tuple(app.languages) or (eng.default_language,),
-            fallback_number=fb.number, threshold=fb.threshold, match=fb.match,
-            token_ttl_seconds=fb.token_ttl_seconds, token_digits=fb.token_digits,
-            token_wait_seconds=fb.token_wait_seconds,
-            block_outside=app.block_outside_calls.enabled,
-            block_message=app.block_outside_calls.message,
-            hardened_digits=fb.token_digits + fb.guessing.hardened_extra_digits,
-            code_digits=fb.offline.digits if fb.offline.enabled else None)
+        apps[name] = _entry(model, name, dap_menu, in_app_menu)
         if fb.number:
             app_numbers[fb.number] = name
     return RoutingTable(tuple(segments), numbers, apps, app_numbers,

@@ -56,6 +56,7 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
     WakeupSettings,
 )
 from .model_lifecycle import LifecycleSettings
+from .model_texts import InAppTexts
 from .model_sms import SmsSettings
 
 
@@ -417,6 +418,7 @@ class ConfigModel(_Model):
     engine: EngineSettings
     schedules: dict[Name, ScheduleModel] = {}
     messages: dict[Name, dict[Language, MediaList]] = {}
+    texts: InAppTexts = InAppTexts()  # in-app texts per language (apps.<app>.texts override)
     menu_defaults: MenuDefaults = MenuDefaults()
     menus: dict[Name, Menu] = {}
     access_points: list[AccessPoint] = []

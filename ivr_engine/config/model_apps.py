@@ -19,6 +19,7 @@ from .fields import (
     Secret,
     _Model,
 )
+from .model_texts import InAppTexts
 
 # --------------------------------------------------------------------------- mobile apps
 
@@ -137,6 +138,9 @@ class AppLogin(_Model):
 
 
 class App(_Model):
+    # the switch (the seed's "Off / Active" toggle): an app is active when it is on and the
+    # app has a mobile-app access point in both structures (config/apps.py)
+    active: bool = True
     ios_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
     android_id: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
     push: PushCredentials = PushCredentials()
@@ -145,6 +149,7 @@ class App(_Model):
     block_outside_calls: BlockOutside = BlockOutside()
     languages: list[Language] = []  # first = the app's default language
     messages: dict[Name, dict[Language, MediaList]] = {}
+    texts: InAppTexts = InAppTexts()  # in-app texts overriding the engine's (texts:)
     api_key: Secret = None  # proves the app (never a user) as a Bearer token; unset: refused
     user_assertion: UserAssertion | None = None  # unset: logins are refused
     login: AppLogin = AppLogin()

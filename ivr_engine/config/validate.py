@@ -14,6 +14,7 @@ from ..wakeup.plan import UserSpec
 from .apps import check_apps, compile_routing
 from .sms import check_sms
 from .labels import check_labels
+from .texts import check_texts
 from .users import check_users, compile_users
 from .model import (
     ConfigModel,
@@ -182,6 +183,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
                     f"list {ap.caller_list!r} is not defined under caller_lists")
     issues.extend(check_apps(model, src, parent, root))
     issues.extend(check_labels(model, src))
+    issues.extend(check_texts(model, src))
     _check_api_keys(model, err)
     unk = model.routing.unknown_number
     need_dest(("routing", "unknown_number"), unk)

@@ -33,6 +33,12 @@ class Schedule:
     closed: frozenset[dt.date] = frozenset()
     open_dates: dict[dt.date, tuple[TimeRange, ...]] = field(default_factory=dict)
 
+    def closed_date(self, now: dt.datetime) -> bool:
+        """``now`` falls on one of the closed dates (closed all day, whatever the hours)."""
+        if now.tzinfo is None:
+            raise ValueError("closed_date needs an aware datetime")
+        return now.astimezone(self.tz).date() in self.closed
+
     def is_open(self, now: dt.datetime) -> bool:
         if now.tzinfo is None:
             raise ValueError("is_open needs an aware datetime")

@@ -1,14 +1,17 @@
 """The livedata routes (the app's key, or a user's session of the app).
 
 - ``GET /v1/apps/{app}/menu?surface=ivr|in-app&lang=xx``: the app's own tree (visual IVR or
-  in-app menu) with labels, open-now and queue waits; an ``ETag`` so the app can poll with
-  ``If-None-Match`` and get ``304`` while nothing changed.
+  in-app menu) with labels, open-now and queue waits, and the app's in-app texts; an
+  ``ETag`` so the app can poll with ``If-None-Match`` and get ``304`` while nothing changed.
 - ``GET /v1/queues/{name}/status``: a queue of the app's own tree (either surface) as
   app_queue reports it, with wait estimates; the app is the one whose key is presented.
 - ``GET /v1/queues/{name}/events``: the same status as server-sent events, at every change of
   that queue (a change of another queue does not wake it) and at least every 5 s; capped per
   app key and address, per user, per address and in all, and ended after its lifetime with
   a ``retry:`` hint (``streams.py``).
+
+An inactive app (``apps/activation.py``) is refused on every one of them: ``409`` with a
+``reason``.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from ..api.principal import Principal
 from ..api.problems import Problem
 from ..api.routes import APP_KEY, SESSION, ApiRoutes, Reply, query_of
 from ..api.schemas import reply
+from ..apps.activation import INACTIVE, active_app
 from .schemas import MenuQuery, MenuTree, QueueStatus
 from .streams import StreamGate, Ticket, retry_field
-from .tree import app_top, export_tree, queues_of
+from .texts import app_texts
+from .tree import export_tree, queues_of
 
 SURFACES = ("ivr", "in-app")
 NOT_MODIFIED = Reply(description="not modified: the ETag sent in If-None-Match still holds",
@@ -64,25 +69,24 @@ def livedata_routes(config: Callable[[], Any], queues: Any,
         security=(SESSION, APP_KEY), query=MenuQuery,
         responses={200: Reply(MenuTree, "the tree", headers={"ETag": {
             "required": True, "schema": {"type": "string"}}}), 304: NOT_MODIFIED},
-        problems={404: "the app has no mobile-app access point on this surface",
+        problems={409: INACTIVE,
                   422: "`surface` is not ivr or in-app, or `lang` is not a language code"})
     async def menu(request: web.Request, who: Principal) -> web.StreamResponse:
         """Query: `surface` (`ivr`, default, or `in-app`), `lang` (labels in this language,
-        then its base language, the app's default, the engine's default). Every node id is a
-        deep-link `target` for `POST /v1/apps/{app}/calls`. Send the `ETag` back in
-        `If-None-Match` to get `304` while nothing changed."""
+        then its base language, the app's default, the engine's default). Every node id, of
+        either surface, is a deep-link `target` for `POST /v1/apps/{app}/calls`. `texts`: the
+        app's in-app texts (after-hours, closed, outside-app, queue-full). Send the `ETag`
+        back in `If-None-Match` to get `304` while nothing changed."""
         cfg = config()
-        name = who.app
-        assert name is not None
+        app = active_app(cfg, who.app)  # an active app has both trees
         q: MenuQuery = query_of(request)
         surface, lang = q.surface, q.lang
-        top = app_top(cfg.model, name, surface)
-        if top is None:
-            raise Problem(404, "No menu", f"app {name!r} has no mobile-app access point on "
-                          f"the {surface} surface")
-        data = export_tree(cfg.model, cfg.tree, name, top, lang, clock(),
+        top = app.menu if surface == "ivr" else app.in_app_menu
+        assert top is not None
+        data = export_tree(cfg.model, cfg.tree, app.app, top, lang, clock(),
                            queues.wait_of if queues is not None else lambda q: None)
-        tree = MenuTree.model_validate({**data, "surface": surface})
+        tree = MenuTree.model_validate({**data, "surface": surface,
+                                        "texts": app_texts(cfg.model, app, lang)})
         body = json.dumps(tree.model_dump(mode="json")).encode()
         etag = _etag(body)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
@@ -93,7 +97,7 @@ def livedata_routes(config: Callable[[], Any], queues: Any,
     @routes.get(
         "/v1/queues/{name}/status", summary="A queue of the app's tree: callers, agents, "
         "estimated waits", security=(SESSION, APP_KEY), responses={200: QueueStatus},
-        problems={404: UNKNOWN_QUEUE,
+        problems={404: UNKNOWN_QUEUE, 409: INACTIVE,
                   503: "queues are not followed now (AMI not configured or not connected)"})
     async def queue_status(request: web.Request, who: Principal) -> web.Response:
         """Callers waiting (by position, no identities), agents, longest wait, and the
@@ -112,6 +116,7 @@ def livedata_routes(config: Callable[[], Any], queues: Any,
             "stream's lifetime, a `retry:` hint and `event: end` (reconnect after the hint)",
             media_type="text/event-stream", schema={"type": "string"})},
         problems={404: UNKNOWN_QUEUE, 406: "the request does not accept text/event-stream",
+                  409: INACTIVE,
                   503: "queues are not followed now (AMI not configured or not connected)"})
     async def queue_events(request: web.Request, who: Principal) -> web.StreamResponse:
         """The status of `GET /v1/queues/{name}/status`, pushed: the app shows positions
@@ -163,9 +168,8 @@ async def _stream(resp: web.StreamResponse, monitor: Any, queue: str, ticket: Ti
 
 
 def _own_queue(cfg: Any, who: Principal, queue: str) -> str:
-    app = who.app
-    mine = queues_of(cfg.tree, app_top(cfg.model, app, "ivr")) | \
-        queues_of(cfg.tree, app_top(cfg.model, app, "in-app"))
+    app = active_app(cfg, who.app)
+    mine = queues_of(cfg.tree, app.menu) | queues_of(cfg.tree, app.in_app_menu)
     if queue not in mine:
         raise Problem(404, "Unknown queue", UNKNOWN_QUEUE)
     return queue

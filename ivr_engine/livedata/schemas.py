@@ -34,19 +34,46 @@ class MenuNode(ResponseModel):
                               "fallback); null when the config has none")
     description: str | None
     open: bool = Field(description="open now: its menu's schedule and those above it")
+    closed_by: Literal["hours", "date"] | None = Field(
+        description="why it is not open: `hours` (outside the opening hours: show "
+        "`texts.after_hours`) or `date` (a closed date: show `texts.closed`), from the "
+        "highest closed menu on the way; null when open")
     queue: str | None = Field(description="the queue, for queue and callback nodes")
     wait: WaitEstimate | None = Field(description="for a queue: the wait a new caller "
                                       "would have; null while queues are not followed")
     children: list["MenuNode"]
 
 
+class ShownText(ResponseModel):
+    """One in-app text, in the language it was found in."""
+
+    text: str
+    language: str = Field(description="the language of this text (after fallback)")
+
+
+class MenuTexts(ResponseModel):
+    """The app's in-app texts (`texts:` and `apps.<app>.texts` in the config) in the language
+    its calls would use — the asked one when it is one of the app's (or its base is), else
+    the app's default — with the messages' fallback: the app's text in that language, its
+    base language, the app's default; then the engine's, the same way, ending in the
+    engine's default. Null when neither the app nor the engine has one."""
+
+    after_hours: ShownText | None = Field(description="outside opening hours")
+    closed: ShownText | None = Field(description="a closed date (closed all day)")
+    outside_app: ShownText | None = Field(description="calls from outside the app are not "
+                                          "taken on the fallback number")
+    queue_full: ShownText | None = Field(description="the queue takes no more callers")
+
+
 class MenuTree(ResponseModel):
-    """The app's own tree from its access point down (never another app's node)."""
+    """The app's own tree from its access point down (never another app's node), with the
+    app's in-app texts."""
 
     app: str
     surface: Literal["ivr", "in-app"]
     language: str = Field(description="the language labels were picked in first")
     root: MenuNode
+    texts: MenuTexts
 
 
 class Agents(ResponseModel):

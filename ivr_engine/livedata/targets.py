@@ -1,9 +1,12 @@
-"""The nodes of an app's tree and the deep-link targets an app may ask for. Pure.
+"""The nodes of an app's trees and the deep-link targets an app may ask for. Pure.
 
 A node id is a menu's name, or ``<menu>.<digit>`` for an option of that menu that leads out
-of the IVR (``<menu>.0`` is the menu's dial-0 queue). Only nodes of the tree under the app's
-own access point exist for that app: a menu of another app or of the global tree is refused
-like a name that does not exist (the answer does not tell them apart).
+of the IVR (``<menu>.0`` is the menu's dial-0 queue). Only nodes of the trees under the
+app's own access points exist for that app — the IVR structure's (where its calls enter) and
+the in-app structure's (its SDK's menu): a menu of another app or of the global tree is
+refused like a name that does not exist (the answer does not tell them apart). Menu names
+are unique, so a node id names one tree; a call deep-linked into the in-app tree stays in
+that tree (``*``, dial-0 ``top``, transfers to queues).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from ..ivr.destinations import Destination
 from ..ivr.tree import IvrTree
+from ..routing.entry import AppEntry
 
 
 class TargetError(ValueError):
@@ -56,11 +60,26 @@ def resolve_target(tree: IvrTree, top: str | None, node_id: str) -> Target:
                       "/v1/apps/{app}/menu)")
 
 
-def deep_link(tree: IvrTree, decision: Any, intent: Any) -> Target | None:
+def app_target(tree: IvrTree, app: AppEntry, node_id: str) -> Target:
+    """The node ``node_id`` of the app's IVR tree or of its in-app tree."""
+    for top in (app.menu, app.in_app_menu):
+        if top is not None:
+            try:
+                return resolve_target(tree, top, node_id)
+            except TargetError:
+                pass
+    raise TargetError(f"{str(node_id)[:80]!r} is not a node of this app's trees (see GET "
+                      "/v1/apps/{app}/menu?surface=ivr|in-app)")
+
+
+def deep_link(tree: IvrTree, decision: Any, intent: Any, app: AppEntry | None) -> Target | None:
     """The node an app call starts at: its intent's ``target`` when the call was matched to
-    the app (VoIP, or a fallback token); TargetError when the node is no longer in the app's
-    tree (a reload removed it: the shell starts the call at the top and logs why)."""
+    the app (VoIP, or a fallback token), in the app's IVR or in-app tree; TargetError when
+    the node is no longer in them (a reload removed it: the shell starts the call at the top
+    and logs why)."""
     target = getattr(intent, "target", None) if intent is not None else None
     if not target or decision.entry is None or decision.via != "app":
         return None
-    return resolve_target(tree, decision.entry.menu, target)
+    if app is None:
+        raise TargetError(f"app {decision.app!r} is no longer configured")
+    return app_target(tree, app, target)

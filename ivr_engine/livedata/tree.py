@@ -7,7 +7,9 @@ another app or of the global tree. Each node: ``id`` (a deep-link target, see
 hangup), ``digit`` (the key that reaches it from its parent), ``label`` and ``description``
 in the asked language (then its base language, the app's default, the engine's default;
 null when the config has none), ``open`` (its menu's schedule and those above it, each in
-its own timezone, at ``now``) and, for a queue, its name and the live wait (``wait_of``).
+its own timezone, at ``now``), ``closed_by`` (why not open: ``date``, a closed date of the
+highest closed schedule on the way — the app shows its ``closed`` text — or ``hours``, outside
+its hours — ``after_hours``) and, for a queue, its name and the live wait (``wait_of``).
 """
 
 from __future__ import annotations
@@ -55,29 +57,32 @@ def export_tree(model: ConfigModel, tree: IvrTree, app: str, top: str, lang: str
     chain = language_chain(lang, list(model.apps[app].languages),
                            model.engine.default_language)
 
-    def menu_node(name: str, digit: str | None, parent_open: bool) -> dict:
+    def menu_node(name: str, digit: str | None, above: str | None) -> dict:
+        """``above``: why a menu above is closed (None: every one is open)."""
         spec, node = model.menus[name], tree.menus[name]
-        is_open = parent_open and (node.schedule is None or node.schedule.is_open(now))
+        closed_by = above
+        if closed_by is None and node.schedule is not None and not node.schedule.is_open(now):
+            closed_by = "date" if node.schedule.closed_date(now) else "hours"
         children: list[dict] = []
         for key, dest in sorted(node.options.items()):
             if dest.kind == "menu":
-                children.append(menu_node(dest.target, key, is_open))
-        children += [leaf_node(name, key, dest, is_open) for key, dest in leaves(tree, name)]
+                children.append(menu_node(dest.target, key, closed_by))
+        children += [leaf_node(name, key, dest, closed_by) for key, dest in leaves(tree, name)]
         children.sort(key=lambda c: c["digit"] if c["digit"] != "0" else "9z")
         return {"id": name, "kind": "menu", "digit": digit, "label": pick(spec.label, chain),
-                "description": pick(spec.description, chain), "open": is_open,
-                "queue": None, "wait": None, "children": children}
+                "description": pick(spec.description, chain), "open": closed_by is None,
+                "closed_by": closed_by, "queue": None, "wait": None, "children": children}
 
-    def leaf_node(menu: str, key: str, dest: Destination, is_open: bool) -> dict:
+    def leaf_node(menu: str, key: str, dest: Destination, closed_by: str | None) -> dict:
         text = model.menus[menu].option_labels.get(key)
         queue = dest.target if dest.kind in ("queue", "callback") else None
         return {"id": f"{menu}.{key}", "kind": KIND[dest.kind], "digit": key,
                 "label": pick(text.label, chain) if text else None,
                 "description": pick(text.description, chain) if text else None,
-                "open": is_open, "queue": queue,
+                "open": closed_by is None, "closed_by": closed_by, "queue": queue,
                 "wait": wait_of(queue) if dest.kind == "queue" else None, "children": []}
 
-    return {"app": app, "language": chain[0], "root": menu_node(top, None, True)}
+    return {"app": app, "language": chain[0], "root": menu_node(top, None, None)}
 
 
 def queues_of(tree: IvrTree, top: str | None) -> frozenset[str]:

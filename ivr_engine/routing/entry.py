@@ -60,12 +60,22 @@ class Segment:
         return False
 
 
+#: why an app is inactive: ``AppEntry.inactive_reason`` → what it means
+INACTIVE_REASONS = {
+    "switched-off": "its switch is off (active: false)",
+    "no-in-app-access-point": "it has no mobile-app access point in the in-app structure "
+                              "(surface: in-app)",
+    "no-ivr-access-point": "it has no mobile-app access point in the IVR structure "
+                           "(surface: ivr), where its calls enter",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class AppEntry:
     """A mobile app as routing sees it."""
 
     app: str
-    menu: str | None  # its mobile-app access point (surface ivr); None: the app is inactive
+    menu: str | None  # its mobile-app access point in the IVR structure (surface ivr)
     languages: tuple[str, ...]  # first is the app's default language
     fallback_number: str | None
     threshold: float | None
@@ -77,10 +87,30 @@ class AppEntry:
     block_message: str | None
     hardened_digits: int = 0  # a long token's length while the app is hardened (guard.py)
     code_digits: int | None = None  # offline codes' length; None: no offline codes
+    in_app_menu: str | None = None  # its mobile-app access point in the in-app structure
+    switched_on: bool = True  # the app's `active` switch
+
+    @property
+    def inactive_reason(self) -> str | None:
+        """Why the app is inactive (None: it is active). An app is active when its switch is
+        on and it has a mobile-app access point in both structures: the in-app one (its
+        SDK's menu) and the IVR one (where its calls enter)."""
+        if not self.switched_on:
+            return "switched-off"
+        if self.in_app_menu is None:
+            return "no-in-app-access-point"
+        if self.menu is None:
+            return "no-ivr-access-point"
+        return None
 
     @property
     def active(self) -> bool:
-        return self.menu is not None
+        return self.inactive_reason is None
+
+    def inactive_detail(self) -> str:
+        reason = self.inactive_reason
+        return f"app {self.app!r} is active" if reason is None else \
+            f"app {self.app!r} is inactive: {INACTIVE_REASONS[reason]}"
 
     @property
     def default_language(self) -> str:

@@ -52,12 +52,15 @@ async def test_apps_with_their_status(api):
         "apps.customer.push.fcm.service_account_file: warning: file 'tests/fixtures/none.json' "
         "not found (push to this platform will fail until it exists)"]
     assert customer | {"problems": []} == {
-        "name": "customer", "status": "credential-problems", "problems": [], "menu": "cust",
+        "name": "customer", "status": "credential-problems", "active": True, "reason": None,
+        "problems": [], "menu": "cust", "in_app_menu": "cust-app",
+        "app_links": {"sends": False, "reason": "app 'customer' has sms_links off"},
         "fallback_number": "+17144505656", "threshold": 0.6, "languages": ["en", "fr"],
         "api_key_configured": True, "push": {"apns": True, "fcm": True}}
     assert apps["staff"]["status"] == "credential-problems"
     legacy = apps["legacy"]
     assert legacy["status"] == "no-access-point" and legacy["menu"] is None
+    assert (legacy["active"], legacy["reason"]) == (False, "no-in-app-access-point")
     assert any("apps.legacy: warning: app is inactive" in p for p in legacy["problems"])
 
 
@@ -149,8 +152,8 @@ async def test_reload_applies_a_good_file(api, reloadable, monkeypatch):
     summary = r.json()
     assert reloadable.holder.current is not old
     assert summary | {"warnings": []} == {
-        "status": "reloaded", "path": str(reloadable.path), "menus": 5, "apps": 3,
-        "access_points": 4, "users": 2, "warnings": [], "restart_needed": []}
+        "status": "reloaded", "path": str(reloadable.path), "menus": 7, "apps": 3,
+        "access_points": 6, "users": 2, "warnings": [], "restart_needed": []}
     assert len(summary["warnings"]) == 6  # the fixture's 5, the new menu is unreachable
     assert summary["warnings"][-1].endswith("menus.extra: warning: top-level menu is not used "
                                             "by any access point (unreachable)")

@@ -88,6 +88,8 @@ def recipes(log_request: str) -> dict[str, tuple]:
         "get_call": ("GET", f"/v1/calls/{ENDED_CALL}", None, admin(200)),
         "transfer": ("POST", f"/v1/calls/{ENDED_CALL}/transfer", {"to": "queue:sales"},
                      admin(409)),  # allowed, but the call has ended
+        "transfer_targets_of": ("GET", f"/v1/calls/{ENDED_CALL}/transfer-targets", None,
+                                admin(200)),
         "list_calls": ("GET", "/v1/admin/calls", None, admin(200)),
         "open_sessions": ("GET", "/v1/admin/apps/customer/sessions", None, admin(200)),
         "publish": ("POST", "/v1/admin/apps/customer/releases", {

@@ -11,7 +11,8 @@ from ivr_engine.config import ConfigError, parse_config
 # an existing file, so that valid credentials give no "file not found" warning
 HERE = str(Path(__file__).resolve())
 
-# access_points last, so a test can append entries (the base has indices 0, 1 and 2)
+# access_points last, so a test can append entries (the base has indices 0 to 4: an app is
+# active with a mobile-app access point in the IVR and in the in-app structure)
 BASE = f"""\
 engine:
   ari:
@@ -52,6 +53,8 @@ access_points:
   - type: mobile-app
     app: b
     menu: bmenu
+  - {{type: mobile-app, app: a, menu: amenu, surface: in-app}}
+  - {{type: mobile-app, app: b, menu: bmenu, surface: in-app}}
 """
 
 A_PUSH = f'''    push:
@@ -401,20 +404,20 @@ def test_app_messages_valid_cases():
 
 def test_mobile_app_access_point_unknown_app_in_app_surface():
     text = BASE + "  - {type: mobile-app, app: ghost, menu: main, surface: in-app}\n"
-    assert errors(text) == [f"t.yaml:{line(text, 'ghost')}: access_points.3.app: app 'ghost' is "
+    assert errors(text) == [f"t.yaml:{line(text, 'ghost')}: access_points.5.app: app 'ghost' is "
                             "not defined under apps"]
 
 
 def test_mobile_app_access_point_unknown_app():
     text = BASE + "  - {type: mobile-app, app: ghost, menu: main}\n"
-    assert errors(text) == [f"t.yaml:{line(text, 'ghost')}: access_points.3.app: app 'ghost' is "
+    assert errors(text) == [f"t.yaml:{line(text, 'ghost')}: access_points.5.app: app 'ghost' is "
                             "not defined under apps"]
 
 
 def test_mobile_app_access_point_must_enter_a_top_level_menu():
     text = add_app(BASE, f'  c:\n    android_id: com.acme.c\n{A_PUSH}')
     text += "  - type: mobile-app\n    app: c\n    menu: asub\n"
-    assert errors(text) == [f"t.yaml:{line(text, 'menu: asub')}: access_points.3.menu: menu "
+    assert errors(text) == [f"t.yaml:{line(text, 'menu: asub')}: access_points.5.menu: menu "
                             "'asub' is a sub-menu of 'amenu'; an access point enters a top-level "
                             "menu"]
 
@@ -422,44 +425,75 @@ def test_mobile_app_access_point_must_enter_a_top_level_menu():
 def test_same_app_twice_on_the_ivr_surface_is_an_error():
     text = BASE + "  - type: mobile-app\n    app: a\n    menu: main\n"
     assert errors(text) == [
-        f"t.yaml:{line(text, 'app: a', 2)}: access_points.3.app: app 'a' already has a "
+        f"t.yaml:{line(text, 'app: a', 3)}: access_points.5.app: app 'a' already has a "
         "mobile-app access point in the IVR structure (access_points[1]); an app appears there "
         "once"]
 
 
 def test_same_app_twice_on_the_in_app_surface_is_an_error():
-    text = BASE + ("  - {type: mobile-app, app: a, menu: main, surface: in-app}\n"
-                   "  - {type: mobile-app, app: a, menu: bmenu, surface: in-app}\n")
+    text = BASE + "  - {type: mobile-app, app: a, menu: main, surface: in-app}\n"
     assert errors(text) == [
-        f"t.yaml:{line(text, 'menu: bmenu, surface')}: access_points.4.app: app 'a' already has "
+        f"t.yaml:{line(text, 'menu: main, surface')}: access_points.5.app: app 'a' already has "
         "a mobile-app access point in the in-app structure (access_points[3]); an app appears "
         "there once"]
 
 
 def test_app_once_on_ivr_and_once_in_app_is_fine():
-    text = BASE + "  - type: mobile-app\n    app: a\n    menu: main\n    surface: in-app\n"
+    text = sub(BASE, "app: a, menu: amenu, surface: in-app", "app: a, menu: main, surface: in-app")
     cfg = parse(text)
     assert cfg.warnings == ()
-    assert cfg.routing.apps["a"].menu == "amenu"  # routing uses the IVR surface only
+    a = cfg.routing.apps["a"]
+    assert (a.menu, a.in_app_menu, a.active) == ("amenu", "main", True)  # calls enter amenu
 
 
 def test_two_apps_on_the_same_menu_is_an_error():
     text = add_app(BASE, f'  c:\n    android_id: com.acme.c\n{A_PUSH}')
     text += "  - type: mobile-app\n    app: c\n    menu: amenu\n"
     assert errors(text) == [
-        f"t.yaml:{line(text, 'menu: amenu', 2)}: access_points.3.menu: menu 'amenu' is already "
+        f"t.yaml:{line(text, 'menu: amenu', 3)}: access_points.5.menu: menu 'amenu' is already "
         "the access point of app 'a' (access_points[1]); two apps cannot share a tree"]
 
 
-def test_app_without_ivr_access_point_is_inactive_warning():
+INACTIVE = ("warning: app is inactive: {why}, so its SDK requests (call plans, menus, queue "
+            "status) are refused and its fallback number is routed as an unknown number")
+NO_IN_APP = "it has no mobile-app access point in the in-app structure (surface: in-app)"
+NO_IVR = ("it has no mobile-app access point in the IVR structure (surface: ivr), where its "
+          "calls enter")
+
+
+def test_an_app_is_active_only_with_access_points_in_both_structures():
     text = add_app(BASE, f'  c:\n    android_id: com.acme.c\n{A_PUSH}')
-    msg = ("apps.c: warning: app is inactive: it has no mobile-app access point in the IVR "
-           "structure, so its SDK requests are refused")
-    assert warnings(text) == [f"t.yaml:{line(text, '  c:')}: {msg}"]
-    assert not parse(text).routing.apps["c"].active
-    # an in-app access point alone does not make it active
-    text2 = text + "  - {type: mobile-app, app: c, menu: main, surface: in-app}\n"
-    assert warnings(text2) == [f"t.yaml:{line(text2, '  c:')}: {msg}"]
+    c = line(text, "  c:")
+    assert warnings(text) == [f"t.yaml:{c}: apps.c: {INACTIVE.format(why=NO_IN_APP)}"]
+    assert parse(text).routing.apps["c"].inactive_reason == "no-in-app-access-point"
+    # the IVR access point alone (the rule before MMA) does not make it active
+    ivr = text + "  - {type: mobile-app, app: c, menu: main}\n"
+    assert warnings(ivr) == [f"t.yaml:{c}: apps.c: {INACTIVE.format(why=NO_IN_APP)}"]
+    # nor does the in-app one alone: its calls would have nowhere to enter
+    in_app = text + "  - {type: mobile-app, app: c, menu: main, surface: in-app}\n"
+    assert warnings(in_app) == [f"t.yaml:{c}: apps.c: {INACTIVE.format(why=NO_IVR)}"]
+    assert parse(in_app).routing.apps["c"].inactive_reason == "no-ivr-access-point"
+    both = ivr + "  - {type: mobile-app, app: c, menu: main, surface: in-app}\n"
+    assert warnings(both) == [] and parse(both).routing.apps["c"].active
+
+
+def test_the_active_switch_off_makes_an_app_inactive_whatever_its_access_points():
+    text = sub(BASE, "  b:\n", "  b:\n    active: false\n")
+    assert warnings(text) == [f"t.yaml:{line(text, 'active: false')}: apps.b.active: "
+                              + INACTIVE.format(why="its switch is off (active: false)")]
+    b = parse(text).routing.apps["b"]
+    assert (b.active, b.inactive_reason, b.menu, b.in_app_menu) == (
+        False, "switched-off", "bmenu", "bmenu")
+    assert parse(sub(BASE, "  b:\n", "  b:\n    active: true\n")).routing.apps["b"].active
+
+
+def test_an_app_tree_on_either_surface_is_never_another_apps():
+    text = add_app(BASE, f'  c:\n    android_id: com.acme.c\n{A_PUSH}')
+    text += ("  - {type: mobile-app, app: c, menu: main}\n"
+             "  - {type: mobile-app, app: c, menu: amenu, surface: in-app}\n")
+    assert errors(text) == [
+        f"t.yaml:{line(text, 'app: c, menu: amenu')}: access_points.6.menu: menu 'amenu' is "
+        "already the access point of app 'a' (access_points[1]); two apps cannot share a tree"]
 
 
 # --------------------------------------------------------------------------- user segments
@@ -469,20 +503,20 @@ SEG_SCOPE = '    numbers: ["+15551230000"]\n    menu: main\n'
 
 def test_user_segment_needs_callers_list_or_users():
     text = BASE + "  - type: user-segment\n" + SEG_SCOPE
-    assert errors(text) == [f"t.yaml:{line(text, 'user-segment')}: access_points.3: a "
+    assert errors(text) == [f"t.yaml:{line(text, 'user-segment')}: access_points.5: a "
                             "user-segment access point needs callers, list or users"]
 
 
 def test_a_segment_of_users_names_their_app():
     text = BASE + "  - type: user-segment\n    users: [alice]\n" + SEG_SCOPE
-    assert errors(text) == [f"t.yaml:{line(text, 'user-segment')}: access_points.3.app: "
+    assert errors(text) == [f"t.yaml:{line(text, 'user-segment')}: access_points.5.app: "
                             "users are an app's verified users: app must name an app under "
                             "apps"]
 
 
 def test_user_segment_unknown_list():
     text = BASE + "  - type: user-segment\n    list: vip\n" + SEG_SCOPE
-    assert errors(text) == [f"t.yaml:{line(text, 'list: vip')}: access_points.3.list: list 'vip' "
+    assert errors(text) == [f"t.yaml:{line(text, 'list: vip')}: access_points.5.list: list 'vip' "
                             "is not defined under caller_lists"]
 
 
@@ -512,14 +546,14 @@ def test_user_segment_caller_pattern_rejected(pattern):
 
 def test_user_segment_caller_pattern_error_at_its_key_path_and_line():
     text = BASE + '  - type: user-segment\n    callers: ["15*55"]\n' + SEG_SCOPE
-    assert errors(text) == [f"t.yaml:{line(text, '15*55')}: access_points.3.callers.0: '15*55': "
+    assert errors(text) == [f"t.yaml:{line(text, '15*55')}: access_points.5.callers.0: '15*55': "
                             "expected a caller number or prefix pattern like +1555* (digits, "
                             "optional leading +, optional trailing *)"]
 
 
 def test_phone_number_syntax_error_at_its_key_path_with_the_friendly_message():
     text = BASE + '  - type: phone-number\n    numbers: ["12 34"]\n    menu: main\n'
-    assert errors(text) == [f"t.yaml:{line(text, '12 34')}: access_points.3.numbers.0: '12 34': "
+    assert errors(text) == [f"t.yaml:{line(text, '12 34')}: access_points.5.numbers.0: '12 34': "
                             "expected a phone number of digits, optionally starting with +"]
 
 
@@ -531,14 +565,14 @@ def test_phone_number_on_app_fallback_number_into_other_app_tree_is_an_error():
                    '      - "17144505656"\n    menu: bmenu\n')
     n = line(text, '- "17144505656"')
     assert errors(text) == [
-        f"t.yaml:{n}: access_points.3.numbers.1: 17144505656 is "
+        f"t.yaml:{n}: access_points.5.numbers.1: 17144505656 is "
         "app 'a''s fallback number; phone-number access points are matched before mobile-app "
         "ones, so app 'a''s callers would land in app 'b''s tree"]
 
 
 def test_phone_number_on_app_fallback_number_into_a_non_app_tree_is_an_error():
     text = BASE + '  - {type: phone-number, numbers: ["+17144505656"], menu: main}\n'
-    err = only(errors(text), "access_points.3.numbers.0")
+    err = only(errors(text), "access_points.5.numbers.0")
     n = line(text, 'numbers: ["+17144505656"]')
     assert err.startswith(f"t.yaml:{n}: ")
     assert err.endswith("app 'a''s callers would land in the tree of menu 'main'")
@@ -547,7 +581,7 @@ def test_phone_number_on_app_fallback_number_into_a_non_app_tree_is_an_error():
 def test_unscoped_user_segment_is_an_error():
     text = BASE + '  - type: user-segment\n    callers: ["+1999*"]\n    menu: main\n'
     assert errors(text) == [
-        f"t.yaml:{line(text, 'user-segment')}: access_points.3: user-segment access points are "
+        f"t.yaml:{line(text, 'user-segment')}: access_points.5: user-segment access points are "
         "matched first and this one applies to every number: app 'a''s callers on its fallback "
         "number +17144505656 who match it would land in the tree of menu 'main'"]
 
@@ -556,7 +590,7 @@ def test_user_segment_scoped_to_the_app_number_is_an_error():
     text = BASE + ('  - type: user-segment\n    callers: ["+1999*"]\n'
                    '    numbers: ["17144505656"]\n    menu: bmenu\n')
     assert errors(text) == [
-        f"t.yaml:{line(text, 'user-segment')}: access_points.3: user-segment access points are "
+        f"t.yaml:{line(text, 'user-segment')}: access_points.5: user-segment access points are "
         "matched first and this one applies to +17144505656: app 'a''s callers on its fallback "
         "number +17144505656 who match it would land in app 'b''s tree"]
 
@@ -572,7 +606,7 @@ def test_access_points_into_the_app_own_tree_are_fine():
                    '  - {type: user-segment, callers: ["+1999*"], menu: amenu}\n')
     cfg = parse(text)
     # no cross-app finding; but the number is matched before the app: tokens are never read
-    assert [(w.path, w.severity) for w in cfg.warnings] == [("access_points.3.numbers.0",
+    assert [(w.path, w.severity) for w in cfg.warnings] == [("access_points.5.numbers.0",
                                                              "warning")]
     assert "tokens are never read" in cfg.warnings[0].message
     assert cfg.routing.numbers["+17144505656"].menu == "amenu"
@@ -598,14 +632,14 @@ def test_cross_app_downgraded_to_warnings():
                 '  - {type: user-segment, callers: ["+1999*"], menu: main}\n')
     text = BASE + findings
     errs = errors(text)
-    assert [e.split(": ", 2)[1] for e in errs] == ["access_points.3.numbers.0", "access_points.4"]
+    assert [e.split(": ", 2)[1] for e in errs] == ["access_points.5.numbers.0", "access_points.6"]
     text = sub(BASE, "apps:\n", "checks: {cross_app: warning}\napps:\n") + findings
     cfg = parse(text)
     assert [str(w) for w in cfg.warnings] == [
-        f"t.yaml:{line(text, 'menu: bmenu}')}: access_points.3.numbers.0: warning: +17144505656 "
+        f"t.yaml:{line(text, 'menu: bmenu}')}: access_points.5.numbers.0: warning: +17144505656 "
         "is app 'a''s fallback number; phone-number access points are matched before "
         "mobile-app ones, so app 'a''s callers would land in app 'b''s tree",
-        f"t.yaml:{line(text, 'user-segment')}: access_points.4: warning: user-segment access "
+        f"t.yaml:{line(text, 'user-segment')}: access_points.6: warning: user-segment access "
         "points are matched first and this one applies to every number: app 'a''s callers on "
         "its fallback number +17144505656 who match it would land in the tree of menu 'main'"]
     # the config loads, and routing does what the warnings say
@@ -642,6 +676,6 @@ def test_several_app_errors_are_reported_at_once():
         f"t.yaml:{c + 5}: apps.c.block_outside_calls.message: message 'nope' is defined neither "
         "in this app's messages nor under messages",
         f"t.yaml:{c + 6}: apps.c.languages.1: language 'en' is listed twice",
-        f"t.yaml:{line(text, 'app: zz')}: access_points.4.app: app 'zz' is not defined under "
+        f"t.yaml:{line(text, 'app: zz')}: access_points.6.app: app 'zz' is not defined under "
         "apps",
     ]

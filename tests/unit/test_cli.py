@@ -21,7 +21,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_check_ok_and_errors(tmp_path):
     r = cli("check", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
-    assert "ok — 8 menus (4 top-level), 3 numbers, 2 apps" in r.stdout
+    assert "ok — 9 menus (5 top-level), 3 numbers, 2 apps" in r.stdout
     bad = tmp_path / "bad.yaml"
     text = EXAMPLE.read_text().replace("    prompt: billing-menu\n",
                                        "    prompt: billing-menu\n    timout: 3\n", 1)

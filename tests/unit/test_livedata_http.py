@@ -40,8 +40,9 @@ async def test_menu_of_the_app_with_etag(api):
 async def test_menu_refusals(api):
     r = await api.raw("GET", "/v1/apps/customer/menu", bearer(KEYS["staff"]))
     assert_problem(r, 401)
-    r = await api.raw("GET", "/v1/apps/customer/menu?surface=in-app", bearer(KEYS["customer"]))
-    assert_problem(r, 404)
+    r = await api.raw("GET", "/v1/apps/legacy/menu?surface=in-app",
+                      bearer("legacy-key-00000000000000000000000000000"))
+    assert_problem(r, 409)  # inactive (tests/unit/test_app_activation.py)
     r = await api.raw("GET", "/v1/apps/customer/menu?surface=web", bearer(KEYS["customer"]))
     assert_problem(r, 422)
     assert r.json()["field"] == "surface"

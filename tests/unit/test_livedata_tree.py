@@ -83,6 +83,7 @@ apps:
 access_points:
   - {type: phone-number, numbers: ["+15551230000"], menu: main}
   - {type: mobile-app, app: a, menu: a-top}
+  - {type: mobile-app, app: a, menu: a-top, surface: in-app}
   - {type: mobile-app, app: b, menu: b-top}
   - {type: mobile-app, app: b, menu: b-app, surface: in-app}
 """.replace("@HERE@", str(Path(__file__).resolve()))
@@ -121,7 +122,8 @@ def test_two_apps_two_languages_never_leak(cfg):
     # an option label missing in French falls back to the app's default (fr), then en
     assert shop["children"][0] == {
         "id": "a-shop.1", "kind": "queue", "digit": "1", "label": "Orders",
-        "description": None, "open": True, "queue": "a-orders", "wait": None, "children": []}
+        "description": None, "open": True, "closed_by": None, "queue": "a-orders",
+        "wait": None, "children": []}
     kinds = {c["id"]: c["kind"] for c in fr["children"]}
     assert kinds == {"a-shop": "menu", "a-top.2": "voicemail", "a-top.3": "message",
                      "a-top.0": "queue"}
@@ -141,7 +143,8 @@ def test_two_apps_two_languages_never_leak(cfg):
 def test_in_app_surface_is_its_own_tree(cfg):
     b = export(cfg, "b", "fr", surface="in-app")
     assert ids(b["root"]) == ["b-app", "b-app.1"] and b["root"]["label"] == "Staff app"
-    assert app_top(cfg.model, "a", "in-app") is None
+    assert app_top(cfg.model, "a", "in-app") == "a-top"  # the same tree on both surfaces
+    assert app_top(cfg.model, "nope", "in-app") is None
 
 
 def test_open_now_across_a_schedule_boundary(cfg):
