@@ -70,7 +70,8 @@ def test_scopes_show_one_entry_or_one_app(cfg):
     main = tree_dot(cfg, Scope("entry", "15551230000"), MONDAY_MORNING)  # without the +
     assert nodes(main, "menu") == {"m-main", "m-sales", "m-billing", "m-support"}
     app = tree_dot(cfg, Scope("app", "customer"), MONDAY_MORNING)
-    assert nodes(app, "menu") == {"m-customer", "m-customer-billing"}  # never main's
+    # both of the app's structures (IVR and in-app), never main's
+    assert nodes(app, "menu") == {"m-customer", "m-customer-billing", "m-customer-app"}
     fallback = tree_dot(cfg, Scope("entry", "+17144505656"), MONDAY_MORNING)  # app fallback
     assert nodes(fallback, "menu") == {"m-customer", "m-customer-billing"}
     for bad in (Scope("entry", "+999"), Scope("app", "nope"), Scope("x", "y")):
