@@ -9,6 +9,10 @@ sends it the channel events of every trunk call (the dialplan applications run, 
 the engine sets, the prompts started, the keys Asterisk decoded) without it driving anything.
 
 Each call gets its own caller number, which is how events are matched to calls.
+
+Through Kamailio (``scripts/cluster``), SIPp sends to the proxy (``target``) and one observer
+per node follows the calls: a call's record is filled in by the node it landed on (its
+channel id starts with that node's system name, ``node-a-...``).
 """
 
 from __future__ import annotations
@@ -74,8 +78,8 @@ class TrunkObserver(AriListener):
             pass
         await self.close()
 
-    def expect(self, caller: str) -> CallRecord:
-        call = self.calls[caller] = CallRecord(caller)
+    def expect(self, caller: str, call: CallRecord | None = None) -> CallRecord:
+        call = self.calls[caller] = call if call is not None else CallRecord(caller)
         return call
 
     def unrouted(self, now: float, ev: Event) -> None:
@@ -90,21 +94,36 @@ class TrunkObserver(AriListener):
 
 
 class SippCaller:
-    """``async with SippCaller(sandbox, workdir) as sipp: run = await sipp.call(...)``."""
+    """``async with SippCaller(sandbox, workdir) as sipp: run = await sipp.call(...)``.
 
-    def __init__(self, sandbox: Any, workdir: Path, trunk: str = "carrier"):
+    ``target``: where SIPp sends (the sandbox Asterisk, or Kamailio in front of the nodes);
+    ``nodes``: the Asterisks whose trunk channels are observed (default: ``sandbox``)."""
+
+    def __init__(self, sandbox: Any, workdir: Path, trunk: str = "carrier", *,
+                 target: str = ASTERISK_SIP, nodes: Sequence[Any] = ()):
         self.sandbox = sandbox
         self.workdir = Path(workdir)
         self.address = TRUNKS[trunk]
-        self.observer = TrunkObserver(sandbox.ari_url, sandbox.ari_username,
-                                      sandbox.ari_password, trunk)
+        self.target = target
+        self.observers = [TrunkObserver(n.ari_url, n.ari_username, n.ari_password, trunk)
+                          for n in (nodes or [sandbox])]
+        self.observer = self.observers[0]
 
     async def __aenter__(self) -> Self:
-        await self.observer.__aenter__()
+        entered = []
+        try:
+            for observer in self.observers:
+                await observer.__aenter__()
+                entered.append(observer)
+        except BaseException:
+            for observer in reversed(entered):
+                await observer.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.observer.__aexit__(*exc)
+        for observer in reversed(self.observers):
+            await observer.__aexit__(*exc)
 
     async def call(self, did: str, keys: str | Sequence[Key] = "", **kw: Any) -> SippRun:
         """Place calls and wait for them to end (see :meth:`launch` for the arguments)."""
@@ -140,6 +159,9 @@ class SippCaller:
         else:
             callers = [f"+1555{next(_numbers) % 10_000_000:07d}" for _ in range(calls)]
         expected = [self.observer.expect(c) for c in callers]
+        for other in self.observers[1:]:
+            for call in expected:
+                other.expect(call.caller, call)
         inf = self.workdir / f"{name}.csv"
         inf.write_text("SEQUENTIAL\n" + "".join(f"{c};{did};\n" for c in callers))
         cmd = ["sipp", "-sf", str(scenario), "-inf", str(inf),
@@ -148,7 +170,7 @@ class SippCaller:
                "-m", str(calls), "-l", str(concurrency), "-r", f"{rate:g}", "-rp", "1000",
                "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
                "-trace_err", "-error_file", str(self.workdir / f"{name}.err"),
-               ASTERISK_SIP]
+               self.target]
         return expected, self._run(cmd, expected, settle)
 
     async def _run(self, cmd: list[str], expected: list[CallRecord], settle: float) -> SippRun:
