@@ -24,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -51,6 +51,8 @@ class SippRun:
     returncode: int
     output: str
     seconds: float
+    #: INVITE -> 200 OK of each answered call, in the order answered (``launch(rtt=True)``)
+    response_ms: list[float] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -133,13 +135,15 @@ class SippCaller:
     def launch(self, did: str, keys: str | Sequence[Key] = "", *, calls: int = 1,
                concurrency: int = 1, rate: float = 50.0, start_ms: int = 1500,
                gap_ms: int = 700, hold_ms: int | None = None, tail_ms: int = 3000,
-               caller: str | None = None, settle: float = 2.0, timeout: float = 120.0
-               ) -> tuple[list[CallRecord], Awaitable[SippRun]]:
+               caller: str | None = None, settle: float = 2.0, timeout: float = 120.0,
+               rtt: bool = False) -> tuple[list[CallRecord], Awaitable[SippRun]]:
         """Start ``calls`` calls to ``did`` (``concurrency`` at a time, ``rate`` new calls per
         second), each sending ``keys`` once answered — a string is pressed from ``start_ms``
         every ``gap_ms`` — and hanging up ``hold_ms`` after the answer unless Asterisk hangs
         up first (default: after the last key plus ``tail_ms``). Each call has its own
         caller number unless ``caller`` is given (then ``calls`` must be 1).
+
+        ``rtt``: SIPp records each call's INVITE -> 200 OK time (``SippRun.response_ms``).
 
         Returns the calls (filled in by the observer as they progress) and an awaitable of
         the finished run."""
@@ -170,10 +174,12 @@ class SippCaller:
                "-m", str(calls), "-l", str(concurrency), "-r", f"{rate:g}", "-rp", "1000",
                "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
                "-trace_err", "-error_file", str(self.workdir / f"{name}.err"),
+               *(["-trace_rtt", "-rtt_freq", "1"] if rtt else []),
                self.target]
-        return expected, self._run(cmd, expected, settle)
+        return expected, self._run(cmd, expected, settle, name)
 
-    async def _run(self, cmd: list[str], expected: list[CallRecord], settle: float) -> SippRun:
+    async def _run(self, cmd: list[str], expected: list[CallRecord], settle: float,
+                   name: str) -> SippRun:
         t0 = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -189,5 +195,8 @@ class SippCaller:
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline and not all(c.ended for c in expected):
             await asyncio.sleep(0.05)
+        response_ms = [float(line.split(";")[1])  # Date_ms;response_time_ms;rtd_no
+                       for path in self.workdir.glob(f"{name}_*_rtt.csv")
+                       for line in path.read_text().splitlines()[1:] if line.count(";") == 2]
         return SippRun(expected, proc.returncode or 0, out.decode(errors="replace")[-3000:],
-                       seconds)
+                       seconds, response_ms)
