@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from . import logs
 from .config import Config, ConfigError, load_config
 from .console.cli import add_commands as graph_commands
+from .config.model_nodes import node_configs
 from .lifecycle.cli import add_commands as lifecycle_commands
 from .sms.cli import add_commands as sms_commands
 
@@ -161,7 +162,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_CONFIG
     cfg, keys = loaded
-    ari = cfg.engine.ari
+    ari = node_configs(cfg.engine)[0].ari  # the first node (engine.nodes: the first listed)
     try:
         result = asyncio.run(place_call(
             ari.url, ari.username, ari.password.get_secret_value(),

@@ -30,6 +30,7 @@ from .calls.registry import CallRegistry
 from .calls.session import CallServices
 from .calls.webhook import ContextNotifier
 from .config import Config
+from .config.model_nodes import node_configs
 from .config.reloader import ConfigHolder
 from .lifecycle.offline import OfflineCodes
 from .lifecycle.service import Lifecycle
@@ -91,8 +92,10 @@ async def run_engine(config: Config) -> int:
                                 offline=OfflineCodes(lambda: holder.current, store.lifecycle))
         calls = Calls(lambda: holder.current, services)
         lifecycle = Lifecycle(lambda: holder.current, store, push)
-        nodes = [AsteriskNode.from_settings(eng, calls, store, lambda: holder.current)]
-        queues = QueueMonitor(nodes[0].ami)  # app_queue over AMI: queue status, waits
+        nodes = [AsteriskNode.from_settings(n, calls, store, lambda: holder.current)
+                 for n in node_configs(eng)]
+        # app_queue over AMI: queue status, waits; of the first node (one engine per node)
+        queues = QueueMonitor(nodes[0].ami)
         for node in nodes:
             await stack.enter_async_context(node)
         background = Supervisor(RestartPolicy.from_settings(eng.supervisor))
@@ -128,7 +131,8 @@ async def run_engine(config: Config) -> int:
                 for task in tasks:
                     task.cancel()
         except* AriAppReplaced:
-            log.error("another process took the ARI application %r; exiting", eng.ari.app)
+            log.error("another process took the ARI application %s; exiting",
+                      ", ".join(f"{n.ari.app!r} of node {n.name}" for n in nodes))
             code = 1
     return code
 

@@ -41,6 +41,11 @@ RECONNECTS = Counter(
     "ivr_reconnects_total", "Connections to Asterisk re-established after a loss",
     ["connection"], registry=REGISTRY)
 
+NODE_REFUSED = Counter(
+    "ivr_node_refused_total", "Connections to an Asterisk node refused because it is not the "
+    "node configured (no-system-name, wrong-system-name)", ["node", "reason"],
+    registry=REGISTRY)
+
 WEBHOOK_DELIVERIES = Counter(
     "ivr_webhook_deliveries_total", "Context webhook deliveries, by result", ["result"],
     registry=REGISTRY)

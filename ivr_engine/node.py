@@ -9,6 +9,11 @@ engine is dropped on connect. On every (re)connect, the events of channels nobod
 registered yet are held until the calls already in the application are taken back, and the
 calls handed to the dialplan whose channel Asterisk no longer has are marked ended (their
 ``ChannelDestroyed`` was lost with the connection).
+
+Before each (re)connect of either application the node reads ``/ari/asterisk/info``: a node
+of ``engine.nodes`` whose Asterisk says no system name, or another one, is refused (nothing
+subscribed, so its calls get the dialplan fallback; ``refused`` says why in ``/readyz``,
+``ivr_node_refused_total``): channel ids are unique across nodes only by their system names.
 """
 
 from __future__ import annotations
@@ -33,6 +38,24 @@ from .wakeup.watcher import ContactWatcher, registrations_app
 
 log = logging.getLogger("ivr_engine.node")
 
+
+def identity_problem(info: Any, expected: str | None) -> tuple[str, str] | None:
+    """Why an Asterisk whose ``/ari/asterisk/info`` is ``info`` is not the node named
+    ``expected`` — ``(metric reason, message)`` — or None when it is (``expected`` None: the
+    one-node shorthand, not checked)."""
+    if expected is None:
+        return None
+    config = info.get("config") if isinstance(info, dict) else None
+    name = str((config or {}).get("name") or "").strip()
+    if not name:
+        return ("no-system-name", f"it has no system name; set systemname = {expected} in "
+                "its asterisk.conf [options] (channel ids are unique across nodes only by "
+                "their system names)")
+    if name != expected:
+        return ("wrong-system-name", f"its system name is {name!r}, not {expected!r} "
+                "(engine.nodes[].name): the URL points at another node")
+    return None
+
 #: the only events the calls' application receives; Asterisk drops the rest before sending
 CALL_EVENTS = ("StasisStart", "StasisEnd", "ChannelDtmfReceived", "PlaybackFinished",
                "ChannelStateChange", "ChannelDestroyed", "ApplicationReplaced")
@@ -56,8 +79,11 @@ class CallSink(Protocol):
 
 class AsteriskNode:
     def __init__(self, name: str, ari: AriClient, registrations: AriClient, calls: CallSink,
-                 store: Any, config: Callable[[], Any], ami: AmiClient | None = None):
+                 store: Any, config: Callable[[], Any], ami: AmiClient | None = None,
+                 system_name: str | None = None):
         self.name = name
+        self.system_name = system_name  # what Asterisk must say (None: not checked)
+        self.refused: str | None = None  # why the last identity check refused it
         self.config = config
         self.ari = ari
         self.calls = calls
@@ -71,11 +97,14 @@ class AsteriskNode:
         self._connects = 0
         ari.on_connected = self._on_connected
         ari.on_disconnected = self._on_disconnected
+        ari.before_connect = lambda: self._verify(ari)
+        registrations.before_connect = lambda: self._verify(registrations)
 
     @classmethod
     def from_settings(cls, settings: Any, calls: CallSink, store: Any,
-                      config: Callable[[], Any], name: str = "asterisk") -> "AsteriskNode":
-        """The clients for ``engine.ari`` / ``engine.ami`` settings (not opened yet)."""
+                      config: Callable[[], Any]) -> "AsteriskNode":
+        """The clients for one node's settings (``config.model_nodes.NodeConfig``), not
+        opened yet."""
         a = settings.ari
         password = a.password.get_secret_value()
         ari = AriClient(a.url, a.username, password, a.app,
@@ -86,7 +115,8 @@ class AsteriskNode:
         m = settings.ami
         if m.password is not None and m.password.get_secret_value():
             ami = AmiClient(m.host, m.port, m.username, m.password.get_secret_value())
-        return cls(name, ari, registrations, calls, store, config, ami)
+        return cls(settings.name, ari, registrations, calls, store, config, ami,
+                   settings.system_name)
 
     async def __aenter__(self) -> "AsteriskNode":
         await self.ari.open()
@@ -113,6 +143,28 @@ class AsteriskNode:
                 tg.create_task(self.ami.run(), name=f"{self.name}-ami")
 
     # ------------------------------------------------------------------ connection
+
+    async def _verify(self, client: AriClient) -> None:
+        """Before ``client`` connects: is this Asterisk the node it should be? AriError (the
+        client backs off and tries again) when it cannot be read or is refused."""
+        try:
+            info = await client.asterisk_info()
+        except AriError as exc:
+            log.warning("node %s: cannot read %s/asterisk/info: %s", self.name,
+                        client.api_url, exc)
+            raise
+        problem = identity_problem(info, self.system_name)
+        if problem is None:
+            if self.refused is not None:
+                log.info("node %s: %s now says system name %r: accepted", self.name,
+                         client.api_url, self.system_name)
+            self.refused = None
+            return
+        reason, message = problem
+        self.refused = f"Asterisk at {client.base_url} refused: {message}"
+        metrics.NODE_REFUSED.labels(self.name, reason).inc()
+        log.error("node %s: %s; ARI app %r not connected", self.name, self.refused, client.app)
+        raise AriError(0, "GET", "/asterisk/info", self.refused)
 
     def _on_connected(self) -> None:
         # synchronously, before the first event of the new websocket: the events of calls

@@ -105,7 +105,9 @@ async def not_ready(parts: ApiParts) -> list[str]:
     if not parts.nodes:
         reasons.append("no Asterisk node")
     for node in parts.nodes:
-        if not node.ari.connected:
+        if getattr(node, "refused", None):
+            reasons.append(f"{node.name}: {node.refused}")
+        elif not node.ari.connected:
             reasons.append(f"{node.name}: ARI calls application {node.ari.app!r} not connected")
         elif not node.calls_ready.is_set():
             reasons.append(f"{node.name}: calls application still taking calls back")

@@ -24,6 +24,7 @@ log = logging.getLogger("ivr_engine.api")
 # settings a reload reads but only a restart applies
 RESTART_ONLY = (("engine.ari", lambda c: c.engine.ari),
                 ("engine.ami", lambda c: c.engine.ami),
+                ("engine.nodes", lambda c: c.engine.nodes),
                 ("engine.api.listen", lambda c: c.engine.api.listen),
                 ("engine.api.admin_listen", lambda c: c.engine.api.admin_listen),
                 ("engine.database_url", lambda c: c.engine.database_url))

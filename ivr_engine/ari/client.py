@@ -22,7 +22,7 @@ import base64
 import json
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -72,7 +72,10 @@ class AriClient(AriRest):
 
     Attributes ``on_connected`` / ``on_disconnected`` may be set to plain zero-argument
     callables; they are called (synchronously, exceptions logged) whenever the events
-    websocket comes up / goes down.
+    websocket comes up / goes down. ``before_connect`` may be set to a coroutine function
+    awaited before each websocket connect (over HTTP): raising :class:`AriError` (e.g. the
+    node is not the Asterisk it should be) skips that connect and backs off as a failed one,
+    so the application is never registered on a wrong Asterisk.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class AriClient(AriRest):
         self._asterisk_version: str | None = None
         self.on_connected: Callable[[], None] | None = None
         self.on_disconnected: Callable[[], None] | None = None
+        self.before_connect: Callable[[], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -259,6 +263,8 @@ class AriClient(AriRest):
             while True:
                 ws: aiohttp.ClientWebSocketResponse | None = None
                 try:
+                    if self.before_connect is not None:
+                        await self.before_connect()
                     async with asyncio.timeout(self.request_timeout):
                         ws = await self.session.ws_connect(
                             url,
@@ -267,6 +273,9 @@ class AriClient(AriRest):
                             timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
                             autoping=True,
                         )
+                except AriError as exc:  # before_connect refused (it logged why)
+                    log.debug("ARI websocket %s (app=%s) not connected: %s", self.api_url,
+                              self.app, exc)
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                     # str() of aiohttp's connector/handshake errors names host, port,
                     # status and the URL (which carries no credentials), never headers.

@@ -142,7 +142,11 @@ async def _redirect(info: CallInfo, dest: Destination, *, registry: Any, nodes: 
                     config: Callable[[], Any]) -> TransferResult:
     """AMI ``Redirect`` of a call that has left Stasis for the dialplan."""
     call_id = info.id
-    node = nodes[0] if nodes else None  # one Asterisk today
+    node = node_of_channel(nodes, call_id)
+    if node is None and nodes:  # engines sharing a database see each other's records
+        raise TransferProblem(503, "Transfer unavailable", f"call {call_id!r} is on a node "
+                              "this engine does not drive; ask the engine of its node",
+                              "other-node")
     if node is None or node.ami is None:
         raise TransferProblem(503, "Transfer unavailable", "the call has left the IVR and AMI "
                               "is not configured (engine.ami.password)", "no-ami")
@@ -164,6 +168,15 @@ async def _redirect(info: CallInfo, dest: Destination, *, registry: Any, nodes: 
     current = registry.get(call_id) or info
     registry.update(call_id, destination=str(dest), transfers=current.transfers + [str(dest)])
     return TransferResult(status="transferred", to=str(dest), via="ami")
+
+
+def node_of_channel(nodes: list, channel_id: str) -> Any:
+    """The node a channel is on: its id starts with the node's system name (``node-a-...``);
+    the one node of the shorthand (no system name checked) holds every channel."""
+    if len(nodes) == 1 and getattr(nodes[0], "system_name", None) is None:
+        return nodes[0]
+    return next((n for n in nodes if getattr(n, "system_name", None)
+                 and channel_id.startswith(f"{n.system_name}-")), None)
 
 
 async def _channel_gone(ari: Any, channel_id: str) -> bool:

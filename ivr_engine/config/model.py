@@ -17,7 +17,6 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
-    SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -57,6 +56,7 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
 )
 from .model_lifecycle import LifecycleSettings
 from .model_texts import InAppTexts
+from .model_nodes import AmiSettings, AriSettings, NodeSettings  # noqa: F401 - re-exported
 from .model_sms import SmsSettings
 
 
@@ -68,31 +68,6 @@ def _listen(v: str) -> str:
 
 
 # --------------------------------------------------------------------------- engine
-
-
-class AriSettings(_Model):
-    url: str = "http://127.0.0.1:8088"
-    username: str = "ivr-engine"
-    password: SecretStr
-    app: Name = "ivr-engine"
-    reconnect_max_seconds: float = Field(30.0, gt=0, le=600)
-    # how REST requests travel: over the events websocket when Asterisk has it (22.4+,
-    # 21.9+, 20.14+) and HTTP otherwise (auto), or always one of them
-    transport: Literal["auto", "http", "websocket"] = "auto"
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+/?$", v):
-            raise ValueError("expected http://host:port (the engine adds /ari)")
-        return v.rstrip("/")
-
-
-class AmiSettings(_Model):
-    host: str = "127.0.0.1"
-    port: int = Field(5038, gt=0, lt=65536)
-    username: str = "ivr-engine"
-    password: SecretStr | None = None
 
 
 class RateLimit(_Model):
@@ -229,8 +204,10 @@ class SupervisorSettings(_Model):
 
 
 class EngineSettings(_Model):
-    ari: AriSettings
-    ami: AmiSettings = AmiSettings()
+    # one Asterisk: ``ari`` (+ ``ami``), the shorthand; several: ``nodes`` (model_nodes.py)
+    ari: AriSettings | None = None
+    ami: AmiSettings | None = None
+    nodes: tuple[NodeSettings, ...] = ()
     database_url: str = "sqlite:///ivr-engine.db"
     database: DatabaseSettings = DatabaseSettings()
     supervisor: SupervisorSettings = SupervisorSettings()

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 
 from . import Config, ConfigError, Issue, load_config
+from .model_nodes import node_configs
 
 __all__ = ["ConfigHolder", "ReloadOutcome"]
 
@@ -108,8 +109,10 @@ class ConfigHolder:
                                                   "file (see the engine log)"),), True)
             for w in new.warnings:
                 log.warning("%s", w)
-            if new.engine.ari != self.current.engine.ari:
-                log.warning("engine.ari changed: restart the engine to use the new connection")
+            if node_configs(new.engine) != node_configs(self.current.engine):
+                log.warning("engine.ari changed: restart the engine to use the new connection"
+                            if new.engine.ari is not None else
+                            "engine.nodes changed: restart the engine to use the new nodes")
             self.current = new
             log.info("config reloaded from %s (%d menus)", new.path, len(new.tree.menus))
             return ReloadOutcome(new, tuple(new.warnings))

@@ -15,6 +15,7 @@ from .apps import check_apps, compile_routing
 from .sms import check_sms
 from .labels import check_labels
 from .texts import check_texts
+from .model_nodes import check_nodes
 from .users import check_users, compile_users
 from .model import (
     ConfigModel,
@@ -63,6 +64,8 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
 
     def err(path: tuple, msg: str, severity: str = "error") -> None:
         issues.append(src.issue(path, msg, severity))
+
+    check_nodes(model.engine, err)
 
     default_lang = model.engine.default_language
     for name, per_lang in model.messages.items():

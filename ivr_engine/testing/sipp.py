@@ -9,6 +9,10 @@ sends it the channel events of every trunk call (the dialplan applications run, 
 the engine sets, the prompts started, the keys Asterisk decoded) without it driving anything.
 
 Each call gets its own caller number, which is how events are matched to calls.
+
+Through Kamailio (``scripts/cluster``), SIPp sends to the proxy (``target``) and one observer
+per node follows the calls: a call's record is filled in by the node it landed on (its
+channel id starts with that node's system name, ``node-a-...``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -47,6 +51,8 @@ class SippRun:
     returncode: int
     output: str
     seconds: float
+    #: INVITE -> 200 OK of each answered call, in the order answered (``launch(rtt=True)``)
+    response_ms: list[float] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -74,8 +80,8 @@ class TrunkObserver(AriListener):
             pass
         await self.close()
 
-    def expect(self, caller: str) -> CallRecord:
-        call = self.calls[caller] = CallRecord(caller)
+    def expect(self, caller: str, call: CallRecord | None = None) -> CallRecord:
+        call = self.calls[caller] = call if call is not None else CallRecord(caller)
         return call
 
     def unrouted(self, now: float, ev: Event) -> None:
@@ -90,21 +96,36 @@ class TrunkObserver(AriListener):
 
 
 class SippCaller:
-    """``async with SippCaller(sandbox, workdir) as sipp: run = await sipp.call(...)``."""
+    """``async with SippCaller(sandbox, workdir) as sipp: run = await sipp.call(...)``.
 
-    def __init__(self, sandbox: Any, workdir: Path, trunk: str = "carrier"):
+    ``target``: where SIPp sends (the sandbox Asterisk, or Kamailio in front of the nodes);
+    ``nodes``: the Asterisks whose trunk channels are observed (default: ``sandbox``)."""
+
+    def __init__(self, sandbox: Any, workdir: Path, trunk: str = "carrier", *,
+                 target: str = ASTERISK_SIP, nodes: Sequence[Any] = ()):
         self.sandbox = sandbox
         self.workdir = Path(workdir)
         self.address = TRUNKS[trunk]
-        self.observer = TrunkObserver(sandbox.ari_url, sandbox.ari_username,
-                                      sandbox.ari_password, trunk)
+        self.target = target
+        self.observers = [TrunkObserver(n.ari_url, n.ari_username, n.ari_password, trunk)
+                          for n in (nodes or [sandbox])]
+        self.observer = self.observers[0]
 
     async def __aenter__(self) -> Self:
-        await self.observer.__aenter__()
+        entered = []
+        try:
+            for observer in self.observers:
+                await observer.__aenter__()
+                entered.append(observer)
+        except BaseException:
+            for observer in reversed(entered):
+                await observer.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.observer.__aexit__(*exc)
+        for observer in reversed(self.observers):
+            await observer.__aexit__(*exc)
 
     async def call(self, did: str, keys: str | Sequence[Key] = "", **kw: Any) -> SippRun:
         """Place calls and wait for them to end (see :meth:`launch` for the arguments)."""
@@ -114,13 +135,15 @@ class SippCaller:
     def launch(self, did: str, keys: str | Sequence[Key] = "", *, calls: int = 1,
                concurrency: int = 1, rate: float = 50.0, start_ms: int = 1500,
                gap_ms: int = 700, hold_ms: int | None = None, tail_ms: int = 3000,
-               caller: str | None = None, settle: float = 2.0, timeout: float = 120.0
-               ) -> tuple[list[CallRecord], Awaitable[SippRun]]:
+               caller: str | None = None, settle: float = 2.0, timeout: float = 120.0,
+               rtt: bool = False) -> tuple[list[CallRecord], Awaitable[SippRun]]:
         """Start ``calls`` calls to ``did`` (``concurrency`` at a time, ``rate`` new calls per
         second), each sending ``keys`` once answered — a string is pressed from ``start_ms``
         every ``gap_ms`` — and hanging up ``hold_ms`` after the answer unless Asterisk hangs
         up first (default: after the last key plus ``tail_ms``). Each call has its own
         caller number unless ``caller`` is given (then ``calls`` must be 1).
+
+        ``rtt``: SIPp records each call's INVITE -> 200 OK time (``SippRun.response_ms``).
 
         Returns the calls (filled in by the observer as they progress) and an awaitable of
         the finished run."""
@@ -140,6 +163,9 @@ class SippCaller:
         else:
             callers = [f"+1555{next(_numbers) % 10_000_000:07d}" for _ in range(calls)]
         expected = [self.observer.expect(c) for c in callers]
+        for other in self.observers[1:]:
+            for call in expected:
+                other.expect(call.caller, call)
         inf = self.workdir / f"{name}.csv"
         inf.write_text("SEQUENTIAL\n" + "".join(f"{c};{did};\n" for c in callers))
         cmd = ["sipp", "-sf", str(scenario), "-inf", str(inf),
@@ -148,10 +174,12 @@ class SippCaller:
                "-m", str(calls), "-l", str(concurrency), "-r", f"{rate:g}", "-rp", "1000",
                "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
                "-trace_err", "-error_file", str(self.workdir / f"{name}.err"),
-               ASTERISK_SIP]
-        return expected, self._run(cmd, expected, settle)
+               *(["-trace_rtt", "-rtt_freq", "1"] if rtt else []),
+               self.target]
+        return expected, self._run(cmd, expected, settle, name)
 
-    async def _run(self, cmd: list[str], expected: list[CallRecord], settle: float) -> SippRun:
+    async def _run(self, cmd: list[str], expected: list[CallRecord], settle: float,
+                   name: str) -> SippRun:
         t0 = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -167,5 +195,8 @@ class SippCaller:
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline and not all(c.ended for c in expected):
             await asyncio.sleep(0.05)
+        response_ms = [float(line.split(";")[1])  # Date_ms;response_time_ms;rtd_no
+                       for path in self.workdir.glob(f"{name}_*_rtt.csv")
+                       for line in path.read_text().splitlines()[1:] if line.count(";") == 2]
         return SippRun(expected, proc.returncode or 0, out.decode(errors="replace")[-3000:],
-                       seconds)
+                       seconds, response_ms)

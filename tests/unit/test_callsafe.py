@@ -452,3 +452,38 @@ def test_a_transfer_problem_is_a_problem_document_with_its_reason():
     body = json.loads(resp.text)
     assert body == {"type": "about:blank", "title": "Transfer unavailable", "status": 503,
                     "detail": "busy", "instance": "/v1/calls/c1/transfer", "reason": "busy"}
+
+
+class _Ami:
+    def __init__(self):
+        self.redirects = []
+
+    async def redirect(self, channel, context, variables, exten):
+        self.redirects.append((channel, context, exten))
+
+
+class _ListedNode:
+    def __init__(self, name):
+        self.name = self.system_name = name
+        self.ami = _Ami()
+
+
+async def test_a_handed_off_call_is_redirected_on_its_own_node_only(cfg):
+    """Engines on one database see each other's call records: an AMI redirect goes to the
+    node the channel is on (its id starts with the node's system name), and a call on a node
+    this engine does not drive is neither redirected elsewhere nor marked ended."""
+    from ivr_engine.calls import transfer
+
+    a, b = _ListedNode("node-a"), _ListedNode("node-b")
+    registry = CallRegistry()
+    info = registry.add(_info("node-b-1700000000.7", "handed-off"))
+    result = await transfer.transfer_call(info, "queue:support", calls=_Calls(None),
+                                          registry=registry, nodes=[a, b], config=lambda: cfg)
+    assert result.via == "ami"
+    assert (a.ami.redirects, [r[2] for r in b.ami.redirects]) == ([], ["support"])
+    other = registry.add(_info("node-c-1700000000.9", "handed-off"))
+    with pytest.raises(transfer.TransferProblem) as err:
+        await transfer.transfer_call(other, "queue:support", calls=_Calls(None),
+                                     registry=registry, nodes=[a], config=lambda: cfg)
+    assert (err.value.status, err.value.reason) == (503, "other-node")
+    assert a.ami.redirects == [] and registry.get(other.id).state == "handed-off"
