@@ -129,7 +129,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
     return [
         engine_routes(_Status(parts), parts.holder),
         app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
-        device_routes(cfg, store.devices, parts.push),
+        device_routes(cfg, store.devices, parts.push, store.users),
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
