@@ -42,6 +42,8 @@ from .livedata.http import livedata_routes
 from .livedata.streams import StreamGate
 from .sms.http import sms_routes
 from .sms.webhooks import provider_check
+from .users.http import user_routes
+from .users.service import UsersService
 from .wakeup.http import device_routes
 
 log = logging.getLogger("ivr_engine.api")
@@ -134,6 +136,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),
+        user_routes(UsersService(cfg, store.users, clock)),
     ]
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pickle
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 from ..config.model import ConfigModel
 from .csvrows import Header, LineError, is_blank, parse_header, user_line
