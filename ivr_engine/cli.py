@@ -18,13 +18,14 @@ from .console.cli import add_commands as graph_commands
 from .config.model_nodes import node_configs
 from .lifecycle.cli import add_commands as lifecycle_commands
 from .sms.cli import add_commands as sms_commands
+from .users.cli import add_commands as users_commands
 
 DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str, warn: bool = True) -> Config | None:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
@@ -33,8 +34,9 @@ def _load(path: str) -> Config | None:
         n = sum(1 for i in exc.issues if i.severity == "error")
         print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
         return None
-    for w in cfg.warnings:
-        print(w, file=sys.stderr)
+    if warn:
+        for w in cfg.warnings:
+            print(w, file=sys.stderr)
     return cfg
 
 
@@ -75,14 +77,27 @@ def with_store(prefix: str, path: str, work: StoreWork) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    """The file; then, unless --no-database, what its database says about users (a user in
+    both the file and the database, a user: destination in neither). A database that cannot
+    be read is said, and the check goes on."""
+    from .users.cli import check_database
+
+    cfg = _load(args.config, warn=False)
     if cfg is None:
         return EXIT_CONFIG
+    warnings, why = (list(cfg.warnings), "--no-database") if not args.database else \
+        asyncio.run(check_database(cfg))
+    if warnings is None:
+        warnings = list(cfg.warnings)
+        print(f"{args.config}: the database was not read ({why}): its users are not "
+              "checked", file=sys.stderr)
+    for w in warnings:
+        print(w, file=sys.stderr)
     t = cfg.tree
     print(f"{args.config}: ok — {len(t.menus)} menus ({len(t.top_level())} top-level), "
           f"{len(cfg.routing.numbers)} numbers, {len(cfg.routing.apps)} apps, "
-          f"{len(t.messages.names())} messages"
-          + (f", {len(cfg.warnings)} warnings" if cfg.warnings else ""))
+          f"{len(t.messages.names())} messages, {len(cfg.model.users)} users in the file"
+          + (f", {len(warnings)} warnings" if warnings else ""))
     return EXIT_OK
 
 
@@ -313,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check", help="validate a config; exit 2 with file:line messages")
     s.add_argument("config")
+    s.add_argument("--no-database", dest="database", action="store_false",
+                   help="do not read the config's database (its users)")
     s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("simulate", help="walk the tree offline, no Asterisk")
@@ -366,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle_commands(sub, with_store)
     sms_commands(sub, with_store)
     graph_commands(sub, _load)
+    users_commands(sub, with_store)
     return p
 
 

@@ -45,6 +45,8 @@ from .livedata.http import livedata_routes
 from .livedata.streams import StreamGate
 from .sms.http import sms_routes
 from .sms.webhooks import provider_check
+from .users.http import user_routes
+from .users.service import UsersService
 from .wakeup.http import device_routes
 
 log = logging.getLogger("ivr_engine.api")
@@ -137,13 +139,14 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
     return [
         engine_routes(_Status(parts), parts.holder),
         app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
-        device_routes(cfg, store.devices, parts.push),
+        device_routes(cfg, store.devices, parts.push, store.users),
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
         transfer_target_routes(cfg, parts.registry),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),
         parts.console.routes,
+        user_routes(UsersService(cfg, store.users, clock)),
     ]
 
 

@@ -30,6 +30,7 @@ from ..deadlines import CallerWaitFailed, caller_wait
 from ..ivr.resume import plan_resume
 from ..ivr.runtime import WATCHDOG_VARIABLE
 from ..routing.entry import AppEntry, EntryDecision, after_token, route_app, route_pstn
+from ..users.directory import for_call
 from .ivr import IvrPhase
 from .phase import Call, Phase, TokenTimeout, TransferRequest
 from .takeover import read_state, stop_stale
@@ -227,7 +228,13 @@ async def resume_call(call: Call) -> Phase | None:
         entry = route_pstn(cfg.routing, target, call.start.channel.caller_number)
         if entry.via == "app-fallback":
             entry = None  # its token was being read: that cannot be taken over
-    plan = plan_resume(cfg.tree, state, cfg.users,
+    users: Any = cfg.users
+    dest = state.destination
+    if dest is not None and dest.kind == "user" and dest.target not in users:
+        found = await for_call(cfg, getattr(call.services.store, "users", None), dest.target,
+                               channel=cid, spawn=call.spawn)  # a database user?
+        users = {dest.target: found} if found is not None else users
+    plan = plan_resume(cfg.tree, state, users,
                        can_restart=entry is not None and entry.entry is not None)
     log.warning("call %s taken over (%s): %s — %s%s", cid, " ".join(call.start.args),
                 plan.how, plan.reason,

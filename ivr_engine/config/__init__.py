@@ -17,7 +17,7 @@ from ..ivr.tree import IvrTree
 from ..routing.entry import RoutingTable
 from ..wakeup.plan import UserSpec
 from .model import ConfigModel
-from .validate import check, compile_tree
+from .validate import check, compile_tree, unlisted_user, user_references
 from . import yamlsrc
 from .yamlsrc import Issue, Source, decode, load_source
 
@@ -40,6 +40,11 @@ class Config:
     routing: RoutingTable
     users: Mapping[str, UserSpec] = field(default_factory=dict)  # user: destinations
     warnings: tuple[Issue, ...] = field(default=())
+    # the line of each user under users:, and the user: destinations naming a user that is
+    # not there (a database user, or a mistake), by name: what `ivr-engine check` looks up
+    # in the database (users/audit.py)
+    user_lines: Mapping[str, int] = field(default_factory=dict)
+    user_refs: Mapping[str, tuple[Issue, ...]] = field(default_factory=dict)
 
     @property
     def engine(self):  # noqa: ANN201 - shorthand
@@ -114,7 +119,11 @@ def parse_config(text: str, file: str = "<config>", env: Mapping[str, str] | Non
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.path)))
     tree, routing, users = compile_tree(model)
     warnings = tuple(sorted((i for i in issues if i.severity != "error"), key=lambda i: i.line))
-    return Config(file, model, tree, routing, users, warnings)
+    refs = {name: tuple(src.issue(path, unlisted_user(name), "warning") for path in paths)
+            for name, paths in user_references(model).items() if name not in model.users}
+    return Config(file, model, tree, routing, users, warnings,
+                  user_lines={name: src.line_of(("users", name)) for name in model.users},
+                  user_refs=refs)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

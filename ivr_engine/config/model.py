@@ -51,6 +51,7 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
     TokenGuessing,
     User,
     UserAssertion,
+    UserDirectorySettings,
     WakeupOverride,
     WakeupSettings,
 )
@@ -406,5 +407,6 @@ class ConfigModel(_Model):
     context_webhook: ContextWebhook | None = None
     wakeup: WakeupSettings = WakeupSettings()
     users: dict[Name, User] = {}
+    user_directory: UserDirectorySettings = UserDirectorySettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     sms: SmsSettings = SmsSettings()

@@ -1,5 +1,6 @@
 """Configuration models of the mobile apps (push credentials, PSTN fallback, SMS links,
-blocking) and of the users they wake up (``user:<name>`` targets, push-then-wait settings).
+blocking) and of the users they wake up (``user:<name>`` targets, push-then-wait settings,
+the database users' directory).
 """
 
 # ruff: noqa: RUF012 - pydantic fields; ruff cannot see that _Model (fields.py) is a BaseModel
@@ -187,3 +188,19 @@ class User(_Model):
     app: Name | None = None  # the mobile app whose push credentials wake the phone
     no_answer: DestinationField | None = None  # default: voicemail:<user>@default
     wakeup: WakeupOverride = WakeupOverride()
+
+
+class UserImports(_Model):
+    """Bounds of a users CSV import (``POST /v1/admin/users/import``, ``ivr-engine users
+    import``): past them the file is refused whole."""
+
+    max_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_rows: int = Field(100_000, ge=1, le=1_000_000)
+    max_line_bytes: int = Field(4096, ge=256, le=65_536)
+
+
+class UserDirectorySettings(_Model):
+    """Users kept in the database (the users API, ``ivr-engine users``) beside ``users:``;
+    on a name in both, the database's wins."""
+
+    imports: UserImports = UserImports()

@@ -59,6 +59,27 @@ def _check_api_keys(model: ConfigModel, err: Callable[[tuple, str], None]) -> No
             owners[key] = name
 
 
+def user_references(model: ConfigModel) -> dict[str, list[tuple]]:
+    """Where the document sends callers to a user: user name → the key paths."""
+    places: list[tuple[tuple, Destination]] = [
+        (("menu_defaults", "on_exhausted"), model.menu_defaults.on_exhausted),
+        (("routing", "unknown_number"), model.routing.unknown_number)]
+    for name, menu in model.menus.items():
+        places.extend(_menu_destinations(name, menu))
+    out: dict[str, list[tuple]] = {}
+    for path, dest in places:
+        if dest.kind == "user":
+            out.setdefault(dest.target, []).append(path)
+    return out
+
+
+def unlisted_user(name: str) -> str:
+    """A ``user:`` destination naming a user not under ``users:`` (a database user, or a
+    mistake: the file alone cannot tell)."""
+    return (f"user {name!r} is not under users: it must be a database user (users API, "
+            "`ivr-engine users`)")
+
+
 def check(model: ConfigModel, src: Source) -> list[Issue]:
     issues: list[Issue] = []
 
@@ -87,8 +108,6 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
             err(path, f"menu {dest.target!r} is not defined under menus")
         elif dest.kind == "message-then-hangup":
             need_message(path, dest.target)
-        elif dest.kind == "user" and dest.target not in model.users:
-            err(path, f"user {dest.target!r} is not defined under users")
 
     need_dest(("menu_defaults", "on_exhausted"), d.on_exhausted)
     eng = model.engine
@@ -96,7 +115,11 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
         err(("engine", "database", "call_deadline_seconds"),
             f"must be below engine.watchdog.grace_seconds ({eng.watchdog.grace_seconds:g}): a "
             "caller waiting on the database would meet Asterisk's watchdog before the fallback")
-    issues.extend(check_users(model, src, need_dest))
+    issues.extend(check_users(model, src))
+    for name, paths in user_references(model).items():
+        if name not in model.users:
+            for path in paths:
+                err(path, unlisted_user(name), "warning")
 
     # parents come from options only; jumps (on_*, after_hours) do not make a tree edge
     parent: dict[str, str] = {}

@@ -159,8 +159,11 @@ class IvrRuntime:
         self._key(key, now, out)
         return out
 
-    def ring_finished(self, token: str, answered: bool, now: dt.datetime) -> list[Action]:
-        """The shell's push-then-wait for a ``user:`` destination is over."""
+    def ring_finished(self, token: str, answered: bool, now: dt.datetime,
+                      no_answer: Destination | None = None) -> list[Action]:
+        """The shell's push-then-wait for a ``user:`` destination is over. ``no_answer``:
+        the user's no-answer destination as the shell found the user (a database user is
+        not in the tree); by default the tree's, else ``voicemail:<user>@default``."""
         self._now = now
         out: list[Action] = []
         if self.finished or token != self._ringing:
@@ -172,7 +175,10 @@ class IvrRuntime:
             self.finished = True
             return out
         self._hops = 0
-        self._go(self.tree.no_answer[user], now, out)
+        if no_answer is None:
+            no_answer = self.tree.no_answer.get(user) or Destination("voicemail",
+                                                                     f"{user}@default")
+        self._go(no_answer, now, out)
         return out
 
     def transfer(self, dest: Destination, now: dt.datetime) -> list[Action]:

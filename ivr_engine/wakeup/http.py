@@ -19,6 +19,7 @@ from ..api.problems import Problem
 from ..api.routes import ADMIN, SESSION, ApiRoutes
 from ..api.schemas import reply
 from ..push import PushError
+from ..users.directory import find
 from .repo import DeviceRepo
 from .schemas import (
     DeviceRequest,
@@ -31,8 +32,10 @@ from .schemas import (
 DEVICE_FIELDS = ("push_token", "voip_token", "app_version", "os_version", "model")
 
 
-def device_routes(config: Callable[[], Any], devices: DeviceRepo, push: Any) -> ApiRoutes:
-    """``push``: the push.PushService (None: this process sends no test pushes)."""
+def device_routes(config: Callable[[], Any], devices: DeviceRepo, push: Any,
+                  users: Any = None) -> ApiRoutes:
+    """``push``: the push.PushService (None: this process sends no test pushes); ``users``:
+    the UserRepo (the database's users; None: the config's only)."""
     routes = ApiRoutes("wakeup")
 
     @routes.post("/v1/devices", summary="Register the session user's app install and its "
@@ -51,13 +54,13 @@ def device_routes(config: Callable[[], Any], devices: DeviceRepo, push: Any) -> 
                 (req.app is not None and req.app != app_name):
             raise Problem(403, "Forbidden", "a session registers its own user's devices only",
                           field="user" if req.user not in (None, user) else "app")
-        spec = config().users.get(user)
-        if spec is None:
+        found = await find(config(), users, user)  # the database's user, else the config's
+        if found is None:
             raise Problem(404, "Unknown user", f"user {user!r} is not one the engine wakes "
-                          "(users:)", field="user")
-        if spec.app != app_name:
+                          "(neither a database user nor under users:)", field="user")
+        if found.record.app != app_name:
             raise Problem(409, "Wrong app", f"user {user!r} is woken through app "
-                          f"{spec.app!r}, not {app_name!r}", field="app")
+                          f"{found.record.app!r}, not {app_name!r}", field="app")
         fields = req.model_dump(include=set(DEVICE_FIELDS))
         device = await devices.upsert(
             user=user, app=app_name, platform=req.platform, push_token=fields["push_token"],

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from .. import metrics
 from ..ari import AriClient, AriError, ContactStatusChange, Event
+from ..users.directory import by_mobile_endpoint
 from .contacts import AVAILABLE, PushBinding, aor_of, parse_push_params
 
 log = logging.getLogger("ivr_engine.wakeup")
@@ -154,15 +155,18 @@ class ContactWatcher:
     async def _binder(self) -> None:
         while True:
             aor, b = await self._bindings.get()
-            users = [u for u in self.config().users.values() if u.mobile_endpoint == aor]
-            if not users or self.store is None:
-                log.info("RFC 8599 binding on %s ignored: no user has it as mobile_endpoint",
-                         aor)
+            if self.store is None:
                 continue
-            user = users[0]
-            if not user.app:
-                continue
-            try:
+            try:  # the database's user with this endpoint, else the config's
+                found = await by_mobile_endpoint(self.config(), getattr(
+                    self.store, "users", None), aor)
+                if found is None:
+                    log.info("RFC 8599 binding on %s ignored: no user has it as "
+                             "mobile_endpoint", aor)
+                    continue
+                user = found.record
+                if not user.app:
+                    continue
                 await self.store.devices.upsert(
                     user=user.name, app=user.app, platform=b.platform,
                     push_token=None if b.voip else b.prid,

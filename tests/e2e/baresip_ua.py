@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,9 +13,24 @@ TEMPLATES = Path(__file__).parent / "baresip"
 _ports = itertools.count(0)
 
 
+def _free(port: int) -> bool:
+    """Nothing holds ``port`` on the loopback (UDP and TCP): a baresip another run left
+    behind must not make this one fail to start."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 class Baresip:
     def __init__(self, user: str, password: str, workdir: Path, *, answer: str = "auto"):
         n = next(_ports)
+        while not all(_free(p) for p in (5100 + 4 * (n % 200), 5101 + 4 * (n % 200),
+                                         4500 + (n % 400))):
+            n = next(_ports)
         self.user = user
         self.dir = workdir / f"baresip-{user}-{n}"
         self.dir.mkdir(parents=True)

@@ -127,6 +127,25 @@ def recipes(log_request: str) -> dict[str, tuple]:
         "send_app_link": ("POST", "/v1/sms/app-links", {"destination": "+15550001111",
                                                         "kind": "install"}, admin(409)),
         "delivery_report": ("POST", "/v1/sms/reports/none/not-a-token", {}, {}),
+        # users (issue 19): the matrix runs in operationId order, so delete_user deletes
+        # the user create_user made
+        "list_users": ("GET", "/v1/admin/users?limit=5", None, admin(200)),
+        "create_user": ("POST", "/v1/admin/users", {"name": "nina", "mobile_endpoint": "nina",
+                                                    "app": "customer"}, admin(201)),
+        "get_user": ("GET", "/v1/admin/users/alice", None, admin(200)),
+        "put_user": ("PUT", "/v1/admin/users/olga", {"ringing_device": "uc",
+                                                     "uc_endpoint": "olga"}, admin(201)),
+        "patch_user": ("PATCH", "/v1/admin/users/sam", {"wakeup": {"ring_seconds": 20}},
+                       admin(200)),
+        "delete_user": ("DELETE", "/v1/admin/users/nina", None, admin(204)),
+        "import_users": ("POST", "/v1/admin/users/import",
+                         ("text/csv", b"name,mobile_endpoint,app\npat,pat,customer\n"),
+                         admin(200)),
+        # bob (the other user's session) is no user the engine rings
+        "get_ringing": ("GET", "/v1/users/me/ringing", None,
+                        {"session": 200, "other user's session": 404}),
+        "put_ringing": ("PUT", "/v1/users/me/ringing", {"ringing_device": "mobile"},
+                        {"session": 200, "other user's session": 404}),
     }
 
 

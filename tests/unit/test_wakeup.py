@@ -136,8 +136,6 @@ def line(text: str, needle: str) -> int:
      "users.alice.no_answer", "message 'nope' is not defined"),
     ("message: wait-msg}", "message: nope}", "users.bob.wakeup.message",
      "message 'nope' is not defined"),
-    ('"3": "user:carol"', '"3": "user:dave"', "menus.main.options.3",
-     "user 'dave' is not defined under users"),
     ("    app: app1\n    no_answer", "    app: app9\n    no_answer", "users.alice.app",
      "app 'app9' is not defined under apps"),
 ])
@@ -146,6 +144,20 @@ def test_user_rules(old, new, path, words):
     assert text != BASE
     errs = errors(text)
     assert any(f": {path}: " in e and words in e for e in errs), errs
+
+
+def test_a_user_not_under_users_is_a_warning_it_may_be_a_database_user():
+    """Issue 19: users may live in the database, which the file alone cannot see: a user:
+    destination naming a user not under users: is a warning (``ivr-engine check`` then looks
+    in the database), no longer an error."""
+    text = BASE.replace('"3": "user:carol"', '"3": "user:dave"', 1)
+    cfg = parse_config(text, "t.yaml", {})
+    where = line(text, '"3": "user:dave"')
+    assert [str(w) for w in cfg.warnings if "dave" in w.message] == [
+        f"t.yaml:{where}: menus.main.options.3: warning: user 'dave' is not under users: it "
+        "must be a database user (users API, `ivr-engine users`)"]
+    assert [i.path for i in cfg.user_refs["dave"]] == ["menus.main.options.3"]
+    assert cfg.user_lines["alice"] == line(text, "  alice:")
 
 
 def test_wakeup_settings_bounds():
