@@ -13,11 +13,13 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
+from ..callbacks.policy import QueuePolicy
 from ..ivr.tree import IvrTree
 from ..routing.entry import RoutingTable
 from ..wakeup.plan import UserSpec
+from .callbacks import compile_callbacks
 from .model import ConfigModel
-from .validate import check, compile_tree
+from .validate import _schedule, check, compile_tree
 from . import yamlsrc
 from .yamlsrc import Issue, Source, decode, load_source
 
@@ -39,6 +41,7 @@ class Config:
     tree: IvrTree
     routing: RoutingTable
     users: Mapping[str, UserSpec] = field(default_factory=dict)  # user: destinations
+    callbacks: Mapping[str, QueuePolicy] = field(default_factory=dict)  # queues placed
     warnings: tuple[Issue, ...] = field(default=())
 
     @property
@@ -113,8 +116,10 @@ def parse_config(text: str, file: str = "<config>", env: Mapping[str, str] | Non
     if errors:
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.path)))
     tree, routing, users = compile_tree(model)
+    callbacks = compile_callbacks(
+        model, lambda name, tz: _schedule(name, model.schedules[name], tz))
     warnings = tuple(sorted((i for i in issues if i.severity != "error"), key=lambda i: i.line))
-    return Config(file, model, tree, routing, users, warnings)
+    return Config(file, model, tree, routing, users, callbacks, warnings)
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
