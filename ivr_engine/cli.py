@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from . import logs
+from .callbacks.cli import add_commands as callbacks_commands
 from .config import Config, ConfigError, load_config
 from .lifecycle.cli import add_commands as lifecycle_commands
 from .sms.cli import add_commands as sms_commands
@@ -362,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_schema)
     lifecycle_commands(sub, with_store)
     sms_commands(sub, with_store)
+    callbacks_commands(sub, with_store)
     return p
 
 

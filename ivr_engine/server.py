@@ -35,6 +35,7 @@ from .api.routes import ApiRoutes, spec_of
 from .api.schemas import WebhookStats
 from .apps.guard import TokenGuard
 from .apps.http import app_routes
+from .callbacks.http import callback_routes
 from .calls.http import call_routes
 from .lifecycle.http import lifecycle_routes
 from .lifecycle.service import Lifecycle
@@ -62,7 +63,7 @@ class ApiParts:
     registry: Any = None  # calls.registry.CallRegistry
     calls: Any = None  # calls.manager.Calls: live sessions
     nodes: list = field(default_factory=list)  # node.AsteriskNode
-    notifier: Any = None  # calls.webhook.ContextNotifier
+    notifier: Any = None  # calls.webhook.Webhooks
     holder: Any = None  # config.reloader.ConfigHolder: admin reloads
     push: Any = None  # push.PushService
     lifecycle: Lifecycle | None = None  # made here when None (no sweeper then)
@@ -131,6 +132,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
         device_routes(cfg, store.devices, parts.push),
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
+        callback_routes(store.callbacks, parts.notifier, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),
