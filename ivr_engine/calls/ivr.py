@@ -227,6 +227,7 @@ class IvrPhase:
                     verified=bool(info and info.verified), now=call.clock()))
         except CallerWaitFailed:
             self.rescued = True
+            call.announced = True  # it leaves for the fallback: no exit to announce
             await self.caller_left()  # its timers
             await call.rescue()
             return False

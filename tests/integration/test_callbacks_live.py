@@ -10,11 +10,14 @@
   AMI ``QueueAdd``) answers, and only then the customer's phone (another SIPp phone) rings —
   busy the first time, answered the second (``attempts: 2``, ``retry_seconds: 1``); the
   request ends ``completed`` and ``callback.completed`` reaches the webhooks.
+* Two placers on one database (two engines): each request placed once; the first dies with
+  its placements waiting in the queue, the second takes them over and completes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -22,7 +25,10 @@ import aiohttp
 import pytest
 
 from ivr_engine.ami import AmiClient, AmiError
-from ivr_engine.callbacks.placer import OUTCOME_PREFIX
+from ivr_engine.callbacks.placer import OUTCOME_PREFIX, Placer
+from ivr_engine.config import load_config
+from ivr_engine.repositories import Store
+from ivr_engine.store import Database
 from ivr_engine.testing.customer import SippCustomer
 from ivr_engine.testing.sipp import SippCaller
 from tests.support.hooks import HookReceiver
@@ -208,3 +214,70 @@ async def test_the_engine_calls_back_once_an_agent_answers(sandbox, engine, http
     # each attempt's outcome variable was read, then removed
     out = sandbox.cli("dialplan show globals")
     assert OUTCOME_PREFIX not in out, out
+
+
+async def test_two_engines_place_each_callback_once_and_one_takes_over(sandbox, engine, ami,
+                                                                       tmp_path):
+    """Two placers on one database (as two engine processes would be): each request is
+    placed once; the first dies with its placements waiting in the queue, the second takes
+    them over when their lease runs out and records how each ended."""
+    db_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    db = Database(db_url)
+    await db.upgrade()
+    await db.close()
+    async with SippCustomer(tmp_path) as customer, SippCustomer(tmp_path) as agent:
+        cfg = load_config(FIXTURE, {**os.environ, "IVR_ARI_URL": sandbox.ari_url,
+                                    "IVR_ARI_USERNAME": sandbox.ari_username,
+                                    "IVR_ARI_PASSWORD": sandbox.ari_password,
+                                    "IVR_CUSTOMER_PORT": str(customer.port)})
+        stores = [await Store.open(db_url), await Store.open(db_url)]
+        numbers = [f"+1555444{i:04d}" for i in range(4)]
+
+        async def ask(n: str) -> None:
+            await stores[0].callbacks.add(caller=n, queue=QUEUE, language="en", entry="x",
+                                          path="top", channel_id=f"chan-{n}")
+
+        first = Placer(lambda: cfg, stores[0].callbacks, None, owner="engine:test-a")
+        second = Placer(lambda: cfg, stores[1].callbacks, None, owner="engine:test-b")
+        for n in numbers[:2]:
+            await ask(n)
+        tasks = [asyncio.create_task(first.run())]
+        try:
+            await until(lambda: _all_in(stores[0], "dialing", 2), 10, "placed by the first")
+            tasks.append(asyncio.create_task(second.run()))
+            for n in numbers[2:]:  # both engines look for these
+                await ask(n)
+            rows = await until(lambda: _all_in(stores[0], "dialing", 4), 10, "placed")
+            assert [r.placements for r in rows] == [1, 1, 1, 1]  # each placed once
+            owners = {r.caller: r.claimed_by for r in rows}
+            assert owners[numbers[0]] == owners[numbers[1]] == "engine:test-a"
+            tasks[0].cancel()  # the first engine dies; its placements wait in Asterisk
+            await asyncio.gather(tasks[0], return_exceptions=True)
+            await customer.start(calls=4, mode="answer", hold_ms=300, timeout=40)
+            await agent.start(calls=4, mode="answer", hold_ms=15_000, timeout=40)
+            assert await register("alice", sandbox.sip_password, "", expires=60,
+                                  contact_at=f"{agent.address}:{agent.port}") == 200
+            await ami.action({"Action": "QueueAdd", "Queue": QUEUE, "Interface": AGENT,
+                              "MemberName": "alice"})
+            try:
+                done = await until(lambda: _all_in(stores[0], "completed", 4), 30,
+                                   "completed")
+            finally:
+                await ami.action({"Action": "QueueRemove", "Queue": QUEUE,
+                                  "Interface": AGENT})
+                await register("alice", sandbox.sip_password, "", expires=0)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for s in stores:
+                await s.close()
+        rang = [i.number for i in customer.invites()]
+    assert sorted(rang) == numbers  # each customer rang once
+    assert all(r.attempts == 1 and r.last_outcome == "answered" for r in done)
+    assert {r.claimed_by for r in done} == {"engine:test-b"}  # the first's taken over
+
+
+async def _all_in(store, state: str, n: int) -> list:
+    rows = await store.callbacks.find(state)
+    return rows if len(rows) == n else []

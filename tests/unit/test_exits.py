@@ -153,3 +153,101 @@ context_webhook:
     (only,) = build_webhooks(model).notifiers
     assert only.wants("call.queued") and not only.wants("call.hungup")
     assert build_webhooks(load_config(FIXTURE, {}).model) is None
+
+
+# ---------------------------------------------------------------- through real sessions
+
+CALLBACKS = Path(__file__).parent.parent / "fixtures" / "callbacks.yaml"
+
+
+class Callbacks:
+    """The store's callbacks as the IVR uses them: recorded, or a database that never
+    answers (the caller's deadline sends the caller to the fallback)."""
+
+    def __init__(self, stuck: bool) -> None:
+        self.stuck = stuck
+
+    async def add(self, **kw):
+        if self.stuck:
+            await asyncio.Event().wait()
+        return SimpleNamespace(id=7, state="requested")
+
+
+@pytest.fixture
+async def line():
+    """One call through the real call manager and session over the scripted ARI of
+    test_callsafe_session, announcing to a local receiver."""
+    from ivr_engine.calls.manager import Calls
+    from ivr_engine.calls.registry import CallRegistry
+    from ivr_engine.calls.session import CallServices
+
+    from .test_callsafe_session import Node, ScriptedAri
+
+    config = load_config(CALLBACKS, {"IVR_WEBHOOK_URL": "http://127.0.0.1:9"})
+    async with HookReceiver() as hook:
+        hooks = build_webhooks(parse_config(FIXTURE.read_text() + f"""
+webhooks:
+  - url: {hook.url('/all')}
+""", "hooks.yaml", {}).model)
+        ari = ScriptedAri()
+        node = Node(ari, config)
+        store = SimpleNamespace(callbacks=Callbacks(stuck=False))
+        calls = Calls(lambda: config, CallServices(store=store, registry=CallRegistry(),
+                                                   notifier=hooks))
+        node.calls = calls
+        tasks = [asyncio.create_task(calls.run()), asyncio.create_task(hooks.run())]
+        yield SimpleNamespace(ari=ari, node=node, calls=calls, hook=hook, store=store)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def dial_and_press(line, key: str | None) -> None:
+    from .test_callsafe_session import CID, event, until
+
+    assert line.calls.start(line.node, event("StasisStart", CID, args=["pstn", "200"]))
+    await until(lambda: line.ari.calls("play"), "the menu's prompt")
+    if key is not None:
+        line.node.dispatcher(event("ChannelDtmfReceived", CID, digit=key, duration_ms=100))
+
+
+async def leaves(line) -> None:
+    """The caller's channel leaves Stasis and is gone (both events, as Asterisk sends)."""
+    from .test_callsafe_session import CID, event, until
+
+    line.node.dispatcher(event("StasisEnd", CID))
+    line.node.dispatcher(event("ChannelDestroyed", CID))
+    await until(lambda: CID not in line.calls.sessions, "the call's task ended")
+    await asyncio.sleep(0.3)  # what would be delivered for it is delivered by now
+
+
+async def test_a_recorded_callback_is_the_calls_one_exit(line):
+    await dial_and_press(line, "6")
+    (got,) = await line.hook.wait(lambda d: True)
+    assert (got.payload["event"], got.payload["callback"]) == (
+        "callback.requested", {"id": 7, "state": "requested", "attempts": 0, "outcome": None})
+    await leaves(line)  # the engine hangs up after the message: not a second exit
+    assert [d.payload["event"] for d in line.hook.deliveries] == ["callback.requested"]
+
+
+async def test_a_callback_the_database_never_recorded_announces_nothing(line):
+    line.store.callbacks.stuck = True
+    await dial_and_press(line, "6")
+    from .test_callsafe_session import CID, until
+
+    await until(lambda: any(k.get("context") == "ivr-engine-fallback"
+                            for _, k in line.ari.calls("continue_in_dialplan")),
+                "the caller sent to the fallback", timeout=6)
+    await leaves(line)  # it left for the fallback queue, not by hanging up
+    assert line.hook.deliveries == [], [d.payload for d in line.hook.deliveries]
+    assert CID not in line.calls.sessions
+
+
+async def test_a_caller_hanging_up_in_a_menu_is_announced_once(line):
+    await dial_and_press(line, None)
+    await leaves(line)
+    (got,) = await line.hook.wait(lambda d: True)
+    p = got.payload
+    assert (p["event"], p["hung_up_by"], p["reason"], p["destination"], p["path"]) == (
+        "call.hungup", "caller", "caller-hung-up", None, ["top"])
+    assert len(line.hook.deliveries) == 1
