@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from . import logs
+from .callbacks.cli import add_commands as callbacks_commands
 from .config import Config, ConfigError, load_config
 from .console.cli import add_commands as graph_commands
 from .config.model_nodes import node_configs
@@ -384,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     sms_commands(sub, with_store)
     graph_commands(sub, _load)
     users_commands(sub, with_store)
+    callbacks_commands(sub, with_store)
     return p
 
 

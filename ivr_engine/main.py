@@ -7,7 +7,8 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
       └── Supervisor.run (supervisor.py): everything else, each child restarted after a
           backoff when it fails, never taking the calls down with it
             ├── config-reload: ConfigHolder.run (SIGHUP reloads, off the event loop)
-            ├── webhook: ContextNotifier.run (deliveries); api (admin-api): the HTTP API
+            ├── webhook: Webhooks.run (deliveries); api (admin-api): the HTTP API
+            ├── callbacks: Placer.run (callbacks placed in their queues, when configured)
             ├── call-records: CallRegistry.run; call-records-expiry: CallRegistry.expire
             ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace, reminders)
             ├── queues: QueueMonitor.run (app_queue over AMI)
@@ -25,10 +26,11 @@ from contextlib import AsyncExitStack
 from sqlalchemy.exc import SQLAlchemyError
 
 from .ari import AriAppReplaced
+from .callbacks.placer import Placer
 from .calls.manager import Calls
 from .calls.registry import CallRegistry
 from .calls.session import CallServices
-from .calls.webhook import ContextNotifier
+from .calls.webhook import build_webhooks
 from .config import Config
 from .config.model_nodes import node_configs
 from .config.reloader import ConfigHolder
@@ -45,15 +47,6 @@ from .store import DatabaseUrlError, SchemaNotReady, redact
 from .supervisor import RestartPolicy, Supervisor
 
 log = logging.getLogger("ivr_engine.engine")
-
-
-def _notifier(config: Config) -> ContextNotifier | None:
-    hook = config.model.context_webhook
-    if hook is None or not hook.enabled:
-        return None
-    return ContextNotifier(hook.url, timeout=hook.timeout_seconds, attempts=hook.attempts,
-                           backoff=hook.backoff_seconds,
-                           secret=hook.secret.get_secret_value() if hook.secret else None)
 
 
 async def run_engine(config: Config) -> int:
@@ -87,8 +80,8 @@ async def run_engine(config: Config) -> int:
             lambda: holder.current, store.sms, worker=f"{default_worker()}:engine")) \
             if config.model.sms.in_engine else None  # else `ivr-engine sms dialer` runs them
         guard = TokenGuard()  # fallback callers' tries: shared by the calls and the plans
-        services = CallServices(store=store, registry=registry, notifier=_notifier(config),
-                                push=push, token_guard=guard,
+        services = CallServices(store=store, registry=registry, push=push, token_guard=guard,
+                                notifier=build_webhooks(config.model),
                                 offline=OfflineCodes(lambda: holder.current, store.lifecycle))
         calls = Calls(lambda: holder.current, services)
         lifecycle = Lifecycle(lambda: holder.current, store, push)
@@ -107,6 +100,9 @@ async def run_engine(config: Config) -> int:
         background.add("lifecycle-sweep", lifecycle.run)
         if services.notifier is not None:
             background.add("webhook", services.notifier.run)
+        if config.callbacks:  # queues whose callbacks the engine places (callbacks.queues)
+            placer = Placer(lambda: holder.current, store.callbacks, services.notifier)
+            background.add("callbacks", placer.run)
         if sms is not None:
             for name, start in sms.lanes().items():
                 background.add(name, start)

@@ -96,3 +96,11 @@ SMS_REPORT_SIGNATURE_FAILURES = Counter(
     "ivr_sms_report_signature_failures_total", "SMS delivery reports refused (403) because "
     "the provider's signature is missing, wrong or stale, by provider", ["provider"],
     registry=REGISTRY)
+
+CALLBACK_ATTEMPTS = Counter(
+    "ivr_callback_attempts_total", "Callbacks the engine placed, by outcome (answered, busy, "
+    "no-answer, unreachable, cancelled, no-agent, invalid-number, lost)", ["outcome"],
+    registry=REGISTRY)
+CALLBACKS_PLACED = Gauge(
+    "ivr_callbacks_placed", "Callbacks this engine has placed in Asterisk now (waiting for "
+    "an agent or dialling the customer)", registry=REGISTRY)

@@ -4,7 +4,7 @@ none of them). The engine hands each part only the repositories it uses.
 
     store.intents    apps/repo.py     app call plans: one-time tokens
     store.devices    wakeup/repo.py   users' app installs and their push tokens
-    store.callbacks  calls/repo.py    callback requests
+    store.callbacks  callbacks/repo.py  callback requests: claims, placements, outcomes
     store.calls      calls/repo.py    call records (GET /v1/calls/<id>)
     store.lifecycle  lifecycle/repo.py  app sessions, releases, release notices
     store.sms        sms/repo.py      the SMS spool, do-not-contact list, dialers' state
@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from .apps.repo import IntentRepo
-from .calls.repo import CallbackRepo, CallRecordRepo
+from .callbacks.repo import CallbackRepo
+from .calls.repo import CallRecordRepo
 from .lifecycle.repo import LifecycleRepo
 from .sms.repo import SmsRepo
 from .store import Database, SchemaNotReady, SchemaState

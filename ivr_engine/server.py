@@ -36,6 +36,7 @@ from .api.routes import ApiRoutes, spec_of
 from .api.schemas import WebhookStats
 from .apps.guard import TokenGuard
 from .apps.http import app_routes
+from .callbacks.http import callback_routes
 from .calls.http import call_routes
 from .calls.targets_http import transfer_target_routes
 from .console.http import Console, ConsoleParts
@@ -67,7 +68,7 @@ class ApiParts:
     registry: Any = None  # calls.registry.CallRegistry
     calls: Any = None  # calls.manager.Calls: live sessions
     nodes: list = field(default_factory=list)  # node.AsteriskNode
-    notifier: Any = None  # calls.webhook.ContextNotifier
+    notifier: Any = None  # calls.webhook.Webhooks
     holder: Any = None  # config.reloader.ConfigHolder: admin reloads
     push: Any = None  # push.PushService
     lifecycle: Lifecycle | None = None  # made here when None (no sweeper then)
@@ -142,6 +143,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         device_routes(cfg, store.devices, parts.push, store.users),
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
         transfer_target_routes(cfg, parts.registry),
+        callback_routes(store.callbacks, parts.notifier, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),

@@ -27,7 +27,11 @@ RESTART_ONLY = (("engine.ari", lambda c: c.engine.ari),
                 ("engine.nodes", lambda c: c.engine.nodes),
                 ("engine.api.listen", lambda c: c.engine.api.listen),
                 ("engine.api.admin_listen", lambda c: c.engine.api.admin_listen),
-                ("engine.database_url", lambda c: c.engine.database_url))
+                ("engine.database_url", lambda c: c.engine.database_url),
+                ("context_webhook", lambda c: c.model.context_webhook),
+                ("webhooks", lambda c: c.model.webhooks),
+                # the placer runs when the engine starts with queues to place
+                ("callbacks.queues", lambda c: bool(c.model.callbacks.queues)))
 
 
 class EngineStatus(Protocol):

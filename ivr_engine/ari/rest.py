@@ -78,6 +78,15 @@ class AriRest(ABC):
     async def asterisk_info(self) -> dict:
         return await self.request("GET", "/asterisk/info")
 
+    async def get_global(self, name: str) -> str:
+        """A global dialplan variable's value ("" when unset)."""
+        data = await self.request("GET", "/asterisk/variable", params=_params(variable=name))
+        return str((data or {}).get("value") or "")
+
+    async def unset_global(self, name: str) -> None:
+        """Remove a global dialplan variable (set without a value)."""
+        await self.request("POST", "/asterisk/variable", params=_params(variable=name))
+
     # ---------------------------------------------------------------- channels
 
     async def answer(self, channel_id: str) -> None:

@@ -32,6 +32,7 @@ from ..ivr.actions import (
 )
 from ..ivr.destinations import HANDOFF_KINDS, Destination
 from ..ivr.runtime import IvrRuntime
+from .exits import EVENT_OF, announce, announce_engine_end
 from .phase import Call, Phase, TimerFired, TransferRequest
 
 
@@ -170,8 +171,10 @@ class IvrPhase:
             elif isinstance(a, RingUser):
                 nxt = await call.ring(self, a)
             elif isinstance(a, Hangup):
+                announce_engine_end(call)
                 await ari.hangup(cid)
         await send_all(batch)
+        announce_engine_end(call)  # a closing message decided: the engine ends the call
         return nxt
 
     async def _timer(self, token: str, seconds: float) -> None:
@@ -196,8 +199,7 @@ class IvrPhase:
         """Continue in the dialplan: queue and endpoint names travel as the extension, a
         mailbox (which may hold an @) as IVR_TARGET (see _before_hand_off)."""
         call = self.call
-        if dest.kind == "queue":
-            self._notify_queue(dest.target)
+        announce(call, EVENT_OF[dest.kind])
         dp = call.config.engine.dialplan
         context = {"queue": dp.queue, "voicemail": dp.voicemail, "endpoint": dp.endpoint}[
             dest.kind]
@@ -206,23 +208,11 @@ class IvrPhase:
                                             extension=extension, priority=1)
         self.handed_off = True
 
-    def _notify_queue(self, queue: str) -> None:
-        call = self.call
-        notifier, info = call.services.notifier, call.info
-        if notifier is None or info is None:
-            return
-        notifier.notify({
-            "event": "call.queued", "call_id": call.channel_id, "queue": queue,
-            "app": info.app, "entry": info.entry, "caller": info.caller,
-            "language": info.language, "path": list(self.rt.path),
-            "custom_data": info.custom_data, "user": info.user, "verified": info.verified,
-            "timestamp": call.clock().isoformat()})
-
     async def _record_callback(self, a: RecordCallback) -> bool:
         """Record the callback; False when the database could not within the caller's
         deadline: the caller is then sent to the dialplan fallback (a person now, rather
         than a callback promised and never recorded)."""
-        call = self.call
+        call, info = self.call, self.call.info
         store: Any = call.services.store
         if store is None:
             log.error("callback for %s requested but no store is configured", a.caller)
@@ -232,11 +222,16 @@ class IvrPhase:
                 call.spawn, call.config.engine.database.call_deadline_seconds, "callback",
                 call.channel_id, store.callbacks.add(
                     caller=a.caller, queue=a.queue, language=a.language, entry=a.entry,
-                    path="/".join(a.path), channel_id=call.channel_id))
+                    path="/".join(a.path), channel_id=call.channel_id,
+                    app=info.app if info else None, user=info.user if info else None,
+                    verified=bool(info and info.verified), now=call.clock()))
         except CallerWaitFailed:
             self.rescued = True
+            call.announced = True  # it leaves for the fallback: no exit to announce
             await self.caller_left()  # its timers
             await call.rescue()
             return False
-        log.info("callback #%d recorded: %s for queue %s", row, a.caller, a.queue)
+        log.info("callback #%d recorded: %s for queue %s", row.id, a.caller, a.queue)
+        announce(call, "callback.requested", callback={
+            "id": row.id, "state": row.state, "attempts": 0, "outcome": None})
         return True

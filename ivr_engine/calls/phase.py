@@ -103,6 +103,7 @@ class Call(Protocol):
     services: Any  # session.CallServices
     info: Any  # registry.CallInfo, once the call is routed
     runtime: IvrRuntime | None
+    announced: bool  # its exit went to the webhooks (exits.py)
 
     def clock(self) -> dt.datetime: ...
     def spawn(self, coro: Coroutine) -> asyncio.Task: ...

@@ -1,4 +1,4 @@
-"""What calls leave in the database: callback requests, and call records — the context behind
+"""What calls leave in the database: call records — the context behind
 ``GET /v1/calls/<id>`` (``registry.CallInfo``), written as the call goes so it outlives the
 call and the engine, deleted after the retention period."""
 
@@ -7,39 +7,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..store.models import CallbackRequest, CallRecord
+from ..store.models import CallRecord
 from .registry import CallInfo
 
 _RECORD_FIELDS = ("id", "channel_name", "caller", "entry", "via", "app", "root_menu",
                   "language", "custom_data", "path", "destination", "state", "transfers",
                   "started_at", "updated_at", "user", "verified")
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-
-
-class CallbackRepo:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
-        self._sessions = sessions
-
-    async def add(self, *, caller: str, queue: str, language: str, entry: str, path: str,
-                  channel_id: str) -> int:
-        async with self._sessions() as s, s.begin():
-            row = CallbackRequest(created_at=dt.datetime.now(dt.timezone.utc), caller=caller,
-                                  queue=queue, language=language, entry=entry, path=path,
-                                  channel_id=channel_id, status="pending")
-            s.add(row)
-            await s.flush()
-            return row.id
-
-    async def find(self, status: str | None = None) -> list[CallbackRequest]:
-        async with self._sessions() as s:
-            q = select(CallbackRequest).order_by(CallbackRequest.id)
-            if status:
-                q = q.where(CallbackRequest.status == status)
-            return list((await s.scalars(q)).all())
 
 
 def _row(info: CallInfo) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from ..users.directory import for_call
 from ..wakeup.ringer import Ringer, RingContext
 from ..wakeup.ringing import Finished
 from .bridge import BridgePhase
+from .exits import announce
 from .ivr import IvrPhase
 from .phase import Call, Phase, TransferRequest
 
@@ -88,6 +89,7 @@ class RingPhase:
         if done.answered:
             assert done.leg is not None
             self.call.record("bridged")
+            announce(self.call, "call.user")
             return BridgePhase(self.call, done.leg)
         return await self._back(await self.ivr.execute(actions))
 

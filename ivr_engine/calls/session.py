@@ -36,12 +36,13 @@ from ..routing.entry import EntryDecision
 from ..apps.guard import TokenGuard
 from .bridge import BridgePhase
 from .entry import new_call, resume_call
+from .exits import announce
 from .ivr import IvrPhase
 from .phase import Phase, TransferRequest
 from .registry import CallInfo, CallRegistry
 from .ring import start_ringing
 from .sounds import SoundLengths
-from .webhook import ContextNotifier
+from .webhook import Webhooks
 
 if TYPE_CHECKING:
     from ..node import AsteriskNode
@@ -54,7 +55,7 @@ class CallServices:
 
     store: Any = None
     registry: CallRegistry = field(default_factory=CallRegistry)
-    notifier: ContextNotifier | None = None
+    notifier: Webhooks | None = None  # how calls leave the IVR, to the webhooks
     push: Any = None  # push.PushService
     token_guard: TokenGuard = field(default_factory=TokenGuard)
     offline: Any = None  # lifecycle.offline.OfflineCodes: codes of calls with no data path
@@ -104,6 +105,7 @@ class CallSession:
         self._released = False
         self._transfers: list[TransferRequest] = []  # claimed, not answered yet
         self.ended_as: str | None = None  # handed-off | ended | failed, once over
+        self.announced = bridged_with is not None  # its exit told (exits.py)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -233,6 +235,7 @@ class CallSession:
             rt.destination.kind in HANDOFF_KINDS
         self.record("handed-off" if handed_off else "ended")
         self.ended_as = "handed-off" if handed_off else "ended"
+        announce(self, "call.hungup", hung_up_by="caller", reason="caller-hung-up")
         log.info("call %s left the engine: path=%s destination=%s", self.channel_id,
                  "/".join(rt.path) if rt else "", rt.destination if rt else None)
         metrics.CALLS.labels(self.info.via if self.info else "unrouted",

@@ -1,9 +1,13 @@
-"""Context passing: POST the call's context to a webhook when it reaches a queue.
+"""Webhooks: POST what happened to a call (how it left the IVR, ``exits.py``) or to its
+callback to the URLs that asked for that event.
 
-Deliveries never block a call: a call only enqueues; one worker task (owned by the engine's
-TaskGroup) sends, retrying with exponential backoff on network errors, timeouts, 408, 429 and
-5xx. Every attempt of one delivery carries the same ``X-IVR-Delivery`` id so the receiver can
-de-duplicate; with a secret, ``X-IVR-Signature: sha256=<hex HMAC of the body>``.
+Deliveries never block a call: a call only enqueues; each URL has its own queue and workers
+(:class:`ContextNotifier`, run under the engine's supervisor), retrying with exponential
+backoff on network errors, timeouts, 408, 429 and 5xx. Every attempt of one delivery carries
+the same ``X-IVR-Delivery`` id so the receiver can de-duplicate; with a secret,
+``X-IVR-Signature: sha256=<hex HMAC of the body>``. :class:`Webhooks` fans one event out to
+every URL whose ``events`` list names it (or ``*``): a slow or dead receiver fills only its
+own queue.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import hmac
 import json
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Iterable
 
 import aiohttp
 
@@ -37,14 +41,19 @@ class WebhookStats:
 
 class ContextNotifier:
     def __init__(self, url: str, *, timeout: float = 3.0, attempts: int = 4,
-                 backoff: float = 0.5, secret: str | None = None, max_pending: int = 10_000):
+                 backoff: float = 0.5, secret: str | None = None, max_pending: int = 10_000,
+                 events: Iterable[str] = ("call.queued",)):
         self.url = url
+        self.events = frozenset(events)
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
         self._secret = secret.encode() if secret else None
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_pending)
         self.stats = WebhookStats()
+
+    def wants(self, event: str) -> bool:
+        return "*" in self.events or event in self.events
 
     def notify(self, payload: dict[str, Any]) -> None:
         """Enqueue a delivery; never blocks, never raises."""
@@ -53,8 +62,8 @@ class ContextNotifier:
         except asyncio.QueueFull:
             self.stats.dropped += 1
             metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
-            log.error("context webhook queue full: dropped the delivery for call %s",
-                      payload.get("call_id"))
+            log.error("webhook queue of %s full: dropped %s for call %s", self.url,
+                      payload.get("event"), payload.get("call_id"))
 
     async def run(self, concurrency: int = 4) -> None:
         """The sender; run it in the engine's TaskGroup, cancel it to stop."""
@@ -91,11 +100,53 @@ class ContextNotifier:
             self.stats.last_error = error
             if not retry or attempt == self.attempts:
                 break
-            log.warning("context webhook attempt %d for call %s failed (%s); retrying in %.1fs",
-                        attempt, payload.get("call_id"), error, delay)
+            log.warning("webhook %s attempt %d for call %s failed (%s); retrying in %.1fs",
+                        payload.get("event"), attempt, payload.get("call_id"), error, delay)
             await asyncio.sleep(delay)
             delay *= 2
         self.stats.failed += 1
         metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
-        log.error("context webhook for call %s failed after %d attempts: %s",
-                  payload.get("call_id"), attempt, error)
+        log.error("webhook %s for call %s failed after %d attempts: %s",
+                  payload.get("event"), payload.get("call_id"), attempt, error)
+
+
+class Webhooks:
+    """Every configured URL (``context_webhook`` and ``webhooks:``) behind one ``notify``."""
+
+    def __init__(self, notifiers: list[ContextNotifier]):
+        self.notifiers = notifiers
+
+    def notify(self, payload: dict[str, Any]) -> None:
+        """Hand the event to each URL that wants it; never blocks, never raises."""
+        event = str(payload.get("event", ""))
+        for n in self.notifiers:
+            if n.wants(event):
+                n.notify(payload)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for n in self.notifiers:
+                tg.create_task(n.run())
+
+    @property
+    def stats(self) -> WebhookStats:
+        """Every URL's deliveries added up (``last_error``: the last URL's that has one)."""
+        out = WebhookStats()
+        for n in self.notifiers:
+            for f in fields(WebhookStats):
+                if f.name == "last_error":
+                    out.last_error = n.stats.last_error or out.last_error
+                else:
+                    setattr(out, f.name, getattr(out, f.name) + getattr(n.stats, f.name))
+        return out
+
+
+def build_webhooks(model: Any) -> Webhooks | None:
+    """The URLs of a config model (``context_webhook``, then ``webhooks:``); None: none."""
+    hooks = ([model.context_webhook] if model.context_webhook is not None else []) + \
+        list(model.webhooks)
+    notifiers = [ContextNotifier(h.url, timeout=h.timeout_seconds, attempts=h.attempts,
+                                 backoff=h.backoff_seconds, events=h.events,
+                                 secret=h.secret.get_secret_value() if h.secret else None)
+                 for h in hooks if h.enabled]
+    return Webhooks(notifiers) if notifiers else None

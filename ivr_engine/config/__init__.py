@@ -13,11 +13,13 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
+from ..callbacks.policy import QueuePolicy
 from ..ivr.tree import IvrTree
 from ..routing.entry import RoutingTable
 from ..wakeup.plan import UserSpec
+from .callbacks import compile_callbacks
 from .model import ConfigModel
-from .validate import check, compile_tree, unlisted_user, user_references
+from .validate import _schedule, check, compile_tree, unlisted_user, user_references
 from . import yamlsrc
 from .yamlsrc import Issue, Source, decode, load_source
 
@@ -39,6 +41,7 @@ class Config:
     tree: IvrTree
     routing: RoutingTable
     users: Mapping[str, UserSpec] = field(default_factory=dict)  # user: destinations
+    callbacks: Mapping[str, QueuePolicy] = field(default_factory=dict)  # queues placed
     warnings: tuple[Issue, ...] = field(default=())
     # the line of each user under users:, and the user: destinations naming a user that is
     # not there (a database user, or a mistake), by name: what `ivr-engine check` looks up
@@ -118,10 +121,12 @@ def parse_config(text: str, file: str = "<config>", env: Mapping[str, str] | Non
     if errors:
         raise ConfigError(sorted(issues, key=lambda i: (i.line, i.path)))
     tree, routing, users = compile_tree(model)
+    callbacks = compile_callbacks(
+        model, lambda name, tz: _schedule(name, model.schedules[name], tz))
     warnings = tuple(sorted((i for i in issues if i.severity != "error"), key=lambda i: i.line))
     refs = {name: tuple(src.issue(path, unlisted_user(name), "warning") for path in paths)
             for name, paths in user_references(model).items() if name not in model.users}
-    return Config(file, model, tree, routing, users, warnings,
+    return Config(file, model, tree, routing, users, callbacks, warnings,
                   user_lines={name: src.line_of(("users", name)) for name in model.users},
                   user_refs=refs)
 

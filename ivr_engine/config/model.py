@@ -55,9 +55,11 @@ from .model_apps import (  # noqa: F401 - re-exported: model.App etc. stay impor
     WakeupOverride,
     WakeupSettings,
 )
+from .model_callbacks import CallbackSettings
 from .model_lifecycle import LifecycleSettings
 from .model_texts import InAppTexts
 from .model_nodes import AmiSettings, AriSettings, NodeSettings  # noqa: F401 - re-exported
+from .model_webhooks import ContextWebhook, Webhook
 from .model_sms import SmsSettings
 
 
@@ -379,15 +381,6 @@ class Checks(_Model):
     cross_app: Literal["error", "warning"] = "error"
 
 
-class ContextWebhook(_Model):
-    enabled: bool = True
-    url: str = Field(pattern=r"^https?://")
-    timeout_seconds: float = Field(3.0, gt=0, le=60)
-    attempts: int = Field(4, ge=1, le=20)
-    backoff_seconds: float = Field(0.5, ge=0, le=60)
-    secret: Secret = None  # HMAC-SHA256 of the body in X-IVR-Signature
-
-
 class Routing(_Model):
     unknown_number: DestinationField = Destination("hangup")
 
@@ -405,6 +398,8 @@ class ConfigModel(_Model):
     apps: dict[Name, App] = {}
     checks: Checks = Checks()
     context_webhook: ContextWebhook | None = None
+    webhooks: list[Webhook] = Field([], max_length=20)
+    callbacks: CallbackSettings = CallbackSettings()
     wakeup: WakeupSettings = WakeupSettings()
     users: dict[Name, User] = {}
     user_directory: UserDirectorySettings = UserDirectorySettings()

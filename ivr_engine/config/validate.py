@@ -12,6 +12,7 @@ from ..ivr.tree import IvrTree, MenuNode
 from ..routing.entry import RoutingTable
 from ..wakeup.plan import UserSpec
 from .apps import check_apps, compile_routing
+from .callbacks import check_callbacks
 from .sms import check_sms
 from .labels import check_labels
 from .texts import check_texts
@@ -229,6 +230,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
             if parse_dates(key)[0] in closed:
                 err(("schedules", sname, "open", key), "this date is also listed under closed")
     issues.extend(check_sms(model, src))
+    issues.extend(check_callbacks(model, src))
     return issues
 
 

@@ -55,5 +55,5 @@ def start_at_node(rt: IvrRuntime, node_id: str, menu: str, destination: Destinat
     else:
         rt.path.append(mark)
         rt._menu = rt.tree.menus[menu]
-        rt._go(destination, now, out)  # type: ignore[arg-type]
+        rt._go(destination, now, out, "deep-link")  # type: ignore[arg-type]
     return out

@@ -79,6 +79,10 @@ class IvrRuntime:
     prompts: list[str] = field(default_factory=list)
     destination: Destination | None = None
     finished: bool = False
+    # why the call went to ``destination``: option, dial0, invalid, timeout, after-hours,
+    # no-answer (a user did not answer), transfer (the API), entry (routing), deep-link,
+    # config-loop
+    reason: str = ""
 
     # internal state
     _menu: MenuNode | None = None
@@ -115,7 +119,7 @@ class IvrRuntime:
         """Start a call that goes straight to a destination (e.g. routing.unknown_number)."""
         self._now = now
         out = self._start_actions()
-        self._go(destination, now, out)
+        self._go(destination, now, out, "entry")
         return out
 
     def after_takeover(self, seq: int) -> None:
@@ -178,7 +182,7 @@ class IvrRuntime:
         if no_answer is None:
             no_answer = self.tree.no_answer.get(user) or Destination("voicemail",
                                                                      f"{user}@default")
-        self._go(no_answer, now, out)
+        self._go(no_answer, now, out, "no-answer")
         return out
 
     def transfer(self, dest: Destination, now: dt.datetime) -> list[Action]:
@@ -195,7 +199,7 @@ class IvrRuntime:
             self._collecting = None
         self._ringing = None  # the shell has stopped ringing before asking
         self._hops = 0
-        self._go(dest, now, out)
+        self._go(dest, now, out, "transfer")
         return out
 
     def timer_fired(self, token: str, now: dt.datetime) -> list[Action]:
@@ -209,7 +213,7 @@ class IvrRuntime:
         assert menu is not None
         self._timeouts += 1
         if self._timeouts >= menu.max_timeouts:
-            self._go(menu.on_timeout, now, out)
+            self._go(menu.on_timeout, now, out, "timeout")
         else:
             self._prompt(menu, out, before=menu.timeout_message)
         return out
@@ -232,8 +236,8 @@ class IvrRuntime:
                 ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"),)
                 + self._arm_wait(self._menu.timeout)))
             out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
-        elif then[0] == "dest":
-            self._go(then[1], now, out)
+        elif then[0] == "dest":  # the after-hours message has played
+            self._go(then[1], now, out, "after-hours")
         elif then[0] == "handoff":
             self._hand_off(then[1], out)
         else:
@@ -301,6 +305,7 @@ class IvrRuntime:
     def _enter(self, name: str, now: dt.datetime, out: list[Action], mark: str = "") -> None:
         self._hops += 1
         if self._hops > MAX_HOPS:
+            self.reason = "config-loop"
             self._end(out, Hangup("config-loop"), Destination("hangup"))
             return
         menu = self.tree.menus[name]
@@ -313,7 +318,7 @@ class IvrRuntime:
                 media, lang = self._message(menu.after_hours_message)
                 self._play(out, media, lang, False, ("dest", menu.after_hours_destination))
             else:
-                self._go(menu.after_hours_destination, now, out)
+                self._go(menu.after_hours_destination, now, out, "after-hours")
             return
         self._prompt(menu, out)
 
@@ -321,7 +326,7 @@ class IvrRuntime:
         menu = self._menu
         assert menu is not None
         if key in menu.options:
-            self._go(menu.options[key], now, out)
+            self._go(menu.options[key], now, out, "option")
         elif key == "*":
             if menu.parent is not None:
                 self._enter(menu.parent, now, out)
@@ -332,7 +337,7 @@ class IvrRuntime:
         elif key == "0" and menu.dial0.policy != "disabled":
             policy = menu.dial0.policy
             if policy == "queue":
-                self._go(Destination("queue", menu.dial0.queue), now, out)
+                self._go(Destination("queue", menu.dial0.queue), now, out, "dial0")
             elif policy == "parent" and menu.parent is not None:
                 self._enter(menu.parent, now, out)
             elif policy == "top" and menu.root != menu.name:
@@ -342,15 +347,17 @@ class IvrRuntime:
         else:
             self._invalid += 1
             if self._invalid >= menu.max_invalid:
-                self._go(menu.on_invalid, now, out)
+                self._go(menu.on_invalid, now, out, "invalid")
             else:
                 self._prompt(menu, out, before=menu.invalid_message)
 
-    def _go(self, dest: Destination, now: dt.datetime, out: list[Action]) -> None:
+    def _go(self, dest: Destination, now: dt.datetime, out: list[Action],
+            reason: str = "") -> None:
         if dest.kind == "menu":
             self._enter(dest.target, now, out)
             return
         self.destination = dest
+        self.reason = reason
         if dest.kind == "voicemail" and self.tree.voicemail_message:
             # the (per app, per language) announcement first; the hand-off when it ends
             media, lang = self._message(self.tree.voicemail_message)

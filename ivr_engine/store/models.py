@@ -50,9 +50,11 @@ class Base(DeclarativeBase):
 
 
 class CallbackRequest(Base):
-    """A caller asked to be called back (IVR destination ``callback:<queue>``)."""
+    """A caller asked to be called back (IVR destination ``callback:<queue>``); its states
+    are in ``callbacks/policy.py`` (0011)."""
 
     __tablename__ = "callback_requests"
+    __table_args__ = (Index("ix_callback_requests_due", "status", "not_before"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -61,8 +63,22 @@ class CallbackRequest(Base):
     language: Mapped[str] = mapped_column(String(16))
     entry: Mapped[str] = mapped_column(String(128))
     path: Mapped[str] = mapped_column(String(512))
-    channel_id: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    channel_id: Mapped[str] = mapped_column(String(128))  # the call that asked
+    state: Mapped[str] = mapped_column("status", String(16), default="requested")
+    app: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    user: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    claimed_by: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    placements: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    not_before: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    dial_channel: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    last_outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class CallIntent(Base):

@@ -104,7 +104,7 @@ async def test_callback_is_recorded(caller, engine):
     assert live["prompts"][-2:] == ["sound:beep", "sound:digits/9"]
     rows = sqlite3.connect(engine.db_path).execute(
         "select caller, queue, path, status from callback_requests").fetchall()
-    assert ("+15557654321", "support", "top", "pending") in rows
+    assert ("+15557654321", "support", "top", "requested") in rows
 
 
 async def test_barge_in_stops_the_prompt(sandbox, engine):

@@ -27,9 +27,12 @@ class _Proto(asyncio.DatagramProtocol):
 
 
 async def register(user: str, password: str, contact_params: str, *, expires: int = 60,
-                   server: tuple[str, int] = ("127.0.0.1", 5060), timeout: float = 5.0) -> int:
+                   server: tuple[str, int] = ("127.0.0.1", 5060), timeout: float = 5.0,
+                   contact_at: str | None = None) -> int:
     """REGISTER ``user`` with ``contact_params`` appended to its Contact URI (``expires=0``:
-    remove all of the user's bindings); returns the final status code (200 when done)."""
+    remove all of the user's bindings); ``contact_at`` (``host:port``): where the Contact
+    points, instead of this socket (another user agent, e.g. a SIPp phone); returns the final
+    status code (200 when done)."""
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
         _Proto, local_addr=("127.0.0.1", 0), family=socket.AF_INET)
@@ -39,7 +42,9 @@ async def register(user: str, password: str, contact_params: str, *, expires: in
         tag = secrets.token_hex(4)
         uri = f"sip:{server[0]}"
         # expires 0 removes every binding of the AOR (RFC 3261 10.2.2: "Contact: *")
-        contact = "*" if expires == 0 else f"<sip:{user}@127.0.0.1:{port};{contact_params}>"
+        at = contact_at or f"127.0.0.1:{port}"
+        params = f";{contact_params}" if contact_params else ""
+        contact = "*" if expires == 0 else f"<sip:{user}@{at}{params}>"
 
         def request(cseq: int, auth: str = "") -> bytes:
             lines = [

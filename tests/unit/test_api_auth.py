@@ -91,6 +91,12 @@ def recipes(log_request: str) -> dict[str, tuple]:
         "transfer_targets_of": ("GET", f"/v1/calls/{ENDED_CALL}/transfer-targets", None,
                                 admin(200)),
         "list_calls": ("GET", "/v1/admin/calls", None, admin(200)),
+        "list_callbacks": ("GET", "/v1/callbacks?state=requested", None, admin(200)),
+        "get_callback": ("GET", "/v1/callbacks/999", None, admin(404)),
+        "claim": ("POST", "/v1/callbacks/999/claim", {"agent": "ann"}, admin(404)),
+        "complete": ("POST", "/v1/callbacks/999/complete", {"claim": "c" * 32,
+                                                             "outcome": "answered"},
+                     admin(404)),
         "open_sessions": ("GET", "/v1/admin/apps/customer/sessions", None, admin(200)),
         "publish": ("POST", "/v1/admin/apps/customer/releases", {
             "platform": "android", "version": "1.0.0", "kind": "recommended",

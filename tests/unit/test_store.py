@@ -191,12 +191,12 @@ async def test_a_dead_token_removes_only_the_devices_it_leaves_empty(store):
     assert (u3.push_token, u3.voip_token) == (None, "alive")
 
 
-async def test_callbacks_are_recorded_pending(store):
+async def test_callbacks_are_recorded_requested(store):
     n = await store.callbacks.add(caller="+1555", queue="sales", language="en",
                                   entry="did:+1", path="top/sales", channel_id="c1")
-    (row,) = await store.callbacks.find("pending")
-    assert (row.id, row.queue, row.status) == (n, "sales", "pending")
-    assert await store.callbacks.find("done") == []
+    (row,) = await store.callbacks.find("requested")
+    assert (row.id, row.queue, row.state, row.attempts) == (n.id, "sales", "requested", 0)
+    assert await store.callbacks.find("completed") == []
 
 
 # ---------------------------------------------------------------------------- call records

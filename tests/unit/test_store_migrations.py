@@ -19,8 +19,13 @@ from ivr_engine.store.models import Base
 
 NOW = dt.datetime(2026, 11, 23, 17, 0, tzinfo=dt.timezone.utc)
 # added to legacy tables by later revisions
-LATER_COLUMNS = {"call_intents": ("target", "user", "verified")}
-LATER_INDEXES = {"call_intents": ("uq_intent_active_token",)}
+LATER_COLUMNS = {"call_intents": ("target", "user", "verified"),
+                 "callback_requests": ("app", "user", "verified", "claimed_by", "claim_token",
+                                       "claimed_at", "attempts", "placements", "not_before",
+                                       "dial_channel", "last_outcome", "note", "updated_at",
+                                       "completed_at")}
+LATER_INDEXES = {"call_intents": ("uq_intent_active_token",),
+                 "callback_requests": ("ix_callback_requests_due",)}
 
 
 def legacy_metadata() -> MetaData:
