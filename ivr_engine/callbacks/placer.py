@@ -39,9 +39,9 @@ from typing import Any, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..config.model_nodes import node_configs
 from .. import metrics
 from ..ari import AriClient, AriError
+from ..config.model_nodes import node_configs
 from .announce import announce_callback
 from .policy import (
     CLAIMED,
