@@ -8,6 +8,7 @@ none of them). The engine hands each part only the repositories it uses.
     store.calls      calls/repo.py    call records (GET /v1/calls/<id>)
     store.lifecycle  lifecycle/repo.py  app sessions, releases, release notices
     store.sms        sms/repo.py      the SMS spool, do-not-contact list, dialers' state
+    store.sms_inbound  sms/inbound_repo.py  inbound SMS, their webhook's state
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from .apps.repo import IntentRepo
 from .calls.repo import CallbackRepo, CallRecordRepo
 from .lifecycle.repo import LifecycleRepo
+from .sms.inbound_repo import InboundRepo
 from .sms.repo import SmsRepo
 from .store import Database, SchemaNotReady, SchemaState
 from .wakeup.repo import DeviceRepo
@@ -31,6 +33,7 @@ class Store:
         self.calls = CallRecordRepo(db.sessions, db.dialect)
         self.lifecycle = LifecycleRepo(db.sessions)
         self.sms = SmsRepo(db.sessions, db.dialect)
+        self.sms_inbound = InboundRepo(db.sessions, db.dialect, self.sms.writer)
 
     @classmethod
     async def open(cls, url: str, *, check: bool = True, **engine_options: Any) -> "Store":

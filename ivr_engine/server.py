@@ -41,6 +41,7 @@ from .lifecycle.service import Lifecycle
 from .livedata.http import livedata_routes
 from .livedata.streams import StreamGate
 from .sms.http import sms_routes
+from .sms.inbound_http import inbound_routes
 from .sms.webhooks import provider_check
 from .wakeup.http import device_routes
 
@@ -67,6 +68,7 @@ class ApiParts:
     push: Any = None  # push.PushService
     lifecycle: Lifecycle | None = None  # made here when None (no sweeper then)
     sms: Any = None  # sms.dialer.SmsService when the dialers run in the engine
+    inbound: Any = None  # sms.inbound_webhook.InboundDelivery (woken by inbound messages)
     queues: Any = None  # livedata.monitor.QueueMonitor
     supervisor: Any = None  # supervisor.Supervisor: background loops that keep failing
     clock: Callable[[], dt.datetime] = _utcnow
@@ -133,6 +135,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
+        inbound_routes(cfg, store.sms_inbound, parts.inbound, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),
     ]
 

@@ -125,6 +125,12 @@ def recipes(log_request: str) -> dict[str, tuple]:
         "send_app_link": ("POST", "/v1/sms/app-links", {"destination": "+15550001111",
                                                         "kind": "install"}, admin(409)),
         "delivery_report": ("POST", "/v1/sms/reports/none/not-a-token", {}, {}),
+        # inbound SMS: the provider's callback token in the path opens them, nothing else
+        "receive_sms": ("POST", "/v1/sms/inbound/none/not-a-token", {}, {}),
+        "receive_sms_query": ("GET", "/v1/sms/inbound/none/not-a-token?msisdn=1", None, {}),
+        "search_inbound": ("GET", "/v1/admin/sms/inbound?number=%2B15550001111", None,
+                           admin(200)),
+        "search_inbound_csv": ("GET", "/v1/admin/sms/inbound.csv", None, admin(200)),
     }
 
 
