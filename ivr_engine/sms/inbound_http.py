@@ -35,6 +35,7 @@ from .inbound_search import inbound_chunk, inbound_info
 from .schemas import InboundAccepted, InboundMessage, InboundPage, InboundSearchQuery
 from .search import PAGE_ROWS, SearchError, filters
 from .searchhttp import CSV, stream_csv
+from .ucontact import no_head
 
 log = logging.getLogger("ivr_engine.sms")
 
@@ -110,7 +111,8 @@ def inbound_routes(config: Callable[[], Any], repo: Any, delivery: Any,
                 problems=PROBLEMS)
     async def receive_sms_query(request: web.Request, who: Principal) -> web.Response:
         """The same, for providers set to send the message as GET query parameters (Vonage's
-        GET, Twilio's GET, a gateway's GET)."""
+        GET, Twilio's GET, a gateway's GET). HEAD is refused (405): it would store."""
+        no_head(request, "store a message")
         return await take(request, who)
 
     def read(request: web.Request) -> tuple[InboundSearchQuery, Any]:
