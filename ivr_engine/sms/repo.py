@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import (
@@ -290,7 +291,8 @@ class SmsRepo:
 async def add_dnc(s: AsyncSession, pairs: list[tuple[str, str]], *, reason: str | None = None,
                   now: dt.datetime | None = None) -> int:
     """Add (number, campaign) pairs in ``s``'s transaction, skipping the ones listed already
-    (their reason stays); how many were new."""
+    (their reason stays) — also when another transaction lists one meanwhile (``ON CONFLICT
+    DO NOTHING``: two opt-outs of one number at once); how many were new."""
     if not pairs:
         return 0
     known = set((await s.execute(select(DncEntry.number, DncEntry.campaign).where(
@@ -298,5 +300,7 @@ async def add_dnc(s: AsyncSession, pairs: list[tuple[str, str]], *, reason: str 
     new = [{"number": n, "campaign": c, "reason": reason, "added_at": now}
            for n, c in pairs if (n, c) not in known]
     if new:
-        await s.execute(insert(DncEntry.__table__), new)
+        dialect = postgresql if s.bind.dialect.name == "postgresql" else sqlite
+        await s.execute(dialect.insert(DncEntry.__table__).on_conflict_do_nothing(
+            index_elements=["number", "campaign"]), new)
     return len(new)

@@ -372,3 +372,11 @@ async def test_the_cli_writes_the_csv(db_url, tmp_path, capsysbinary, monkeypatc
         ("'+59899635199", "'-1 no", "pending")], err
     code, out, err = await asyncio.to_thread(run, "--from", "yesterday")
     assert (code, out) == (2, "") and "from: not an ISO 8601 time" in err
+
+
+async def test_opt_outs_of_one_number_at_once_list_it_once(store):
+    results = await asyncio.gather(*(store.sms_inbound.receive(
+        "tw", msg(f"SM{n}", "STOP"), policy(), NOW) for n in range(8)))
+    assert all(r.id is not None and r.stop is not None for r in results)
+    assert sum(r.dnc_added for r in results) >= 1
+    assert [n for n, _, _ in await dnc(store)] == ["+59899635199"]
