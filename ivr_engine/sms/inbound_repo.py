@@ -39,6 +39,9 @@ from .repo import add_dnc
 M = InboundMessage.__table__
 P = InboundPart.__table__
 S = SpoolRow.__table__
+# the parts of one message arrive within this (Vonage retries for 24 hours); an older part
+# with the same reference belongs to a message that never became whole
+PART_WINDOW = dt.timedelta(hours=25)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +141,11 @@ class InboundRepo:
             return Stored(None, duplicate=True)
         rows = (await s.execute(select(P.c.part, P.c.text, P.c.message_id).where(
             P.c.provider == provider, P.c.sender == msg.sender, P.c.ref == part.ref,
-            P.c.total == part.total, P.c.inbound_id.is_(None)))).all()
-        got = {r.part: r for r in rows}  # a part number twice: the first one kept
+            P.c.total == part.total, P.c.inbound_id.is_(None),
+            P.c.received_at >= now - PART_WINDOW).order_by(P.c.id))).all()
+        # a part number twice: a part of an older message with the same reference that never
+        # became whole; the newest is this message's
+        got = {r.part: r for r in rows}
         if set(got) != set(range(1, part.total + 1)):
             return Stored(None)
         ids = tuple(got[n].message_id for n in sorted(got))

@@ -380,3 +380,15 @@ async def test_opt_outs_of_one_number_at_once_list_it_once(store):
     assert all(r.id is not None and r.stop is not None for r in results)
     assert sum(r.dnc_added for r in results) >= 1
     assert [n for n, _, _ in await dnc(store)] == ["+59899635199"]
+
+
+async def test_a_part_left_from_an_older_message_with_the_same_reference_is_not_used(store):
+    stale = msg("0C1", "old ", part=Part("9", 2, 1))  # its part 2 never came
+    assert (await store.sms_inbound.receive("vg", stale, policy(),
+                                            NOW - dt.timedelta(days=2))).id is None
+    last = await store.sms_inbound.receive("vg", msg("0D2", "text", part=Part("9", 2, 2)),
+                                           policy(), NOW - dt.timedelta(seconds=1))
+    assert last.id is None  # waits for its own part 1
+    whole = await store.sms_inbound.receive("vg", msg("0D1", "new ", part=Part("9", 2, 1)),
+                                            policy(), NOW)
+    assert (await store.sms_inbound.get(whole.id)).text == "new text"
