@@ -12,6 +12,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
             ├── call-records: CallRegistry.run; call-records-expiry: CallRegistry.expire
             ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace, reminders)
             ├── queues: QueueMonitor.run (app_queue over AMI)
+            ├── sms-inbound-webhook: InboundDelivery.run (the sms.received webhook)
             └── sms-single, sms-dialer-<name>, sms-sweep when sms.in_engine
     SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.
 """
@@ -42,6 +43,7 @@ from .push import PushService
 from .repositories import Store
 from .server import ApiParts, build_apps, serve
 from .sms.dialer import SmsService, default_worker
+from .sms.inbound_webhook import InboundDelivery
 from .apps.guard import TokenGuard
 from .store import DatabaseUrlError, SchemaNotReady, redact
 from .supervisor import RestartPolicy, Supervisor
@@ -98,6 +100,8 @@ async def run_engine(config: Config) -> int:
         background.add("call-records-expiry", lambda: registry.expire(
             lambda: holder.current.engine.call_records.retention_days))
         background.add("lifecycle-sweep", lifecycle.run)
+        inbound = InboundDelivery(lambda: holder.current, store.sms_inbound)
+        background.add("sms-inbound-webhook", inbound.run)
         if services.notifier is not None:
             background.add("webhook", services.notifier.run)
         if config.callbacks:  # queues whose callbacks the engine places (callbacks.queues)
@@ -110,8 +114,8 @@ async def run_engine(config: Config) -> int:
             api, admin = build_apps(ApiParts(
                 config=lambda: holder.current, store=store, registry=services.registry,
                 calls=calls, nodes=nodes, notifier=services.notifier, holder=holder,
-                push=push, lifecycle=lifecycle, sms=sms, queues=queues, guard=guard,
-                supervisor=background))
+                push=push, lifecycle=lifecycle, sms=sms, inbound=inbound, queues=queues,
+                guard=guard, supervisor=background))
             background.add("api", lambda: serve(api, eng.api.listen))
             if admin is not None:
                 background.add("admin-api", lambda: serve(admin, eng.api.admin_listen,

@@ -9,6 +9,7 @@ none of them). The engine hands each part only the repositories it uses.
     store.lifecycle  lifecycle/repo.py  app sessions, releases, release notices
     store.sms        sms/repo.py      the SMS spool, do-not-contact list, dialers' state
     store.users      users/repo.py    the database's users (user:<name> targets)
+    store.sms_inbound  sms/inbound_repo.py  inbound SMS, their webhook's state
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .apps.repo import IntentRepo
 from .callbacks.repo import CallbackRepo
 from .calls.repo import CallRecordRepo
 from .lifecycle.repo import LifecycleRepo
+from .sms.inbound_repo import InboundRepo
 from .sms.repo import SmsRepo
 from .store import Database, SchemaNotReady, SchemaState
 from .users.repo import UserRepo
@@ -35,6 +37,7 @@ class Store:
         self.lifecycle = LifecycleRepo(db.sessions)
         self.sms = SmsRepo(db.sessions, db.dialect)
         self.users = UserRepo(db.sessions, db.dialect)
+        self.sms_inbound = InboundRepo(db.sessions, db.dialect, self.sms.writer)
 
     @classmethod
     async def open(cls, url: str, *, check: bool = True, **engine_options: Any) -> "Store":

@@ -45,6 +45,7 @@ from .lifecycle.service import Lifecycle
 from .livedata.http import livedata_routes
 from .livedata.streams import StreamGate
 from .sms.http import sms_routes
+from .sms.inbound_http import inbound_routes
 from .sms.webhooks import provider_check
 from .users.http import user_routes
 from .users.service import UsersService
@@ -73,6 +74,7 @@ class ApiParts:
     push: Any = None  # push.PushService
     lifecycle: Lifecycle | None = None  # made here when None (no sweeper then)
     sms: Any = None  # sms.dialer.SmsService when the dialers run in the engine
+    inbound: Any = None  # sms.inbound_webhook.InboundDelivery (woken by inbound messages)
     queues: Any = None  # livedata.monitor.QueueMonitor
     supervisor: Any = None  # supervisor.Supervisor: background loops that keep failing
     clock: Callable[[], dt.datetime] = _utcnow
@@ -146,6 +148,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         callback_routes(store.callbacks, parts.notifier, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
+        inbound_routes(cfg, store.sms_inbound, parts.inbound, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),
         parts.console.routes,
         user_routes(UsersService(cfg, store.users, clock)),

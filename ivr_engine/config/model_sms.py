@@ -9,13 +9,13 @@ Field rules live here; references between them and to ``schedules`` are checked 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 import phonenumbers
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from ..sms.numbers import parse_channels
-from .fields import Name, Secret, _blank_secret_is_unset, _Model
+from .fields import Language, Name, Secret, _blank_secret_is_unset, _Model
 
 PROVIDER_TYPES = ("twilio", "vonage", "infobip", "url-get", "url-get-auth", "url-post",
                   "url-post-auth")
@@ -25,6 +25,24 @@ DEFAULT_URLS = {"twilio": "https://api.twilio.com", "vonage": "https://rest.nexm
 # `sig` parameter (md5hash: MD5 of the parameters and the secret; the others: an HMAC), or
 # a JWT in Authorization (Messages, Voice: HS256)
 VONAGE_SIGNATURES = ("md5hash", "md5", "sha1", "sha256", "sha512", "jwt")
+# inbound messages of the url-* types: the request's field names (form, JSON or query)
+INBOUND_FIELDS = {"from": "from", "to": "to", "text": "text", "id": "id"}
+# opt-out keywords, per language: Twilio's standard English list, and the usual words
+DEFAULT_STOP_WORDS = {
+    "en": ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"),
+    "es": ("BAJA", "ALTO", "PARAR", "CANCELAR"),
+    "pt": ("SAIR", "PARAR", "CANCELAR"),
+    "fr": ("STOP", "ARRET"),
+}
+
+
+def _one_word(v: str) -> str:
+    if not v or len(v) > 32 or len(v.split()) != 1:
+        raise ValueError(f"{v[:40]!r}: a stop word is one word of at most 32 characters")
+    return v
+
+
+StopWord = Annotated[str, AfterValidator(_one_word)]
 
 
 class SmsProvider(_Model):
@@ -57,11 +75,32 @@ class SmsProvider(_Model):
     verify_signature: bool = False
     signature_secret: SecretStr | None = None  # Vonage: the account's signature secret
     signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512", "jwt"] = "md5hash"
+    # inbound messages at /v1/sms/inbound/<name>/<callback_token> (sms/inbound.py)
+    inbound: bool = False
+    inbound_fields: dict[Literal["from", "to", "text", "id"], str] = {}  # url-*: field names
+    # url-*: a number without + is read in sms.default_region (national), or is
+    # international digits (as Vonage and Infobip write them)
+    inbound_numbers: Literal["national", "international"] = "national"
 
     @field_validator("password", "signature_secret", mode="before")
     @classmethod
     def _secret(cls, v: object) -> object:
         return _blank_secret_is_unset(v)
+
+    @model_validator(mode="after")
+    def _inbound(self) -> "SmsProvider":
+        url = self.type.startswith("url-")
+        if (self.inbound_fields or self.inbound_numbers != "national") and not url:
+            raise ValueError("inbound_fields and inbound_numbers are for url-* providers: "
+                             f"a {self.type} provider's inbound format is its own")
+        if self.inbound and self.callback_token is None:
+            raise ValueError("inbound: true needs callback_token (the secret in the URL the "
+                             "provider calls)")
+        if self.inbound and self.type == "twilio" and not self.verify_signature:
+            raise ValueError("inbound: true on a twilio provider needs verify_signature: true "
+                             "(Twilio signs every webhook; status_callback_url is the public "
+                             "base it calls)")
+        return self
 
     @model_validator(mode="after")
     def _signatures(self) -> "SmsProvider":
@@ -127,6 +166,32 @@ class SmsUploads(_Model):
     max_rows: int = Field(100_000, ge=1, le=10_000_000)
 
 
+class SmsInboundWebhook(_Model):
+    """Where each inbound message is POSTed (``sms.received``), signed like the context
+    webhook; retried with a growing delay until delivered or ``max_age_hours`` old."""
+
+    url: str = Field(pattern=r"^https?://")
+    secret: Secret = None  # HMAC-SHA256 of the body in X-IVR-Signature
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    backoff_seconds: float = Field(1.0, gt=0, le=600)  # the first retry's delay, then doubled
+    max_backoff_seconds: float = Field(300.0, gt=0, le=86_400)
+    max_age_hours: float = Field(72.0, gt=0, le=24 * 30)  # then given up (state failed)
+
+
+class SmsInbound(_Model):
+    """Inbound messages: replies linked to what was sent, opt-out keywords, the webhook."""
+
+    # a reply belongs to the newest message sent to its number within this window
+    reply_window_hours: float = Field(72.0, ge=0, le=24 * 365)
+    # opt-out keywords per language, matched on the first word (case and accents ignored)
+    stop_words: dict[Language, tuple[StopWord, ...]] = DEFAULT_STOP_WORDS
+    # all: the number leaves every campaign; campaign: only the one the reply is linked to
+    # (every campaign when it is linked to none)
+    stop_scope: Literal["all", "campaign"] = "all"
+    webhook: SmsInboundWebhook | None = None
+    poll_seconds: float = Field(1.0, ge=0.05, le=60)  # messages another engine stored
+
+
 class SmsSettings(_Model):
     default_region: str | None = None  # ISO 3166 country for national numbers (UY, FR, US)
     providers: list[SmsProvider] = []
@@ -137,6 +202,7 @@ class SmsSettings(_Model):
     poll_seconds: float = Field(0.1, ge=0.01, le=10)  # the single lane's spool check
     lease_seconds: float = Field(60.0, ge=5, le=3600)  # another worker's send left unresolved
     uploads: SmsUploads = SmsUploads()
+    inbound: SmsInbound = SmsInbound()
 
     @field_validator("default_region")
     @classmethod

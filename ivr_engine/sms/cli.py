@@ -1,6 +1,6 @@
 """``ivr-engine sms …``: the dialer process, single sends, uploads, start/stop, delete,
-monitor, the sent-message search. Exit codes: 0 done, 1 failed (a send refused, the database unreachable), 2 bad
-input (config, file, arguments)."""
+monitor, the sent-message search, the messages received. Exit codes: 0 done, 1 failed (a
+send refused, the database unreachable), 2 bad input (config, file, arguments)."""
 
 from __future__ import annotations
 
@@ -177,29 +177,51 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return _with_service(args, work)
 
 
-def cmd_messages(args: argparse.Namespace) -> int:
-    """The sent-message search as ``GET /v1/sms/messages.csv``: the CSV on stdout, read and
-    written a page at a time."""
-    from .search import PAGE_ROWS, SearchError, csv_chunk, filters
+def _search_csv(args: argparse.Namespace, command: str,
+                rows: Callable[[Any, Any, int], Awaitable[list[Any]]],
+                chunk: Callable[..., bytes]) -> int:
+    """A search as its ``.csv`` route answers it: the CSV on stdout, read and written a page
+    at a time (``rows(store, filters, after)``)."""
+    import datetime as dt
 
-    async def work(cfg: Any, svc: Any) -> int:
+    from .search import PAGE_ROWS, SearchError, filters
+
+    async def work(cfg: Any, store: Any) -> int:
         try:
             f = filters(start=args.start, end=args.end, campaign=args.campaign,
-                        number=args.number, status=args.status, provider=args.provider,
-                        region=cfg.model.sms.default_region, now=svc.clock())
+                        number=args.number, status=getattr(args, "status", None),
+                        provider=args.provider, region=cfg.model.sms.default_region,
+                        now=dt.datetime.now(dt.timezone.utc))
         except SearchError as exc:
-            print(f"sms messages: {exc}", file=sys.stderr)
+            print(f"sms {command}: {exc}", file=sys.stderr)
             return EXIT_INPUT
         out = sys.stdout.buffer
-        rows = await svc.repo.search(f, limit=PAGE_ROWS)
-        out.write(csv_chunk(rows, header=True))
-        while len(rows) == PAGE_ROWS:
-            rows = await svc.repo.search(f, after=rows[-1].id, limit=PAGE_ROWS)
-            out.write(csv_chunk(rows))
+        page = await rows(store, f, 0)
+        out.write(chunk(page, header=True))
+        while len(page) == PAGE_ROWS:
+            page = await rows(store, f, page[-1].id)
+            out.write(chunk(page))
         out.flush()
         return EXIT_OK
 
-    return _with_service(args, work)
+    return args.with_store(f"sms {command}", args.config, work)
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    """The sent-message search as ``GET /v1/sms/messages.csv``."""
+    from .search import PAGE_ROWS, csv_chunk
+
+    return _search_csv(args, "messages", lambda store, f, after: store.sms.search(
+        f, after=after, limit=PAGE_ROWS), csv_chunk)
+
+
+def cmd_inbound(args: argparse.Namespace) -> int:
+    """The messages received as ``GET /v1/admin/sms/inbound.csv``."""
+    from .inbound_search import inbound_chunk
+    from .search import PAGE_ROWS
+
+    return _search_csv(args, "inbound", lambda store, f, after: store.sms_inbound.search(
+        f, after=after, limit=PAGE_ROWS), inbound_chunk)
 
 
 def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
@@ -255,4 +277,11 @@ def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     p.add_argument("--number", help="the destination, any format")
     p.add_argument("--status", help="queued, sending, sent, failed, blocked, other, none "
                    "(comma-separated)")
+    p.add_argument("--provider")
+    p = cmd("inbound", cmd_inbound, "search the messages received (CSV on stdout)")
+    p.add_argument("--from", dest="start", help="ISO 8601 (UTC without an offset); default: "
+                   "a day before --to")
+    p.add_argument("--to", dest="end", help="ISO 8601; default: now")
+    p.add_argument("--campaign", help="the campaign replied to; - for messages linked to none")
+    p.add_argument("--number", help="the sender, any format")
     p.add_argument("--provider")

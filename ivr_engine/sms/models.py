@@ -1,4 +1,5 @@
-"""The SMS tables (revision 0004; search indexes 0009): the spool, the do-not-contact list, the dialers' run state.
+"""The SMS tables (revision 0004; search indexes 0009; inbound 0012): the spool, the
+do-not-contact list, the dialers' run state, inbound messages and the parts of long ones.
 
 Spool states (uContact's numbers kept: 0 none, 1 to process, 3 blocked):
 
@@ -26,6 +27,12 @@ STATE_NAMES = {NONE: "none", TO_PROCESS: "to-process", SENDING: "sending", BLOCK
                SENT: "sent", FAILED: "failed", OTHER: "other"}
 
 SINGLE_LANE = "single"  # the lane of single sends (SendSMS, CLI, app links): never behind bulk
+
+# an inbound message's webhook (sms.received): none configured when it came, waiting (retried
+# from hook_next_at), delivered, given up (older than the webhook's max_age_hours)
+HOOK_NONE, HOOK_PENDING, HOOK_DELIVERED, HOOK_FAILED = 0, 1, 2, 3
+HOOK_NAMES = {HOOK_NONE: "none", HOOK_PENDING: "pending", HOOK_DELIVERED: "delivered",
+              HOOK_FAILED: "failed"}
 
 
 class SpoolRow(Base):
@@ -73,6 +80,9 @@ class DncEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(32))
     campaign: Mapped[str] = mapped_column(String(128))
+    # why and when it was listed (revision 0012; an upload's numbers have neither)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    added_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class DialerState(Base):
@@ -83,3 +93,58 @@ class DialerState(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     running: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class InboundMessage(Base):
+    """A message a provider received for us: one per provider message id (a provider's retry
+    of it is the same row), linked to the send it answers, delivered by webhook."""
+
+    __tablename__ = "sms_inbound"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_message_id", name="uq_sms_inbound_message"),
+        Index("ix_sms_inbound_received", "received_at", "id"),
+        Index("ix_sms_inbound_sender", "sender", "received_at"),
+        Index("ix_sms_inbound_campaign", "campaign", "received_at"),
+        Index("ix_sms_inbound_hook", "hook_state", "hook_next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(128))
+    provider_message_id: Mapped[str] = mapped_column(String(128))
+    sender: Mapped[str] = mapped_column(String(64))  # E.164 when it reads as a number
+    recipient: Mapped[str] = mapped_column(String(64))  # our number
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    reply_to: Mapped[int | None] = mapped_column(Integer, nullable=True)  # sms_spool.id
+    campaign: Mapped[str | None] = mapped_column(String(128), nullable=True)  # reply_to's
+    stop_word: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    stop_language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    event_id: Mapped[str] = mapped_column(String(32))  # X-IVR-Delivery of every attempt
+    hook_state: Mapped[int] = mapped_column(SmallInteger)
+    hook_attempts: Mapped[int] = mapped_column(Integer)
+    hook_next_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    hook_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    hook_done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class InboundPart(Base):
+    """A part of a long message a provider hands over in parts (Vonage): kept until the
+    message is whole (``inbound_id`` then names it); a retried part is the same row."""
+
+    __tablename__ = "sms_inbound_parts"
+    __table_args__ = (
+        UniqueConstraint("provider", "message_id", name="uq_sms_inbound_part"),
+        Index("ix_sms_inbound_parts_group", "provider", "sender", "ref", "inbound_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(128))
+    message_id: Mapped[str] = mapped_column(String(128))
+    sender: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str] = mapped_column(String(32))
+    total: Mapped[int] = mapped_column(SmallInteger)
+    part: Mapped[int] = mapped_column(SmallInteger)
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    inbound_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import (
@@ -73,6 +74,11 @@ class SmsRepo:
         # SQLite: one writer at a time. Batches in flight together take turns here instead
         # of meeting at the file lock (where the loser sleeps in the busy handler)
         self._writer = asyncio.Lock() if dialect == "sqlite" else contextlib.nullcontext()
+
+    @property
+    def writer(self) -> Any:
+        """The SQLite writers' turn (shared with the inbound messages' repository)."""
+        return self._writer
 
     # ----------------------------------------------------------------- spool in
 
@@ -259,14 +265,7 @@ class SmsRepo:
             return await self._dnc_add(s, pairs)
 
     async def _dnc_add(self, s: AsyncSession, pairs: list[tuple[str, str]]) -> int:
-        if not pairs:
-            return 0
-        known = set((await s.execute(select(DncEntry.number, DncEntry.campaign).where(
-            tuple_(DncEntry.number, DncEntry.campaign).in_(pairs)))).all())
-        new = [{"number": n, "campaign": c} for n, c in pairs if (n, c) not in known]
-        if new:
-            await s.execute(insert(DncEntry.__table__), new)
-        return len(new)
+        return await add_dnc(s, pairs)
 
     async def dnc_count(self) -> int:
         async with self._sessions() as s:
@@ -287,3 +286,21 @@ class SmsRepo:
             else:
                 row.running, row.updated_at = running, now
 
+
+
+async def add_dnc(s: AsyncSession, pairs: list[tuple[str, str]], *, reason: str | None = None,
+                  now: dt.datetime | None = None) -> int:
+    """Add (number, campaign) pairs in ``s``'s transaction, skipping the ones listed already
+    (their reason stays) — also when another transaction lists one meanwhile (``ON CONFLICT
+    DO NOTHING``: two opt-outs of one number at once); how many were new."""
+    if not pairs:
+        return 0
+    known = set((await s.execute(select(DncEntry.number, DncEntry.campaign).where(
+        tuple_(DncEntry.number, DncEntry.campaign).in_(pairs)))).all())
+    new = [{"number": n, "campaign": c, "reason": reason, "added_at": now}
+           for n, c in pairs if (n, c) not in known]
+    if new:
+        dialect = postgresql if s.bind.dialect.name == "postgresql" else sqlite
+        await s.execute(dialect.insert(DncEntry.__table__).on_conflict_do_nothing(
+            index_elements=["number", "campaign"]), new)
+    return len(new)

@@ -129,3 +129,57 @@ class MessagePage(ResponseModel):
     messages: list[SmsStatus]
     next_after: int | None = Field(description="pass as `after` for the next page; null: "
                                    "this is the last")
+
+
+class InboundAccepted(ResponseModel):
+    """A provider's inbound request was taken (Twilio gets the empty TwiML it expects)."""
+
+    stored: int = Field(description="new messages stored")
+    duplicates: int = Field(description="messages (or parts) stored before: nothing changed")
+    parts_waiting: int = Field(description="parts of long messages kept until the last one")
+
+
+class InboundMessage(ResponseModel):
+    """One message received."""
+
+    id: int
+    provider: str
+    message_id: str = Field(description="the provider's id for it")
+    sender: str = Field(description="E.164 when it reads as a phone number")
+    recipient: str = Field(description="our number it was sent to")
+    text: str
+    received_at: dt.datetime
+    campaign: str | None = Field(description="the campaign of the message it replies to")
+    reply_to: int | None = Field(description="the sent message (spool id) it replies to")
+    stop_word: str | None = Field(description="the opt-out keyword it starts with")
+    stop_language: str | None
+    webhook: Literal["none", "pending", "delivered", "failed"] = Field(
+        description="the sms.received webhook: none configured when it came, waiting, "
+        "delivered, given up")
+    webhook_attempts: int
+    webhook_error: str | None = Field(description="the last failed attempt's reason")
+
+
+class InboundSearchQuery(QueryModel):
+    """The messages received (``/v1/admin/sms/inbound`` and its CSV)."""
+
+    start: Text(40, "ISO 8601; without an offset, UTC; default: a day before `to`") | None = (
+        Field(None, alias="from"))
+    end: Text(40, "ISO 8601; default: now (received before it)") | None = Field(
+        None, alias="to")
+    campaign: Text(128, "the campaign replied to; `-` for messages linked to none") | None = None
+    number: Text(64, "the sender, any format (read in sms.default_region)") | None = None
+    provider: Text(128) | None = None
+    after: int | None = Field(None, ge=0, le=2**31, description="the previous page's "
+                              "`next_after` (JSON only)")
+    limit: int = Field(100, ge=1, le=1000, description="rows per page (JSON only)")
+
+
+class InboundPage(ResponseModel):
+    """Messages received in [start, end), oldest first (by id), at most `limit`."""
+
+    start: dt.datetime
+    end: dt.datetime
+    messages: list[InboundMessage]
+    next_after: int | None = Field(description="pass as `after` for the next page; null: "
+                                   "this is the last")

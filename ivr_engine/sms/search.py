@@ -19,7 +19,7 @@ import csv
 import datetime as dt
 import io
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ..lifecycle.report import RangeError, iso, time_range
 from .models import STATE_NAMES, TO_PROCESS
@@ -81,7 +81,8 @@ def status_name(state: int) -> str:
     return "queued" if state == TO_PROCESS else STATE_NAMES[state]
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """A CSV cell: times in UTC ISO 8601, a would-be formula prefixed with ``'``."""
     if isinstance(value, dt.datetime):
         return iso(value)
     text = "" if value is None else str(value)
@@ -92,17 +93,20 @@ def csv_values(row: Any) -> list[str]:
     """One spool row as CSV cells (COLUMNS)."""
     values = {"status": status_name(row.state), "message_id": row.provider_message_id,
               "answer": row.provider_answer}
-    return [_cell(values[c] if c in values else getattr(row, c)) for c in COLUMNS]
+    return [cell(values[c] if c in values else getattr(row, c)) for c in COLUMNS]
 
 
-def csv_chunk(rows: Iterable[Any], header: bool = False) -> bytes:
+def csv_chunk(rows: Iterable[Any], header: bool = False, *,
+              columns: Sequence[str] = COLUMNS,
+              values: Callable[[Any], list[str]] = csv_values) -> bytes:
     """Rows as CSV lines (with the byte-order mark and the header row first when
-    ``header``), UTF-8."""
+    ``header``), UTF-8: spool rows by default, any other rows with their ``columns`` and
+    ``values`` (the inbound messages: ``inbound_search.py``)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     if header:
         out.write("\ufeff")
-        w.writerow(COLUMNS)
+        w.writerow(columns)
     for row in rows:
-        w.writerow(csv_values(row))
+        w.writerow(values(row))
     return out.getvalue().encode("utf-8")

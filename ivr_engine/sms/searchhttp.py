@@ -1,13 +1,14 @@
 """The sent-message search routes (admin token): ``GET /v1/sms/messages`` (JSON, paged by
 id) and ``GET /v1/sms/messages.csv`` (every matching row, streamed a page of
 :data:`search.PAGE_ROWS` rows at a time: no more than one page is held in memory, and no
-database connection is held between pages)."""
+database connection is held between pages: :func:`stream_csv`, which the inbound messages'
+CSV streams with too)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -59,23 +60,34 @@ def add_search_routes(routes: ApiRoutes, config: Callable[[], Any], repo: Any,
         encoding, agent, message_id, delivery_status, answer, message. Times in UTC ISO
         8601."""
         _, f = read(request)
-        rows = await repo.search(f, limit=PAGE_ROWS)  # a refusal is still a problem answer
-        resp = web.StreamResponse(headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": 'attachment; filename="sms-messages.csv"'})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        await resp.write(csv_chunk(rows, header=True))  # a client gone: its error ends it
-        while len(rows) == PAGE_ROWS:
-            try:
-                rows = await repo.search(f, after=rows[-1].id, limit=PAGE_ROWS)
-            except Exception as exc:  # noqa: BLE001 - the answer has begun: cut it short
-                log.error("the SMS messages CSV failed after it began (%s): its connection "
-                          "is cut, so the client never takes it for the whole file",
-                          type(exc).__name__)
-                if request.transport is not None:
-                    request.transport.abort()  # no closing chunk
-                return resp
-            await resp.write(csv_chunk(rows))
-        await resp.write_eof()
-        return resp
+        return await stream_csv(request, "sms-messages.csv", "SMS messages CSV",
+                                lambda after: repo.search(f, after=after, limit=PAGE_ROWS),
+                                csv_chunk)
+
+
+async def stream_csv(request: web.Request, filename: str, what: str,
+                     page: Callable[[int], Awaitable[list[Any]]],
+                     chunk: Callable[..., bytes]) -> web.StreamResponse:
+    """Every row ``page(after)`` gives (:data:`search.PAGE_ROWS` at a time, by id), as the
+    CSV ``chunk(rows, header=…)`` writes, streamed: the first page is read before the answer
+    begins (a refusal is still a problem answer); a failure after it began cuts the
+    connection (no closing chunk), so the client never takes a part for the whole file."""
+    rows = await page(0)
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    await resp.write(chunk(rows, header=True))  # a client gone: its error ends it
+    while len(rows) == PAGE_ROWS:
+        try:
+            rows = await page(rows[-1].id)
+        except Exception as exc:  # noqa: BLE001 - the answer has begun: cut it short
+            log.error("the %s failed after it began (%s): its connection is cut, so the "
+                      "client never takes it for the whole file", what, type(exc).__name__)
+            if request.transport is not None:
+                request.transport.abort()  # no closing chunk
+            return resp
+        await resp.write(chunk(rows))
+    await resp.write_eof()
+    return resp

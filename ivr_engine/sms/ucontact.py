@@ -120,11 +120,11 @@ async def read_send(request: web.Request) -> SendSmsRequest:
     return send_request(form_fields(text))
 
 
-def no_head(request: web.Request) -> None:
-    """aiohttp answers HEAD on a GET route: here a GET sends a message, a HEAD (a link
-    preview, a monitor) must not."""
+def no_head(request: web.Request, would: str = "send a message") -> None:
+    """aiohttp answers HEAD on a GET route: here a GET sends a message (or, inbound, stores
+    one), a HEAD (a link preview, a monitor) must not."""
     if request.method == "HEAD":
-        raise Problem(405, "Method Not Allowed", "HEAD would send a message: use GET",
+        raise Problem(405, "Method Not Allowed", f"HEAD would {would}: use GET",
                       headers={"Allow": "GET"})
 
 

@@ -152,6 +152,12 @@ def recipes(log_request: str) -> dict[str, tuple]:
                         {"session": 200, "other user's session": 404}),
         "put_ringing": ("PUT", "/v1/users/me/ringing", {"ringing_device": "mobile"},
                         {"session": 200, "other user's session": 404}),
+        # inbound SMS: the provider's callback token in the path opens them, nothing else
+        "receive_sms": ("POST", "/v1/sms/inbound/none/not-a-token", {}, {}),
+        "receive_sms_query": ("GET", "/v1/sms/inbound/none/not-a-token?msisdn=1", None, {}),
+        "search_inbound": ("GET", "/v1/admin/sms/inbound?number=%2B15550001111", None,
+                           admin(200)),
+        "search_inbound_csv": ("GET", "/v1/admin/sms/inbound.csv", None, admin(200)),
     }
 
 

@@ -54,11 +54,11 @@ sms:
   providers:
     - {{name: gw, type: url-post, url: "http://127.0.0.1:9/gw", params: {{to: "{{to}}",
        text: "{{text}}"}}, default: true, status_callback_url: "https://ivr.example",
-       callback_token: {CALLBACK}}}
+       callback_token: {CALLBACK}, inbound: true}}
     - {{name: ib, type: infobip, url: "http://127.0.0.1:9", password: k,
-       status_callback_url: "https://ivr.example", callback_token: {CALLBACK}}}
+       status_callback_url: "https://ivr.example", callback_token: {CALLBACK}, inbound: true}}
     - {{name: vg, type: vonage, user: k, password: p, status_callback_url: "https://ivr.example",
-       callback_token: {CALLBACK}}}
+       callback_token: {CALLBACK}, inbound: true}}
   dialers: {{d: {{provider: gw}}}}
   campaigns: {{c1: {{dialer: d}}}}
 """
@@ -297,7 +297,10 @@ def right_key(route: str, body: bytes) -> str:
                               "/v1/devices", f"/v1/calls/{ENDED_CALL}/transfer",
                               "/v1/admin/push-test", "/v1/apps/customer/sessions",
                               "/v1/sms", f"/v1/sms/reports/ib/{CALLBACK}",
-                              f"/v1/sms/reports/vg/{CALLBACK}", "/v1/sms/app-links"]),
+                              f"/v1/sms/reports/vg/{CALLBACK}", "/v1/sms/app-links",
+                              f"/v1/sms/inbound/ib/{CALLBACK}",
+                              f"/v1/sms/inbound/vg/{CALLBACK}",
+                              f"/v1/sms/inbound/gw/{CALLBACK}"]),
        body=st.one_of(json_bodies, bodies.filter(lambda b: b is not None)), step=clock_steps)
 async def test_well_authenticated_hostile_bodies_are_4xx_problems(fuzzed, route, body, step):
     """Past the doors, with the right key and media type: the handlers' own validation and

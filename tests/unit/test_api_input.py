@@ -134,7 +134,7 @@ async def test_unexpected_errors_are_a_logged_500_problem(api, caplog):
 
     class BrokenStore:
         intents = BrokenIntents()
-        devices = sms = lifecycle = users = callbacks = None
+        devices = sms = sms_inbound = lifecycle = users = callbacks = None
 
     await api.rebuild(store=BrokenStore(), lifecycle=api.parts.lifecycle)
     with caplog.at_level(logging.ERROR, "ivr_engine.api"):
