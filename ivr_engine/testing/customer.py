@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from .sipp import TRUNKS, _free_udp_port
+from .sipp import TRUNKS, free_udp_ports
 
 SCENARIO = Path(__file__).parent / "sipp" / "customer.xml"
 MODES = ("answer", "busy", "ignore")
@@ -174,7 +174,7 @@ class SippCustomer:
     def __init__(self, workdir: Path, trunk: str = "carrier"):
         self.workdir = Path(workdir)
         self.address = TRUNKS[trunk]
-        self.port = _free_udp_port(self.address)
+        self.port = free_udp_ports(self.address)
         self._proc: asyncio.subprocess.Process | None = None
         self._trace: Path | None = None
 
@@ -211,7 +211,7 @@ class SippCustomer:
         scenario.write_text(text)
         self._trace = self.workdir / f"customer-{name}.msg"
         cmd = ["sipp", "-sf", str(scenario), "-i", self.address, "-p", str(self.port),
-               "-mi", self.address, "-mp", str(_free_udp_port(self.address)),
+               "-mi", self.address, "-mp", str(free_udp_ports(self.address, 4)),
                "-m", str(calls), "-nostdin", "-timeout", f"{int(timeout)}s",
                "-timeout_error", "-trace_msg", "-message_file", str(self._trace),
                "-trace_err", "-error_file", str(self.workdir / f"customer-{name}.err")]

@@ -39,10 +39,38 @@ ASTERISK_SIP = "127.0.0.1:5060"
 _numbers = itertools.count(int(time.time()) % 100_000 * 100)
 
 
-def _free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+#: SIPp's ports come from below the kernel's ephemeral range (32768-60999 on Linux) and
+#: above Asterisk's RTP range (10000-20000): a port the kernel hands to some other socket
+#: between our check and SIPp's bind is what failed "Unable to bind main socket" (exit 254).
+_PORT_LOW, _PORT_HIGH = 21_000, 32_760
+_SLOTS = (_PORT_HIGH - _PORT_LOW) // 4
+_slot = itertools.count(os.getpid() * 97)  # processes start in different places
+
+
+def free_udp_ports(host: str, count: int = 1) -> int:
+    """The first of ``count`` consecutive UDP ports on ``host`` free right now (SIPp's media
+    takes four: audio RTP/RTCP and video RTP/RTCP from ``-mp``)."""
+    for _ in range(_SLOTS):
+        base = _PORT_LOW + next(_slot) % _SLOTS * 4
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((host, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise OSError(f"no {count} free UDP ports on {host} in {_PORT_LOW}-{_PORT_HIGH}")
+
+
+def bind_failed(returncode: int, error_file: Path) -> bool:
+    """SIPp gave up because a port it was told to use was taken (worth one more try)."""
+    return returncode != 0 and error_file.exists() and \
+        "Unable to bind" in error_file.read_text(errors="replace")
 
 
 @dataclass
@@ -169,8 +197,7 @@ class SippCaller:
         inf = self.workdir / f"{name}.csv"
         inf.write_text("SEQUENTIAL\n" + "".join(f"{c};{did};\n" for c in callers))
         cmd = ["sipp", "-sf", str(scenario), "-inf", str(inf),
-               "-i", self.address, "-p", str(_free_udp_port(self.address)),
-               "-mi", self.address, "-mp", str(_free_udp_port(self.address)),
+               "-i", self.address, "-p", "@SIP_PORT@", "-mi", self.address, "-mp", "@RTP_PORT@",
                "-m", str(calls), "-l", str(concurrency), "-r", f"{rate:g}", "-rp", "1000",
                "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
                "-trace_err", "-error_file", str(self.workdir / f"{name}.err"),
@@ -181,15 +208,23 @@ class SippCaller:
     async def _run(self, cmd: list[str], expected: list[CallRecord], settle: float,
                    name: str) -> SippRun:
         t0 = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            cwd=self.workdir, env={**os.environ, "TERM": "dumb"})
-        try:
-            out, _ = await proc.communicate()
-        except asyncio.CancelledError:
-            proc.kill()
-            await proc.wait()
-            raise
+        for attempt in range(3):
+            ports = {"@SIP_PORT@": str(free_udp_ports(self.address)),
+                     "@RTP_PORT@": str(free_udp_ports(self.address, 4))}
+            proc = await asyncio.create_subprocess_exec(
+                *[ports.get(arg, arg) for arg in cmd], stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, cwd=self.workdir,
+                env={**os.environ, "TERM": "dumb"})
+            try:
+                out, _ = await proc.communicate()
+            except asyncio.CancelledError:
+                proc.kill()
+                await proc.wait()
+                raise
+            error_file = self.workdir / f"{name}.err"
+            if attempt == 2 or not bind_failed(proc.returncode or 0, error_file):
+                break
+            error_file.unlink()
         seconds = time.monotonic() - t0
         # the last events (hang-up, destroyed) may trail SIPp's exit
         deadline = time.monotonic() + settle
