@@ -36,6 +36,7 @@ from .api.schemas import WebhookStats
 from .apps.guard import TokenGuard
 from .apps.http import app_routes
 from .calls.http import call_routes
+from .edge.http import widget_routes
 from .lifecycle.http import lifecycle_routes
 from .lifecycle.service import Lifecycle
 from .livedata.http import livedata_routes
@@ -134,6 +135,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         lifecycle_routes(cfg, parts.lifecycle, clock),
         sms_routes(cfg, store.sms, parts.sms, clock),
         livedata_routes(cfg, parts.queues, clock, parts.streams),
+        widget_routes(cfg, store.intents, parts.queues, clock, parts.randbelow, parts.guard),
     ]
 
 

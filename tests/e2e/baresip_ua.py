@@ -1,4 +1,5 @@
-"""A headless baresip registering to the sandbox as one of its SIP users (alice, bob, carol)."""
+"""A headless baresip registering to the sandbox as one of its SIP users (alice, bob, carol
+over UDP; dave over TLS with SRTP: ``tls=True`` and the CA file that verifies Asterisk)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ _ports = itertools.count(0)
 
 
 class Baresip:
-    def __init__(self, user: str, password: str, workdir: Path, *, answer: str = "auto"):
+    def __init__(self, user: str, password: str, workdir: Path, *, answer: str = "auto",
+                 tls: bool = False, cafile: str | None = None, mediaenc: str | None = None,
+                 contact_params: str = ""):
+        """``tls``: register over TLS (5061), verifying Asterisk with ``cafile``;
+        ``mediaenc``: baresip's media encryption (``srtp-mand``: SDES SRTP or nothing);
+        ``contact_params``: appended to the Contact URI (``-u``: RFC 8599 pn-* parameters)."""
         n = next(_ports)
         self.user = user
         self.dir = workdir / f"baresip-{user}-{n}"
@@ -21,8 +27,15 @@ class Baresip:
         # ports spaced by 2: baresip also opens TLS on SIP port + 1
         self.sip_port = 5100 + 4 * (n % 200)
         self.ctrl_port = 4500 + (n % 400)
+        tls_lines = ""
+        if tls:
+            assert cafile, "TLS: the CA file that verifies Asterisk's certificate"
+            tls_lines = f"sip_cafile\t\t{cafile}"  # SRTP is in baresip 1.0's core
         sub = {"@SIP_USER@": user, "@SIP_PASSWORD@": password, "@SIP_PORT@": str(self.sip_port),
-               "@CTRL_PORT@": str(self.ctrl_port)}
+               "@CTRL_PORT@": str(self.ctrl_port), "@TRANSPORT@": "tls" if tls else "udp",
+               "@ACCOUNT_EXTRA@": f";mediaenc={mediaenc}" if mediaenc else "",
+               "@TLS_LINES@": tls_lines}
+        self.contact_params = contact_params
         for name in ("config", "accounts"):
             text = (TEMPLATES / f"{name}.template").read_text()
             for k, v in sub.items():
@@ -37,8 +50,23 @@ class Baresip:
     def start(self) -> None:
         self.log = open(self.dir / "baresip.log", "wb")
         self.started_at = asyncio.get_running_loop().time()
-        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        extra = ["-u", self.contact_params] if self.contact_params else []
+        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir), *extra],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    async def command(self, command: str, params: str = "") -> None:
+        """One ctrl_tcp command (netstring-framed JSON), e.g. ``dial`` a SIP URI."""
+        import json
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+        try:
+            body = json.dumps({"command": command, "params": params}).encode()
+            writer.write(b"%d:%s," % (len(body), body))
+            await writer.drain()
+            await asyncio.wait_for(reader.read(1), 5)
+        finally:
+            writer.close()
 
     def log_text(self) -> str:
         return (self.dir / "baresip.log").read_text(errors="replace")
