@@ -30,7 +30,7 @@ class Baresip:
         tls_lines = ""
         if tls:
             assert cafile, "TLS: the CA file that verifies Asterisk's certificate"
-            tls_lines = f"sip_cafile\t\t{cafile}"  # SRTP is in baresip 1.0's core
+            tls_lines = f"sip_cafile\t\t{cafile}\nmodule\t\t\tsrtp.so"
         sub = {"@SIP_USER@": user, "@SIP_PASSWORD@": password, "@SIP_PORT@": str(self.sip_port),
                "@CTRL_PORT@": str(self.ctrl_port), "@TRANSPORT@": "tls" if tls else "udp",
                "@ACCOUNT_EXTRA@": f";mediaenc={mediaenc}" if mediaenc else "",
