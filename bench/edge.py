@@ -278,6 +278,7 @@ async def amain(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> dic
     out: dict = {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()[0]}}
     fcm = FakeFcm()
     await fcm.start()
+    (tmp / "fcm").mkdir()
     fcm.make_service_account(tmp / "fcm")
     eng = await start_engine(sb, tmp / "engine", config=CONFIG, extra_env={
         "IVR_TEST_FCM_SA": str(fcm.account.path), "IVR_TEST_FCM_URL": fcm.url})
