@@ -175,7 +175,9 @@ async def webrtc(sb: Sandbox, eng, ari, ca: str, n: int, tmp: Path) -> dict:
             if w["status"] != "connected":
                 log(f"webrtc call {i}: {w}")
                 continue
-            t = w["timings"]
+            await asyncio.to_thread(browser.wait, "window.ivrWidget.timings.pc_connected", 5,
+                                    "DTLS")
+            t = browser.script("return window.ivrWidget.timings;")
             clicks.append(t["confirmed"] - t["click"])
             handshakes.append(t["pc_connected"] - t["ice_checking"])
             plans.append(t["plan"] - t["click"])

@@ -15,11 +15,9 @@ _ports = itertools.count(0)
 
 class Baresip:
     def __init__(self, user: str, password: str, workdir: Path, *, answer: str = "auto",
-                 tls: bool = False, cafile: str | None = None, mediaenc: str | None = None,
-                 contact_params: str = ""):
-        """``tls``: register over TLS (5061), verifying Asterisk with ``cafile``;
-        ``mediaenc``: baresip's media encryption (``srtp-mand``: SDES SRTP or nothing);
-        ``contact_params``: appended to the Contact URI (``-u``: RFC 8599 pn-* parameters)."""
+                 tls: bool = False, cafile: str | None = None, mediaenc: str | None = None):
+        """``tls``: register over TLS (5061) with ``cafile`` as its CA (not verified by 1.0);
+        ``mediaenc``: baresip's media encryption (``srtp-mand``: SDES SRTP or nothing)."""
         n = next(_ports)
         self.user = user
         self.dir = workdir / f"baresip-{user}-{n}"
@@ -27,21 +25,24 @@ class Baresip:
         # ports spaced by 2: baresip also opens TLS on SIP port + 1
         self.sip_port = 5100 + 4 * (n % 200)
         self.ctrl_port = 4500 + (n % 400)
-        tls_lines = ""
-        if tls:
-            assert cafile, "TLS: the CA file that verifies Asterisk's certificate"
-            tls_lines = f"sip_cafile\t\t{cafile}\nmodule\t\t\tsrtp.so"
         sub = {"@SIP_USER@": user, "@SIP_PASSWORD@": password, "@SIP_PORT@": str(self.sip_port),
-               "@CTRL_PORT@": str(self.ctrl_port), "@TRANSPORT@": "tls" if tls else "udp",
-               "@ACCOUNT_EXTRA@": f";mediaenc={mediaenc}" if mediaenc else "",
-               "@TLS_LINES@": tls_lines}
-        self.contact_params = contact_params
+               "@CTRL_PORT@": str(self.ctrl_port)}
         for name in ("config", "accounts"):
             text = (TEMPLATES / f"{name}.template").read_text()
             for k, v in sub.items():
                 text = text.replace(k, v)
             if name == "accounts" and answer != "auto":
                 text = text.replace("answermode=auto", f"answermode={answer}")
+            if name == "accounts" and tls:  # SIP over TLS (5061), SDES-SRTP as asked
+                text = text.replace(";transport=udp>", ";transport=tls>")
+                text = text.replace("audio_codecs=PCMU,PCMA", "audio_codecs=PCMU,PCMA" + (
+                    f";mediaenc={mediaenc}" if mediaenc else ""))
+            if name == "config" and tls:
+                # the CA of Asterisk's certificate (baresip 1.0 does not verify the server
+                # with it) and SDES-SRTP (srtp.so logs a spurious dlopen error, then registers
+                # srtp, srtp-mand, srtp-mandf)
+                assert cafile, "TLS: the CA file of Asterisk's certificate"
+                text += f"\nsip_cafile\t\t{cafile}\nmodule\t\t\tsrtp.so\n"
             (self.dir / name).write_text(text)
         (self.dir / "accounts").chmod(0o600)
         self.proc: subprocess.Popen | None = None
@@ -50,10 +51,8 @@ class Baresip:
     def start(self) -> None:
         self.log = open(self.dir / "baresip.log", "wb")
         self.started_at = asyncio.get_running_loop().time()
-        extra = ["-u", self.contact_params] if self.contact_params else []
-        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir), *extra],
-                                     stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
 
     async def command(self, command: str, params: str = "") -> None:
         """One ctrl_tcp command (netstring-framed JSON), e.g. ``dial`` a SIP URI."""
