@@ -44,7 +44,7 @@ from common import make_log, percentiles, sandbox  # noqa: E402
 from ivr_engine.testing.sipp import SippCaller  # noqa: E402
 from tests.integration.conftest import Sandbox, _parse_env  # noqa: E402
 from tests.integration.engine_proc import start_engine  # noqa: E402
-from tests.support.browser import chrome  # noqa: E402
+from ivr_engine.testing.browser import chrome  # noqa: E402
 from tests.support.console_engine import (  # noqa: E402
     ADMIN_TOKEN,
     console_config,

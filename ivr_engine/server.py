@@ -40,6 +40,7 @@ from .callbacks.http import callback_routes
 from .calls.http import call_routes
 from .calls.targets_http import transfer_target_routes
 from .console.http import Console, ConsoleParts
+from .edge.http import widget_routes
 from .lifecycle.http import lifecycle_routes
 from .lifecycle.service import Lifecycle
 from .livedata.http import livedata_routes
@@ -152,6 +153,7 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         livedata_routes(cfg, parts.queues, clock, parts.streams),
         parts.console.routes,
         user_routes(UsersService(cfg, store.users, clock)),
+        widget_routes(cfg, store.intents, parts.queues, clock, parts.randbelow, parts.guard),
     ]
 
 

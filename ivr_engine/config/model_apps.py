@@ -7,6 +7,7 @@ the database users' directory).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -138,6 +139,40 @@ class AppLogin(_Model):
     confirm_takeover: bool | None = None
 
 
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_ICE = re.compile(r"^(stuns?|turns?):[^\s;,'\"]+$")
+
+
+class WebWidget(_Model):
+    """The web widget at ``/w/<app>`` (``edge/widget.py``): the app's visual IVR on a web
+    page; a click on an entry places a WebRTC call (SIP over secure WebSocket to Asterisk)
+    deep-linked to that node. Off unless enabled: its call plans need no key."""
+
+    enabled: bool = False
+    # Asterisk's SIP over WebSocket (http.conf TLS + pjsip.conf transport-wss)
+    sip_wss_url: str = Field("wss://127.0.0.1:8443/ws", pattern=r"^wss://[^/\s?#]+(/[^\s?#]*)?$")
+    sip_domain: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")
+    sip_user: Name = "webvisitor"  # the WebRTC endpoint (pjsip.conf webrtc-endpoint)
+    # STUN/TURN servers the browser uses (stun:host:port, turn:host:port?transport=udp)
+    ice_servers: list[str] = Field([], max_length=8)
+    # CSP frame-ancestors: the sites that may embed the page in an iframe (empty: none)
+    frame_ancestors: list[str] = Field([], max_length=32)
+    # origins whose scripts may call the widget's JSON routes (CORS); empty: same origin only
+    cors_origins: list[str] = Field([], max_length=32)
+
+    @model_validator(mode="after")
+    def _origins(self) -> "WebWidget":
+        for key in ("frame_ancestors", "cors_origins"):
+            for item in getattr(self, key):
+                if not _ORIGIN.match(item):
+                    raise ValueError(f"{key}: {item!r} is not an origin like "
+                                     "https://www.example.com")
+        for item in self.ice_servers:
+            if not _ICE.match(item):
+                raise ValueError(f"ice_servers: {item!r} is not a stun: or turn: URL")
+        return self
+
+
 class App(_Model):
     # the switch (the seed's "Off / Active" toggle): an app is active when it is on and the
     # app has a mobile-app access point in both structures (config/apps.py)
@@ -154,6 +189,7 @@ class App(_Model):
     api_key: Secret = None  # proves the app (never a user) as a Bearer token; unset: refused
     user_assertion: UserAssertion | None = None  # unset: logins are refused
     login: AppLogin = AppLogin()
+    widget: WebWidget = WebWidget()
 
 
 class WakeupSettings(_Model):

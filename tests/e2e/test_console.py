@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 
 from ivr_engine.testing.sipp import SippCaller
 from tests.integration.engine_proc import start_engine
-from tests.support.browser import chrome, console_errors
+from ivr_engine.testing.browser import chrome, console_errors
 from tests.support.console_engine import (
     ADMIN_TOKEN,
     EXAMPLE,

@@ -59,6 +59,13 @@ def recipes(log_request: str) -> dict[str, tuple]:
         "install_link": ("GET", "/l/customer/install", None, 404),  # sms_links off here
         "open_link": ("GET", "/l/customer/open", None, 404),
         "aasa": ("GET", "/.well-known/apple-app-site-association", None, "public"),
+        # the web widget (public): off for every app of this fixture (test_edge_widget.py)
+        "widget_page": ("GET", "/w/customer", None, 404),
+        "widget_menu": ("GET", "/w/customer/menu", None, 404),
+        "widget_preflight": ("OPTIONS", "/w/customer/calls", None, 404),
+        "widget_call": ("POST", "/w/customer/calls", {"target": "cust"}, 404),
+        "widget_script": ("GET", "/w-static/widget.js", None, "public"),
+        "widget_style": ("GET", "/w-static/widget.css", None, "public"),
         "assetlinks": ("GET", "/.well-known/assetlinks.json", None, "public"),
         "plan": ("POST", "/v1/apps/customer/calls", {"connectivity": 0.9}, user),
         "menu": ("GET", "/v1/apps/customer/menu", None,

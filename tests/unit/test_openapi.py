@@ -31,7 +31,11 @@ PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/openapi.json"), ("GET", "/heal
                  ("GET", "/readyz"), ("GET", "/metrics"),
                  ("GET", "/l/{app}/install"), ("GET", "/l/{app}/open"),
                  ("GET", "/.well-known/apple-app-site-association"),
-                 ("GET", "/.well-known/assetlinks.json")}
+                 ("GET", "/.well-known/assetlinks.json"),
+                 # the web widget: public for the apps that enable it (edge/http.py)
+                 ("GET", "/w/{app}"), ("GET", "/w/{app}/menu"), ("POST", "/w/{app}/calls"),
+                 ("OPTIONS", "/w/{app}/calls"), ("GET", "/w-static/{name}.js"),
+                 ("GET", "/w-static/{name}.css")}
 
 
 async def fetch_document(api) -> dict:
