@@ -192,9 +192,10 @@ def check_apps(model: ConfigModel, src: Source, parent: dict[str, str],
         reason = _entry(model, name, dap_menu, in_app_menu).inactive_reason
         if reason is not None:
             at = ("apps", name, "active") if reason == "switched-off" else ("apps", name)
+            widget = " and its web widget answers 404" if model.apps[name].widget.enabled else ""
             err(at, f"app is inactive: {INACTIVE_REASONS[reason]}, so its SDK requests (call "
-                "plans, menus, queue status) are refused and its fallback number is routed as "
-                "an unknown number", "warning")
+                "plans, menus, queue status) are refused, its fallback number is routed as "
+                f"an unknown number{widget}", "warning")
 
     # ------------------------------------------------------------------ cross-app carry
     tree_of = {menu: app for app, menu in [*in_app_menu.items(), *dap_menu.items()]}

@@ -455,7 +455,7 @@ def test_two_apps_on_the_same_menu_is_an_error():
 
 
 INACTIVE = ("warning: app is inactive: {why}, so its SDK requests (call plans, menus, queue "
-            "status) are refused and its fallback number is routed as an unknown number")
+            "status) are refused, its fallback number is routed as an unknown number")
 NO_IN_APP = "it has no mobile-app access point in the in-app structure (surface: in-app)"
 NO_IVR = ("it has no mobile-app access point in the IVR structure (surface: ivr), where its "
           "calls enter")
@@ -485,6 +485,13 @@ def test_the_active_switch_off_makes_an_app_inactive_whatever_its_access_points(
     assert (b.active, b.inactive_reason, b.menu, b.in_app_menu) == (
         False, "switched-off", "bmenu", "bmenu")
     assert parse(sub(BASE, "  b:\n", "  b:\n    active: true\n")).routing.apps["b"].active
+
+
+def test_an_inactive_apps_warning_says_its_web_widget_is_gone_too():
+    text = sub(BASE, "  b:\n", "  b:\n    active: false\n    widget: {enabled: true}\n")
+    assert warnings(text) == [f"t.yaml:{line(text, 'active: false')}: apps.b.active: "
+                              + INACTIVE.format(why="its switch is off (active: false)")
+                              + " and its web widget answers 404"]
 
 
 def test_an_app_tree_on_either_surface_is_never_another_apps():
