@@ -43,7 +43,8 @@ from tests.support.identity import assertion
 from .conftest import SANDBOX_SCRIPT, Sandbox, _parse_env
 from .engine_proc import REPO, app_connected, start_engine
 
-pytestmark = pytest.mark.sandbox
+# the slowest test that needs Asterisk, and it places no call: it runs beside the live tests
+pytestmark = [pytest.mark.sandbox, pytest.mark.beside]
 
 APPS = REPO / "tests" / "fixtures" / "apps.yaml"
 USERS = """
