@@ -246,8 +246,14 @@ async def send_and_check(api, method: str, target: str, auth: bytes | None,
         headers.append(("Content-Type", ctype))
     reply = await api.raw(method, target, headers, body)
     STATS["requests"] += 1
-    STATS["5xx"] += reply.status >= 500
     STATS[reply.status] += 1
+    if reply.status == 503 and api.parts.queues is None and target.startswith("/v1/queues/"):
+        # the harness follows no queue (no AMI): a request that gets through the door to a
+        # queue of the app's own tree gets the route's documented 503, a problem document
+        assert method == "HEAD" or reply.json()["title"] == "Queues not followed"
+        STATS["queues not followed"] += 1
+        return
+    STATS["5xx"] += reply.status >= 500
     if reply.status >= 500:
         FIVE_XX.append(f"{method} {target[:70]} {body[:60] if body else b''!r}")
     assert reply.status < 500, (method, target, reply.status, reply.body[:300])
