@@ -13,12 +13,13 @@ refused, timeout, reset) raise :class:`~.errors.AriError` with ``status == 0``.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from .errors import AriNotFound
+from .errors import AriError, AriNotFound
 
 __all__ = ["AriRest"]
 
@@ -43,6 +44,9 @@ def _params(**kwargs: Any) -> list[tuple[str, str]]:
 def _csv(value: str | Sequence[str]) -> str:
     return value if isinstance(value, str) else ",".join(value)
 
+
+#: pauses before a refused playback stop is sent again (see ``stop_playback``)
+_STOP_RETRIES = (0.01, 0.02, 0.04, 0.08, 0.16)
 
 class AriRest(ABC):
     """Every typed ARI REST method, over an abstract :meth:`request`.
@@ -129,9 +133,22 @@ class AriRest(ABC):
         return await self.request("POST", path, params=params, body={"media": list(media)})
 
     async def stop_playback(self, playback_id: str) -> bool:
-        """Stop a playback; False when it does not exist (already finished)."""
-        found, _ = await self._maybe_404("DELETE", f"/playbacks/{_q(playback_id)}")
-        return found
+        """Stop a playback; False when it does not exist (already finished).
+
+        Asterisk answers ``500 Could not stop playback`` to a stop that arrives while the
+        playback is not yet (or, in a list, not any more) controllable: between its
+        PlaybackStarted and the sound actually streaming — the moment a caller pressing a
+        key at the very start of a prompt (barge-in) hits on a loaded machine. The stop is
+        sent again after 10, 20, 40, 80 and 160 ms; then the error is raised."""
+        path = f"/playbacks/{_q(playback_id)}"
+        for delay in _STOP_RETRIES:
+            try:
+                return (await self._maybe_404("DELETE", path))[0]
+            except AriError as exc:
+                if exc.status != 500:
+                    raise
+            await asyncio.sleep(delay)
+        return (await self._maybe_404("DELETE", path))[0]
 
     async def continue_in_dialplan(
         self,
