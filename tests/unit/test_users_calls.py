@@ -190,11 +190,11 @@ async def test_the_resolver_order(store):
 async def test_an_rfc8599_binding_finds_a_database_user(world, store):
     ari, node, _, _, _ = world
     await store.users.put(parse_user("dana", {"mobile_endpoint": "dm", "app": "shop"}), NOW)
-    node.contacts.store = store
-    binder = asyncio.get_running_loop().create_task(node.contacts._binder())
+    node.contacts.binder.store = store
+    binder = asyncio.get_running_loop().create_task(node.contacts.binder.run())
     try:
-        node.contacts._bindings.put_nowait(("dm", PushBinding("fcm", "t" * 40, None,
-                                                              "android", False)))
+        node.contacts.binder._bindings.put_nowait(("dm", PushBinding("fcm", "t" * 40, None,
+                                                                     "android", False)))
         deadline = time.monotonic() + 5
         while not await store.devices.for_user("dana", "shop"):
             assert time.monotonic() < deadline, "dana's device never stored"
