@@ -175,7 +175,7 @@ class KamailioRegistrations(Waiters):
         """Has the app a registration at Kamailio now? (Not known: False, so it is pushed.)"""
         try:
             return bool(await self.lookup(endpoint))
-        except (RpcError, OSError, aiohttp.ClientError, TimeoutError) as exc:
+        except (RpcError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("cannot ask Kamailio whether %s is registered: %s", endpoint, exc)
             return False
 
@@ -187,7 +187,7 @@ class KamailioRegistrations(Waiters):
         for aor in waited:
             try:
                 contacts = await self.lookup(aor)
-            except (RpcError, OSError, aiohttp.ClientError, TimeoutError) as exc:
+            except (RpcError, OSError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 log.warning("resync: cannot look %s up at Kamailio: %s", aor, exc)
                 continue
             if not contacts:
