@@ -119,6 +119,11 @@ class App:
         return await asyncio.wait_for(self.proc.wait(), timeout)
 
 
+async def _readyz(engine) -> str:
+    async with aiohttp.ClientSession() as http, http.get(f"{engine.api_url}/readyz") as r:
+        return await r.text()
+
+
 async def _ari(node, path: str):
     auth = base64.b64encode(f"{node.ari_username}:{node.ari_password}".encode()).decode()
     async with aiohttp.ClientSession() as http, http.get(
@@ -237,7 +242,11 @@ async def test_app_registered_while_the_events_were_cut_is_still_rung(cluster, s
         engine = cluster.engines[call_id.split("-")[1]]
         assert "resync: alice registered while the events were away: 1 wait(s) rung" \
             in engine.log(), engine.log()[-3000:]
-        assert evapi.accepted >= accepted + 2  # both engines connected again
+
+        async def both_back():  # both engines connected again
+            return evapi.accepted >= accepted + 2 and all(
+                "registrar" not in await _readyz(e) for e in cluster.engines.values())
+        await until(both_back, 3, "both engines' evapi connections back")
         run = await finished
         assert run.returncode == 0, run.output
         assert await app.finished(10) == 0
