@@ -39,7 +39,7 @@ pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(scope="module")
-async def cluster(tmp_path_factory, postgres_server):
+async def cluster(cluster_topology, tmp_path_factory, postgres_server):
     async with cluster_with_engines(postgres_server, tmp_path_factory.mktemp("cluster")) as c:
         yield c
 

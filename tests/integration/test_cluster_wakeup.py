@@ -57,7 +57,7 @@ async def evapi():
 
 
 @pytest.fixture(scope="module")
-async def cluster(tmp_path_factory, postgres_server, fcm, evapi):
+async def cluster(cluster_topology, tmp_path_factory, postgres_server, fcm, evapi):
     async with cluster_with_engines(
             postgres_server, tmp_path_factory.mktemp("clwake"), CONFIG,
             extra_env={"IVR_TEST_FCM_SA": str(fcm.account.path), "IVR_TEST_FCM_URL": fcm.url},

@@ -10,10 +10,10 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import aiohttp
 import yaml
@@ -125,16 +125,28 @@ class Cluster:
         return path
 
 
+@contextmanager
+def topology() -> Iterator[None]:
+    """scripts/cluster up, and down again after unless it was up before: the session's
+    ``cluster_topology`` fixture (tests/integration/conftest.py), so that the cluster test
+    modules share one start and one stop."""
+    was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
+    run(CLUSTER, "up", timeout=120)
+    try:
+        yield
+    finally:
+        if not was_up:
+            run(CLUSTER, "down", timeout=120)
+
+
 @asynccontextmanager
 async def cluster_with_engines(postgres_server: str, workdir: Path, source: Path = FIXTURE,
                                extra_env: dict[str, str] | None = None,
                                registrar: dict | None = None) -> AsyncIterator[Cluster]:
-    """scripts/cluster up (down again after, unless it was up before), a fresh database,
-    one engine per node on ``source``; yields once both are ready and Kamailio sees both
-    nodes active."""
+    """With the cluster up (``cluster_topology``): a fresh database, one engine per node on
+    ``source``; yields once both are ready and Kamailio sees both nodes active (a test that
+    stops a node starts it again)."""
     t0 = time.monotonic()
-    was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
-    run(CLUSTER, "up", timeout=120)
     nodes = {n: node_sandbox(n) for n in NODES}
     name = f"ivr_cluster_{os.getpid()}"
     await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
@@ -155,8 +167,4 @@ async def cluster_with_engines(postgres_server: str, workdir: Path, source: Path
     finally:
         for e in c.engines.values():
             await e.stop()
-        if was_up:
-            run(SANDBOX_SCRIPT, "--node", "a", "up")  # as it was (a test may stop node a)
-        else:
-            run(CLUSTER, "down", timeout=120)
         await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
