@@ -2,6 +2,7 @@
 """Wake-up latency benchmark: a sleeping mobile app's REGISTER -> the INVITE that rings it.
 
     python bench/wakeup_latency.py [--calls 50] [--poll-interval 0.25] [--delay 0.2]
+    python bench/wakeup_latency.py --cluster [--calls 50]   # bench/wakeup_cluster.py
 
 Prints ONE JSON object on stdout (progress goes to stderr). See bench/README.md for what each
 figure means. Needs root (raw AF_PACKET capture on the loopback interface, and the sandbox
@@ -1039,7 +1040,13 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=None, help="random seed of the jitter")
     p.add_argument("--samples", action="store_true", help="add every call's figure to the JSON")
     p.add_argument("--keep", metavar="DIR", help="copy the engine log to DIR")
+    p.add_argument("--cluster", action="store_true",
+                   help="through Kamailio (scripts/cluster) vs one node: bench/wakeup_cluster.py")
     args = p.parse_args()
+    if args.cluster:
+        import wakeup_cluster
+
+        return wakeup_cluster.run(args.calls, args.warmup, args.samples)
     if args.calls < 1 or args.timeout <= 0 or args.poll_interval <= 0 or args.delay < 0:
         p.error("--calls, --timeout, --poll-interval must be positive, --delay >= 0")
     if args.seed is None:

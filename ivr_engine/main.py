@@ -7,6 +7,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
       └── Supervisor.run (supervisor.py): everything else, each child restarted after a
           backoff when it fails, never taking the calls down with it
             ├── config-reload: ConfigHolder.run (SIGHUP reloads, off the event loop)
+            ├── registrar: KamailioRegistrations.run (engine.registrar.kind kamailio)
             ├── webhook: Webhooks.run (deliveries); api (admin-api): the HTTP API
             ├── callbacks: Placer.run (callbacks placed in their queues, when configured)
             ├── call-records: CallRegistry.run; call-records-expiry: CallRegistry.expire
@@ -47,6 +48,7 @@ from .sms.inbound_webhook import InboundDelivery
 from .apps.guard import TokenGuard
 from .store import DatabaseUrlError, SchemaNotReady, redact
 from .supervisor import RestartPolicy, Supervisor
+from .wakeup.kamailio import KamailioRegistrations
 
 log = logging.getLogger("ivr_engine.engine")
 
@@ -87,7 +89,11 @@ async def run_engine(config: Config) -> int:
                                 offline=OfflineCodes(lambda: holder.current, store.lifecycle))
         calls = Calls(lambda: holder.current, services)
         lifecycle = Lifecycle(lambda: holder.current, store, push)
-        nodes = [AsteriskNode.from_settings(n, calls, store, lambda: holder.current)
+        registrar = None  # the apps register on the nodes (engine.registrar.kind asterisk)
+        if eng.registrar.kind == "kamailio":  # ... or at Kamailio, shared by every engine
+            registrar = await stack.enter_async_context(KamailioRegistrations(
+                eng.registrar, store, lambda: holder.current))
+        nodes = [AsteriskNode.from_settings(n, calls, store, lambda: holder.current, registrar)
                  for n in node_configs(eng)]
         # app_queue over AMI: queue status, waits; of the first node (one engine per node)
         queues = QueueMonitor(nodes[0].ami)
@@ -95,6 +101,8 @@ async def run_engine(config: Config) -> int:
             await stack.enter_async_context(node)
         background = Supervisor(RestartPolicy.from_settings(eng.supervisor))
         background.add("config-reload", holder.run)
+        if registrar is not None:
+            background.add("registrar", registrar.run)
         background.add("queues", queues.run)
         background.add("call-records", registry.run)
         background.add("call-records-expiry", lambda: registry.expire(

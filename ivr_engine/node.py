@@ -78,9 +78,10 @@ class CallSink(Protocol):
 
 
 class AsteriskNode:
-    def __init__(self, name: str, ari: AriClient, registrations: AriClient, calls: CallSink,
-                 store: Any, config: Callable[[], Any], ami: AmiClient | None = None,
-                 system_name: str | None = None):
+    def __init__(self, name: str, ari: AriClient, registrations: AriClient | None,
+                 calls: CallSink, store: Any, config: Callable[[], Any],
+                 ami: AmiClient | None = None, system_name: str | None = None,
+                 registrar: Any = None):
         self.name = name
         self.system_name = system_name  # what Asterisk must say (None: not checked)
         self.refused: str | None = None  # why the last identity check refused it
@@ -88,7 +89,12 @@ class AsteriskNode:
         self.ari = ari
         self.calls = calls
         self.ami = ami
-        self.contacts = ContactWatcher(registrations, store, config)
+        # where its calls learn that an app registered: the node's own registrations
+        # application, or the engine's one registrar shared by its nodes (Kamailio)
+        self._watcher = ContactWatcher(registrations, store, config) \
+            if registrar is None and registrations is not None else None
+        self.contacts: Any = self._watcher if self._watcher is not None else registrar
+        assert self.contacts is not None, "a node needs registrations or a registrar"
         self.dispatcher = ChannelDispatcher(self._on_stasis_start, on_other=self._on_other)
         self.calls_ready = asyncio.Event()  # filter set and calls taken back since connect
         self._connected = asyncio.Event()
@@ -98,33 +104,38 @@ class AsteriskNode:
         ari.on_connected = self._on_connected
         ari.on_disconnected = self._on_disconnected
         ari.before_connect = lambda: self._verify(ari)
-        registrations.before_connect = lambda: self._verify(registrations)
+        if self._watcher is not None:
+            self._watcher.ari.before_connect = lambda: self._verify(self._watcher.ari)
 
     @classmethod
     def from_settings(cls, settings: Any, calls: CallSink, store: Any,
-                      config: Callable[[], Any]) -> "AsteriskNode":
+                      config: Callable[[], Any], registrar: Any = None) -> "AsteriskNode":
         """The clients for one node's settings (``config.model_nodes.NodeConfig``), not
-        opened yet."""
+        opened yet; ``registrar``: the engine's registrations source when the apps do not
+        register on the node (``wakeup/kamailio.py``)."""
         a = settings.ari
         password = a.password.get_secret_value()
         ari = AriClient(a.url, a.username, password, a.app,
                         reconnect_max=a.reconnect_max_seconds, transport=a.transport)
-        registrations = AriClient(a.url, a.username, password, registrations_app(a.app),
-                                  reconnect_max=a.reconnect_max_seconds, max_connections=4)
+        registrations = None if registrar is not None else AriClient(
+            a.url, a.username, password, registrations_app(a.app),
+            reconnect_max=a.reconnect_max_seconds, max_connections=4)
         ami = None
         m = settings.ami
         if m.password is not None and m.password.get_secret_value():
             ami = AmiClient(m.host, m.port, m.username, m.password.get_secret_value())
         return cls(settings.name, ari, registrations, calls, store, config, ami,
-                   settings.system_name)
+                   settings.system_name, registrar)
 
     async def __aenter__(self) -> "AsteriskNode":
         await self.ari.open()
-        await self.contacts.ari.open()
+        if self._watcher is not None:
+            await self._watcher.ari.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.contacts.ari.close()
+        if self._watcher is not None:
+            await self._watcher.ari.close()
         await self.ari.close()
 
     @property
@@ -138,7 +149,8 @@ class AsteriskNode:
             tg.create_task(self.ari.run(self.dispatcher), name=f"{self.name}-calls-app")
             tg.create_task(self._take_over(), name=f"{self.name}-take-over")
             tg.create_task(self._report_ready(), name=f"{self.name}-ready")
-            tg.create_task(self.contacts.run(), name=f"{self.name}-registrations")
+            if self._watcher is not None:  # else the engine runs its registrar
+                tg.create_task(self._watcher.run(), name=f"{self.name}-registrations")
             if self.ami is not None:
                 tg.create_task(self.ami.run(), name=f"{self.name}-ami")
 
@@ -241,8 +253,9 @@ class AsteriskNode:
         while True:
             await self.calls_ready.wait()
             await self.contacts.ready.wait()
-            log.info("engine ready: calls app %r, registrations app %r", self.ari.app,
-                     self.contacts.ari.app)
+            log.info("engine ready: calls app %r, registrations %s", self.ari.app,
+                     f"app {self._watcher.ari.app!r}" if self._watcher is not None
+                     else "from the registrar")
             await self._down.wait()
             self._down.clear()
 

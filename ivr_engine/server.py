@@ -118,7 +118,7 @@ async def not_ready(parts: ApiParts) -> list[str]:
         elif not node.calls_ready.is_set():
             reasons.append(f"{node.name}: calls application still taking calls back")
         if not node.contacts.ready.is_set():
-            reasons.append(f"{node.name}: registrations application not subscribed")
+            reasons.append(f"{node.name}: {node.contacts.unready}")
         if node.ami is not None and not node.ami.connected:
             reasons.append(f"{node.name}: AMI not logged in")
     if parts.supervisor is not None:  # a background loop that keeps failing, by name

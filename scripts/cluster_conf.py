@@ -5,26 +5,33 @@ dispatcher list, and one engine configuration per node.
     .venv/bin/python scripts/cluster_conf.py engine SRC.yaml NODE OUT.yaml \
         --listen 127.0.0.1:8081 --database-url URL
 
-``kamailio``: kamailio/kamailio.cfg with its @IVR_*@ placeholders substituted, written to
-STATE_DIR/kamailio.cfg, and STATE_DIR/dispatcher.list (set 1: every node of
-scripts/sandbox_conf.py's NODES, by address). Only the standard library.
+``kamailio``: kamailio/kamailio.cfg with its @IVR_*@ placeholders substituted (the apps'
+digest password from IVR_SIP_PASSWORD), written to STATE_DIR/kamailio.cfg (mode 600), and
+STATE_DIR/dispatcher.list (set 1: every node of scripts/sandbox_conf.py's NODES, by address). Only the standard library.
 
 ``engine``: SRC (any engine config, e.g. config/example.yaml) with its one-node shorthand
 ``engine.ari`` / ``engine.ami`` turned into ``engine.nodes: [{name: node-<n>, ...}]`` pointing
-at that node (so the engine refuses any other Asterisk), its API on ``--listen`` and its
-database at ``--database-url``. Everything else is kept (``${ENV}`` references included, read
+at that node (so the engine refuses any other Asterisk), its API on ``--listen``, its
+database at ``--database-url`` and ``engine.registrar`` Kamailio's (the apps register there). Everything else is kept (``${ENV}`` references included, read
 by the engine when it starts); comments are not. Needs PyYAML (the engine's virtualenv).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from sandbox_conf import KAMAILIO_ADDRESS, NODES, node_name, substitute  # noqa: E402
+from sandbox_conf import (  # noqa: E402
+    KAMAILIO_ADDRESS,
+    KAMAILIO_APPS,
+    NODES,
+    node_name,
+    substitute,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 #: the carrier trunk's address (SIPp in the tests; pjsip.conf's `carrier`)
@@ -33,9 +40,20 @@ SIP_PORT = 5060
 RPC_PORT = 5081
 
 
-def kamailio_files(state: pathlib.Path, ping_interval: int = 1) -> dict[str, str]:
-    """{file name: text} of Kamailio's config and dispatcher list for ``state``."""
-    values = {"IVR_KAMAILIO_ADDRESS": KAMAILIO_ADDRESS, "IVR_KAMAILIO_STATE": str(state),
+EVAPI_PORT = 8448
+
+
+def kamailio_files(state: pathlib.Path, ping_interval: int = 1,
+                   app_password: str | None = None) -> dict[str, str]:
+    """{file name: text} of Kamailio's config and dispatcher list for ``state``;
+    ``app_password``: the digest password of the apps' REGISTERs (default: the environment's
+    IVR_SIP_PASSWORD, the sandbox's)."""
+    password = app_password if app_password is not None else os.environ.get("IVR_SIP_PASSWORD")
+    if not password or '"' in password or "\\" in password:
+        raise SystemExit("cluster_conf: IVR_SIP_PASSWORD (the apps' digest password) is unset "
+                         "or has a quote or backslash")
+    values = {"IVR_KAMAILIO_ADDRESS": KAMAILIO_ADDRESS, "IVR_KAMAILIO_APPS": KAMAILIO_APPS,
+              "IVR_APP_SIP_PASSWORD": password, "IVR_KAMAILIO_STATE": str(state),
               "IVR_KAMAILIO_RUN": str(state / "run"), "IVR_CARRIER_ADDRESS": CARRIER_ADDRESS,
               "IVR_DS_PING_INTERVAL": str(int(ping_interval))}
     cfg = substitute((REPO / "kamailio" / "kamailio.cfg").read_text(), values)
@@ -45,9 +63,16 @@ def kamailio_files(state: pathlib.Path, ping_interval: int = 1) -> dict[str, str
     return {"kamailio.cfg": cfg, "dispatcher.list": "".join(lines)}
 
 
+#: how a cluster engine hears of the apps' registrations (ivr_engine/config/model_registrar.py)
+REGISTRAR = {"kind": "kamailio", "events": f"{KAMAILIO_ADDRESS}:{EVAPI_PORT}",
+             "rpc": f"http://{KAMAILIO_ADDRESS}:{RPC_PORT}/RPC",
+             "dial": "PJSIP/{aor}@kamailio"}
+
+
 def engine_config(source: dict[str, Any], node: str, listen: str,
                   database_url: str) -> dict[str, Any]:
-    """``source`` (a parsed engine config) as the engine of cluster node ``node``."""
+    """``source`` (a parsed engine config) as the engine of cluster node ``node``: its node,
+    its API, the shared database, the apps registered at Kamailio (``engine.registrar``)."""
     address, _ = NODES[node]
     doc = dict(source)
     engine = dict(doc.get("engine") or {})
@@ -59,6 +84,7 @@ def engine_config(source: dict[str, Any], node: str, listen: str,
     engine["nodes"] = [{"name": node_name(node), "ari": ari, "ami": ami}]
     engine["api"] = {**(engine.get("api") or {}), "listen": listen}
     engine["database_url"] = database_url
+    engine["registrar"] = {**REGISTRAR, **(engine.get("registrar") or {})}
     doc["engine"] = engine
     return doc
 
@@ -80,7 +106,10 @@ def main(argv: list[str]) -> int:
         args.state.mkdir(parents=True, exist_ok=True)
         (args.state / "run").mkdir(exist_ok=True)
         for name, text in kamailio_files(args.state.resolve(), args.ping_interval).items():
-            (args.state / name).write_text(text)
+            fd = os.open(args.state / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:  # kamailio.cfg holds the apps' password
+                f.write(text)
+            os.chmod(args.state / name, 0o600)
         return 0
     import yaml
 

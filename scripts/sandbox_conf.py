@@ -34,6 +34,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SECRETS = ("IVR_ARI_PASSWORD", "IVR_AMI_PASSWORD", "IVR_SIP_PASSWORD")
 SINGLE_ADDRESS = "127.0.0.1"
 KAMAILIO_ADDRESS = "127.0.0.20"
+#: Kamailio's app side (phone apps register there; the nodes ring the apps through it)
+KAMAILIO_APPS = "127.0.0.21"
 #: the cluster's nodes: name -> (address, entity id)
 NODES = {"a": ("127.0.0.2", "02:00:00:00:00:0a"), "b": ("127.0.0.3", "02:00:00:00:00:0b")}
 #: keys whose addresses say who may connect, not where Asterisk listens: never rewritten
@@ -138,7 +140,7 @@ def render(node: str | None, conf_dir: pathlib.Path = REPO / "asterisk-conf",
         return out
     address, _ = NODES[node]
     values.update(IVR_NODE_NAME=node_name(node), IVR_NODE_ADDRESS=address,
-                  IVR_KAMAILIO_ADDRESS=KAMAILIO_ADDRESS)
+                  IVR_KAMAILIO_ADDRESS=KAMAILIO_ADDRESS, IVR_KAMAILIO_APPS=KAMAILIO_APPS)
     out = {name: rebind(text, address) for name, text in out.items()}
     out["asterisk.conf"] = node_asterisk_conf(out["asterisk.conf"], node)
     overlay = conf_dir / "node"

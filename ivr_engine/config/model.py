@@ -59,6 +59,7 @@ from .model_callbacks import CallbackSettings
 from .model_lifecycle import LifecycleSettings
 from .model_texts import InAppTexts
 from .model_nodes import AmiSettings, AriSettings, NodeSettings  # noqa: F401 - re-exported
+from .model_registrar import RegistrarSettings
 from .model_webhooks import ContextWebhook, Webhook
 from .model_sms import SmsSettings
 
@@ -211,6 +212,7 @@ class EngineSettings(_Model):
     ari: AriSettings | None = None
     ami: AmiSettings | None = None
     nodes: tuple[NodeSettings, ...] = ()
+    registrar: RegistrarSettings = RegistrarSettings()  # where apps register (model_registrar.py)
     database_url: str = "sqlite:///ivr-engine.db"
     database: DatabaseSettings = DatabaseSettings()
     supervisor: SupervisorSettings = SupervisorSettings()

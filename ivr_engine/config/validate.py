@@ -17,6 +17,7 @@ from .sms import check_sms
 from .labels import check_labels
 from .texts import check_texts
 from .model_nodes import check_nodes
+from .model_registrar import check_registrar
 from .users import check_users, compile_users
 from .model import (
     ConfigModel,
@@ -88,6 +89,7 @@ def check(model: ConfigModel, src: Source) -> list[Issue]:
         issues.append(src.issue(path, msg, severity))
 
     check_nodes(model.engine, err)
+    check_registrar(model.engine, err)
 
     default_lang = model.engine.default_language
     for name, per_lang in model.messages.items():

@@ -38,7 +38,7 @@ from .ringing import (
     SendWakePushes,
     StartWaitTimer,
 )
-from .watcher import ContactAvailable
+from .registrations import ContactAvailable
 
 log = logging.getLogger("ivr_engine.wakeup")
 
@@ -214,9 +214,12 @@ class Ringer:
     async def _create(self, a: CreateLeg) -> None:
         self.ctx.attach(a.leg)  # before it exists: no event of it is missed
         self._legs.add(a.leg)
+        # the app where it registered (on the node, or through Kamailio); a desk phone
+        # (uc) on the node
+        target = self.contacts.dial(a.endpoint) if a.kind == "mobile" else f"PJSIP/{a.endpoint}"
         try:
             await self.ctx.ari.create_channel(
-                f"PJSIP/{a.endpoint}", app=self.ctx.ari.app,
+                target, app=self.ctx.ari.app,
                 app_args=["leg", self.ctx.channel_id], channel_id=a.leg,
                 originator=self.ctx.channel_id)
         except AriError as exc:

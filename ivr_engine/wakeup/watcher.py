@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import metrics
 from ..ari import AriClient, AriError, ContactStatusChange, Event
-from ..users.directory import by_mobile_endpoint
-from .contacts import AVAILABLE, PushBinding, aor_of, parse_push_params
+from .contacts import AVAILABLE, aor_of
+from .registrations import Binder, ContactAvailable, Waiters
+
+__all__ = ["ContactAvailable", "ContactWatcher", "registrations_app"]
 
 log = logging.getLogger("ivr_engine.wakeup")
 
@@ -35,25 +35,15 @@ def registrations_app(calls_app: str) -> str:
     return f"{calls_app}-registrations"
 
 
-@dataclass(frozen=True, slots=True)
-class ContactAvailable:
-    """Internal event on a call's queue: the AOR it waits for has just registered."""
-
-    aor: str
-    uri: str
-    at: float  # time.monotonic() when the event reached the engine
-
-
-class ContactWatcher:
-    """``ari`` is the registrations application's own client (opened by the caller); the
-    watcher runs its websocket."""
+class ContactWatcher(Waiters):
+    """The registrations of one node (``registrations.Registrations``). ``ari`` is the
+    registrations application's own client (opened by the caller); the watcher runs its
+    websocket."""
 
     def __init__(self, ari: AriClient, store: Any, config: Callable[[], Any]):
+        super().__init__()
         self.ari = ari
-        self.store = store
-        self.config = config
-        self._waiters: dict[str, set[Callable[[object], None]]] = {}  # aor -> posts
-        self._bindings: asyncio.Queue[tuple[str, PushBinding]] = asyncio.Queue(1000)
+        self.binder = Binder(store, config)
         self._resubscribe = asyncio.Event()
         self.ready = asyncio.Event()  # subscribed since the last (re)connect
         self._connects = 0
@@ -75,38 +65,16 @@ class ContactWatcher:
         if ev.contact_status not in AVAILABLE:
             return
         aor = aor_of(ev.aor or ev.endpoint_resource)
-        now = time.monotonic()
-        for post in self._waiters.get(aor, ()):
-            post(ContactAvailable(aor, ev.uri, now))
-        binding = parse_push_params(ev.uri)
-        if binding is not None:
-            try:
-                self._bindings.put_nowait((aor, binding))
-            except asyncio.QueueFull:
-                log.error("dropped an RFC 8599 binding for %s (queue full)", aor)
+        self.notify(aor, ev.uri)
+        self.binder.offer(aor, ev.uri)
 
-    def watch(self, aor: str, post: Callable[[object], None]) -> None:
-        """``post(ContactAvailable)`` when ``aor`` registers (it puts it on a call's queue)."""
-        self._waiters.setdefault(aor, set()).add(post)
+    @property
+    def unready(self) -> str:
+        return "registrations application not subscribed"
 
-    def unwatch(self, aor: str, post: Callable[[object], None]) -> None:
-        waiting = self._waiters.get(aor)
-        if waiting is not None:
-            waiting.discard(post)
-            if not waiting:
-                del self._waiters[aor]
-
-    def forget(self, post: Callable[[object], None]) -> int:
-        """Drop every wait of ``post`` (a call that ended); returns how many there were."""
-        n = 0
-        for aor in list(self._waiters):
-            if post in self._waiters[aor]:
-                n += 1
-                self.unwatch(aor, post)
-        return n
-
-    def waiting(self) -> int:
-        return sum(len(v) for v in self._waiters.values())
+    def dial(self, aor: str) -> str:
+        """The app registered on this node: ring its endpoint there."""
+        return f"PJSIP/{aor}"
 
     async def reachable(self, endpoint: str) -> bool:
         """Has the endpoint a usable registration right now (ARI endpoint state online)?"""
@@ -123,7 +91,7 @@ class ContactWatcher:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.ari.run(self.handle), name="ari-registrations")
             tg.create_task(self._subscriber())
-            tg.create_task(self._binder())
+            tg.create_task(self.binder.run())
 
     async def _subscriber(self) -> None:
         subscribed = False
@@ -151,27 +119,3 @@ class ContactWatcher:
                         await self.ari.unsubscribe("endpoint:PJSIP")
                 except (AriError, OSError, TimeoutError):
                     pass
-
-    async def _binder(self) -> None:
-        while True:
-            aor, b = await self._bindings.get()
-            if self.store is None:
-                continue
-            try:  # the database's user with this endpoint, else the config's
-                found = await by_mobile_endpoint(self.config(), getattr(
-                    self.store, "users", None), aor)
-                if found is None:
-                    log.info("RFC 8599 binding on %s ignored: no user has it as "
-                             "mobile_endpoint", aor)
-                    continue
-                user = found.record
-                if not user.app:
-                    continue
-                await self.store.devices.upsert(
-                    user=user.name, app=user.app, platform=b.platform,
-                    push_token=None if b.voip else b.prid,
-                    voip_token=b.prid if b.voip else None, source="rfc8599")
-                log.info("RFC 8599 %s binding stored for user %s (%s)", b.provider, user.name,
-                         "voip" if b.voip else "push")
-            except Exception:  # noqa: BLE001 - a bad row must not stop later bindings
-                log.exception("storing the RFC 8599 binding of %s failed", aor)

@@ -255,3 +255,12 @@ def ws_sessions(sandbox: Sandbox) -> dict[str, list[str]]:
 def ws_sessions_fixture(sandbox: Sandbox):
     """``ws_sessions()`` -> {session id: [apps]} of the sandbox's ARI websockets."""
     return lambda: ws_sessions(sandbox)
+
+
+@pytest.fixture(scope="session")
+def cluster_topology():
+    """scripts/cluster up once for every cluster test module (tests/support/cluster.py)."""
+    from tests.support.cluster import topology
+
+    with topology():
+        yield

@@ -16,157 +16,32 @@ import base64
 import os
 import re
 import signal
-import subprocess
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 
 from ivr_engine.testing.sipp import SippCaller
-
-from ..conftest import _admin, _with_database
-from .conftest import SANDBOX_SCRIPT, Sandbox, _parse_env
-from .engine_proc import (
-    FIXTURE,
-    REPO,
-    EngineProcess,
-    spawn_engine,
-    upgrade_database,
+from tests.support.cluster import (
+    KAMAILIO_SIP,
+    STATE,
+    all_active,
+    cluster_with_engines,
+    dispatcher,
+    run,
+    until,
 )
+
+from .conftest import SANDBOX_SCRIPT
+from .engine_proc import spawn_engine
 
 pytestmark = pytest.mark.sandbox
 
-CLUSTER = REPO / "scripts" / "cluster"
-KAMAILIO_SIP = "127.0.0.20:5060"
-KAMAILIO_RPC = "http://127.0.0.20:5081/RPC"
-NODES = ("a", "b")
-STATE = Path(os.environ.get("IVR_SANDBOX_STATE", "/var/cache/ivr-engine/state"))
-
-
-def _cluster_conf():
-    import importlib.util
-    import sys
-
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        spec = importlib.util.spec_from_file_location("_cluster_conf",
-                                                      REPO / "scripts" / "cluster_conf.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-
-
-def run(*args: str, timeout: float = 60) -> str:
-    out = subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                         timeout=timeout)
-    assert out.returncode == 0, f"{args} exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
-
-
-def node_sandbox(node: str) -> Sandbox:
-    env = _parse_env(run(SANDBOX_SCRIPT, "--node", node, "env"))
-    return Sandbox(ari_url=env["IVR_ARI_URL"], ari_username=env["IVR_ARI_USERNAME"],
-                   ari_password=env["IVR_ARI_PASSWORD"], ami_host=env["IVR_AMI_HOST"],
-                   ami_port=int(env["IVR_AMI_PORT"]), ami_username=env["IVR_AMI_USERNAME"],
-                   ami_password=env["IVR_AMI_PASSWORD"], sip_password=env["IVR_SIP_PASSWORD"])
-
-
-async def dispatcher() -> dict[str, str]:
-    """Kamailio's view of the nodes: {node name: flags} (``AP`` active, ``IP`` inactive)."""
-    body = {"jsonrpc": "2.0", "method": "dispatcher.list", "id": 1}
-    async with aiohttp.ClientSession() as http, http.post(KAMAILIO_RPC, json=body) as r:
-        data = await r.json(content_type=None)
-    targets = data["result"]["RECORDS"][0]["SET"]["TARGETS"]
-    return {t["DEST"]["ATTRS"]["DUID"]: t["DEST"]["FLAGS"] for t in targets}
-
-
-async def until(predicate, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {value!r})")
-        await asyncio.sleep(step)
-
-
-@dataclass
-class Cluster:
-    nodes: dict[str, Sandbox]
-    engines: dict[str, EngineProcess]
-    database_url: str
-    workdir: Path
-
-    def engine_config(self, node: str, name: str | None = None, url_of: str | None = None,
-                      app: str | None = None) -> Path:
-        """tests/fixtures/ivr.yaml as the engine of ``node`` (scripts/cluster's rewrite);
-        ``name`` / ``url_of`` / ``app`` give a node a wrong name, another node's URL, or
-        another ARI application name."""
-        cc = _cluster_conf()
-        doc = cc.engine_config(yaml.safe_load(FIXTURE.read_text()), node,
-                               "${IVR_API_LISTEN}", "${IVR_DATABASE_URL}")
-        entry = doc["engine"]["nodes"][0]
-        if name is not None:
-            entry["name"] = name
-        if url_of is not None:
-            entry["ari"]["url"] = self.nodes[url_of].ari_url
-            entry["ami"]["host"] = self.nodes[url_of].ami_host
-        if app is not None:
-            entry["ari"]["app"] = app
-        path = self.workdir / f"engine-{node}-{name or 'ok'}-{app or 'app'}.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        return path
-
 
 @pytest.fixture(scope="module")
-async def cluster(tmp_path_factory, postgres_server):
-    t0 = time.monotonic()
-    was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
-    run(CLUSTER, "up", timeout=120)
-    nodes = {n: node_sandbox(n) for n in NODES}
-    name = f"ivr_cluster_{os.getpid()}"
-    await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                 f'CREATE DATABASE "{name}"')
-    url = _with_database(postgres_server, name)
-    work = tmp_path_factory.mktemp("cluster")
-    c = Cluster(nodes, {}, url, work)
-    try:
-        await upgrade_database(url)  # once (alembic is not safe to run twice at once)
-        for n in NODES:  # both start at once, each on its node
-            c.engines[n] = await spawn_engine(nodes[n], work / f"engine-{n}",
-                                              c.engine_config(n),
-                                              extra_env={"IVR_DATABASE_URL": url})
-        for n, e in c.engines.items():
-            await until(lambda: _ready(e), 30, f"engine {n} ready", step=0.1)
-        await until(lambda: _all_active(), 10, "Kamailio sees both nodes active")
-        print(f"\ncluster ready in {time.monotonic() - t0:.1f} s")
+async def cluster(cluster_topology, tmp_path_factory, postgres_server):
+    async with cluster_with_engines(postgres_server, tmp_path_factory.mktemp("cluster")) as c:
         yield c
-    finally:
-        for e in c.engines.values():
-            await e.stop()
-        if was_up:
-            run(SANDBOX_SCRIPT, "--node", "a", "up")  # as it was (the failover test stops a)
-        else:
-            run(CLUSTER, "down", timeout=120)
-        await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _ready(engine: EngineProcess) -> bool:
-    if engine.proc.returncode is not None:
-        raise AssertionError(f"engine exited {engine.proc.returncode}:\n{engine.log()}")
-    return "engine ready" in engine.log()
-
-
-async def _all_active() -> bool:
-    flags = await dispatcher()
-    return sorted(flags) == ["node-a", "node-b"] and all(f.startswith("A") for f in
-                                                         flags.values())
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +166,7 @@ async def test_a_node_killed_its_calls_go_to_the_other_node(cluster, sipp):
             await asyncio.gather(finished, return_exceptions=True)
         run(SANDBOX_SCRIPT, "--node", "a", "up")
     back = time.monotonic()
-    await until(lambda: _all_active(), 10, "node a active again")
+    await until(lambda: all_active(), 10, "node a active again")
     print(f"node a active again {time.monotonic() - back:.2f} s after its restart")
 
 

@@ -32,28 +32,28 @@ class _Proto(asyncio.DatagramProtocol):
 
 async def register(user: str, password: str, contact_params: str, *, expires: int = 60,
                    server: tuple[str, int] = ("127.0.0.1", 5060), timeout: float = 5.0,
-                   contact_at: str | None = None) -> int:
+                   contact_at: str | None = None, local: str = "127.0.0.1") -> int:
     """REGISTER ``user`` with ``contact_params`` appended to its Contact URI (``expires=0``:
     remove all of the user's bindings); ``contact_at`` (``host:port``): where the Contact
-    points, instead of this socket (another user agent, e.g. a SIPp phone); returns the final
-    status code (200 when done)."""
+    points, instead of this socket (another user agent, e.g. a SIPp phone); ``local``: the
+    address it sends from; returns the final status code (200 when done)."""
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
-        _Proto, local_addr=("127.0.0.1", 0), family=socket.AF_INET)
+        _Proto, local_addr=(local, 0), family=socket.AF_INET)
     try:
         port = transport.get_extra_info("sockname")[1]
         call_id = secrets.token_hex(8)
         tag = secrets.token_hex(4)
         uri = f"sip:{server[0]}"
         # expires 0 removes every binding of the AOR (RFC 3261 10.2.2: "Contact: *")
-        at = contact_at or f"127.0.0.1:{port}"
+        at = contact_at or f"{local}:{port}"
         params = f";{contact_params}" if contact_params else ""
         contact = "*" if expires == 0 else f"<sip:{user}@{at}{params}>"
 
         def request(cseq: int, auth: str = "") -> bytes:
             lines = [
                 f"REGISTER {uri} SIP/2.0",
-                f"Via: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bK{secrets.token_hex(6)}",
+                f"Via: SIP/2.0/UDP {local}:{port};rport;branch=z9hG4bK{secrets.token_hex(6)}",
                 "Max-Forwards: 70",
                 f"From: <sip:{user}@{server[0]}>;tag={tag}",
                 f"To: <sip:{user}@{server[0]}>",

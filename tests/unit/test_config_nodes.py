@@ -167,6 +167,7 @@ def test_single_node_config_is_the_files_with_their_secrets():
     assert files["manager.conf"] == (ours / "manager.conf").read_text().replace(
         "@IVR_AMI_PASSWORD@", "ami")
     assert "127.0.0.2" not in "".join(files.values())
+    assert "[kamailio]" not in files["pjsip.conf"]  # only a cluster node has it
 
 
 def test_node_config_rebinds_addresses_and_keeps_access_lists(tmp_path):
@@ -184,6 +185,9 @@ def test_node_config_rebinds_addresses_and_keeps_access_lists(tmp_path):
     assert "match = 127.0.0.10\n" in pjsip  # the trunks' addresses are theirs
     assert "[carrier-via-kamailio]\ntype = identify\nendpoint = carrier\nmatch = 127.0.0.20" \
         in pjsip  # the overlay
+    # the node rings the apps through Kamailio's app side (engine.registrar.dial)
+    assert "[kamailio]\ntype = aor\ncontact = sip:127.0.0.21:5060" in pjsip
+    assert "[kamailio]\ntype = endpoint" in pjsip
     assert "bindaddr = 127.0.0.3" in files["http.conf"]
     manager = files["manager.conf"]
     assert "bindaddr = 127.0.0.3" in manager
@@ -201,8 +205,12 @@ def test_node_config_rebinds_addresses_and_keeps_access_lists(tmp_path):
 
 def test_kamailio_and_engine_configs_for_the_cluster(tmp_path):
     cluster = _script("cluster_conf")
-    files = cluster.kamailio_files(tmp_path, ping_interval=5)
+    files = cluster.kamailio_files(tmp_path, ping_interval=5, app_password="s3cret-pw")
     assert not re.search("@IVR_[A-Z_]+@", files["kamailio.cfg"])
+    # the app side: its own address, the apps' digest password, evapi to the engines
+    assert "listen=udp:127.0.0.21:5060" in files["kamailio.cfg"]
+    assert 'pv_www_authenticate("$td", "s3cret-pw", "0")' in files["kamailio.cfg"]
+    assert 'modparam("evapi", "bind_addr", "127.0.0.20:8448")' in files["kamailio.cfg"]
     assert 'modparam("dispatcher", "ds_ping_interval", 5)' in files["kamailio.cfg"]
     assert "listen=udp:127.0.0.20:5060" in files["kamailio.cfg"]
     assert files["dispatcher.list"].splitlines()[1:] == [
@@ -220,6 +228,10 @@ def test_kamailio_and_engine_configs_for_the_cluster(tmp_path):
     assert node.ari.password.get_secret_value() == "p"  # ${IVR_ARI_PASSWORD} kept for the engine
     assert cfg.engine.api.listen == "127.0.0.1:8082"
     assert cfg.engine.database_url == "postgresql://x@/db"
+    r = cfg.engine.registrar
+    assert (r.kind, r.events, r.rpc, r.dial) == ("kamailio", "127.0.0.20:8448",
+                                                 "http://127.0.0.20:5081/RPC",
+                                                 "PJSIP/{aor}@kamailio")
     original = load_config(REPO / "config" / "example.yaml", {"IVR_ARI_PASSWORD": "p"})
     assert cfg.model.model_dump(exclude={"engine"}) == original.model.model_dump(
         exclude={"engine"})  # the IVR, the apps, everything else: the same

@@ -190,11 +190,11 @@ async def test_the_resolver_order(store):
 async def test_an_rfc8599_binding_finds_a_database_user(world, store):
     ari, node, _, _, _ = world
     await store.users.put(parse_user("dana", {"mobile_endpoint": "dm", "app": "shop"}), NOW)
-    node.contacts.store = store
-    binder = asyncio.get_running_loop().create_task(node.contacts._binder())
+    node.contacts.binder.store = store
+    binder = asyncio.get_running_loop().create_task(node.contacts.binder.run())
     try:
-        node.contacts._bindings.put_nowait(("dm", PushBinding("fcm", "t" * 40, None,
-                                                              "android", False)))
+        node.contacts.binder._bindings.put_nowait(("dm", PushBinding("fcm", "t" * 40, None,
+                                                                     "android", False)))
         deadline = time.monotonic() + 5
         while not await store.devices.for_user("dana", "shop"):
             assert time.monotonic() < deadline, "dana's device never stored"
@@ -202,3 +202,31 @@ async def test_an_rfc8599_binding_finds_a_database_user(world, store):
     finally:
         binder.cancel()
         await asyncio.gather(binder, return_exceptions=True)
+
+
+async def test_with_kamailio_the_app_is_rung_through_kamailio_on_its_event(world, store):
+    """engine.registrar.kind kamailio: the wait is the registrar's, the evapi event rings the
+    phone as PJSIP/<aor>@kamailio (the desk phone stays PJSIP/<endpoint> on the node)."""
+    import json
+
+    from ivr_engine.config.model_registrar import RegistrarSettings
+    from ivr_engine.wakeup.kamailio import KamailioRegistrations
+
+    class NobodyRegistered(KamailioRegistrations):
+        async def lookup(self, aor):
+            return []
+
+    ari, node, calls, _, _ = world
+    node.contacts = NobodyRegistered(RegistrarSettings(
+        kind="kamailio", events="127.0.0.1:1", rpc="http://127.0.0.1:1/RPC"), None,
+        lambda: None)
+    await store.users.put(parse_user("dana", {"ringing_device": "uc+mobile",
+                                              "uc_endpoint": "bob", "mobile_endpoint": "dm",
+                                              "app": "shop"}), NOW)
+    await ring(ari, node, calls, "8")
+    await until(lambda: legs(ari) and node.contacts.waiting() == 1, "UC leg + phone wait")
+    assert legs(ari) == ["PJSIP/bob"]
+    node.contacts.handle(json.dumps({"event": "registered", "aor": "dm", "expires": 60,
+                                     "contact": "sip:dm@127.0.0.30:5070"}).encode())
+    await until(lambda: len(legs(ari)) == 2, "the phone's leg")
+    assert legs(ari) == ["PJSIP/bob", "PJSIP/dm@kamailio"]
