@@ -226,7 +226,7 @@ def cmd_inbound(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     """``ivr-engine sms`` and its subcommands; ``with_store``: how a command opens the
-    config's Store (cli.with_store)."""
+    config's Store (commands.with_store)."""
     cmd = feature_commands(sub, "sms", "SMS: the dialer, single sends, uploads, monitor",
                            with_store, "sms_command")
     p = cmd("dialer", cmd_dialer, "run the dialers and the single lane until SIGTERM")

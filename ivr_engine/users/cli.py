@@ -107,7 +107,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     """``ivr-engine users`` and its subcommands; ``with_store``: how a command opens the
-    config's Store (cli.with_store)."""
+    config's Store (commands.with_store)."""
     cmd = feature_commands(sub, "users", "the database's users: list, import a CSV, delete",
                            with_store, "users_command")
     p = cmd("list", cmd_list, "the database's users, by name (JSON)")
