@@ -14,67 +14,14 @@ from zoneinfo import ZoneInfo
 
 from . import logs
 from .callbacks.cli import add_commands as callbacks_commands
-from .config import Config, ConfigError, load_config
+from .commands import DEFAULT_CONFIG, EXIT_CONFIG, EXIT_FAIL, EXIT_OK, with_store
+from .commands import load as _load
+from .config import Config
 from .console.cli import add_commands as graph_commands
 from .config.model_nodes import node_configs
 from .lifecycle.cli import add_commands as lifecycle_commands
 from .sms.cli import add_commands as sms_commands
 from .users.cli import add_commands as users_commands
-
-DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
-
-EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
-
-
-def _load(path: str, warn: bool = True) -> Config | None:
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        n = sum(1 for i in exc.issues if i.severity == "error")
-        print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
-        return None
-    if warn:
-        for w in cfg.warnings:
-            print(w, file=sys.stderr)
-    return cfg
-
-
-StoreWork = Callable[[Config, Any], Awaitable[int]]
-
-
-def with_store(prefix: str, path: str, work: StoreWork) -> int:
-    """Load the config at ``path``, open its database's Store, run ``work(cfg, store)``: the
-    way every command that needs the database runs (handed to the features' commands, which
-    do not assemble the Store themselves). Errors are printed as ``<prefix>: …``."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .repositories import Store
-    from .store import DatabaseUrlError, SchemaNotReady
-
-    cfg = _load(path)
-    if cfg is None:
-        return EXIT_CONFIG
-
-    async def run() -> int:
-        db = cfg.engine.database
-        store = await Store.open(cfg.engine.database_url,
-                                 statement_timeout=db.statement_timeout_seconds,
-                                 busy_timeout=db.busy_timeout_seconds)
-        try:
-            return await work(cfg, store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except (DatabaseUrlError, SchemaNotReady) as exc:
-        print(f"{prefix}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (OSError, SQLAlchemyError) as exc:
-        print(f"{prefix}: the database: {exc}", file=sys.stderr)
-        return EXIT_FAIL
 
 
 def cmd_check(args: argparse.Namespace) -> int:

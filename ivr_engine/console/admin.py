@@ -3,10 +3,10 @@
 SMS (``GET /v1/sms/monitor``, ``POST /v1/sms/dialers/{name}/start|stop``,
 ``POST /v1/sms/uploads``): the dialers (enabled, running, inside their schedule) with
 start/stop buttons, the campaigns' counts (processed, not processed, other, blocked,
-failed, rates), and a CSV upload whose answer lists the refused lines. The monitor is built
-from ``SmsRepo.counts``/``dialer_running``, ``dialer.schedule_open`` and
-``overview.report``; a switch is ``SmsRepo.set_dialer`` after the same checks (404, and 409
-for a dialer disabled in the configuration); an upload goes through ``uploads.receive``.
+failed, rates), and a CSV upload whose answer lists the refused lines. The monitor is
+``sms.monitor.monitor``, a switch ``sms.http.switch_dialer`` (404, and 409 for a dialer
+disabled in the configuration), an upload ``uploads.receive``; the login report is
+``lifecycle.http.login_report`` — what the JSON routes call.
 
 Apps (``GET /v1/admin/apps/{app}/sessions``, ``/releases``, ``/v1/reports/logins[.csv]``):
 open sessions counted by app, platform and version; each release's roll-out (notices sent,
@@ -25,12 +25,12 @@ from aiohttp import web
 from ..api.principal import Principal
 from ..api.problems import Problem
 from ..api.routes import CONSOLE, ApiRoutes, Reply, query_of
-from ..lifecycle.http import _row as report_row
+from ..lifecycle.http import login_report
 from ..lifecycle.releases import describe
-from ..lifecycle.report import MAX_ROWS, RangeError, time_range, to_csv
+from ..lifecycle.report import to_csv
 from ..lifecycle.schemas import ReportQuery
-from ..sms.dialer import schedule_open
-from ..sms.overview import DISABLED, report as monitor_report
+from ..sms.http import switch_dialer as sms_switch
+from ..sms.monitor import monitor as sms_monitor
 from ..sms.schemas import SmsMonitor
 from ..sms.uploads import READ_BYTES, TooLarge, receive
 from .pages import HEADERS, page
@@ -39,14 +39,6 @@ HTML = Reply(description="an HTML page or fragment", media_type="text/html",
              schema={"type": "string"})
 CSV = Reply(description="UTF-8 with BOM, CRLF, a header row", media_type="text/csv",
             schema={"type": "string"})
-
-
-async def sms_monitor(cfg: Any, repo: Any, now: dt.datetime) -> SmsMonitor:
-    """What ``GET /v1/sms/monitor`` answers."""
-    sms = cfg.model.sms
-    running = {n: await repo.dialer_running(n) for n in sms.dialers}
-    open_now = {n: schedule_open(cfg, d, now) for n, d in sms.dialers.items()}
-    return SmsMonitor(**monitor_report(sms, await repo.counts(now), running, open_now))
 
 
 def _htmx(request: web.Request) -> bool:
@@ -58,7 +50,7 @@ def add_admin_pages(routes: ApiRoutes, parts: Any) -> None:
 
     async def sms_context() -> dict[str, Any]:
         cfg = config()
-        monitor = await sms_monitor(cfg, repo, clock())
+        monitor = SmsMonitor(**await sms_monitor(cfg, repo, clock()))
         dialer_of = {n: c.dialer for n, c in cfg.model.sms.campaigns.items()}
         return {"monitor": monitor, "dialer_of": dialer_of}
 
@@ -74,12 +66,7 @@ def add_admin_pages(routes: ApiRoutes, parts: Any) -> None:
                            "configuration (enabled: false)"})
     async def switch_dialer(request: web.Request, who: Principal) -> web.Response:
         name, action = request.match_info["name"], request.match_info["action"]
-        dialer = config().model.sms.dialers.get(name)
-        if dialer is None:
-            raise Problem(404, "Not found", f"no dialer {name!r}", field="name")
-        if action == "start" and not dialer.enabled:
-            raise Problem(409, "Dialer disabled", DISABLED.format(name=name), field="name")
-        await repo.set_dialer(name, action == "start", clock())
+        await sms_switch(config().model.sms, repo, name, action == "start", clock())
         if not _htmx(request):  # a plain form: back to the page
             return web.Response(status=303, headers={"Location": "/console/sms", **HEADERS})
         return page("_dialers.html", who=who, **await sms_context())
@@ -107,13 +94,7 @@ def add_admin_pages(routes: ApiRoutes, parts: Any) -> None:
         return page("_upload.html", kind=kind, result=result, error=error)
 
     async def report(q: ReportQuery) -> tuple[dt.datetime, dt.datetime, list, bool]:
-        try:
-            start, end = time_range(q.start, q.end, clock())
-        except RangeError as exc:
-            raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
-        rows = await parts.lifecycle.repo.report(start=start, end=end, app=q.app,
-                                                 user=q.user, limit=MAX_ROWS + 1)
-        return start, end, [report_row(s) for s in rows[:MAX_ROWS]], len(rows) > MAX_ROWS
+        return await login_report(parts.lifecycle.repo, q, clock())
 
     @routes.get("/console/apps", summary="App sessions, releases and the login report",
                 security=CONSOLE, query=ReportQuery, responses={200: HTML})

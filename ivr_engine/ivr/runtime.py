@@ -15,9 +15,9 @@ Menu behaviour:
   ``on_invalid`` / ``on_timeout``, earlier ones play the optional invalid/timeout message and
   the prompt again. Counters reset when the caller enters another menu.
 
-The watchdog (when a :class:`Watchdog` policy is given, ``watchdog.py``): the runtime keeps
-Asterisk's own ``TIMEOUT(absolute)`` armed on the channel so that, if the engine dies and
-never comes back, Asterisk takes the caller out of Stasis to the dialplan's ``T`` extension
+The watchdog (when a :class:`Watchdog` policy is given, ``watchdog.py``; ``Armed`` holds the
+deadline the channel carries): the runtime keeps Asterisk's own ``TIMEOUT(absolute)`` armed
+on the channel so that, if the engine dies and never comes back, Asterisk takes the caller out of Stasis to the dialplan's ``T`` extension
 (which re-enters the engine, or the fallback when the engine is away). A menu that waits
 arms it for its timeout plus a grace; a prompt for its length plus the grace when the
 length is known, else for ``prompt_seconds`` (re-armed when less than half is left). The
@@ -49,7 +49,7 @@ from .actions import (
 )
 from .destinations import HANDOFF_KINDS, Destination
 from .tree import IvrTree, MenuNode
-from .watchdog import WATCHDOG_VARIABLE, Watchdog
+from .watchdog import WATCHDOG_VARIABLE, Armed, Watchdog
 
 __all__ = ["IvrRuntime", "MAX_HOPS", "WATCHDOG_VARIABLE", "Watchdog"]
 
@@ -97,7 +97,7 @@ class IvrRuntime:
     _ringing: str | None = None
     _published_path: str = ""
     _now: dt.datetime | None = None
-    _armed_until: dt.datetime | None = None  # the watchdog deadline the channel carries
+    _armed: Armed = field(default_factory=Armed)  # the watchdog deadline the channel carries
 
     # ------------------------------------------------------------------ events
 
@@ -173,7 +173,7 @@ class IvrRuntime:
         if self.finished or token != self._ringing:
             return out
         self._ringing = None
-        self._armed_until = None  # the shell's ringer armed the watchdog for the ringing
+        self._armed.until = None  # the shell's ringer armed the watchdog for the ringing
         user = self.destination.target if self.destination else ""
         if answered:
             self.finished = True
@@ -234,7 +234,7 @@ class IvrRuntime:
             # with barge-in cost no request
             out.append(SetVariables(self._path_var() + (
                 ("IVR_AWAITING", f"{self._menu.name}:{self._seq}"),)
-                + self._arm_wait(self._menu.timeout)))
+                + self._armed.wait(self.watchdog, self._now, self._menu.timeout)))
             out.append(Collect(self._collecting, self._menu.name, self._menu.timeout, self._seq))
         elif then[0] == "dest":  # the after-hours message has played
             self._go(then[1], now, out, "after-hours")
@@ -258,30 +258,11 @@ class IvrRuntime:
         self._ids += 1
         return f"{prefix}{self._ids}"
 
-    def _arm_wait(self, timeout: float) -> tuple[tuple[str, str], ...]:
-        """The watchdog variable for a menu wait (with IVR_AWAITING), if any."""
-        if self.watchdog is None or self._now is None:
-            return ()
-        return self._armed(self.watchdog.wait(timeout))
-
-    def _arm_prompt(self, out: list[Action], media: tuple[str, ...],
-                    language: str) -> tuple[tuple[str, str], ...]:
-        """The watchdog variable to set before a prompt, if it needs one."""
-        wd, now = self.watchdog, self._now
-        if wd is None or now is None:
-            return ()
-        barge_in = bool(out) and isinstance(out[0], StopPlayback)
-        seconds = wd.prompt(now, self._armed_until, media, language, barge_in=barge_in)
-        return () if seconds is None else self._armed(seconds)
-
-    def _armed(self, seconds: float) -> tuple[tuple[str, str], ...]:
-        assert self._now is not None
-        self._armed_until = self._now + dt.timedelta(seconds=seconds)
-        return ((WATCHDOG_VARIABLE, f"{seconds:g}"),)
-
     def _play(self, out: list[Action], media: tuple[str, ...], language: str,
               interruptible: bool, then: tuple) -> None:
-        armed = self._arm_prompt(out, media, language)
+        barge_in = bool(out) and isinstance(out[0], StopPlayback)
+        armed = self._armed.prompt(self.watchdog, self._now, media, language,
+                                   barge_in=barge_in)
         if armed:  # before the play: a variable sent after it would wait for the prompt
             out.append(SetVariables(armed))
         self._plays += 1

@@ -65,3 +65,33 @@ class Watchdog:
                     barge_in or early <= dt.timedelta(seconds=self.grace_seconds)):
                 return None
         return seconds
+
+
+Variables = tuple[tuple[str, str], ...]
+
+
+@dataclass(slots=True)
+class Armed:
+    """One call's watchdog: the deadline its channel carries (``until``), and the variable
+    that moves it as ``policy`` says (no policy: never armed; simulate, unit tests)."""
+
+    until: dt.datetime | None = None
+
+    def wait(self, policy: Watchdog | None, now: dt.datetime | None,
+             timeout: float) -> Variables:
+        """The variable for a menu wait of ``timeout`` seconds, if any."""
+        if policy is None or now is None:
+            return ()
+        return self._set(now, policy.wait(timeout))
+
+    def prompt(self, policy: Watchdog | None, now: dt.datetime | None,
+               media: tuple[str, ...], language: str, *, barge_in: bool) -> Variables:
+        """The variable to set before a prompt, if it needs one."""
+        if policy is None or now is None:
+            return ()
+        seconds = policy.prompt(now, self.until, media, language, barge_in=barge_in)
+        return () if seconds is None else self._set(now, seconds)
+
+    def _set(self, now: dt.datetime, seconds: float) -> Variables:
+        self.until = now + dt.timedelta(seconds=seconds)
+        return ((WATCHDOG_VARIABLE, f"{seconds:g}"),)

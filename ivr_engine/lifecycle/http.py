@@ -28,7 +28,7 @@ from ..api.routes import ADMIN, APP_KEY, SESSION, UPDATE_REQUIRED, ApiRoutes, Re
 from ..api.schemas import reply
 from .logs_http import add_log_routes
 from .releases import describe
-from .report import MAX_ROWS, RangeError, time_range, to_csv
+from .report import MAX_ROWS, RangeError, report_row, time_range, to_csv
 from .schemas import (
     HandoverProblem,
     LoggedOut,
@@ -76,11 +76,16 @@ def offline_secret(fallback: Any, session: Any) -> OfflineSecret | None:
                          dial=f"{number},,{session.id}*{{code}}#" if number else None)
 
 
-def _row(s: Any) -> dict[str, Any]:
-    return {"session_id": s.id, "app": s.app, "user": s.user, "platform": s.platform,
-            "app_type": s.app_type, "app_version": s.app_version, "device_id": s.device_id,
-            "device_model": s.device_model, "os": s.os, "os_version": s.os_version,
-            "login_at": s.started_at, "logout_at": s.ended_at, "ended": s.end_reason}
+async def login_report(repo: Any, q: ReportQuery, now: dt.datetime
+                       ) -> tuple[dt.datetime, dt.datetime, list[dict[str, Any]], bool]:
+    """The login report of ``q`` (its range, at most ``MAX_ROWS`` rows, whether there were
+    more), for ``GET /v1/reports/logins[.csv]`` and the console; a bad range is a 422."""
+    try:
+        start, end = time_range(q.start, q.end, now)
+    except RangeError as exc:
+        raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
+    rows = await repo.report(start=start, end=end, app=q.app, user=q.user, limit=MAX_ROWS + 1)
+    return start, end, [report_row(s) for s in rows[:MAX_ROWS]], len(rows) > MAX_ROWS
 
 
 def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
@@ -177,14 +182,7 @@ def lifecycle_routes(config: Callable[[], Any], life: Lifecycle,
             reminded_at=n.reminded_at, reminder_result=n.reminder_result) for n in rows]))
 
     async def report_rows(request: web.Request) -> tuple[Any, Any, list, bool]:
-        q: ReportQuery = query_of(request)
-        try:
-            start, end = time_range(q.start, q.end, clock())
-        except RangeError as exc:
-            raise Problem(422, "Invalid request", str(exc), field=exc.field) from None
-        rows = await repo.report(start=start, end=end, app=q.app, user=q.user,
-                                 limit=MAX_ROWS + 1)
-        return start, end, [_row(s) for s in rows[:MAX_ROWS]], len(rows) > MAX_ROWS
+        return await login_report(repo, query_of(request), clock())
 
     @routes.get("/v1/reports/logins", summary="The login/logout report (JSON)",
                 security=ADMIN, query=ReportQuery, responses={200: LoginReport})

@@ -1,4 +1,5 @@
-"""The login/logout report (pure): the query's time range, and the CSV a spreadsheet opens.
+"""The login/logout report (pure): the query's time range, its rows, and the CSV a spreadsheet
+opens.
 
 Times are UTC ISO 8601 (``2026-12-01T06:40:22+00:00``). The CSV is UTF-8 with a byte-order
 mark (spreadsheets then read it as UTF-8), CRLF line ends, a header row, and every cell that
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from typing import Iterable
+from typing import Any, Iterable
 
 COLUMNS = ("session_id", "app", "user", "platform", "app_type", "app_version", "device_id",
            "device_model", "os", "os_version", "login_at", "logout_at", "ended")
@@ -18,6 +19,14 @@ DEFAULT_SPAN = dt.timedelta(days=1)
 MAX_ROWS = 10_000
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def report_row(s: Any) -> dict[str, Any]:
+    """A session (``AppSession``) as a row of the report: its ``COLUMNS``."""
+    return {"session_id": s.id, "app": s.app, "user": s.user, "platform": s.platform,
+            "app_type": s.app_type, "app_version": s.app_version, "device_id": s.device_id,
+            "device_model": s.device_model, "os": s.os, "os_version": s.os_version,
+            "login_at": s.started_at, "logout_at": s.ended_at, "ended": s.end_reason}
 
 
 class RangeError(ValueError):

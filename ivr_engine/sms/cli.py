@@ -8,17 +8,23 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from typing import Any, Awaitable, Callable
 
-
+from ..commands import (
+    EXIT_FAIL,
+    EXIT_INPUT,
+    EXIT_OK,
+    bad_lines,
+    feature_commands,
+    file_chunks,
+    no_file,
+    too_large,
+)
 from ..config import ConfigError, load_config
 
 log = logging.getLogger("ivr_engine.sms")
-DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
-EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 STOP_GRACE_SECONDS = 15.0
 
 
@@ -118,27 +124,21 @@ def cmd_app_link(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace, kind: str) -> int:
-    from .uploads import TooLarge, file_chunks, receive
+    from .uploads import TooLarge, receive
 
     async def work(cfg: Any, svc: Any) -> int:
         try:
             result = await receive(kind, svc.repo, cfg.model.sms, file_chunks(args.file),
                                    svc.clock())
         except TooLarge as exc:
-            print(f"{args.file}: {exc}; nothing imported", file=sys.stderr)
-            return EXIT_INPUT
+            return too_large(args.file, exc)
         if not result.ok:
-            for err in result.errors:
-                print(f"{args.file}:{err.line}: {err.reason}", file=sys.stderr)
-            print(f"{args.file}: {result.bad_lines} bad line(s); nothing imported",
-                  file=sys.stderr)
-            return EXIT_INPUT
+            return bad_lines(args.file, result.errors, result.bad_lines)
         print(f"{args.file}: {result.imported} {'rows' if kind == 'spool' else 'new numbers'} "
               "imported")
         return EXIT_OK
 
-    if not os.path.isfile(args.file):
-        print(f"{args.file}: no such file", file=sys.stderr)
+    if no_file(args.file):
         return EXIT_INPUT
     return _with_service(args, work)
 
@@ -226,17 +226,9 @@ def cmd_inbound(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     """``ivr-engine sms`` and its subcommands; ``with_store``: how a command opens the
-    config's Store (cli.with_store)."""
-    s = sub.add_parser("sms", help="SMS: the dialer, single sends, uploads, monitor")
-    s.set_defaults(with_store=with_store)
-    sms = s.add_subparsers(dest="sms_command", required=True)
-
-    def cmd(name: str, func: Callable[[argparse.Namespace], int], text: str) -> Any:
-        p = sms.add_parser(name, help=text)
-        p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
-        p.set_defaults(func=func)
-        return p
-
+    config's Store (commands.with_store)."""
+    cmd = feature_commands(sub, "sms", "SMS: the dialer, single sends, uploads, monitor",
+                           with_store, "sms_command")
     p = cmd("dialer", cmd_dialer, "run the dialers and the single lane until SIGTERM")
     p.add_argument("--dialer", action="append", help="only this dialer (repeatable)")
     p.add_argument("--worker", help="this worker's stable name (default: the host name); "

@@ -38,11 +38,10 @@ from typing import Any, Callable
 import aiohttp
 from prometheus_client import Counter
 
-from ..config.validate import _schedule
 from ..metrics import REGISTRY
 from ..supervisor import RestartPolicy, Start, Supervisor
 from .models import FAILED, OTHER, SENT, SINGLE_LANE, TO_PROCESS
-from .overview import report
+from .monitor import monitor, schedule_open
 from .numbers import NumberError, check_regexp, parse_channels, rotation
 from .providers import Outbound, Provider, SendResult
 from .repo import Claimed, SmsRepo
@@ -68,15 +67,6 @@ def default_worker() -> str:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def schedule_open(cfg: Any, dialer: Any, now: dt.datetime) -> bool:
-    """Whether ``dialer`` may send at ``now``: no schedule, or its IVR schedule is open."""
-    if dialer.schedule is None:
-        return True
-    model = cfg.model.schedules.get(dialer.schedule)
-    return model is not None and _schedule(dialer.schedule, model,
-                                           cfg.model.engine.timezone).is_open(now)
 
 
 class SmsService:
@@ -155,10 +145,7 @@ class SmsService:
         return row
 
     async def monitor(self) -> dict[str, Any]:
-        sms, now = self.sms, self.clock()
-        running = {n: await self.repo.dialer_running(n) for n in sms.dialers}
-        open_now = {n: self._open(d, now) for n, d in sms.dialers.items()}
-        return report(sms, await self.repo.counts(now), running, open_now)
+        return await monitor(self.config(), self.repo, self.clock())
 
     # ----------------------------------------------------------------- sending
 

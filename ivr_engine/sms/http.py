@@ -27,7 +27,8 @@ from ..api.schemas import reply
 from .linkhttp import add_link_routes
 from .single import send_single
 from .models import STATE_NAMES, TO_PROCESS, SpoolRow
-from .overview import DISABLED, report as monitor_report
+from .monitor import monitor as monitor_of
+from .overview import DISABLED
 from .reports import ReportError, parse_report
 from .schemas import (
     CampaignDeleted,
@@ -59,6 +60,18 @@ def status_of(row: SpoolRow) -> SmsStatus:
                      provider=row.provider, message_id=row.provider_message_id,
                      answer=row.provider_answer, delivery_status=row.delivery_status,
                      created_at=row.created_at, done_at=row.done_at)
+
+
+async def switch_dialer(sms: Any, repo: Any, name: str, start: bool,
+                        now: dt.datetime) -> None:
+    """Start or stop dialer ``name`` on demand (every worker sees it within a second): 404
+    when ``sms.dialers`` has no such dialer, 409 to start one disabled in the configuration."""
+    dialer = sms.dialers.get(name)
+    if dialer is None:
+        raise Problem(404, "Not found", f"no dialer {name!r}", field="name")
+    if start and not dialer.enabled:
+        raise Problem(409, "Dialer disabled", DISABLED.format(name=name), field="name")
+    await repo.set_dialer(name, start, now)
 
 
 def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
@@ -129,26 +142,13 @@ def sms_routes(config: Callable[[], Any], repo: Any, service: Any,
         """Per campaign: processed, not processed, other (bad number format), blocked,
         failed, messages and segments per second; per dialer: enabled, running, inside its
         schedule."""
-        from .dialer import schedule_open
-
-        cfg = config()
-        sms, now = cfg.model.sms, clock()
-        running = {n: await repo.dialer_running(n) for n in sms.dialers}
-        open_now = {n: schedule_open(cfg, d, now) for n, d in sms.dialers.items()}
-        return reply(SmsMonitor(**monitor_report(sms, await repo.counts(now),
-                                                 running, open_now)))
+        return reply(SmsMonitor(**await monitor_of(config(), repo, clock())))
 
     for action in ("start", "stop"):
         def make(action: str) -> Any:
             async def switch(request: web.Request, who: Principal) -> web.Response:
                 name = request.match_info["name"]
-                dialer = settings().dialers.get(name)
-                if dialer is None:
-                    raise Problem(404, "Not found", f"no dialer {name!r}", field="name")
-                if action == "start" and not dialer.enabled:
-                    raise Problem(409, "Dialer disabled", DISABLED.format(name=name),
-                                  field="name")
-                await repo.set_dialer(name, action == "start", clock())
+                await switch_dialer(settings(), repo, name, action == "start", clock())
                 return reply(DialerSwitched(name=name, running=action == "start"))
             switch.__name__ = f"{action}_dialer"
             switch.__doc__ = (f"{action.capitalize()} the dialer on demand (every worker "

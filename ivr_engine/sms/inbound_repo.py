@@ -205,10 +205,13 @@ class InboundRepo:
                     M.c.hook_state == HOOK_PENDING, M.c.hook_next_at <= now).limit(1))
                     ).first() is None:
                 return []
+        # a MATERIALIZED CTE runs once, whatever the plan (see SmsRepo.claim)
         pick = (select(M.c.id).where(M.c.hook_state == HOOK_PENDING, M.c.hook_next_at <= now)
-                .order_by(M.c.id).limit(limit).with_for_update(skip_locked=True))
+                .order_by(M.c.id).limit(limit).with_for_update(skip_locked=True)
+                .cte("picked").prefix_with("MATERIALIZED"))
         async with self._writer, self._sessions() as s, s.begin():
-            rows = (await s.execute(update(M).where(M.c.id.in_(pick.scalar_subquery()))
+            rows = (await s.execute(update(M).where(M.c.id.in_(select(pick.c.id)),
+                                                    M.c.hook_state == HOOK_PENDING)
                                     .values(hook_next_at=until).returning(*M.c))).all()
         return sorted(rows, key=lambda r: r.id)
 

@@ -8,10 +8,11 @@ row is marked attempted (``mark_attempted``: once for a batch sent at once, per 
 otherwise). A worker that dies leaves rows in SENDING: ``in_flight`` finds them for the next
 start; those never attempted were certainly not sent.
 
-The claim is one ``UPDATE … WHERE id IN (SELECT … ORDER BY priority, position, id LIMIT n
-FOR UPDATE SKIP LOCKED) RETURNING``: on PostgreSQL two workers skip each other's rows; SQLite
-has no row locks (the clause is dropped) but runs one writer at a time, so a claim is still
-whole — run one worker per SQLite spool (a second waits for the file lock).
+The claim is one ``WITH picked AS MATERIALIZED (SELECT … ORDER BY priority, position, id
+LIMIT n FOR UPDATE SKIP LOCKED) UPDATE … WHERE id IN picked RETURNING``: on PostgreSQL two
+workers skip each other's rows and a claim never takes more than n (the CTE runs once, whatever
+the plan); SQLite has no row locks (the clause is dropped) but runs one writer at a time, so a
+claim is still whole — run one worker per SQLite spool (a second waits for the file lock).
 """
 
 from __future__ import annotations
@@ -122,10 +123,13 @@ class SmsRepo:
         BLOCKED instead. Rows without a provider get ``provider`` (the one a restart asks
         about them). With ``attempt`` they are marked attempted at once (a batch sent the
         moment it is claimed). The rows to send and how many were blocked."""
+        # a MATERIALIZED CTE runs once; ``id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)``
+        # may be rerun by PostgreSQL once per candidate row (a nested-loop semi-join), each
+        # run skipping the rows the statement itself just locked: the LIMIT bounds nothing
         pick = (select(T.c.id).where(T.c.state == TO_PROCESS, T.c.lane == lane)
                 .order_by(T.c.priority, T.c.position, T.c.id).limit(limit)
-                .with_for_update(skip_locked=True))
-        stmt = (update(T).where(T.c.id.in_(pick.scalar_subquery()))
+                .with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED"))
+        stmt = (update(T).where(T.c.id.in_(select(pick.c.id)), T.c.state == TO_PROCESS)
                 .values(state=SENDING, claimed_by=worker, claimed_at=now,
                         attempted_at=now if attempt else None,
                         provider=func.coalesce(T.c.provider, provider))

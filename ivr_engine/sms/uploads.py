@@ -27,12 +27,11 @@ from .csvspool import MAX_LISTED, CsvSpool, TooLarge, UploadResult
 from .repo import SmsRepo
 from .schemas import LineError, UploadAccepted, UploadProblem
 
-__all__ = ["MAX_LISTED", "CSV_TYPES", "TooLarge", "UploadResult", "file_chunks",
-           "http_upload", "receive"]
+__all__ = ["MAX_LISTED", "CSV_TYPES", "TooLarge", "UploadResult", "http_upload", "receive"]
 
 log = logging.getLogger("ivr_engine.sms")
 CSV_TYPES = ("text/csv", "text/plain")
-READ_BYTES = 256 * 1024  # what the HTTP body and a file are read by
+READ_BYTES = 256 * 1024  # what the HTTP body is read by
 
 
 async def receive(kind: str, repo: SmsRepo, sms: Any, chunks: AsyncIterator[bytes],
@@ -61,16 +60,6 @@ async def receive(kind: str, repo: SmsRepo, sms: Any, chunks: AsyncIterator[byte
 async def _batches(spool: CsvSpool) -> AsyncIterator[list[Any]]:
     while (batch := await asyncio.to_thread(spool.next_batch)) is not None:
         yield batch
-
-
-async def file_chunks(path: str) -> AsyncIterator[bytes]:
-    """A file's bytes, read off the loop (the CLI's uploads)."""
-    f = await asyncio.to_thread(open, path, "rb")
-    try:
-        while chunk := await asyncio.to_thread(f.read, READ_BYTES):
-            yield chunk
-    finally:
-        f.close()
 
 
 # --------------------------------------------------------------------- HTTP

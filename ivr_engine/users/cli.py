@@ -16,13 +16,21 @@ import datetime as dt
 import json
 import os
 import sys
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy.engine import make_url
 
-EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
-DEFAULT_CONFIG = os.environ.get("IVR_CONFIG", "config/example.yaml")
-READ_BYTES = 256 * 1024
+from ..commands import (
+    EXIT_FAIL,
+    EXIT_INPUT,
+    EXIT_OK,
+    bad_lines,
+    feature_commands,
+    file_chunks,
+    no_file,
+    too_large,
+)
+
 CHECK_SECONDS = 10.0  # what `check` waits for the database at most
 
 
@@ -40,16 +48,6 @@ def _user(found: Any) -> dict[str, Any]:
     from .http import user_out
 
     return user_out(found).model_dump(mode="json")
-
-
-async def file_chunks(path: str) -> AsyncIterator[bytes]:
-    """A file's bytes, read off the loop."""
-    f = await asyncio.to_thread(open, path, "rb")
-    try:
-        while chunk := await asyncio.to_thread(f.read, READ_BYTES):
-            yield chunk
-    finally:
-        f.close()
 
 
 def _run(args: argparse.Namespace, work: Callable[[Any, Any], Awaitable[int]]) -> int:
@@ -74,23 +72,17 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             result = await _service(cfg, store).import_csv(file_chunks(args.file))
         except TooLarge as exc:
-            print(f"{args.file}: {exc}; nothing imported", file=sys.stderr)
-            return EXIT_INPUT
+            return too_large(args.file, exc)
         except Conflict as exc:
             print(f"{args.file}: {exc}", file=sys.stderr)
             return EXIT_FAIL
         if not result.ok:
-            for err in result.check.errors:
-                print(f"{args.file}:{err.line}: {err.reason}", file=sys.stderr)
-            print(f"{args.file}: {result.check.bad_lines} bad line(s); nothing imported",
-                  file=sys.stderr)
-            return EXIT_INPUT
+            return bad_lines(args.file, result.check.errors, result.check.bad_lines)
         print(f"{args.file}: {result.imported} users imported ({result.created} new, "
               f"{result.imported - result.created} replaced)")
         return EXIT_OK
 
-    if not os.path.isfile(args.file):
-        print(f"{args.file}: no such file", file=sys.stderr)
+    if no_file(args.file):
         return EXIT_INPUT
     return _run(args, work)
 
@@ -115,17 +107,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, with_store: Callable[..., int]) -> None:
     """``ivr-engine users`` and its subcommands; ``with_store``: how a command opens the
-    config's Store (cli.with_store)."""
-    s = sub.add_parser("users", help="the database's users: list, import a CSV, delete")
-    s.set_defaults(with_store=with_store)
-    users = s.add_subparsers(dest="users_command", required=True)
-
-    def cmd(name: str, func: Callable[[argparse.Namespace], int], text: str) -> Any:
-        p = users.add_parser(name, help=text)
-        p.add_argument("-c", "--config", default=DEFAULT_CONFIG)
-        p.set_defaults(func=func)
-        return p
-
+    config's Store (commands.with_store)."""
+    cmd = feature_commands(sub, "users", "the database's users: list, import a CSV, delete",
+                           with_store, "users_command")
     p = cmd("list", cmd_list, "the database's users, by name (JSON)")
     p.add_argument("--after", help="the previous page's next_after")
     p.add_argument("--limit", type=int, default=1000)

@@ -26,6 +26,7 @@ from ivr_engine.sms.models import STATE_NAMES, SpoolRow
 from ivr_engine.repositories import Store
 from ivr_engine.testing.record import CallRecord
 from ivr_engine.testing.rtp_pcap import Key, keys_at
+from tests.support.loopback import serve
 from tests.support.sms_providers import LocalProviders
 
 FAULTS = Path(__file__).resolve().parents[1] / "fixtures" / "faults.yaml"
@@ -90,12 +91,8 @@ class WebhookReceiver:
         self.answering.set()
         app = web.Application()
         app.router.add_post("/hook", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self._runner, base = await serve(app, access_log=None)
+        self.url = f"{base}/hook"
         return self
 
     async def close(self) -> None:

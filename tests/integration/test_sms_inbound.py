@@ -41,8 +41,8 @@ from tests.support.sms_providers import (
     TWILIO_SID,
     TWILIO_TOKEN,
     VONAGE_KEY,
-    VONAGE_SECRET,
     LocalProviders,
+    signed_providers_yaml,
     start,
 )
 
@@ -67,12 +67,9 @@ engine:
 sms:
   default_region: UY
   providers:
-    - {{name: tw, type: twilio, url: "{url}", user: {TWILIO_SID}, password: {TWILIO_TOKEN},
-       sender: "{OURS['tw']}", status_callback_url: "{PUBLIC}", callback_token: {TOKENS['tw']},
-       verify_signature: true, inbound: true}}
-    - {{name: vg, type: vonage, url: "{url}", user: {VONAGE_KEY}, password: {VONAGE_SECRET},
-       sender: ACME, status_callback_url: "{PUBLIC}", callback_token: {TOKENS['vg']},
-       verify_signature: true, signature_secret: {SIGNATURE_SECRET}, inbound: true}}
+{signed_providers_yaml(url, PUBLIC, tw_sender=OURS['tw'], tw_token=TOKENS['tw'],
+                       vg_token=TOKENS['vg'], vg_secret=SIGNATURE_SECRET,
+                       tw_extra=", inbound: true", vg_extra=", inbound: true")}\
     - {{name: ib, type: infobip, url: "{url}", password: {INFOBIP_KEY},
        sender: "{OURS['ib']}", callback_token: {TOKENS['ib']}, inbound: true}}
     - {{name: gw, type: url-post, url: "{url}/gw", sender: "{OURS['gw']}",

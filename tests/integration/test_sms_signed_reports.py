@@ -17,11 +17,10 @@ from ivr_engine.server import ApiParts, build_app
 from ivr_engine.sms.dialer import SmsService
 from tests.support.api_server import ApiTestServer
 from tests.support.sms_providers import (
-    TWILIO_SID,
     TWILIO_TOKEN,
     VONAGE_KEY,
-    VONAGE_SECRET,
     LocalProviders,
+    signed_providers_yaml,
     start,
 )
 from tests.support.sms_reports import Reporter
@@ -39,14 +38,11 @@ engine:
 sms:
   default_region: UY
   providers:
-    - {{name: tw, type: twilio, url: "{url}", user: {TWILIO_SID}, password: {TWILIO_TOKEN},
-       sender: "+15005550006", status_callback_url: "{PUBLIC}",
-       callback_token: tw-report-token-000000000000000000000, verify_signature: true}}
-    - {{name: vg, type: vonage, url: "{url}", user: {VONAGE_KEY}, password: {VONAGE_SECRET},
-       sender: ACME, status_callback_url: "{PUBLIC}",
-       callback_token: vg-report-token-000000000000000000000, verify_signature: true,
-       signature_secret: {SIGNATURE_SECRET}, signature_method: {vonage_method}}}
-"""
+{signed_providers_yaml(url, PUBLIC, tw_sender="+15005550006",
+                       tw_token="tw-report-token-000000000000000000000",
+                       vg_token="vg-report-token-000000000000000000000",
+                       vg_secret=SIGNATURE_SECRET,
+                       vg_extra=f", signature_method: {vonage_method}")}"""
 
 
 @pytest.fixture(params=["sha256", "md5hash", "jwt"])

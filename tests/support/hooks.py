@@ -21,6 +21,8 @@ from typing import Any, Callable, Self
 
 from aiohttp import web
 
+from .loopback import serve
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -51,12 +53,7 @@ class HookReceiver:
     async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_post("/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
+        self._runner, self.base = await serve(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp
 from aiohttp import web
 
+from .loopback import serve
 from .sms_reports import Report, twilio_signed, vonage_signed
 
 _ids = itertools.count(1)
@@ -147,12 +148,8 @@ class WebhookReceiver:
     async def start(self) -> "WebhookReceiver":
         app = web.Application()
         app.router.add_post("/hook", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self._runner, base = await serve(app, access_log=None)
+        self.url = f"{base}/hook"
         return self
 
     async def stop(self) -> None:

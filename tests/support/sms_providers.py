@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .loopback import serve
 from .sms_reports import Reporter
 
 TWILIO_SID, TWILIO_TOKEN = "AC0123456789abcdef0123456789abcdef", "twilio-secret-token"
@@ -189,13 +190,25 @@ def _set(event: asyncio.Event) -> asyncio.Event:
     return event
 
 
+def signed_providers_yaml(url: str, public: str, *, tw_sender: str, tw_token: str,
+                          vg_token: str, vg_secret: str, tw_extra: str = "",
+                          vg_extra: str = "") -> str:
+    """The ``sms.providers`` items of a Twilio ``tw`` and a Vonage ``vg`` on the local
+    providers at ``url``, whose signed callbacks name the engine's ``public`` base; ``*_extra``:
+    more fields (", inbound: true")."""
+    return (f"""\
+    - {{name: tw, type: twilio, url: "{url}", user: {TWILIO_SID},
+       password: {TWILIO_TOKEN},
+       sender: "{tw_sender}", status_callback_url: "{public}", callback_token: {tw_token},
+       verify_signature: true{tw_extra}}}
+    - {{name: vg, type: vonage, url: "{url}", user: {VONAGE_KEY}, password: {VONAGE_SECRET},
+       sender: ACME, status_callback_url: "{public}", callback_token: {vg_token},
+       verify_signature: true, signature_secret: {vg_secret}{vg_extra}}}
+""")
+
+
 async def start(providers: LocalProviders, port: int = 0) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(providers.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{bound}"
+    return await serve(providers.app(), port, access_log=None)
 
 
 async def _main(port: int, latency_ms: float) -> None:

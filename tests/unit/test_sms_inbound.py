@@ -47,6 +47,7 @@ from ivr_engine.sms.models import (
 )
 from ivr_engine.sms.search import Filters
 from ivr_engine.sms.spool import spool_row
+from tests.support.planner import nested_loops
 
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)
 FORM = "application/x-www-form-urlencoded"
@@ -343,6 +344,34 @@ async def test_a_failing_receiver_is_retried_later_then_given_up(store):
     row_b = await store.sms_inbound.get(b.id)
     assert (row_b.hook_state, row_b.hook_attempts) == (HOOK_FAILED, 2)
     assert await store.sms_inbound.waiting() == 0
+
+
+async def test_engines_claiming_webhooks_at_once_take_each_message_once(store, db_url):
+    """Every engine claims due webhooks in small batches side by side: no message twice, no
+    claim above its limit — also when PostgreSQL plans the claim with nested loops."""
+    for i in range(40):
+        await store.sms_inbound.receive("tw", msg(f"SM{i}", sender=f"+5989900{i:04d}"),
+                                        policy(), NOW)
+    others = [await Store.open(db_url, **nested_loops(db_url)) for _ in range(3)]
+    until = NOW + dt.timedelta(minutes=1)
+
+    async def engine(repo, limit: int) -> list[int]:
+        mine: list[int] = []
+        while True:
+            got = await repo.claim_hooks(NOW, until, limit)
+            assert len(got) <= limit, f"asked for {limit}, got {len(got)}"
+            if not got:
+                return mine
+            mine += [r.id for r in got]
+
+    try:
+        repos = [store.sms_inbound] + [o.sms_inbound for o in others]
+        results = await asyncio.gather(*(engine(repos[i % 4], 1 + i % 3) for i in range(8)))
+    finally:
+        for o in others:
+            await o.close()
+    ids = [i for r in results for i in r]
+    assert len(ids) == len(set(ids)) == 40, "a message claimed twice or left behind"
 
 
 # ---------------------------------------------------------------- the CLI

@@ -9,10 +9,12 @@ import datetime as dt
 from pathlib import Path
 
 from ivr_engine.config import parse_config
+from ivr_engine.repositories import Store
 from ivr_engine.sms.models import BLOCKED, SENDING, SENT, TO_PROCESS
 from ivr_engine.sms.overview import campaign_report
 from ivr_engine.sms.spool import spool_row
 from ivr_engine.sms.uploads import receive
+from tests.support.planner import nested_loops
 
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sms.yaml"
@@ -84,6 +86,35 @@ async def test_concurrent_claimers_never_share_a_row(store):
     results = await asyncio.gather(*(worker(f"w{i}") for i in range(6)))
     ids = [i for r in results for i in r]
     assert len(ids) == len(set(ids)) == 600
+    assert sum(1 for r in results if r) >= 2  # they did run side by side
+
+
+async def test_engines_claiming_at_once_take_each_row_once_and_never_more_than_asked(
+        store, db_url):
+    """Several engines (a Store each, as separate processes have) claim small batches side by
+    side: no row twice, no claim above its limit — also when PostgreSQL plans the claim with
+    nested loops (the old ``id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`` then took every
+    waiting row in one claim)."""
+    await store.sms.enqueue([row(i) for i in range(120)])
+    others = [await Store.open(db_url, **nested_loops(db_url)) for _ in range(3)]
+    try:
+        async def worker(repo, name: str, limit: int) -> list[int]:
+            mine: list[int] = []
+            while True:
+                got, _ = await repo.claim("bulk", name, NOW, limit, False, "p")
+                assert len(got) <= limit, f"{name} asked for {limit}, got {len(got)}"
+                if not got:
+                    return mine
+                mine += [r.id for r in got]
+
+        repos = [store.sms] + [o.sms for o in others]
+        results = await asyncio.gather(*(worker(repos[i % 4], f"w{i}", 1 + i % 3)
+                                         for i in range(8)))
+    finally:
+        for o in others:
+            await o.close()
+    ids = [i for r in results for i in r]
+    assert len(ids) == len(set(ids)) == 120, "a row claimed twice or left behind"
     assert sum(1 for r in results if r) >= 2  # they did run side by side
 
 
