@@ -63,9 +63,21 @@ class EngineDirectory:
 async def announce_loop(directory: EngineDirectory, name: str, api_url: Callable[[], str],
                         clock: Callable[[], dt.datetime],
                         every_seconds: float = ANNOUNCE_SECONDS) -> None:
-    """Keep this engine's row (URL, seen_at) fresh; a failure raises to the supervisor."""
+    """Keep this engine's row (URL, seen_at) fresh; a failure raises to the supervisor. At
+    its first round, a row of the same name with another URL seen lately means two engines
+    share a name (their calls' requests would not be forwarded): logged as an error."""
+    first = True
     while True:
-        await directory.announce(name, api_url(), clock())
+        url, now = api_url(), clock()
+        if first:
+            row = await directory.get(name)
+            if row is not None and row.api_url != url and \
+                    now - row.seen_at < dt.timedelta(seconds=3 * every_seconds):
+                log.error("engine name %r is also used by the engine at %s (seen %s): give "
+                          "each engine on the database its own engine.name", name,
+                          row.api_url, row.seen_at.isoformat(timespec="seconds"))
+            first = False
+        await directory.announce(name, url, now)
         await asyncio.sleep(every_seconds)
 
 

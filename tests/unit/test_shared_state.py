@@ -175,3 +175,25 @@ async def test_call_records_keep_their_node_and_engine(store):
     row = await store.engines.get("node-b")
     assert (row.api_url, row.seen_at) == ("http://127.0.0.3:8082", NOW)
     assert await store.engines.get("node-z") is None
+
+
+async def test_two_engines_of_one_name_are_named_in_the_log(store, caplog):
+    from ivr_engine.calls.owners import announce_loop
+
+    await store.engines.announce("asterisk", "http://127.0.0.1:8081", NOW)
+    with caplog.at_level(logging.ERROR, logger="ivr_engine.api"):
+        loop = asyncio.ensure_future(announce_loop(
+            store.engines, "asterisk", lambda: "http://127.0.0.1:8082",
+            lambda: NOW + dt.timedelta(seconds=5)))
+        try:
+            for _ in range(200):
+                row = await store.engines.get("asterisk")
+                if row.api_url.endswith(":8082"):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)
+    assert row.api_url == "http://127.0.0.1:8082"
+    assert "engine name 'asterisk' is also used by the engine at http://127.0.0.1:8081" \
+        in caplog.text
