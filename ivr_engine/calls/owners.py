@@ -93,8 +93,9 @@ class Owners:
     """This engine's view: is a call another engine's, and forwarding a request there."""
 
     def __init__(self, name: str, directory: EngineDirectory | None,
-                 config: Callable[[], Any]):
+                 config: Callable[[], Any], answer_seconds: float = ANSWER_SECONDS):
         self.name, self.directory, self._config = name, directory, config
+        self.answer_seconds = answer_seconds
 
     def elsewhere(self, info: Any, request: web.Request) -> str | None:
         """The engine holding the live call ``info``, when it is not this one and the request
@@ -124,7 +125,8 @@ class Owners:
             headers["Content-Type"] = request.content_type
         url = row.api_url + request.rel_url.path_qs
         body = await request.read()
-        timeout = aiohttp.ClientTimeout(total=ANSWER_SECONDS, sock_connect=CONNECT_SECONDS)
+        timeout = aiohttp.ClientTimeout(total=self.answer_seconds,
+                                        sock_connect=CONNECT_SECONDS)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http, http.request(
                     request.method, url, data=body or None, headers=headers,

@@ -197,3 +197,61 @@ async def test_two_engines_of_one_name_are_named_in_the_log(store, caplog):
     assert row.api_url == "http://127.0.0.1:8082"
     assert "engine name 'asterisk' is also used by the engine at http://127.0.0.1:8081" \
         in caplog.text
+
+
+async def test_a_request_is_relayed_to_the_owner_and_its_answer_back(store):
+    """A real HTTP server stands for engine a: what it receives (b's token, the body, the
+    forwarding mark), what b's client gets back (status, problem, Retry-After, who answered),
+    and an owner that does not answer in time."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer, make_mocked_request
+
+    from ivr_engine.calls.owners import ANSWERED_BY, OwnerDown
+
+    seen: list[tuple] = []
+    slow = asyncio.Event()
+
+    async def transfer(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization"),
+                     request.headers.get(FORWARDED_BY), await request.json()))
+        if request.match_info["id"] == "slow":
+            await slow.wait()
+        return web.json_response({"status": "busy", "reason": "busy"}, status=503,
+                                 headers={"Retry-After": "2"},
+                                 content_type="application/problem+json")
+
+    app = web.Application()
+    app.router.add_post("/v1/calls/{id}/transfer", transfer)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        await store.engines.announce("node-a", str(server.make_url("")).rstrip("/"), NOW)
+        token = "b-admin-token-000000000000000000000000000"
+        cfg = SimpleNamespace(engine=SimpleNamespace(api=SimpleNamespace(
+            admin_token=SimpleNamespace(get_secret_value=lambda: token))))
+        owners = Owners("node-b", store.engines, lambda: cfg, answer_seconds=0.5)
+        body = b'{"to": "queue:sales"}'
+
+        def request(call: str):
+            req = make_mocked_request("POST", f"/v1/calls/{call}/transfer", headers={
+                "Authorization": "Bearer client-token", "Content-Type": "application/json"})
+            req._read_bytes = body  # what the client sent
+            return req
+
+        r = await owners.forward(request("node-a-1.1"), "node-a")
+        assert (r.status, r.headers["Retry-After"], r.headers[ANSWERED_BY]) == \
+            (503, "2", "node-a")
+        assert r.content_type == "application/problem+json"
+        assert seen == [("/v1/calls/node-a-1.1/transfer", f"Bearer {token}", "node-b",
+                         {"to": "queue:sales"})]
+        with pytest.raises(OwnerDown) as down:
+            await owners.forward(request("slow"), "node-a")
+        assert down.value.detail.startswith("the engine 'node-a' holding the call did not "
+                                            "answer at http://127.0.0.1:")
+        assert down.value.detail.endswith("(no answer in time)")
+        with pytest.raises(OwnerDown) as unknown:
+            await owners.forward(request("x"), "node-z")
+        assert "has never announced its API URL" in unknown.value.detail
+    finally:
+        slow.set()
+        await server.close()
