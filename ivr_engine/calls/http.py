@@ -17,7 +17,7 @@ from ..api.principal import Principal
 from ..api.problems import Problem
 from ..api.routes import ADMIN, ApiRoutes
 from ..api.schemas import reply
-from .owners import OwnerDown, Owners
+from .owners import FORWARDED_BY, OwnerDown, Owners
 from .schemas import CallContext, LiveCall, LiveCalls, TransferBody, TransferResult
 from .transfer import CONFLICT, UNAVAILABLE, TransferProblem, transfer_call
 
@@ -42,7 +42,7 @@ def live_call(session: Any, now: dt.datetime) -> LiveCall | None:
                     path=list(rt.path) if rt is not None else list(info.path),
                     waiting_since=info.started_at,
                     waiting_seconds=max(0.0, round((now - info.started_at).total_seconds(), 3)),
-                    node=info.node)
+                    node=info.node, engine=info.engine)
 
 
 def live_calls(calls: Any, now: dt.datetime) -> LiveCalls:
@@ -119,8 +119,16 @@ def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: lis
     @routes.get("/v1/admin/calls", summary="Live calls", security=ADMIN,
                 responses={200: LiveCalls})
     async def list_calls(request: web.Request, who: Principal) -> web.Response:
-        """The calls the engine is driving now: app, path, language, waiting since."""
-        return reply(live_calls(calls, clock()))
+        """The calls the engine is driving now — and those of the other engines on its
+        database (each asked once; `unreachable` names those that did not answer): app,
+        path, language, waiting since."""
+        live = live_calls(calls, clock())
+        if owners is None or FORWARDED_BY in request.headers:
+            return reply(live)
+        theirs, unreachable = await owners.gather(request, clock())
+        merged = sorted(live.calls + [LiveCall.model_validate(c) for c in theirs],
+                        key=lambda c: c.waiting_since)
+        return reply(LiveCalls(count=len(merged), calls=merged, unreachable=unreachable))
 
     return routes
 

@@ -10,6 +10,10 @@ document, ``Retry-After``), with ``X-IVR-Engine`` naming who answered. When engi
 be reached (refused, or no answer within the deadlines below) the transfer is a ``503`` with
 ``reason: owner-down``; a read falls back to the record.
 
+``GET /v1/admin/calls`` lists the engine's own live calls and those of every other engine
+that announced itself lately (each asked once; ``unreachable`` names those that did not
+answer within ``CONNECT_SECONDS``).
+
 The forwarded request carries this engine's own admin token (the caller was authenticated
 here, by the door) and ``X-IVR-Forwarded-By``: a forwarded request is never forwarded again.
 """
@@ -53,6 +57,12 @@ class EngineDirectory:
                                           set_={"api_url": api_url, "seen_at": now})
         async with self._sessions() as s, s.begin():
             await s.execute(stmt)
+
+    async def alive(self, since: dt.datetime) -> list[EngineRow]:
+        """The engines that announced themselves after ``since``."""
+        async with self._sessions() as s:
+            return list((await s.execute(select(EngineRow).where(EngineRow.seen_at > since)
+                                         .order_by(EngineRow.name))).scalars())
 
     async def get(self, name: str) -> EngineRow | None:
         async with self._sessions() as s:
@@ -106,6 +116,44 @@ class Owners:
             return None
         return owner
 
+    def _headers(self) -> dict[str, str]:
+        token = self._config().engine.api.admin_token
+        headers = {FORWARDED_BY: self.name}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        return headers
+
+    async def gather(self, request: web.Request, now: dt.datetime
+                     ) -> tuple[list[dict], list[str]]:
+        """The live calls of every other engine seen in the last three announcements (each
+        asked once, ``CONNECT_SECONDS`` to answer), and the engines that did not answer."""
+        if self.directory is None:
+            return [], []
+        try:
+            rows = await self.directory.alive(now - dt.timedelta(seconds=3 * ANNOUNCE_SECONDS))
+        except Exception as exc:  # noqa: BLE001 - the database: only our own calls
+            log.warning("%s: the other engines cannot be looked up (%s)", request.path,
+                        type(exc).__name__)
+            return [], ["(database)"]
+        others = [r for r in rows if r.name != self.name]
+        timeout = aiohttp.ClientTimeout(total=CONNECT_SECONDS)
+
+        async def ask(http: aiohttp.ClientSession, row: EngineRow) -> list[dict] | None:
+            try:
+                async with http.get(row.api_url + request.rel_url.path,
+                                    headers=self._headers()) as r:
+                    if r.status == 200:
+                        return list((await r.json())["calls"])
+                    log.warning("%s: engine %r answered %d", request.path, row.name, r.status)
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError) as exc:
+                log.warning("%s: engine %r at %s did not answer (%s)", request.path, row.name,
+                            row.api_url, type(exc).__name__)
+            return None
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            answers = await asyncio.gather(*(ask(http, r) for r in others))
+        calls = [c for a in answers if a is not None for c in a]
+        return calls, [r.name for r, a in zip(others, answers) if a is None]
+
     async def forward(self, request: web.Request, owner: str) -> web.Response:
         """The owner's answer to this request, relayed; OwnerDown when it cannot be had."""
         assert self.directory is not None
@@ -117,10 +165,7 @@ class Owners:
         if row is None:
             raise OwnerDown(owner, f"the engine {owner!r} holding the call has never "
                             "announced its API URL (engines table)")
-        token = self._config().engine.api.admin_token
-        headers = {FORWARDED_BY: self.name}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        headers = self._headers()
         if request.content_type:
             headers["Content-Type"] = request.content_type
         url = row.api_url + request.rel_url.path_qs

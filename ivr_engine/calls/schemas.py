@@ -93,6 +93,7 @@ class LiveCall(ResponseModel):
     waiting_since: Timestamp = Field(description="when the call reached the engine")
     waiting_seconds: float = Field(ge=0)
     node: str | None = Field(None, description="the Asterisk node the call is on")
+    engine: str | None = Field(None, description="the engine driving it")
 
 
 class LiveCalls(ResponseModel):
@@ -100,3 +101,5 @@ class LiveCalls(ResponseModel):
 
     count: int = Field(ge=0)
     calls: list[LiveCall]
+    unreachable: list[str] = Field([], description="engines on the same database whose calls "
+                                   "are missing: they did not answer (docs/cluster.md)")

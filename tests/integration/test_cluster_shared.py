@@ -2,7 +2,8 @@
 (scripts/cluster): engine a drives a caller on node a; the transfer asked at engine b's API is
 forwarded to engine a (found through ``call_records.engine`` and the ``engines`` table), which
 moves the caller over ARI — asserted on what node a's Asterisk did (the caller in the queue).
-With engine a killed, engine b answers 503 ``reason: owner-down`` at once.
+Engine b's list of live calls includes engine a's. With engine a killed, engine b answers
+503 ``reason: owner-down`` at once, and its list names engine a as unreachable.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ async def test_a_transfer_asked_at_engine_b_moves_engine_as_caller(shared):
         status, doc, headers = await until(recorded, 5, "the call's record seen at engine b")
         assert (doc["node"], doc["engine"]) == ("node-a", "node-a"), doc
         assert headers["X-IVR-Engine"] == "node-a"  # answered by its engine, forwarded
+        status, doc, _, _ = await _request("GET", f"{b_eng.api_url}/v1/admin/calls")
+        mine = [c for c in doc["calls"] if c["id"] == chan]  # engine a's, listed at engine b
+        assert (status, doc["unreachable"], len(mine)) == (200, [], 1), doc
+        assert (mine[0]["engine"], mine[0]["node"], mine[0]["phase"]) == \
+            ("node-a", "node-a", "ivr"), mine
         status, doc, headers, took = await _request(
             "POST", f"{b_eng.api_url}/v1/calls/{chan}/transfer", {"to": "queue:support"})
         print(f"\ntransfer at engine b, forwarded to engine a: {status} in {took * 1000:.0f} ms")
@@ -120,6 +126,8 @@ async def test_a_transfer_asked_at_engine_b_moves_engine_as_caller(shared):
                                         f"at {a_eng.api_url}"), doc
         assert headers["Retry-After"] == "5"
         assert took < 3.0, took
+        status, doc, _, _ = await _request("GET", f"{b_eng.api_url}/v1/admin/calls")
+        assert (status, doc["unreachable"]) == (200, ["node-a"]), doc
         await ari.hangup(caller)
     finally:
         await stop_client(ari)
