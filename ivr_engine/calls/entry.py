@@ -89,10 +89,11 @@ async def new_call(call: Call) -> Phase | None:
 
 
 def token_watchdog_seconds(call: Call, app: AppEntry) -> float:
-    """Asterisk's watchdog over the token phase: the wait for ``<token>#``, the two queries
-    that may follow it, and the grace the menus get."""
+    """Asterisk's watchdog over the token phase: the wait for ``<token>#``, the three queries
+    that may follow it (the guard counting the try, the lookup, then the guard giving a
+    matched try back or the caller's number looked up), and the grace the menus get."""
     eng = call.config.engine
-    return app.token_wait_seconds + 2 * eng.database.call_deadline_seconds + \
+    return app.token_wait_seconds + 3 * eng.database.call_deadline_seconds + \
         eng.watchdog.grace_seconds
 
 
