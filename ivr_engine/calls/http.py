@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from ..api.input import read_model
 from ..api.principal import Principal
@@ -126,8 +127,15 @@ def call_routes(config: Callable[[], Any], registry: Any, calls: Any, nodes: lis
         if owners is None or FORWARDED_BY in request.headers:
             return reply(live)
         theirs, unreachable = await owners.gather(request, clock())
-        merged = sorted(live.calls + [LiveCall.model_validate(c) for c in theirs],
-                        key=lambda c: c.waiting_since)
+        merged = list(live.calls)
+        for c in theirs:
+            try:  # another engine's version may answer another shape
+                merged.append(LiveCall.model_validate(c))
+            except ValidationError as exc:
+                log.warning("/v1/admin/calls: a call of engine %r left out: %s",
+                            c.get("engine") if isinstance(c, dict) else None,
+                            " ".join(str(exc).split())[:200])
+        merged.sort(key=lambda c: c.waiting_since)
         return reply(LiveCalls(count=len(merged), calls=merged, unreachable=unreachable))
 
     return routes
