@@ -18,11 +18,10 @@ import yaml
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import local_call, spawn_engine
-from .test_cluster import (  # noqa: F401 - the module's cluster fixture is shared by name
+from .test_cluster import (
     CLUSTER,
     NODES,
     Cluster,
-    _all_active,
     _ready,
     node_sandbox,
     run,
