@@ -12,6 +12,8 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
             ├── callbacks: Placer.run (callbacks placed in their queues, when configured)
             ├── call-records: CallRegistry.run; call-records-expiry: CallRegistry.expire
             ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace, reminders)
+            ├── token-failures-prune (PostgreSQL): guessing tries past every window deleted
+            ├── engine-announce: this engine's API URL in the engines table (owners.py)
             ├── queues: QueueMonitor.run (app_queue over AMI)
             ├── sms-inbound-webhook: InboundDelivery.run (the sms.received webhook)
             └── sms-single, sms-dialer-<name>, sms-sweep when sms.in_engine
@@ -21,6 +23,7 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 from contextlib import AsyncExitStack
@@ -30,11 +33,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from .ari import AriAppReplaced
 from .callbacks.placer import Placer
 from .calls.manager import Calls
+from .calls.owners import Owners, announce_loop
 from .calls.registry import CallRegistry
 from .calls.session import CallServices
 from .calls.webhook import build_webhooks
 from .config import Config
-from .config.model_nodes import node_configs
+from .config.model_nodes import engine_name, node_configs
 from .config.reloader import ConfigHolder
 from .lifecycle.offline import OfflineCodes
 from .lifecycle.service import Lifecycle
@@ -45,7 +49,7 @@ from .repositories import Store
 from .server import ApiParts, build_apps, serve
 from .sms.dialer import SmsService, default_worker
 from .sms.inbound_webhook import InboundDelivery
-from .apps.guard import TokenGuard
+from .apps.guard_db import guard_for, prune_loop
 from .store import DatabaseUrlError, SchemaNotReady, redact
 from .supervisor import RestartPolicy, Supervisor
 from .wakeup.kamailio import KamailioRegistrations
@@ -83,8 +87,11 @@ async def run_engine(config: Config) -> int:
         sms = await stack.enter_async_context(SmsService(
             lambda: holder.current, store.sms, worker=f"{default_worker()}:engine")) \
             if config.model.sms.in_engine else None  # else `ivr-engine sms dialer` runs them
-        guard = TokenGuard()  # fallback callers' tries: shared by the calls and the plans
+        # fallback callers' tries, shared by the calls and the plans (on PostgreSQL: by
+        # every engine on the database)
+        guard = guard_for(store)
         services = CallServices(store=store, registry=registry, push=push, token_guard=guard,
+                                engine=engine_name(eng),
                                 notifier=build_webhooks(config.model),
                                 offline=OfflineCodes(lambda: holder.current, store.lifecycle))
         calls = Calls(lambda: holder.current, services)
@@ -108,6 +115,9 @@ async def run_engine(config: Config) -> int:
         background.add("call-records-expiry", lambda: registry.expire(
             lambda: holder.current.engine.call_records.retention_days))
         background.add("lifecycle-sweep", lifecycle.run)
+        if guard.shared:
+            background.add("token-failures-prune", lambda: prune_loop(
+                guard, lambda: holder.current, _utcnow))
         inbound = InboundDelivery(lambda: holder.current, store.sms_inbound)
         background.add("sms-inbound-webhook", inbound.run)
         if services.notifier is not None:
@@ -119,11 +129,15 @@ async def run_engine(config: Config) -> int:
             for name, start in sms.lanes().items():
                 background.add(name, start)
         if eng.api.enabled:
+            name = services.engine or ""
+            background.add("engine-announce", lambda: announce_loop(
+                store.engines, name, lambda: holder.current.engine.api.advertised, _utcnow))
             api, admin = build_apps(ApiParts(
                 config=lambda: holder.current, store=store, registry=services.registry,
                 calls=calls, nodes=nodes, notifier=services.notifier, holder=holder,
                 push=push, lifecycle=lifecycle, sms=sms, inbound=inbound, queues=queues,
-                guard=guard, supervisor=background))
+                guard=guard, supervisor=background,
+                owners=Owners(name, store.engines, lambda: holder.current)))
             background.add("api", lambda: serve(api, eng.api.listen))
             if admin is not None:
                 background.add("admin-api", lambda: serve(admin, eng.api.admin_listen,
@@ -143,6 +157,10 @@ async def run_engine(config: Config) -> int:
                       ", ".join(f"{n.ari.app!r} of node {n.name}" for n in nodes))
             code = 1
     return code
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 #: seconds the tasks still pending when the engine has stopped get to end once cancelled

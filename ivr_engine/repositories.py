@@ -6,6 +6,7 @@ none of them). The engine hands each part only the repositories it uses.
     store.devices    wakeup/repo.py   users' app installs and their push tokens
     store.callbacks  callbacks/repo.py  callback requests: claims, placements, outcomes
     store.calls      calls/repo.py    call records (GET /v1/calls/<id>)
+    store.engines    calls/owners.py  the engines on the database and their API URLs
     store.lifecycle  lifecycle/repo.py  app sessions, releases, release notices
     store.sms        sms/repo.py      the SMS spool, do-not-contact list, dialers' state
     store.users      users/repo.py    the database's users (user:<name> targets)
@@ -18,6 +19,7 @@ from typing import Any
 
 from .apps.repo import IntentRepo
 from .callbacks.repo import CallbackRepo
+from .calls.owners import EngineDirectory
 from .calls.repo import CallRecordRepo
 from .lifecycle.repo import LifecycleRepo
 from .sms.inbound_repo import InboundRepo
@@ -34,6 +36,7 @@ class Store:
         self.devices = DeviceRepo(db.sessions)
         self.callbacks = CallbackRepo(db.sessions)
         self.calls = CallRecordRepo(db.sessions, db.dialect)
+        self.engines = EngineDirectory(db.sessions, db.dialect)
         self.lifecycle = LifecycleRepo(db.sessions)
         self.sms = SmsRepo(db.sessions, db.dialect)
         self.users = UserRepo(db.sessions, db.dialect)

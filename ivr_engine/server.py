@@ -34,7 +34,7 @@ from .api.problems import problem_middleware
 from .api.ratelimit import TokenBuckets
 from .api.routes import ApiRoutes, spec_of
 from .api.schemas import WebhookStats
-from .apps.guard import TokenGuard
+from .apps.guard_db import DatabaseGuard, MemoryGuard
 from .apps.http import app_routes
 from .callbacks.http import callback_routes
 from .calls.http import call_routes
@@ -81,10 +81,11 @@ class ApiParts:
     clock: Callable[[], dt.datetime] = _utcnow
     randbelow: Callable[[int], int] = secrets.randbelow
     buckets: TokenBuckets = field(default_factory=TokenBuckets)  # the door's rate limits
-    guard: TokenGuard = field(default_factory=TokenGuard)  # shared with the calls
+    guard: MemoryGuard | DatabaseGuard = field(default_factory=MemoryGuard)  # the calls' too
     streams: StreamGate | None = None  # the event streams' caps; made here when None
     fds: int | None = None  # the descriptor limit the budgets come from (None: the process's)
     console: Console | None = None  # the admin console, made with the routes (feature_routes)
+    owners: Any = None  # calls.owners.Owners: calls other engines hold (None: none forwarded)
 
 
 class _Status:
@@ -144,7 +145,8 @@ def feature_routes(parts: ApiParts, stream_ceiling: int | None = None) -> list[A
         engine_routes(_Status(parts), parts.holder),
         app_routes(cfg, store.intents, clock, parts.randbelow, parts.guard),
         device_routes(cfg, store.devices, parts.push, store.users),
-        call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock),
+        call_routes(cfg, parts.registry, parts.calls, parts.nodes, parts.queues, clock,
+                    parts.owners),
         transfer_target_routes(cfg, parts.registry),
         callback_routes(store.callbacks, parts.notifier, clock),
         lifecycle_routes(cfg, parts.lifecycle, clock),

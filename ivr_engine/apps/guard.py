@@ -58,6 +58,7 @@ class Attempt:
     caller: str
     kind: Kind
     at: float
+    ref: int | None = None  # its token_failures row (guard_db.py); None in memory
 
 
 class TokenGuard:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from typing import Any, Callable
 
 from aiohttp import web
@@ -28,7 +27,9 @@ from ..livedata.targets import TargetError, app_target
 from ..routing.entry import number_variants
 from ..sms.applinks import LinkError, choose_app
 from .activation import ReasonProblem
-from .guard import GuessLimits, TokenGuard
+from ..deadlines import DATABASE_ERRORS
+from .guard import GuessLimits
+from .guard_db import DatabaseGuard, MemoryGuard
 from .plans import PlanError, check_room, dial_string, draw_token, plan_call
 from .repo import IntentRepo, TokenSpaceFull
 from .schemas import (
@@ -79,9 +80,9 @@ def app_status(cfg, name: str) -> AppStatus:
 
 def app_routes(config: Callable[[], Any], intents: IntentRepo,
                clock: Callable[[], dt.datetime], randbelow: Callable[[int], int],
-               guard: TokenGuard, monotonic: Callable[[], float] = time.monotonic) -> ApiRoutes:
-    """``guard``: the fallback callers' guard the calls share (a hardened app's plans get
-    long tokens)."""
+               guard: MemoryGuard | DatabaseGuard) -> ApiRoutes:
+    """``guard``: the fallback callers' guard the calls share (apps/guard_db.py: a hardened
+    app's plans get long tokens; when the guard cannot be read, too)."""
     routes = ApiRoutes("apps")
 
     @routes.post(
@@ -105,11 +106,15 @@ def app_routes(config: Callable[[], Any], intents: IntentRepo,
         req = await read_model(request, CallPlanRequest)
         caller, language, custom = req.caller or "", req.language, req.custom_data or {}
         app = cfg.routing.apps[name]
-        now, mono = clock(), monotonic()
+        now = clock()
         guessing = cfg.model.apps[name].fallback.guessing
         limits = GuessLimits(guessing.per_caller, guessing.per_app, guessing.window_seconds)
-        long = guard.hardened(name, mono) or any(
-            guard.caller_limited(name, v, limits, mono) for v in number_variants(caller))
+        try:
+            long = await guard.long_tokens(name, number_variants(caller), limits, now)
+        except DATABASE_ERRORS as exc:  # fails closed: a long token cannot be guessed
+            log.warning("app %r: the guard could not be read (%s: %s); the plan gets a long "
+                        "token", name, type(exc).__name__, " ".join(str(exc).split())[:200])
+            long = True
         digits = app.hardened_digits if long else app.token_digits
         try:
             p = plan_call(app, req.connectivity, req.data_path)

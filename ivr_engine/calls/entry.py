@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from .. import metrics
@@ -90,10 +89,11 @@ async def new_call(call: Call) -> Phase | None:
 
 
 def token_watchdog_seconds(call: Call, app: AppEntry) -> float:
-    """Asterisk's watchdog over the token phase: the wait for ``<token>#``, the two queries
-    that may follow it, and the grace the menus get."""
+    """Asterisk's watchdog over the token phase: the wait for ``<token>#``, the three queries
+    that may follow it (the guard counting the try, the lookup, then the guard giving a
+    matched try back or the caller's number looked up), and the grace the menus get."""
     eng = call.config.engine
-    return app.token_wait_seconds + 2 * eng.database.call_deadline_seconds + \
+    return app.token_wait_seconds + 3 * eng.database.call_deadline_seconds + \
         eng.watchdog.grace_seconds
 
 
@@ -163,7 +163,12 @@ async def _look_up(call: Call, app: AppEntry, presented: str,
     guessing = call.config.model.apps[app.app].fallback.guessing
     limits = GuessLimits(guessing.per_caller, guessing.per_app, guessing.window_seconds)
     guard, kind = call.services.token_guard, _kind(app, presented)
-    attempt = guard.admit(app.app, caller, kind, limits, time.monotonic())
+    # counted before the lookup; a try that cannot be counted (the database is away) is
+    # never looked up: the guard fails closed, the caller goes to the fallback
+    attempt = await _db_wait(call, "token-guard", guard.admit(
+        app.app, caller, kind, limits, call.clock()),
+        then=f"its {kind.value} is not checked (fails closed): the caller goes to the "
+        "fallback")
     if not isinstance(attempt, Attempt):
         metrics.TOKEN_GUESSING_REFUSED.labels(app.app).inc()
         metrics.TOKEN_TRIES.labels(app.app, kind.value, "refused").inc()
@@ -181,17 +186,27 @@ async def _look_up(call: Call, app: AppEntry, presented: str,
             intent = await _db_wait(call, "token", store.intents.consume_token(
                 app.app, presented, call.clock(), call.channel_id))
     except CallerWaitFailed:
-        guard.failed(attempt)
+        await guard.failed(attempt)
         raise
     matched = intent is not None or user is not None
     metrics.TOKEN_TRIES.labels(app.app, kind.value, "matched" if matched else "wrong").inc()
     if matched:
-        guard.succeeded(attempt)
+        await _give_back(call, guard, attempt)
     else:
-        guard.failed(attempt)
+        await guard.failed(attempt)
         log.info("call %s (%s): wrong %s for app %r from %r", call.channel_id, path,
                  kind.value, app.app, caller)
     return intent, user, False
+
+
+async def _give_back(call: Call, guard: Any, attempt: Attempt) -> None:
+    """A matched try is given back; when the database cannot, it stays counted (the caller,
+    whose token matched, goes on)."""
+    try:
+        await _db_wait(call, "token-guard-give-back", guard.succeeded(attempt),
+                       then="the matched try stays counted; the caller goes on")
+    except CallerWaitFailed:
+        pass
 
 
 async def _matched(call: Call, decision: EntryDecision, app: AppEntry,

@@ -51,6 +51,8 @@ class CallInfo:
     updated_at: dt.datetime = field(default_factory=_now)
     user: str | None = None  # the app's user the call carries (a session's plan, an offline code)
     verified: bool = False  # True: proven by the customer's backend; never by the app's key
+    node: str | None = None  # the Asterisk node the call is on (its name)
+    engine: str | None = None  # the engine driving it (engine.name): API calls go there
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -16,7 +16,7 @@ from .registry import CallInfo
 
 _RECORD_FIELDS = ("id", "channel_name", "caller", "entry", "via", "app", "root_menu",
                   "language", "custom_data", "path", "destination", "state", "transfers",
-                  "started_at", "updated_at", "user", "verified")
+                  "started_at", "updated_at", "user", "verified", "node", "engine")
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
@@ -26,7 +26,8 @@ def _row(info: CallInfo) -> dict[str, Any]:
             "language": info.language, "custom_data": dict(info.custom_data),
             "path": list(info.path), "destination": info.destination, "state": info.state,
             "transfers": list(info.transfers), "started_at": info.started_at,
-            "updated_at": info.updated_at, "user": info.user, "verified": info.verified}
+            "updated_at": info.updated_at, "user": info.user, "verified": info.verified,
+            "node": info.node, "engine": info.engine}
 
 
 def _info(row: CallRecord) -> CallInfo:

@@ -38,6 +38,9 @@ class CallContext(ResponseModel):
     transfers: list[str]
     started_at: Timestamp
     updated_at: Timestamp
+    node: str | None = Field(None, description="the Asterisk node the call is on")
+    engine: str | None = Field(None, description="the engine driving it; another engine's "
+                               "API forwards this call's requests there")
     queue: CallQueue | None = Field(None, description="while the call waits in a queue: its "
                                     "position and estimated wait (needs AMI)")
 
@@ -89,6 +92,8 @@ class LiveCall(ResponseModel):
     path: list[str] = Field(description="menus entered so far")
     waiting_since: Timestamp = Field(description="when the call reached the engine")
     waiting_seconds: float = Field(ge=0)
+    node: str | None = Field(None, description="the Asterisk node the call is on")
+    engine: str | None = Field(None, description="the engine driving it")
 
 
 class LiveCalls(ResponseModel):
@@ -96,3 +101,5 @@ class LiveCalls(ResponseModel):
 
     count: int = Field(ge=0)
     calls: list[LiveCall]
+    unreachable: list[str] = Field([], description="engines on the same database whose calls "
+                                   "are missing: they did not answer (docs/cluster.md)")

@@ -33,7 +33,7 @@ from ..ivr.deeplink import start_at_node
 from ..ivr.runtime import IvrRuntime, Watchdog
 from ..livedata.targets import TargetError, deep_link
 from ..routing.entry import EntryDecision
-from ..apps.guard import TokenGuard
+from ..apps.guard_db import MemoryGuard
 from .bridge import BridgePhase
 from .entry import new_call, resume_call
 from .exits import announce
@@ -57,7 +57,8 @@ class CallServices:
     registry: CallRegistry = field(default_factory=CallRegistry)
     notifier: Webhooks | None = None  # how calls leave the IVR, to the webhooks
     push: Any = None  # push.PushService
-    token_guard: TokenGuard = field(default_factory=TokenGuard)
+    token_guard: Any = field(default_factory=MemoryGuard)  # apps/guard_db.py
+    engine: str | None = None  # this engine's name (config_nodes.engine_name): call records
     offline: Any = None  # lifecycle.offline.OfflineCodes: codes of calls with no data path
     sounds: SoundLengths = field(default_factory=SoundLengths)  # prompt lengths (watchdog)
 
@@ -350,7 +351,8 @@ class CallSession:
         self.info = self.services.registry.add(CallInfo(
             id=self.channel_id, channel_name=ch.name, caller=ch.caller_number, entry=label,
             via=via, app=app, root_menu=root, language=language, custom_data=custom,
-            user=user, verified=user is not None))
+            user=user, verified=user is not None, node=getattr(self.node, "name", None),
+            engine=self.services.engine))
 
     def record(self, state: str) -> None:
         """The call's state as it leaves the IVR (handed-off, bridged, ended)."""

@@ -48,7 +48,9 @@ CONFLICT = ("`reason`: ended (the call has ended), in-progress (it is being move
             "hang-up)")
 UNAVAILABLE = ("`reason`: busy (the call did not pick the request up in time; nothing was "
                "done, retry after Retry-After), not-driven (no engine drives it right now), "
-               "no-ami (it has left the IVR and AMI is not configured)")
+               "no-ami (it has left the IVR and AMI is not configured), owner-down (another "
+               "engine holds the call and did not answer when the request was forwarded to "
+               "it), other-node (it is on a node no engine on the database names as its own)")
 
 _CONFLICTS = {
     "token": "the caller is still keying the app's token; retry once it is in a menu",

@@ -71,6 +71,13 @@ def _listen(v: str) -> str:
     return v
 
 
+def _advertise(v: str) -> str:
+    if not re.fullmatch(r"https?://[^/\s?#@]+:\d{1,5}/?", v):
+        raise ValueError(f"{v!r} is not http(s)://host:port (the URL other engines reach "
+                         "this engine's admin routes at)")
+    return v.rstrip("/")
+
+
 # --------------------------------------------------------------------------- engine
 
 
@@ -124,6 +131,10 @@ class ApiSettings(_Model):
     admin_listen: Annotated[str, AfterValidator(_listen)] | None = None
     enabled: bool = True
     admin_token: Secret = None  # admin routes need it as a Bearer token; unset: refused
+    # where the other engines on the database reach this engine's admin routes (API calls
+    # for a call this engine holds are forwarded there); unset: http://<admin_listen or
+    # listen>, an unspecified address (0.0.0.0, ::) taken as 127.0.0.1
+    advertise: Annotated[str, AfterValidator(_advertise)] | None = None
     rate_limit: ApiRateLimits = ApiRateLimits()
     connections: ConnectionLimits = ConnectionLimits()
     streams: StreamLimits = StreamLimits()
@@ -133,6 +144,17 @@ class ApiSettings(_Model):
         if self.admin_listen is not None and self.admin_listen == self.listen:
             raise ValueError("admin_listen must differ from listen (or be left out)")
         return self
+
+    @property
+    def advertised(self) -> str:
+        """``advertise``, or the URL of the admin routes' own listener."""
+        if self.advertise is not None:
+            return self.advertise
+        host, _, port = (self.admin_listen or self.listen).rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
 class DialplanSettings(_Model):
@@ -213,6 +235,9 @@ class EngineSettings(_Model):
     ami: AmiSettings | None = None
     nodes: tuple[NodeSettings, ...] = ()
     registrar: RegistrarSettings = RegistrarSettings()  # where apps register (model_registrar.py)
+    # this engine among the engines on one database (call_records.engine, the engines
+    # table); unset: its nodes' names joined by "+" (docs/cluster.md)
+    name: Name | None = None
     database_url: str = "sqlite:///ivr-engine.db"
     database: DatabaseSettings = DatabaseSettings()
     supervisor: SupervisorSettings = SupervisorSettings()

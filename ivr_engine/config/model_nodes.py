@@ -74,6 +74,12 @@ def node_configs(engine: Any) -> tuple[NodeConfig, ...]:
     return (NodeConfig(SHORTHAND_NODE, engine.ari, engine.ami or AmiSettings(), None),)
 
 
+def engine_name(engine: Any) -> str:
+    """``engine.name``, else its nodes' names joined by ``+`` (``node-a``; ``asterisk`` for
+    the shorthand): one engine per node makes it unique on a shared database."""
+    return engine.name or "+".join(n.name for n in node_configs(engine))
+
+
 def check_nodes(engine: Any, err: Callable[[tuple, str], None]) -> None:
     """Exactly one of the two forms; node names, ARI URLs and AMI addresses unique."""
     if engine.nodes and engine.ari is not None:

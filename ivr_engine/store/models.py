@@ -147,3 +147,41 @@ class CallRecord(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     user: Mapped[str | None] = mapped_column(String(128), nullable=True)  # 0007
     verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    node: Mapped[str | None] = mapped_column(String(128), nullable=True)  # 0013
+    engine: Mapped[str | None] = mapped_column(String(128), nullable=True)  # 0013
+
+
+class TokenFailure(Base):
+    """A fallback caller's try of a token or code, counted before its lookup and deleted when
+    it matched (revision 0013, apps/guard_db.py): the guard's windows, shared by the engines."""
+
+    __tablename__ = "token_failures"
+    __table_args__ = (Index("ix_token_failures_app", "app", "at"),
+                      Index("ix_token_failures_caller", "app", "caller", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(128))
+    caller: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class TokenHardening(Base):
+    """Per app: until when it is hardened (NULL: not); its row lock serialises the tries of
+    the app across engines (revision 0013)."""
+
+    __tablename__ = "token_hardening"
+
+    app: Mapped[str] = mapped_column(String(128), primary_key=True)
+    until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class EngineRow(Base):
+    """An engine on this database: its advertised API URL, when it last said it was alive
+    (revision 0013, calls/owners.py)."""
+
+    __tablename__ = "engines"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    api_url: Mapped[str] = mapped_column(String(256))
+    seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -282,16 +282,16 @@ async def test_postgresql_stopped(sandbox, tmp_path):
 async def test_engine_killed_during_the_token_wait_the_watchdog_takes_the_caller(sandbox,
                                                                                 tmp_path):
     """The token phase arms Asterisk's watchdog: an engine killed while a caller is about to
-    send ``<token>#`` leaves it in Stasis for token_wait + 2 × deadline + grace (3 + 4 + 3
-    s), then the dialplan fallback. Old main armed nothing: silence until the caller gave
-    up."""
+    send ``<token>#`` leaves it in Stasis for token_wait + 3 × deadline + grace (3 + 6 + 3
+    s: the guard's count, the lookup, the give-back or number match), then the dialplan
+    fallback. Old main armed nothing: silence until the caller gave up."""
     providers = LocalProviders(keep_requests=False)
     runner, url = await start(providers)
     engine = await start_engine(sandbox, tmp_path, config=FAULTS,
                                 extra_env={"SMS_PROVIDER_URL": url})
     try:
         async with SippCaller(sandbox, tmp_path) as sipp:
-            calls, finished = sipp.launch("+17144505656", "", hold_ms=16000)
+            calls, finished = sipp.launch("+17144505656", "", hold_ms=18000)
             call = calls[0]
             async with asyncio.TaskGroup() as tg:
                 run = tg.create_task(finished)
@@ -300,11 +300,11 @@ async def test_engine_killed_during_the_token_wait_the_watchdog_takes_the_caller
                 await engine.proc.wait()
                 answered = call.first("state", "Up")
                 await until(lambda: call.first("app", "Playback(pls-hold-while-try")
-                            is not None, 16, "the caller in the fallback")
+                            is not None, 18, "the caller in the fallback")
                 waited = call.first("app", "Goto(ivr-engine-resume") - answered
                 Row("engine killed during the token wait", callers=1, completed=1,
-                    fallback_s=waited, note="answer -> out of Stasis (budget 10 s)").show()
-                assert 10 - 0.5 <= waited <= 10 + 1.5, waited
+                    fallback_s=waited, note="answer -> out of Stasis (budget 12 s)").show()
+                assert 12 - 0.5 <= waited <= 12 + 1.5, waited
                 await asyncio.wait_for(run, 30)
     finally:
         await engine.stop()

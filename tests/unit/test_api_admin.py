@@ -117,12 +117,14 @@ async def test_live_calls(api):
         "id": "c2", "app": "customer", "entry": "app:customer", "caller": "+15550001111",
         "language": "fr", "user": None, "verified": False, "phase": "ivr",
         "path": ["cust", "cust-sub"],
-        "waiting_since": (now - dt.timedelta(seconds=95)).isoformat(), "waiting_seconds": 95.0}
+        "waiting_since": (now - dt.timedelta(seconds=95)).isoformat(), "waiting_seconds": 95.0,
+        "node": None, "engine": None}
     assert (await get(api, "/v1/health")).json()["calls_in_ivr"] == 3
 
 
 async def test_no_live_calls(api):
-    assert (await get(api, "/v1/admin/calls")).json() == {"count": 0, "calls": []}
+    assert (await get(api, "/v1/admin/calls")).json() == {"count": 0, "calls": [],
+                                                         "unreachable": []}
 
 
 # ---------------------------------------------------------------- reload
