@@ -11,69 +11,36 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
+
+from ivr_engine.testing.rtp_pcap import keys_at
+from ivr_engine.testing.sipp import SippCaller
+from tests.support.cluster import cluster_with_engines, until
 
 from .conftest import next_event, start_client, stop_client
-from .engine_proc import local_call, spawn_engine
-from .test_cluster import (
-    CLUSTER,
-    NODES,
-    Cluster,
-    _ready,
-    node_sandbox,
-    run,
-    until,
-)
+from .engine_proc import local_call
 
 pytestmark = pytest.mark.sandbox
 
+APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
 TOKEN = "cluster-admin-token-00000000000000000000"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+KEY = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
+APP_NUMBER = "+17144505656"  # the customer app's PSTN fallback (apps.yaml)
+MAIN_LINE = "+15550001000"
+NODE_B_SIP = "127.0.0.3:5060"  # node b itself, not Kamailio: the call must land there
 
 
 @pytest.fixture(scope="module")
-async def shared(tmp_path_factory, postgres_server):
-    import os
-    import subprocess
-
-    from ..conftest import _admin, _with_database
-    from .conftest import SANDBOX_SCRIPT
-    from .engine_proc import upgrade_database
-
-    t0 = time.monotonic()
-    was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
-    run(CLUSTER, "up", timeout=120)
-    nodes = {n: node_sandbox(n) for n in NODES}
-    name = f"ivr_cluster_shared_{os.getpid()}"
-    await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                 f'CREATE DATABASE "{name}"')
-    url = _with_database(postgres_server, name)
-    work = tmp_path_factory.mktemp("cluster-shared")
-    c = Cluster(nodes, {}, url, work)
-    try:
-        await upgrade_database(url)
-        for n in NODES:
-            path = c.engine_config(n)
-            doc = yaml.safe_load(path.read_text())
-            doc["engine"]["api"]["admin_token"] = TOKEN
-            path.write_text(yaml.safe_dump(doc, sort_keys=False))
-            c.engines[n] = await spawn_engine(nodes[n], work / f"engine-{n}", path,
-                                              extra_env={"IVR_DATABASE_URL": url})
-        for n, e in c.engines.items():
-            await until(lambda: _ready(e), 30, f"engine {n} ready", step=0.1)
-        print(f"\ncluster with two engines ready in {time.monotonic() - t0:.1f} s")
+async def shared(cluster_topology, tmp_path_factory, postgres_server):
+    """The two-node cluster with one engine per node on apps.yaml (the apps, their tokens)
+    and one admin token for both (the cluster's engines come from one file)."""
+    async with cluster_with_engines(postgres_server, tmp_path_factory.mktemp("cluster-shared"),
+                                    source=APPS, extra_env={"IVR_ADMIN_TOKEN": TOKEN}) as c:
         yield c
-    finally:
-        for e in c.engines.values():
-            await e.stop()
-        if was_up:
-            run(SANDBOX_SCRIPT, "--node", "a", "up")
-        else:
-            run(CLUSTER, "down", timeout=120)
-        await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _request(method: str, url: str, body: dict | None = None):
@@ -83,11 +50,37 @@ async def _request(method: str, url: str, body: dict | None = None):
         return r.status, json.loads(await r.text()), r.headers, time.monotonic() - t0
 
 
+async def test_a_token_issued_at_engine_a_is_honoured_once_on_node_b(shared, tmp_path):
+    """The call plan comes from engine a's API; the phone's call lands on node b (SIPp sends
+    it there), whose engine consumes the token in the shared database: in the app's menu
+    once, and the same token again is an outside caller."""
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{shared.engines['a'].api_url}/v1/apps/customer/calls", headers=KEY,
+            json={"connectivity": 0.1}) as r:
+        plan = await r.json()
+        assert r.status == 201, plan
+    assert plan["mode"] == "pstn" and plan["dial"].startswith(APP_NUMBER), plan
+    digits = keys_at(plan["token"] + "#", 400, 220, duration_ms=100)
+    async with SippCaller(shared.nodes["b"], tmp_path, target=NODE_B_SIP) as sipp:
+        first = await sipp.call(APP_NUMBER, digits, hold_ms=4000)
+        again = await sipp.call(APP_NUMBER, digits, hold_ms=4000)
+    for run in (first, again):
+        assert run.returncode == 0, run.output
+        assert run.calls[0].channel.startswith("node-b-"), run.calls[0].channel
+    assert first.calls[0].variables.get("IVR_APP") == "customer", first.calls[0].variables
+    assert first.calls[0].path == ["cust"], first.calls[0].path
+    assert again.calls[0].variables.get("IVR_DESTINATION") == \
+        "message-then-hangup:outside-blocked", again.calls[0].variables
+    b_log, a_log = shared.engines["b"].log(), shared.engines["a"].log()
+    assert first.calls[0].channel in b_log and first.calls[0].channel not in a_log
+
+
 async def test_a_transfer_asked_at_engine_b_moves_engine_as_caller(shared):
+    # last in the module: it kills engine a
     a_eng, b_eng = shared.engines["a"], shared.engines["b"]
     ari = await start_client(shared.nodes["a"])
     try:
-        caller, chan = await local_call(ari, "100", "xfer-shared")  # on node a
+        caller, chan = await local_call(ari, MAIN_LINE, "xfer-shared")  # on node a
         await next_event(ari.events, "PlaybackStarted", timeout=10,
                          predicate=lambda e: e.channel_id == chan)  # engine a's menu
 
@@ -103,7 +96,7 @@ async def test_a_transfer_asked_at_engine_b_moves_engine_as_caller(shared):
         assert (mine[0]["engine"], mine[0]["node"], mine[0]["phase"]) == \
             ("node-a", "node-a", "ivr"), mine
         status, doc, headers, took = await _request(
-            "POST", f"{b_eng.api_url}/v1/calls/{chan}/transfer", {"to": "queue:support"})
+            "POST", f"{b_eng.api_url}/v1/calls/{chan}/transfer", {"to": "queue:operator"})
         print(f"\ntransfer at engine b, forwarded to engine a: {status} in {took * 1000:.0f} ms")
         assert (status, doc.get("via")) == (202, "ivr"), doc
         assert headers["X-IVR-Engine"] == "node-a"
@@ -111,14 +104,14 @@ async def test_a_transfer_asked_at_engine_b_moves_engine_as_caller(shared):
         ev = await next_event(ari.events, "ChannelDialplan", timeout=10,
                               predicate=lambda e: e.channel_id == chan
                               and e.dialplan_app == "Queue")
-        assert ev.dialplan_app_data.startswith("support"), ev.dialplan_app_data
+        assert ev.dialplan_app_data.startswith("operator"), ev.dialplan_app_data
         assert f"forwarded to engine 'node-a' at {a_eng.api_url}: 202" in b_eng.log()
         assert chan not in b_eng.log().replace(f"/v1/calls/{chan}", "")  # b never drove it
 
         # engine a dies: engine b cannot move its call, and says so at once
         await a_eng.stop(signal.SIGKILL)
         status, doc, headers, took = await _request(
-            "POST", f"{b_eng.api_url}/v1/calls/{chan}/transfer", {"to": "queue:sales"})
+            "POST", f"{b_eng.api_url}/v1/calls/{chan}/transfer", {"to": "queue:operator"})
         print(f"owner down: {status} in {took * 1000:.0f} ms: {doc.get('detail')}")
         assert (status, doc["reason"]) == (503, "owner-down"), doc
         assert doc["detail"].startswith(f"the engine 'node-a' holding the call did not answer "
