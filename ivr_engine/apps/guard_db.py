@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from typing import Any, Callable, Iterable
 
@@ -28,6 +29,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..deadlines import DATABASE_ERRORS
 from ..store.models import TokenFailure, TokenHardening
 from .guard import Attempt, GuessLimits, Kind, TokenGuard
 
@@ -171,3 +173,21 @@ async def prune_loop(guard: MemoryGuard | DatabaseGuard, config: Callable[[], An
         now = clock()
         await guard.prune(now - dt.timedelta(seconds=window), now)
         await asyncio.sleep(every_seconds)
+
+
+async def plan_digits(guard: MemoryGuard | DatabaseGuard, model: Any, routing: Any, app: str,
+                      callers: Iterable[str], now: dt.datetime) -> int:
+    """How many digits a new call plan's token of ``app`` gets: the long length when the app
+    is hardened or a variant of the caller's number has used up its short tries — and when
+    the guard cannot be read (fails closed: a long token cannot be guessed)."""
+    guessing = model.apps[app].fallback.guessing
+    limits = GuessLimits(guessing.per_caller, guessing.per_app, guessing.window_seconds)
+    entry = routing.apps[app]
+    try:
+        long = await guard.long_tokens(app, callers, limits, now)
+    except DATABASE_ERRORS as exc:
+        logging.getLogger("ivr_engine.api").warning(
+            "app %r: the guard could not be read (%s: %s); the plan gets a long token", app,
+            type(exc).__name__, " ".join(str(exc).split())[:200])
+        long = True
+    return entry.hardened_digits if long else entry.token_digits

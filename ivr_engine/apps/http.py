@@ -27,9 +27,7 @@ from ..livedata.targets import TargetError, app_target
 from ..routing.entry import number_variants
 from ..sms.applinks import LinkError, choose_app
 from .activation import ReasonProblem
-from ..deadlines import DATABASE_ERRORS
-from .guard import GuessLimits
-from .guard_db import DatabaseGuard, MemoryGuard
+from .guard_db import DatabaseGuard, MemoryGuard, plan_digits
 from .plans import PlanError, check_room, dial_string, draw_token, plan_call
 from .repo import IntentRepo, TokenSpaceFull
 from .schemas import (
@@ -107,15 +105,8 @@ def app_routes(config: Callable[[], Any], intents: IntentRepo,
         caller, language, custom = req.caller or "", req.language, req.custom_data or {}
         app = cfg.routing.apps[name]
         now = clock()
-        guessing = cfg.model.apps[name].fallback.guessing
-        limits = GuessLimits(guessing.per_caller, guessing.per_app, guessing.window_seconds)
-        try:
-            long = await guard.long_tokens(name, number_variants(caller), limits, now)
-        except DATABASE_ERRORS as exc:  # fails closed: a long token cannot be guessed
-            log.warning("app %r: the guard could not be read (%s: %s); the plan gets a long "
-                        "token", name, type(exc).__name__, " ".join(str(exc).split())[:200])
-            long = True
-        digits = app.hardened_digits if long else app.token_digits
+        digits = await plan_digits(guard, cfg.model, cfg.routing, name,
+                                   number_variants(caller), now)
         try:
             p = plan_call(app, req.connectivity, req.data_path)
             check_room(await intents.active_count(name, now), digits)

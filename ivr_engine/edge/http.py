@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,7 +31,7 @@ from ..api.input import read_model
 from ..api.problems import Problem
 from ..api.routes import PUBLIC, ApiRoutes, Reply, query_of
 from ..api.schemas import reply
-from ..apps.guard import TokenGuard
+from ..apps.guard_db import DatabaseGuard, MemoryGuard, plan_digits
 from ..apps.plans import PlanError, check_room, draw_token
 from ..apps.repo import IntentRepo, TokenSpaceFull
 from ..livedata.schemas import MenuTree
@@ -101,8 +100,7 @@ def _same_or_allowed(request: web.Request, widget: Any) -> None:
 
 def widget_routes(config: Callable[[], Any], intents: IntentRepo, queues: Any,
                   clock: Callable[[], dt.datetime], randbelow: Callable[[int], int],
-                  guard: TokenGuard, monotonic: Callable[[], float] = time.monotonic
-                  ) -> ApiRoutes:
+                  guard: MemoryGuard | DatabaseGuard) -> ApiRoutes:
     """``queues``: the livedata QueueMonitor (None: AMI not configured, no waits shown);
     ``guard``: the fallback callers' guard (a hardened app's plans get long tokens)."""
     routes = ApiRoutes("widget")
@@ -177,7 +175,7 @@ def widget_routes(config: Callable[[], Any], intents: IntentRepo, queues: Any,
         except TargetError as exc:
             raise Problem(422, "Invalid target", str(exc), field="target") from None
         now = clock()
-        digits = app.hardened_digits if guard.hardened(name, monotonic()) else app.token_digits
+        digits = await plan_digits(guard, cfg.model, cfg.routing, name, (), now)
         lang = app.language_for(req.language)
         try:
             check_room(await intents.active_count(name, now), digits)
