@@ -92,10 +92,13 @@ def cpu(group: list[int]) -> float:
     return sum(proc_cpu(p) or 0.0 for p in group)
 
 
-def start_engine(node: str, db_url: str, env: dict[str, str], tmp: Path) -> subprocess.Popen:
+def start_engine(node: str, db_url: str, env: dict[str, str], tmp: Path,
+                 ari: dict[str, Any] | None = None) -> subprocess.Popen:
+    """Engine of ``node`` on bench/tree.yaml; ``ari``: more settings of its node's ari."""
     cc = cluster_conf()
     doc = cc.engine_config(yaml.safe_load(TREE.read_text()), node, "127.0.0.1:1", db_url)
     doc["engine"]["nodes"][0]["ari"]["app"] = "ivr-engine"  # what from-pstn enters
+    doc["engine"]["nodes"][0]["ari"].update(ari or {})
     config = tmp / f"engine-{node}.yaml"
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
     logf = open(tmp / f"engine-{node}.log", "wb")
@@ -163,12 +166,15 @@ async def bench(args: argparse.Namespace, envs: dict[str, dict[str, str]], tmp: 
             "reached_queue": sum(r["reached_queue"] for r in rs),
             "failed": sum(r["failed"] for r in rs),
             "calls_per_s": round(sum(r["reached_queue"] for r in rs)
-                                 / sum(r["sipp_seconds"] for r in rs), 2)}
+                                 / sum(r["sipp_seconds"] for r in rs), 2),
+            "cpu_ms_per_call": {k: round(sum(r["cpu_ms_per_call"][k] for r in rs) / len(rs), 2)
+                                for k in rs[0]["cpu_ms_per_call"]}}
     d, c = summary["direct"]["calls_per_s"], summary["cluster"]["calls_per_s"]
     summary["cluster_vs_direct_calls_per_s"] = round(c / d, 3) if d else None
+    summary["zero_failures"] = not (summary["direct"]["failed"] or summary["cluster"]["failed"])
     return {"benchmark": "cluster_load", "keys": KEYS, "calls_per_round": args.calls,
             "concurrency": args.concurrency, "summary": summary, "rounds": results,
-            "load_average_at_start": os.getloadavg()}
+            "load_average_at_start": args.load}
 
 
 def main() -> int:
@@ -179,6 +185,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--keep", type=Path, help="keep the engine logs and SIPp files here")
     args = p.parse_args()
+    args.load = [round(x, 2) for x in os.getloadavg()]  # before the cluster starts
     was_up = subprocess.run([str(CLUSTER), "status"], capture_output=True).returncode == 0
     subprocess.run([str(CLUSTER), "up"], check=True, stdout=subprocess.DEVNULL)
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="cluster-bench-"))
