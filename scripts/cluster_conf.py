@@ -80,6 +80,10 @@ def engine_config(source: dict[str, Any], node: str, listen: str,
     ari = dict(engine.pop("ari", None) or (nodes[0].get("ari") if nodes else None) or {})
     ami = dict(engine.pop("ami", None) or (nodes[0].get("ami") if nodes else None) or {})
     ari["url"] = f"http://{address}:8088"
+    # Kamailio sends a restarted node callers as soon as its Asterisk answers OPTIONS; until
+    # the engine is back on ARI they get that node's fallback queue: retry every second at
+    # most, not after the default's 30 s (bench/cluster_failover.py: 14 s at the default)
+    ari.setdefault("reconnect_max_seconds", 1.0)
     ami["host"] = address
     engine["nodes"] = [{"name": node_name(node), "ari": ari, "ami": ami}]
     engine["api"] = {**(engine.get("api") or {}), "listen": listen}
