@@ -209,3 +209,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if unmarked:
         raise pytest.UsageError("end-to-end tests without the sandbox marker: "
                                 + ", ".join(unmarked))
+
+
+@pytest.fixture(scope="module")
+async def fcm(tmp_path_factory):
+    """A local FCM server (FCM HTTP v1 and its OAuth2 token endpoint, the real wire protocol)
+    and a service account file for it: the wake-up, edge and cluster tests' pushes."""
+    from tests.support.push_servers import FakeFcm
+
+    server = FakeFcm()
+    await server.start()
+    server.make_service_account(tmp_path_factory.mktemp("fcm"))
+    yield server
+    await server.stop()
+    assert server.hook_errors == []

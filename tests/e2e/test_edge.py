@@ -29,7 +29,6 @@ from ivr_engine.testing.browser import Browser
 from ivr_engine.testing.sipp import TrunkObserver
 from tests.integration.conftest import next_event, start_client, stop_client
 from tests.integration.engine_proc import local_call, start_engine
-from tests.support.push_servers import FakeFcm
 from tests.support.sip_register import register_tls
 
 from .baresip_ua import Baresip
@@ -39,16 +38,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "edge.yaml"
 TOKEN = "fcm-dana-" + "d" * 40
 CA = os.environ.get("IVR_TLS_CA_FILE", "/var/cache/ivr-engine/state/tls/ca.crt")
-
-
-@pytest.fixture(scope="module")
-async def fcm(tmp_path_factory):
-    server = FakeFcm()
-    await server.start()
-    server.make_service_account(tmp_path_factory.mktemp("fcm"))
-    yield server
-    await server.stop()
-    assert server.hook_errors == []
 
 
 @pytest.fixture(scope="module")

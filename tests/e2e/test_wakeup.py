@@ -38,16 +38,6 @@ BUDGET = 4.0  # mobile_loops 2 × interval 2 s (tests/fixtures/wakeup.yaml)
 
 
 @pytest.fixture(scope="module")
-async def fcm(tmp_path_factory):
-    server = FakeFcm()
-    await server.start()
-    server.make_service_account(tmp_path_factory.mktemp("fcm"))
-    yield server
-    await server.stop()
-    assert server.hook_errors == []
-
-
-@pytest.fixture(scope="module")
 async def engine(sandbox, fcm, tmp_path_factory):
     eng = await start_engine(sandbox, tmp_path_factory.mktemp("wake"), config=CONFIG,
                              extra_env={"IVR_TEST_FCM_SA": str(fcm.account.path),

@@ -25,7 +25,6 @@ import pytest
 from ivr_engine.testing.sipp import SippCaller, free_udp_ports
 from tests.support.cluster import KAMAILIO_APPS, KAMAILIO_SIP, cluster_with_engines, until
 from tests.support.identity import open_session
-from tests.support.push_servers import FakeFcm
 from tests.support.sip_register import register
 from tests.support.tcp_cut import TcpCut
 
@@ -37,16 +36,6 @@ APP_ADDRESS = "127.0.0.30"  # the phone app
 PUSH_TOKEN = "fcm-alice-" + "a" * 30
 PN_TOKEN = "rfc8599-alice-" + "k" * 30
 PN_PARAMS = f"pn-provider=fcm;pn-prid={PN_TOKEN};pn-param=ivr-test"
-
-
-@pytest.fixture(scope="module")
-async def fcm(tmp_path_factory):
-    server = FakeFcm()
-    await server.start()
-    server.make_service_account(tmp_path_factory.mktemp("fcm"))
-    yield server
-    await server.stop()
-    assert server.hook_errors == []
 
 
 @pytest.fixture(scope="module")
