@@ -112,7 +112,7 @@ async def run_engine(config: Config) -> int:
             background.add("registrar", registrar.run)
         # app_queue over each node's AMI; on PostgreSQL the other nodes' too (snapshots)
         queues = follow_queues(nodes, store, services.engine or "", background,
-                               lambda q: QueueListener(dsn_of(store.db), q))
+                               lambda q: QueueListener(dsn_of(eng.database_url), q))
         background.add("call-records", registry.run)
         background.add("call-records-expiry", lambda: registry.expire(
             lambda: holder.current.engine.call_records.retention_days))

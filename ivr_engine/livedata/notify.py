@@ -24,6 +24,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
+
+from ..store import async_url
 
 from .shared import CHANNEL, HEARTBEAT_SECONDS, STALE_SECONDS, SharedQueues
 from .snapshot import Snapshot
@@ -40,9 +43,10 @@ _FRESH = (f"SELECT {_COLUMNS} FROM queue_snapshots "
 _ONE = _FRESH + " AND node = $2 AND queue = $3"
 
 
-def dsn_of(db: Any) -> str:
-    """asyncpg's DSN for the store's PostgreSQL URL (driver name dropped)."""
-    return db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+def dsn_of(database_url: str) -> str:
+    """asyncpg's DSN for the engine's PostgreSQL ``database_url``."""
+    return make_url(async_url(database_url)).set(drivername="postgresql").render_as_string(
+        hide_password=False)
 
 
 def _snapshot(record: Any) -> Snapshot:

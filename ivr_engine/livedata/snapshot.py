@@ -90,8 +90,7 @@ class Snapshot:
 
 
 def _ago(history: _History, now: float) -> tuple[tuple[float, float], ...]:
-    history.values(now)  # drops what is older than HISTORY_SECONDS
-    return tuple((round(now - t, 3), v) for t, v in history._items)
+    return tuple((round(now - t, 3), v) for t, v in history.seen(now))
 
 
 def take(q: QueueState, node: str, now: float) -> Snapshot:

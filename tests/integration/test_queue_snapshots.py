@@ -74,7 +74,7 @@ async def two_engines(url: str):
         await conn.execute(text("TRUNCATE queue_snapshots"))
     a, b = node_monitor("node-a"), node_monitor("node-b")
     qa, qb = SharedQueues([a]), SharedQueues([b])
-    listener = QueueListener(dsn_of(sb.db), qb, refresh_seconds=5.0)
+    listener = QueueListener(dsn_of(url), qb, refresh_seconds=5.0)
     sup = Supervisor(FAST)
     sup.add("queue-snapshots", lambda: write_loop(qa, SnapshotRepo(sa.db.sessions), "a"))
     sup.add("queue-listener", listener.run)
@@ -128,7 +128,7 @@ async def test_the_listener_reconnects_and_resyncs_after_its_backend_is_killed(c
     async with two_engines(url) as e:
         event(e.a, "QueueCallerJoin", Uniqueid="u1", Position="1")
         await until(lambda: e.qb.status("sales").callers_waiting == 1, what="first caller")
-        admin = await asyncpg.connect(dsn_of(Database(url)))
+        admin = await asyncpg.connect(dsn_of(url))
         try:
             killed = await admin.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
