@@ -21,15 +21,16 @@ from ivr_engine.livedata.notify import dsn_of
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import local_call, spawn_engine
-from .test_cluster import (
-    CLUSTER,
-    NODES,
-    Cluster,
-    _ready,
-    node_sandbox,
-    run,
-    until,
-)
+from tests.support.cluster import CLUSTER, NODES, Cluster, node_sandbox, run, until
+
+
+async def _ready(engine) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{engine.api_url}/readyz") as r:
+            return r.status == 200
+    except aiohttp.ClientError:
+        return False
 
 pytestmark = pytest.mark.sandbox
 
