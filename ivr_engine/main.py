@@ -14,7 +14,8 @@ Asterisk node(s), and owns the engine's TaskGroup. No task is created outside a 
             ├── lifecycle-sweep: Lifecycle.run (sessions ended by idleness or a grace, reminders)
             ├── token-failures-prune (PostgreSQL): guessing tries past every window deleted
             ├── engine-announce: this engine's API URL in the engines table (owners.py)
-            ├── queues: QueueMonitor.run (app_queue over AMI)
+            ├── queues (queues-<node> with several): QueueMonitor.run, each node's AMI
+            ├── queue-snapshots, queue-listener (PostgreSQL): queues of every node
             ├── sms-inbound-webhook: InboundDelivery.run (the sms.received webhook)
             └── sms-single, sms-dialer-<name>, sms-sweep when sms.in_engine
     SIGTERM/SIGINT stop it (callers in a menu go to the dialplan fallback); SIGHUP reloads.
@@ -42,7 +43,8 @@ from .config.model_nodes import engine_name, node_configs
 from .config.reloader import ConfigHolder
 from .lifecycle.offline import OfflineCodes
 from .lifecycle.service import Lifecycle
-from .livedata.monitor import QueueMonitor
+from .livedata.notify import QueueListener, dsn_of
+from .livedata.shared import follow_queues
 from .node import AsteriskNode
 from .push import PushService
 from .repositories import Store
@@ -102,15 +104,15 @@ async def run_engine(config: Config) -> int:
                 eng.registrar, store, lambda: holder.current))
         nodes = [AsteriskNode.from_settings(n, calls, store, lambda: holder.current, registrar)
                  for n in node_configs(eng)]
-        # app_queue over AMI: queue status, waits; of the first node (one engine per node)
-        queues = QueueMonitor(nodes[0].ami)
         for node in nodes:
             await stack.enter_async_context(node)
         background = Supervisor(RestartPolicy.from_settings(eng.supervisor))
         background.add("config-reload", holder.run)
         if registrar is not None:
             background.add("registrar", registrar.run)
-        background.add("queues", queues.run)
+        # app_queue over each node's AMI; on PostgreSQL the other nodes' too (snapshots)
+        queues = follow_queues(nodes, store, services.engine or "", background,
+                               lambda q: QueueListener(dsn_of(eng.database_url), q))
         background.add("call-records", registry.run)
         background.add("call-records-expiry", lambda: registry.expire(
             lambda: holder.current.engine.call_records.retention_days))

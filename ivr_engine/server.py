@@ -76,7 +76,7 @@ class ApiParts:
     lifecycle: Lifecycle | None = None  # made here when None (no sweeper then)
     sms: Any = None  # sms.dialer.SmsService when the dialers run in the engine
     inbound: Any = None  # sms.inbound_webhook.InboundDelivery (woken by inbound messages)
-    queues: Any = None  # livedata.monitor.QueueMonitor
+    queues: Any = None  # livedata.shared.SharedQueues (or one livedata.monitor.QueueMonitor)
     supervisor: Any = None  # supervisor.Supervisor: background loops that keep failing
     clock: Callable[[], dt.datetime] = _utcnow
     randbelow: Callable[[int], int] = secrets.randbelow

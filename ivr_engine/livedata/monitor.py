@@ -14,9 +14,9 @@ import time
 from typing import Any, Callable
 
 from ..ami import AmiClient, AmiError
-from .estimate import Estimate
 from .queues import QUEUE_EVENTS, QueueBoard, QueueState
 from .schemas import Agents, CallQueue, QueueStatus, WaitEstimate, WaitingCaller
+from .snapshot import Snapshot, take, wait_model
 
 log = logging.getLogger("ivr_engine.livedata")
 
@@ -24,14 +24,12 @@ log = logging.getLogger("ivr_engine.livedata")
 EVENT_CLASSES = "agent"
 
 
-def wait_model(e: Estimate) -> WaitEstimate:
-    return WaitEstimate(seconds=e.seconds, method=e.method, confidence=e.confidence,  # type: ignore[arg-type]
-                        samples=e.samples, reason=e.reason)
-
-
 class QueueMonitor:
-    def __init__(self, ami: AmiClient | None, clock: Callable[[], float] = time.monotonic):
-        self.ami, self.clock = ami, clock
+    def __init__(self, ami: AmiClient | None, clock: Callable[[], float] = time.monotonic,
+                 node: str = "asterisk"):
+        self.ami, self.clock, self.node = ami, clock, node
+        #: told of every change (the queue, or None: all), e.g. livedata/shared.py
+        self.watchers: list[Callable[[str | None], None]] = []
         self.board = QueueBoard()
         self.synced = asyncio.Event()  # a QueueStatus snapshot was read since the last login
         self._login = asyncio.Event()
@@ -68,6 +66,8 @@ class QueueMonitor:
         for event in (*woken, self._any):
             event.set()
         self._any = asyncio.Event()
+        for watcher in self.watchers:
+            watcher(queue)
 
     def changed(self, queue: str | None = None) -> asyncio.Event:
         """Set at the next change of ``queue`` (None: of any queue). A change of another
@@ -127,6 +127,14 @@ class QueueMonitor:
             answered=q.answered, abandoned=q.abandoned,
             estimate_new_caller=wait_model(q.estimate(len(q.callers) + 1, now)),
             positions=positions, asterisk_holdtime_seconds=q.asterisk_holdtime)
+
+    def snapshots(self) -> list[Snapshot]:
+        """A snapshot of every queue this node's app_queue told of (none while not
+        tracking: the board may be stale)."""
+        if not self.tracking:
+            return []
+        now = self.clock()
+        return [take(q, self.node, now) for q in self.board.queues.values()]
 
     def wait_of(self, name: str) -> WaitEstimate | None:
         """A new caller's wait in queue ``name`` (None while not tracking)."""

@@ -80,9 +80,13 @@ class _History:
         self._items.append((now, value))
 
     def values(self, now: float) -> list[float]:
+        return [v for _, v in self.seen(now)]
+
+    def seen(self, now: float) -> list[tuple[float, float]]:
+        """(when, value) of the samples of the last hour, oldest first."""
         while self._items and now - self._items[0][0] > HISTORY_SECONDS:
             self._items.popleft()
-        return [v for _, v in self._items]
+        return list(self._items)
 
 
 @dataclass

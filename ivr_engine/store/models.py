@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     Index,
     Integer,
     String,
@@ -185,3 +186,28 @@ class EngineRow(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     api_url: Mapped[str] = mapped_column(String(256))
     seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class QueueSnapshotRow(Base):
+    """What one node's app_queue said of one queue, written by the engine holding the node
+    (at most once a second per queue, and every few seconds while nothing changes) so every
+    engine's queue status covers every node (revision 0014, livedata/shared.py).
+    ``updated_at`` is the database's clock (``now()``): engines' clocks never compare."""
+
+    __tablename__ = "queue_snapshots"
+
+    node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
+    callers: Mapped[int] = mapped_column(Integer)
+    logged_in: Mapped[int] = mapped_column(Integer)
+    serving: Mapped[int] = mapped_column(Integer)
+    available: Mapped[int] = mapped_column(Integer)
+    busy: Mapped[int] = mapped_column(Integer)
+    paused: Mapped[int] = mapped_column(Integer)
+    longest_wait: Mapped[float] = mapped_column(Float)
+    answered: Mapped[int] = mapped_column(Integer)
+    abandoned: Mapped[int] = mapped_column(Integer)
+    asterisk_holdtime: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    inputs: Mapped[dict] = mapped_column(JSON)  # the estimator's inputs (livedata/snapshot.py)
+    engine: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
