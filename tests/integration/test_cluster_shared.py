@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from ivr_engine.testing.rtp_pcap import keys_at
@@ -41,6 +42,10 @@ async def shared(cluster_topology, tmp_path_factory, postgres_server):
     async with cluster_with_engines(postgres_server, tmp_path_factory.mktemp("cluster-shared"),
                                     source=APPS, extra_env={"IVR_ADMIN_TOKEN": TOKEN}) as c:
         yield c
+
+
+async def _one(read) -> bool:
+    return await read() == 1
 
 
 async def _request(method: str, url: str, body: dict | None = None):
@@ -105,6 +110,16 @@ async def test_a_transfer_asked_at_engine_b_moves_engine_as_caller(shared):
                               predicate=lambda e: e.channel_id == chan
                               and e.dialplan_app == "Queue")
         assert ev.dialplan_app_data.startswith("operator"), ev.dialplan_app_data
+
+        async def snapshot():  # engine a follows node a's AMI and shares the queue
+            conn = await asyncpg.connect(shared.database_url)
+            try:
+                return await conn.fetchval(
+                    "SELECT callers FROM queue_snapshots WHERE node = 'node-a' "
+                    "AND queue = 'operator' AND updated_at > now() - interval '15 seconds'")
+            finally:
+                await conn.close()
+        assert await until(lambda: _one(snapshot), 10, "node a's queue in queue_snapshots")
         assert f"forwarded to engine 'node-a' at {a_eng.api_url}: 202" in b_eng.log()
         assert chan not in b_eng.log().replace(f"/v1/calls/{chan}", "")  # b never drove it
 

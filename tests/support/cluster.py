@@ -158,7 +158,9 @@ async def cluster_with_engines(postgres_server: str, workdir: Path, source: Path
         for n in NODES:  # both start at once, each on its node
             c.engines[n] = await spawn_engine(
                 nodes[n], workdir / f"engine-{n}", c.engine_config(n, registrar=registrar),
-                extra_env={"IVR_DATABASE_URL": url, **(extra_env or {})})
+                extra_env={"IVR_DATABASE_URL": url,  # and its node's AMI: queues, transfers
+                           "IVR_AMI_USERNAME": nodes[n].ami_username,
+                           "IVR_AMI_PASSWORD": nodes[n].ami_password, **(extra_env or {})})
         for n, e in c.engines.items():
             await until(lambda: engine_ready(e), 30, f"engine {n} ready", step=0.1)
         await until(all_active, 10, "Kamailio sees both nodes active")
