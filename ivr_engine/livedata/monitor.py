@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ..ami import AmiClient, AmiError
 from .queues import QUEUE_EVENTS, QueueBoard, QueueState
 from .schemas import Agents, CallQueue, QueueStatus, WaitEstimate, WaitingCaller
+from .signal import ChangeSignal
 from .snapshot import Snapshot, take, wait_model
 
 log = logging.getLogger("ivr_engine.livedata")
@@ -33,9 +34,7 @@ class QueueMonitor:
         self.board = QueueBoard()
         self.synced = asyncio.Event()  # a QueueStatus snapshot was read since the last login
         self._login = asyncio.Event()
-        # per queue: set (and dropped) at that queue's next change; made when a stream waits
-        self._changed: dict[str, asyncio.Event] = {}
-        self._any = asyncio.Event()  # set (and replaced) at any change
+        self._signal = ChangeSignal()
         self._closed = False
         if ami is not None:
             ami.listen(EVENT_CLASSES, QUEUE_EVENTS, self._on_event, self._on_login)
@@ -58,26 +57,13 @@ class QueueMonitor:
     def touch(self, queue: str | None = None) -> None:
         """Wake whoever waits on :meth:`changed` for ``queue`` (the event streams of that
         queue); None: every queue (a resync, the end)."""
-        if queue is None:
-            woken, self._changed = list(self._changed.values()), {}
-        else:
-            one = self._changed.pop(queue, None)
-            woken = [one] if one is not None else []
-        for event in (*woken, self._any):
-            event.set()
-        self._any = asyncio.Event()
+        self._signal.touch(queue)
         for watcher in self.watchers:
             watcher(queue)
 
     def changed(self, queue: str | None = None) -> asyncio.Event:
-        """Set at the next change of ``queue`` (None: of any queue). A change of another
-        queue does not set it: a stream is woken by its own queue only."""
-        if queue is None:
-            return self._any
-        event = self._changed.get(queue)
-        if event is None:
-            event = self._changed[queue] = asyncio.Event()
-        return event
+        """Set at the next change of ``queue`` (None: of any queue)."""
+        return self._signal.changed(queue)
 
     async def run(self) -> None:
         """Follow the queues until cancelled (a child of the engine's supervisor: a failed

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..store.models import QueueSnapshotRow
 from .monitor import QueueMonitor
 from .schemas import CallQueue, QueueStatus, WaitEstimate
+from .signal import ChangeSignal
 from .snapshot import Snapshot, merge, merged_status, wait_model
 
 log = logging.getLogger("ivr_engine.livedata")
@@ -85,8 +86,7 @@ class SharedQueues:
         self.monitors, self.stale_seconds, self.clock = list(monitors), stale_seconds, clock
         self.local = {m.node for m in self.monitors}
         self._remote: dict[tuple[str, str], tuple[Snapshot, float]] = {}
-        self._changed: dict[str, asyncio.Event] = {}
-        self._any = asyncio.Event()
+        self._signal = ChangeSignal()
         for m in self.monitors:
             m.watchers.append(self.touch)
 
@@ -156,22 +156,10 @@ class SharedQueues:
         return None
 
     def touch(self, queue: str | None = None) -> None:
-        if queue is None:
-            woken, self._changed = list(self._changed.values()), {}
-        else:
-            one = self._changed.pop(queue, None)
-            woken = [one] if one is not None else []
-        for event in (*woken, self._any):
-            event.set()
-        self._any = asyncio.Event()
+        self._signal.touch(queue)
 
     def changed(self, queue: str | None = None) -> asyncio.Event:
-        if queue is None:
-            return self._any
-        event = self._changed.get(queue)
-        if event is None:
-            event = self._changed[queue] = asyncio.Event()
-        return event
+        return self._signal.changed(queue)
 
 
 async def write_loop(queues: SharedQueues, repo: SnapshotRepo, engine: str, *,

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 from contextlib import asynccontextmanager
-from pathlib import Path
 from types import SimpleNamespace
 
 import asyncpg
@@ -24,7 +22,6 @@ from ivr_engine.livedata.monitor import QueueMonitor
 from ivr_engine.livedata.notify import APPLICATION, QueueListener, dsn_of
 from ivr_engine.livedata.shared import SharedQueues, SnapshotRepo, write_loop
 from ivr_engine.repositories import Store
-from ivr_engine.store import Database
 from ivr_engine.supervisor import RestartPolicy, Supervisor
 from tests.support import pgcluster
 
@@ -33,17 +30,8 @@ FAST = RestartPolicy(backoff_seconds=0.1, backoff_max_seconds=0.5, jitter=0.0)
 
 @pytest.fixture(scope="module")
 async def cluster():
-    root = Path(tempfile.mkdtemp(prefix="ivr-pg-queues-"))
-    try:
-        url = await asyncio.to_thread(pgcluster.start, root)
-        db = Database(url)
-        try:
-            await db.upgrade()
-        finally:
-            await db.close()
-        yield root, url
-    finally:
-        await asyncio.to_thread(pgcluster.stop, root)
+    async with pgcluster.upgraded("ivr-pg-queues-") as made:
+        yield made
 
 
 def node_monitor(node: str) -> QueueMonitor:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,6 @@ from ivr_engine.apps.guard import Attempt, GuessLimits, Kind
 from ivr_engine.apps.guard_db import DatabaseGuard, guard_for
 from ivr_engine.deadlines import CallerWaitFailed, caller_wait
 from ivr_engine.repositories import Store
-from ivr_engine.store import Database
 from tests.support import pgcluster
 
 T0 = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.timezone.utc)
@@ -31,17 +28,8 @@ def at(seconds: float) -> dt.datetime:
 
 @pytest.fixture(scope="module")
 async def cluster():
-    root = Path(tempfile.mkdtemp(prefix="ivr-pg-guard-"))
-    try:
-        url = await asyncio.to_thread(pgcluster.start, root)
-        db = Database(url)
-        try:
-            await db.upgrade()
-        finally:
-            await db.close()
-        yield root, url
-    finally:
-        await asyncio.to_thread(pgcluster.stop, root)
+    async with pgcluster.upgraded("ivr-pg-guard-") as made:
+        yield made
 
 
 @pytest.fixture

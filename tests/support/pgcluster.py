@@ -13,12 +13,15 @@ creates it). Its binaries are found on PATH or in /usr/lib/postgresql/<version>/
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 SERVER_OPTIONS = ("-c listen_addresses='' -c fsync=off -c synchronous_commit=off "
@@ -112,6 +115,25 @@ def stop(root: Path) -> None:
         except (RuntimeError, PostgresMissing) as exc:
             print(f"pgcluster: {exc}", file=sys.stderr)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@asynccontextmanager
+async def upgraded(prefix: str):
+    """A throw-away cluster of the test's own (it may stop it: ``halt``), its database at the
+    newest revision; yields ``(root, url)`` and removes it after."""
+    from ivr_engine.store import Database
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        url = await asyncio.to_thread(start, root)
+        db = Database(url)
+        try:
+            await db.upgrade()
+        finally:
+            await db.close()
+        yield root, url
+    finally:
+        await asyncio.to_thread(stop, root)
 
 
 def main(argv: list[str]) -> int:
