@@ -142,10 +142,12 @@ def topology() -> Iterator[None]:
 @asynccontextmanager
 async def cluster_with_engines(postgres_server: str, workdir: Path, source: Path = FIXTURE,
                                extra_env: dict[str, str] | None = None,
-                               registrar: dict | None = None) -> AsyncIterator[Cluster]:
+                               registrar: dict | None = None,
+                               one_engine: bool = False) -> AsyncIterator[Cluster]:
     """With the cluster up (``cluster_topology``): a fresh database, one engine per node on
-    ``source``; yields once both are ready and Kamailio sees both nodes active (a test that
-    stops a node starts it again)."""
+    ``source`` (``one_engine``: a single engine, ``engines["ab"]``, holding both nodes);
+    yields once they are ready and Kamailio sees both nodes active (a test that stops a node
+    starts it again)."""
     t0 = time.monotonic()
     nodes = {n: node_sandbox(n) for n in NODES}
     name = f"ivr_cluster_{os.getpid()}"
@@ -155,12 +157,21 @@ async def cluster_with_engines(postgres_server: str, workdir: Path, source: Path
     c = Cluster(nodes, {}, url, workdir, source)
     try:
         await upgrade_database(url)  # once (alembic is not safe to run twice at once)
-        for n in NODES:  # both start at once, each on its node
+        env = {"IVR_DATABASE_URL": url,  # and the nodes' AMI (one secret): queues, transfers
+               "IVR_AMI_USERNAME": nodes["a"].ami_username,
+               "IVR_AMI_PASSWORD": nodes["a"].ami_password, **(extra_env or {})}
+        if one_engine:
+            docs = [yaml.safe_load(c.engine_config(n, registrar=registrar).read_text())
+                    for n in NODES]
+            docs[0]["engine"]["nodes"] = [d["engine"]["nodes"][0] for d in docs]
+            path = workdir / "engine-ab.yaml"
+            path.write_text(yaml.safe_dump(docs[0], sort_keys=False))
+            c.engines["ab"] = await spawn_engine(nodes["a"], workdir / "engine-ab", path,
+                                                 extra_env=env)
+        for n in () if one_engine else NODES:  # both start at once, each on its node
             c.engines[n] = await spawn_engine(
                 nodes[n], workdir / f"engine-{n}", c.engine_config(n, registrar=registrar),
-                extra_env={"IVR_DATABASE_URL": url,  # and its node's AMI: queues, transfers
-                           "IVR_AMI_USERNAME": nodes[n].ami_username,
-                           "IVR_AMI_PASSWORD": nodes[n].ami_password, **(extra_env or {})})
+                extra_env=env)
         for n, e in c.engines.items():
             await until(lambda: engine_ready(e), 30, f"engine {n} ready", step=0.1)
         await until(all_active, 10, "Kamailio sees both nodes active")
