@@ -5,6 +5,8 @@
   pushes sent to the local FCM server ``fcm``; a module's ``engine`` fixture enters it.
 * ``ari`` (per test): an ARI client of the sandbox (its own application), once the module's
   ``engine`` runs; its channels hung up after the test.
+* ``hang_up(ari, a, b)``: the caller of a ``local_call`` hangs up; back once the engine's side
+  is gone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import sandbox  # noqa: F401 - the shared session fixture
-from tests.integration.conftest import start_client, stop_client
+from tests.integration.conftest import next_event, start_client, stop_client
 from tests.integration.engine_proc import EngineProcess, start_engine
 from tests.support.push_servers import FakeFcm
 
@@ -37,3 +39,11 @@ async def ari(sandbox, engine):  # noqa: F811 - the fixture
     client = await start_client(sandbox)
     yield client
     await stop_client(client)
+
+
+async def hang_up(ari, a: str, b: str) -> None:
+    """The caller side ``a`` of a ``local_call`` hangs up: back once the engine's side ``b``
+    is destroyed."""
+    await ari.hangup(a)
+    await next_event(ari.events, "ChannelDestroyed", timeout=5,
+                     predicate=lambda e: e.channel_id == b)

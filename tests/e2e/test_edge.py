@@ -32,7 +32,7 @@ from tests.integration.engine_proc import local_call
 from tests.support.sip_register import register_tls
 
 from .baresip_ua import Baresip
-from .conftest import fcm_engine
+from .conftest import fcm_engine, hang_up
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -100,9 +100,7 @@ async def test_tls_srtp_app_is_woken_by_push_rung_and_answers(ari, fcm, engine, 
         assert await ari.get_variable(leg, "CHANNEL(pjsip,secure)") == "1"  # TLS signalling
         assert "SRTP is Enabled" in phone.log_text()
         assert "registered, dialled in" in engine.log()
-        await ari.hangup(a)
-        await next_event(ari.events, "ChannelDestroyed", timeout=5,
-                         predicate=lambda e: e.channel_id == b)
+        await hang_up(ari, a, b)
     finally:
         fcm.on_message = None
         await phone.stop()

@@ -18,7 +18,7 @@ from tests.support.identity import open_session
 from tests.support.push_servers import FakeFcm
 
 from .baresip_ua import Baresip
-from .conftest import fcm_engine
+from .conftest import fcm_engine, hang_up
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -131,9 +131,7 @@ async def test_push_wakes_the_app_which_registers_and_is_rung_at_once(ari, fcm, 
         assert any(c.startswith(f"{b}-mobile") for c in channels)
         assert _messages_for(fcm, b, "cancel_call") == []  # answered by the woken phone
         assert "registered, dialled in" in engine.log()
-        await ari.hangup(a)
-        await next_event(ari.events, "ChannelDestroyed", timeout=5,
-                         predicate=lambda e: e.channel_id == b)
+        await hang_up(ari, a, b)
     finally:
         fcm.on_message = None
         await alice.stop()
