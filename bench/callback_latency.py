@@ -48,6 +48,7 @@ from ivr_engine.config import parse_config  # noqa: E402
 from ivr_engine.repositories import Store  # noqa: E402
 from ivr_engine.store import Database  # noqa: E402
 from ivr_engine.testing.customer import SippCustomer  # noqa: E402
+from tests.support.polling import poll  # noqa: E402
 from tests.support.sip_register import register  # noqa: E402
 
 QUEUE, AGENT = "callbacks", "PJSIP/alice"
@@ -66,14 +67,9 @@ callbacks:
 
 
 async def until(check: Any, timeout: float, what: str, step: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise SystemExit(f"callback_latency: {what} did not happen within {timeout}s")
-        await asyncio.sleep(step)
+    if not (got := await poll(check, timeout, step)):
+        raise SystemExit(f"callback_latency: {what} did not happen within {timeout}s")
+    return got
 
 
 async def waiting_callers(ami: AmiClient) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -47,7 +48,7 @@ class LineResult:
             self.errors.append(err)
 
 
-class LineSpool:
+class LineSpool(ABC):
     """``feed`` the body, ``finish``, then read the rows back with ``batches``; ``close``.
 
     A feature says what a line is: ``_text`` (None skips a line: a header, a blank line) and
@@ -75,8 +76,9 @@ class LineSpool:
         """Line ``n`` as it is checked; None: not a row (header, blank line)."""
         return text
 
+    @abstractmethod
     def _check(self, n: int, text: str) -> Any:
-        raise NotImplementedError
+        """Line ``n``'s row to keep, or the feature's ``error(n, reason)``."""
 
     def _at_end(self) -> None:
         """The whole body was read (before the last batch is written)."""

@@ -32,6 +32,7 @@ from ..routing.entry import AppEntry, EntryDecision, after_token, route_app, rou
 from ..users.directory import for_call
 from .ivr import IvrPhase
 from .phase import Call, Phase, TokenTimeout, TransferRequest
+from .start import start_ivr
 from .takeover import read_state, stop_stale
 
 
@@ -70,14 +71,14 @@ async def new_call(call: Call) -> Phase | None:
                 return None
         if intent is not None:
             decision = route_app(table, target, intent.language, _verified(intent))
-        return await call.enter(decision, intent, _verified(intent))
+        return await start_ivr(call, decision, intent, _verified(intent))
     decision = route_pstn(table, target, caller)
     if decision.via != "app-fallback":
-        return await call.enter(decision, None)
+        return await start_ivr(call, decision, None)
     assert decision.app is not None
     app = table.apps[decision.app]
     if call.services.store is None:  # nothing to match against: an outside caller
-        return await call.enter(after_token(table, decision, False), None)
+        return await start_ivr(call, after_token(table, decision, False), None)
     if app.match == "caller":
         return await _matched(call, decision, app, "")
     wd = call.config.engine.watchdog
@@ -227,7 +228,7 @@ async def _matched(call: Call, decision: EntryDecision, app: AppEntry,
     user = user or _verified(intent)
     decision = after_token(call.config.routing, decision, intent is not None or user is not None,
                            intent.language if intent is not None else None, user)
-    return await call.enter(decision, intent, user)
+    return await start_ivr(call, decision, intent, user)
 
 
 async def resume_call(call: Call) -> Phase | None:

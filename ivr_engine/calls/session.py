@@ -29,10 +29,7 @@ from ..ari import AriClient, AriError, AriNotFound, ChannelDestroyed, StasisEnd,
 from ..config import Config
 from ..ivr.actions import RingUser
 from ..ivr.destinations import HANDOFF_KINDS
-from ..ivr.deeplink import start_at_node
 from ..ivr.runtime import IvrRuntime, Watchdog
-from ..livedata.targets import TargetError, deep_link
-from ..routing.entry import EntryDecision
 from ..apps.guard_db import MemoryGuard
 from .bridge import BridgePhase
 from .entry import new_call, resume_call
@@ -362,42 +359,6 @@ class CallSession:
             values.update(path=list(rt.path),
                           destination=str(rt.destination) if rt.destination else None)
         self.services.registry.update(self.channel_id, **values)
-
-    async def enter(self, decision: EntryDecision, intent: Any,
-                    user: str | None = None) -> Phase | None:
-        """Start the IVR where routing decided, with the app intent the call matched and the
-        verified user it carries (``IVR_USER``, ``IVR_VERIFIED=1``), if any."""
-        cfg, ch = self.config, self.start.channel
-        custom = dict(intent.custom_data) if intent is not None else {}
-        rt = self.new_runtime(decision.entry.menu if decision.entry else "", decision.language,
-                              decision.label, decision.app)
-        try:  # the app asked to start at a node of its IVR or in-app tree (issue 10, 19)
-            target = deep_link(cfg.tree, decision, intent, cfg.routing.apps.get(decision.app))
-        except TargetError as exc:
-            log.warning("call %s: deep link ignored, starting at the top: %s", self.channel_id, exc)
-            target = None
-        # the structure the call entered (transfers stay in it): a deep link's target's tree
-        start = target.menu if target else decision.entry.menu if decision.entry else None
-        root = cfg.tree.menus[start].root if start else ""
-        self.register(decision.label, decision.via, decision.app, root, decision.language,
-                      custom, user)
-        log.info("call %s from %r (%s) → %s via %s%s", self.channel_id, ch.caller_number,
-                 " ".join(self.start.args), decision.label, decision.via,
-                 f" (verified user {user!r})" if user else "")
-        variables = {f"IVR_DATA_{k}": v for k, v in custom.items()}
-        if user is not None:
-            variables.update(IVR_USER=user, IVR_VERIFIED="1")
-        if variables:  # before anything plays (principle 8)
-            await asyncio.gather(*(self.ari.set_variable(self.channel_id, k, v)
-                                   for k, v in variables.items()))
-        now = self.clock()
-        if target is not None:
-            actions = start_at_node(rt, target.node_id, target.menu, target.destination, now)
-        else:
-            actions = rt.start(now) if decision.entry is not None else \
-                rt.start_at(decision.destination, now)  # type: ignore[arg-type]
-        ivr = IvrPhase(self, rt)
-        return await ivr.execute(actions) or ivr
 
     async def ring(self, ivr: IvrPhase, a: RingUser) -> Phase | None:
         return await start_ringing(self, ivr, a)

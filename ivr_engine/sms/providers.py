@@ -26,6 +26,7 @@ import contextvars
 import json
 import logging
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -99,7 +100,7 @@ def short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class Provider:
+class Provider(ABC):
     """One configured provider (``spec`` is its config.model_sms.SmsProvider)."""
 
     lookup_supported = False
@@ -141,8 +142,9 @@ class Provider:
         finally:
             _READ.reset(token)
 
-    async def _send(self, out: Outbound) -> SendResult:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    async def _send(self, out: Outbound) -> SendResult:
+        """One request to the provider, its answer read (``send`` turns errors into outcomes)."""
 
     async def lookup(self, key: str) -> SendResult | None:
         """Whether the provider has the send with idempotency key ``key``; None: cannot tell."""

@@ -27,11 +27,12 @@ import pytest
 
 from ivr_engine.testing.browser import Browser
 from ivr_engine.testing.sipp import TrunkObserver
-from tests.integration.conftest import next_event, start_client, stop_client
-from tests.integration.engine_proc import local_call, start_engine
+from tests.integration.conftest import next_event
+from tests.integration.engine_proc import local_call
 from tests.support.sip_register import register_tls
 
 from .baresip_ua import Baresip
+from .conftest import fcm_engine, hang_up
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -42,18 +43,8 @@ CA = os.environ.get("IVR_TLS_CA_FILE", "/var/cache/ivr-engine/state/tls/ca.crt")
 
 @pytest.fixture(scope="module")
 async def engine(sandbox, fcm, tmp_path_factory):
-    eng = await start_engine(sandbox, tmp_path_factory.mktemp("edge"), config=CONFIG,
-                             extra_env={"IVR_TEST_FCM_SA": str(fcm.account.path),
-                                        "IVR_TEST_FCM_URL": fcm.url})
-    yield eng
-    assert await eng.stop() == 0, eng.log()
-
-
-@pytest.fixture
-async def ari(sandbox, engine):
-    client = await start_client(sandbox)
-    yield client
-    await stop_client(client)
+    async with fcm_engine(sandbox, fcm, tmp_path_factory.mktemp("edge"), CONFIG) as eng:
+        yield eng
 
 
 async def _state(ari, endpoint: str) -> str | None:
@@ -109,9 +100,7 @@ async def test_tls_srtp_app_is_woken_by_push_rung_and_answers(ari, fcm, engine, 
         assert await ari.get_variable(leg, "CHANNEL(pjsip,secure)") == "1"  # TLS signalling
         assert "SRTP is Enabled" in phone.log_text()
         assert "registered, dialled in" in engine.log()
-        await ari.hangup(a)
-        await next_event(ari.events, "ChannelDestroyed", timeout=5,
-                         predicate=lambda e: e.channel_id == b)
+        await hang_up(ari, a, b)
     finally:
         fcm.on_message = None
         await phone.stop()

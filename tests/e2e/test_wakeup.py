@@ -12,12 +12,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.conftest import next_event, start_client, stop_client
-from tests.integration.engine_proc import local_call, start_engine
+from tests.integration.conftest import next_event
+from tests.integration.engine_proc import local_call
 from tests.support.identity import open_session
 from tests.support.push_servers import FakeFcm
 
 from .baresip_ua import Baresip
+from .conftest import fcm_engine, hang_up
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -39,21 +40,11 @@ BUDGET = 4.0  # mobile_loops 2 × interval 2 s (tests/fixtures/wakeup.yaml)
 
 @pytest.fixture(scope="module")
 async def engine(sandbox, fcm, tmp_path_factory):
-    eng = await start_engine(sandbox, tmp_path_factory.mktemp("wake"), config=CONFIG,
-                             extra_env={"IVR_TEST_FCM_SA": str(fcm.account.path),
-                                        "IVR_TEST_FCM_URL": fcm.url})
-    for user, token in TOKENS.items():
-        await register_device(eng.api_url, user, push_token=token, app_version="1.2.3",
-                              model="Pixel")
-    yield eng
-    assert await eng.stop() == 0, eng.log()
-
-
-@pytest.fixture
-async def ari(sandbox, engine):
-    client = await start_client(sandbox)
-    yield client
-    await stop_client(client)
+    async with fcm_engine(sandbox, fcm, tmp_path_factory.mktemp("wake"), CONFIG) as eng:
+        for user, token in TOKENS.items():
+            await register_device(eng.api_url, user, push_token=token, app_version="1.2.3",
+                                  model="Pixel")
+        yield eng
 
 
 async def _endpoint_state(ari, name: str) -> str | None:
@@ -140,9 +131,7 @@ async def test_push_wakes_the_app_which_registers_and_is_rung_at_once(ari, fcm, 
         assert any(c.startswith(f"{b}-mobile") for c in channels)
         assert _messages_for(fcm, b, "cancel_call") == []  # answered by the woken phone
         assert "registered, dialled in" in engine.log()
-        await ari.hangup(a)
-        await next_event(ari.events, "ChannelDestroyed", timeout=5,
-                         predicate=lambda e: e.channel_id == b)
+        await hang_up(ari, a, b)
     finally:
         fcm.on_message = None
         await alice.stop()

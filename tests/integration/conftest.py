@@ -6,6 +6,11 @@
   ``run()`` task started and connected.  Every event lands in ``ari.events`` (an
   asyncio.Queue); read it with ``await next_event(ari.events, "StasisStart", predicate=...)``.
   On teardown the channels that entered the app are hung up and the task is cancelled.
+* ``http``, ``caller``, ``sipp`` (module): for a module that starts its own engine as its
+  ``engine`` fixture, an HTTP session on the engine's API, a :class:`CallerPool` and a
+  :class:`SippCaller` calling it.
+* ``ami`` (module): our AMI client of the sandbox, running (for agents: see
+  ``tests/support/queue_member.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from ivr_engine.ami import AmiClient
 from ivr_engine.ari import AriClient, Event, StasisStart
+from ivr_engine.testing.caller import CallerPool
+from ivr_engine.testing.sipp import SippCaller
 
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_SCRIPT = REPO / "scripts" / "asterisk-sandbox"
@@ -264,3 +273,40 @@ def cluster_topology():
 
     with topology():
         yield
+
+
+# ------------------------------------------------------------------ a module's own engine
+
+
+@pytest.fixture(scope="module")
+async def http(engine):
+    """An HTTP session on the API of the module's ``engine``."""
+    async with aiohttp.ClientSession(base_url=engine.api_url) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+async def caller(sandbox: Sandbox, engine):
+    """Scripted callers (Local channels) into the sandbox, once the module's ``engine`` runs."""
+    async with CallerPool(sandbox.ari_url, sandbox.ari_username, sandbox.ari_password) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+async def sipp(sandbox: Sandbox, engine, tmp_path_factory):
+    """SIPp callers on the carrier trunk, once the module's ``engine`` runs."""
+    async with SippCaller(sandbox, tmp_path_factory.mktemp("sipp")) as caller:
+        yield caller
+
+
+@pytest.fixture(scope="module")
+async def ami(sandbox: Sandbox):
+    """Our AMI client of the sandbox, running for the module."""
+    client = AmiClient(sandbox.ami_host, sandbox.ami_port, sandbox.ami_username,
+                       sandbox.ami_password)
+    task = asyncio.create_task(client.run())
+    try:
+        yield client
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

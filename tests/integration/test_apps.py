@@ -14,11 +14,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
-
-from ivr_engine.testing.caller import CallerPool
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import local_call, start_engine
@@ -71,18 +68,6 @@ async def engine(sandbox, hook, tmp_path_factory):
         "IVR_WEBHOOK_URL": hook.url, "IVR_AMI_PASSWORD": sandbox.ami_password})
     yield eng
     assert await eng.stop() == 0, eng.log()
-
-
-@pytest.fixture(scope="module")
-async def http(engine):
-    async with aiohttp.ClientSession(base_url=engine.api_url) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-async def caller(sandbox, engine):
-    async with CallerPool(sandbox.ari_url, sandbox.ari_username, sandbox.ari_password) as pool:
-        yield pool
 
 
 async def plan(http, app="customer", headers=None, **body):

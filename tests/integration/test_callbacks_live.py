@@ -21,17 +21,16 @@ import os
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from ivr_engine.ami import AmiClient, AmiError
 from ivr_engine.callbacks.placer import OUTCOME_PREFIX, Placer
 from ivr_engine.config import load_config
 from ivr_engine.repositories import Store
 from ivr_engine.store import Database
 from ivr_engine.testing.customer import SippCustomer
-from ivr_engine.testing.sipp import SippCaller
 from tests.support.hooks import HookReceiver
+from tests.support.polling import poll
+from tests.support.queue_member import queue_member
 from tests.support.sip_register import register
 
 from .engine_proc import start_engine
@@ -68,28 +67,6 @@ async def engine(sandbox, hook, customer, tmp_path_factory):
     assert await eng.stop() == 0, eng.log()
 
 
-@pytest.fixture(scope="module")
-async def http(engine):
-    async with aiohttp.ClientSession(base_url=engine.api_url) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-async def sipp(sandbox, engine, tmp_path_factory):
-    async with SippCaller(sandbox, tmp_path_factory.mktemp("sipp")) as caller:
-        yield caller
-
-
-@pytest.fixture(scope="module")
-async def ami(sandbox):
-    client = AmiClient(sandbox.ami_host, sandbox.ami_port, sandbox.ami_username,
-                       sandbox.ami_password)
-    task = asyncio.create_task(client.run())
-    yield client
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
 async def callbacks(http, **query) -> list[dict]:
     async with http.get("/v1/callbacks", params=query, headers=ADMIN) as r:
         assert r.status == 200, await r.text()
@@ -98,14 +75,9 @@ async def callbacks(http, **query) -> list[dict]:
 
 async def until(check, timeout: float, what: str):
     """Poll ``check()`` (async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.1)
+    if not (got := await poll(check, timeout)):
+        raise TimeoutError(f"{what}: not within {timeout}s")
+    return got
 
 
 # ---------------------------------------------------------------------------- exits
@@ -182,21 +154,15 @@ async def test_the_engine_calls_back_once_an_agent_answers(sandbox, engine, http
         assert await register("alice", sandbox.sip_password, "", expires=60,
                               contact_at=f"{agent.address}:{agent.port}") == 200
         added = time.time()
-        await ami.action({"Action": "QueueAdd", "Queue": QUEUE, "Interface": AGENT,
-                          "MemberName": "alice"})
         try:
-            busy = await customer.finished()  # the first try: busy
-            assert busy.returncode == 0, busy.output
-            await customer.start(calls=1, mode="answer", hold_ms=1000, timeout=30)
-            done = await until(lambda: callbacks(http, state="completed", queue=QUEUE), 20,
-                               "completed")
-            first, second = busy.invites, (await customer.finished()).invites
+            async with queue_member(ami, QUEUE, AGENT, MemberName="alice"):
+                busy = await customer.finished()  # the first try: busy
+                assert busy.returncode == 0, busy.output
+                await customer.start(calls=1, mode="answer", hold_ms=1000, timeout=30)
+                done = await until(lambda: callbacks(http, state="completed", queue=QUEUE),
+                                   20, "completed")
+                first, second = busy.invites, (await customer.finished()).invites
         finally:
-            try:
-                await ami.action({"Action": "QueueRemove", "Queue": QUEUE,
-                                  "Interface": AGENT})
-            except AmiError:
-                pass
             await register("alice", sandbox.sip_password, "", expires=0)
         agent_invites = agent.invites()
     assert [i.number for i in first + second] == [number] * 2  # the caller's number
@@ -257,14 +223,11 @@ async def test_two_engines_place_each_callback_once_and_one_takes_over(sandbox, 
             await agent.start(calls=4, mode="answer", hold_ms=15_000, timeout=40)
             assert await register("alice", sandbox.sip_password, "", expires=60,
                                   contact_at=f"{agent.address}:{agent.port}") == 200
-            await ami.action({"Action": "QueueAdd", "Queue": QUEUE, "Interface": AGENT,
-                              "MemberName": "alice"})
             try:
-                done = await until(lambda: _all_in(stores[0], "completed", 4), 30,
-                                   "completed")
+                async with queue_member(ami, QUEUE, AGENT, MemberName="alice"):
+                    done = await until(lambda: _all_in(stores[0], "completed", 4), 30,
+                                       "completed")
             finally:
-                await ami.action({"Action": "QueueRemove", "Queue": QUEUE,
-                                  "Interface": AGENT})
                 await register("alice", sandbox.sip_password, "", expires=0)
         finally:
             for t in tasks:

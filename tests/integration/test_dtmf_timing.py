@@ -56,12 +56,6 @@ async def engine(sandbox, tmp_path_factory):
     assert await eng.stop() == 0, eng.log()
 
 
-@pytest.fixture(scope="module")
-async def sipp(sandbox, engine, tmp_path_factory):
-    async with SippCaller(sandbox, tmp_path_factory.mktemp("sipp-dtmf")) as caller:
-        yield caller
-
-
 async def add_intents(engine, tokens: list[str]) -> None:
     """Call plans with these tokens, written as the engine's API writes them (chosen tokens:
     the API's are random, and these must repeat keys)."""

@@ -18,7 +18,6 @@ import pytest
 
 from ivr_engine.lifecycle.offline import code_at
 from ivr_engine.testing.rtp_pcap import Key, keys_at
-from ivr_engine.testing.sipp import SippCaller
 from tests.support.identity import open_session
 
 from .engine_proc import start_engine
@@ -43,12 +42,6 @@ async def engine(sandbox, tmp_path_factory):
     eng = await start_engine(sandbox, work, config=config)
     yield eng
     assert await eng.stop() == 0, eng.log()
-
-
-@pytest.fixture(scope="module")
-async def sipp(sandbox, engine, tmp_path_factory):
-    async with SippCaller(sandbox, tmp_path_factory.mktemp("sipp-identity")) as caller:
-        yield caller
 
 
 def post_dial(digits: str, then: str = "") -> list[Key]:

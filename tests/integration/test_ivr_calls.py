@@ -14,7 +14,6 @@ import sqlite3
 
 import pytest
 
-from ivr_engine.testing.caller import CallerPool
 from ivr_engine.config import load_config
 from ivr_engine.ivr.simulate import parse_dtmf, simulate
 from ivr_engine.routing.entry import route_pstn
@@ -31,12 +30,6 @@ async def engine(sandbox, tmp_path_factory):
     yield eng
     code = await eng.stop()
     assert code == 0, eng.log()
-
-
-@pytest.fixture(scope="module")
-async def caller(sandbox, engine):
-    async with CallerPool(sandbox.ari_url, sandbox.ari_username, sandbox.ari_password) as pool:
-        yield pool
 
 
 def offline(did: str, keys: str) -> dict:

@@ -11,11 +11,9 @@ import json
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from ivr_engine.ami import AmiClient, AmiError
-from ivr_engine.testing.caller import CallerPool
+from tests.support.queue_member import queue_member
 
 from .engine_proc import start_engine
 
@@ -33,37 +31,6 @@ async def engine(sandbox, tmp_path_factory):
                              extra_env={"IVR_AMI_PASSWORD": sandbox.ami_password})
     yield eng
     assert await eng.stop() == 0, eng.log()
-
-
-@pytest.fixture(scope="module")
-async def http(engine):
-    async with aiohttp.ClientSession(base_url=engine.api_url) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-async def caller(sandbox, engine):
-    async with CallerPool(sandbox.ari_url, sandbox.ari_username, sandbox.ari_password) as pool:
-        yield pool
-
-
-@pytest.fixture(scope="module")
-async def ami(sandbox):
-    """Our AMI client, for the agents (QueueAdd / QueueRemove)."""
-    client = AmiClient(sandbox.ami_host, sandbox.ami_port, sandbox.ami_username,
-                       sandbox.ami_password)
-    task = asyncio.create_task(client.run())
-    try:
-        yield client
-    finally:
-        for iface in (AGENT,):
-            try:
-                await client.action({"Action": "QueueRemove", "Queue": "livedata",
-                                     "Interface": iface})
-            except AmiError:
-                pass
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def plan(http, **body):
@@ -194,24 +161,24 @@ async def _queue_scenario(http, caller, ami, calls, answered, abandoned):
     async with http.get(f"/v1/calls/{third}", headers=ADMIN) as r:
         assert (await r.json())["queue"]["position"] == 2
     # an agent logs in: it answers the first caller (talks 2 s), then the third
-    await ami.action({"Action": "QueueAdd", "Queue": "livedata", "Interface": AGENT,
-                      "MemberName": "a1"})
-    s = await until(http, lambda s: s["answered"] >= answered + 1)
-    assert (s["callers_waiting"], s["answered"]) == (1, answered + 1), s
-    assert s["agents"] == {"logged_in": 1, "serving": 1, "available": 0, "busy": 1,
-                           "paused": 0}
-    assert s["positions"][0]["position"] == 1
-    # the estimate for the waiting caller: the agent's rest of call (no talk time known yet:
-    # not enough history)
-    assert s["positions"][0]["estimate"]["method"] == "none"
-    s = await until(http, lambda s: s["answered"] == answered + 2 and s["callers_waiting"] == 0)
-    assert (s["callers_waiting"], s["answered"], s["abandoned"]) == (
-        0, answered + 2, abandoned + 1), s
-    s = await until(http, lambda s: s["agents"]["available"] == 1)
-    assert s["agents"]["busy"] == 0, s
-    await asyncio.gather(calls[0].finished(), calls[2].finished())
-    # the agent hung up after 2 s of talk, long before the callers' 60 s hold
-    assert calls[0].duration_ms < 20_000 and calls[2].duration_ms < 20_000
-    async with http.get(f"/v1/calls/{third}", headers=ADMIN) as r:
-        assert (await r.json())["queue"] is None  # no longer waiting
+    async with queue_member(ami, "livedata", AGENT, MemberName="a1"):
+        s = await until(http, lambda s: s["answered"] >= answered + 1)
+        assert (s["callers_waiting"], s["answered"]) == (1, answered + 1), s
+        assert s["agents"] == {"logged_in": 1, "serving": 1, "available": 0, "busy": 1,
+                               "paused": 0}
+        assert s["positions"][0]["position"] == 1
+        # the estimate for the waiting caller: the agent's rest of call (no talk time known
+        # yet: not enough history)
+        assert s["positions"][0]["estimate"]["method"] == "none"
+        s = await until(http, lambda s: s["answered"] == answered + 2
+                        and s["callers_waiting"] == 0)
+        assert (s["callers_waiting"], s["answered"], s["abandoned"]) == (
+            0, answered + 2, abandoned + 1), s
+        s = await until(http, lambda s: s["agents"]["available"] == 1)
+        assert s["agents"]["busy"] == 0, s
+        await asyncio.gather(calls[0].finished(), calls[2].finished())
+        # the agent hung up after 2 s of talk, long before the callers' 60 s hold
+        assert calls[0].duration_ms < 20_000 and calls[2].duration_ms < 20_000
+        async with http.get(f"/v1/calls/{third}", headers=ADMIN) as r:
+            assert (await r.json())["queue"] is None  # no longer waiting
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ivr_engine.testing.sipp import SippCaller
-
 from .engine_proc import start_engine
 
 pytestmark = pytest.mark.sandbox
@@ -29,12 +27,6 @@ async def engine(sandbox, tmp_path_factory):
     eng = await start_engine(sandbox, tmp_path_factory.mktemp("sip-apps"), config=APPS)
     yield eng
     assert await eng.stop() == 0, eng.log()
-
-
-@pytest.fixture(scope="module")
-async def sipp(sandbox, engine, tmp_path_factory):
-    async with SippCaller(sandbox, tmp_path_factory.mktemp("sipp-apps")) as caller:
-        yield caller
 
 
 async def token(engine, **body) -> str:

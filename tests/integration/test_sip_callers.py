@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 
 from ivr_engine.testing.rtp_pcap import Key
-from ivr_engine.testing.sipp import SippCaller
 
 from .engine_proc import start_engine
 
@@ -27,12 +26,6 @@ async def engine(sandbox, tmp_path_factory):
     eng = await start_engine(sandbox, tmp_path_factory.mktemp("sip-engine"))
     yield eng
     assert await eng.stop() == 0, eng.log()
-
-
-@pytest.fixture(scope="module")
-async def sipp(sandbox, engine, tmp_path_factory):
-    async with SippCaller(sandbox, tmp_path_factory.mktemp("sipp")) as caller:
-        yield caller
 
 
 def only(run):
