@@ -149,3 +149,25 @@ async def test_engine_a_killed_new_calls_complete_on_node_b_and_restart_takes_ba
 
 async def _all(predicate) -> bool:
     return predicate()
+
+
+async def test_every_engine_away_the_last_node_still_takes_the_call_into_its_fallback(
+        cluster, tmp_path):
+    """Last in the module: both engines killed. The first node Kamailio tries refuses (the
+    other node remains), the last one tried takes the caller into its fallback: no caller
+    gets a bare 503."""
+    for engine in cluster.engines.values():
+        await engine.stop(signal.SIGKILL)
+    await until(all_active, 5, "Kamailio sees both nodes active")  # no refusal marked yet
+    async with SippCaller(cluster.nodes["a"], tmp_path, target=KAMAILIO_SIP,
+                          nodes=list(cluster.nodes.values())) as sipp:
+        run = await sipp.call("100", calls=2, concurrency=2, rate=20, hold_ms=2500)
+    assert run.returncode == 0, run.output  # SIPp got a 200 OK for each, no 503
+    for c in run.calls:
+        assert c.answered and c.variables.get("IVR_FALLBACK") == "1", c.dialplan
+        assert c.first("app", FALLBACK), c.dialplan
+    refused = [r for c in run.calls for r in c.refused.values()]
+    assert refused and all(not r.answered and "PJSIPHangup" in r.apps for r in refused)
+    print(f"\nevery engine away: {len(run.calls)} callers in a fallback "
+          f"({[c.channel.rsplit('-', 1)[0] for c in run.calls]}), {len(refused)} refused by "
+          f"the first node tried")
