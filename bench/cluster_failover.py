@@ -1,4 +1,5 @@
-"""A node SIGKILLed under load behind Kamailio, vs the same load with no kill, same run.
+"""A node (or its engine) SIGKILLed under load behind Kamailio, vs the same load with no kill,
+same run.
 
 The cluster of ``scripts/cluster`` (started here when it is not running, stopped again at the
 end): Kamailio on 127.0.0.20 in front of node a (127.0.0.2) and node b (127.0.0.3), one
@@ -16,10 +17,20 @@ callers on the ``carrier`` trunk arrive at Kamailio at a steady rate and press 1
 
 Then node a is started again (``scripts/asterisk-sandbox --node a up``): the time until
 Kamailio shows it active and until engine a is connected to it again, and ``--after`` calls
-at the same rate checking both nodes take calls again. One JSON object on stdout.
+at the same rate checking both nodes take calls again.
+
+``--kill engine``: engine a gets the SIGKILL instead, node a's Asterisk stays up (Kamailio's
+OPTIONS probe still answered). Measured: what became of the callers engine a was driving
+(node a's watchdog takes them to its fallback queue), and of the calls after the kill: how
+many completed on node b, how many met node a's fallback instead, how many node a refused
+503 before answering (``X-IVR-Next-Node``, dialplan ``ivr-engine-next-node``; Kamailio then
+tries node b) and what that refusal cost (node a's channel created -> answered on node b,
+Asterisk's timestamps). Then engine a is started again (same config) with ``--after`` calls
+at once and again once it is connected. One JSON object on stdout.
 
     python bench/cluster_failover.py                       # 40 calls per phase, 4 per second
     python bench/cluster_failover.py --calls 120 --rate 8 --kill-at 6
+    python bench/cluster_failover.py --kill engine
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 from cluster_load import (
@@ -61,6 +72,7 @@ RPC = "http://127.0.0.20:5081/RPC"
 KAMAILIO_LOG = STATE / "cluster" / "kamailio.log"
 FAILED_OVER = "node sip:127.0.0.2:5060 failed"
 CONNECTED = "connected to ARI at"  # engine a's log line at each (re)connect
+REFUSED = "node sip:127.0.0.2:5060 failed (503)"  # node a said no: its engine is away
 
 
 async def dispatcher(http: aiohttp.ClientSession) -> dict[str, str]:
@@ -91,6 +103,21 @@ def node_of(call: Any) -> str:
     return call.channel.split("-")[1] if call.channel.startswith("node-") else "none"
 
 
+def in_fallback(call: Any) -> bool:
+    """The caller reached its node's dialplan fallback (no engine took it, or it lost its
+    engine and the watchdog took it out)."""
+    return call.variables.get("IVR_FALLBACK") == "1"
+
+
+def refusal_ms(call: Any) -> float | None:
+    """A call node a refused: its channel there created -> answered on node b (ms, the
+    Asterisks' event timestamps, one clock)."""
+    first = [r.timeline[0][1] for r in call.refused.values() if r.timeline and r.timeline[0][1]]
+    up = next((ts for _, ts, kind, what in call.timeline if kind == "state" and what == "Up"
+               and ts is not None), None)
+    return round((up - min(first)) * 1000, 1) if first and up is not None else None
+
+
 def rtt_rows(workdir: Path, seen: set[Path]) -> list[tuple[float, float]]:
     """(ms since SIPp started at the 200 OK, INVITE -> 200 OK ms) of the files not in ``seen``
     (SIPp's ``Date_ms`` is counted from its own start, CLOCK_MONOTONIC)."""
@@ -105,7 +132,8 @@ def rtt_rows(workdir: Path, seen: set[Path]) -> list[tuple[float, float]]:
 
 
 async def phase(sipp: SippCaller, args: argparse.Namespace, http: aiohttp.ClientSession,
-                seen: set[Path], kill: bool, calls: int) -> dict[str, Any]:
+                seen: set[Path], kill: bool, calls: int,
+                engines: dict[str, subprocess.Popen] | None = None) -> dict[str, Any]:
     kamailio_at = KAMAILIO_LOG.stat().st_size
     records, placing = sipp.launch(DID, KEYS, calls=calls, concurrency=calls, rate=args.rate,
                                    start_ms=1500, gap_ms=700, tail_ms=1500, settle=5.0,
@@ -118,12 +146,17 @@ async def phase(sipp: SippCaller, args: argparse.Namespace, http: aiohttp.Client
     try:
         if kill:
             await asyncio.sleep(args.kill_at)
-            pid = int((STATE / "node-a" / "asterisk.pid").read_text())
+            if args.kill == "engine":
+                pid = engines["a"].pid
+            else:
+                pid = int((STATE / "node-a" / "asterisk.pid").read_text())
             on_a = [c for c in records if node_of(c) == "a" and not c.ended]
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
-            log(f"node a (pid {pid}) killed with {len(on_a)} caller(s) on it")
-            inactive = await until_flag(http, "node-a", "I", 15)
+            log(f"{args.kill} a (pid {pid}) killed with {len(on_a)} caller(s) on node a")
+            # engine killed: node a is marked only when it refuses a call (then probed back)
+            inactive = await until_flag(http, "node-a", "I",
+                                        5 if args.kill == "engine" else 15)
         run = await running
     finally:
         if not running.done():
@@ -138,9 +171,13 @@ async def phase(sipp: SippCaller, args: argparse.Namespace, http: aiohttp.Client
         "sipp_seconds": round(run.seconds, 2),
         "nodes": dict(Counter(node_of(c) for c in run.calls)),
         "invite_to_200_ms": percentiles([ms for _, ms in rows]),
-        "failed_over_by_kamailio": failed_over})
+        "failed_over_by_kamailio": failed_over,
+        "in_a_fallback": sum(1 for c in run.calls if in_fallback(c)),
+        "refused_by_a_node_first": sum(1 for c in run.calls if c.refused)})
     if not kill:
         return out
+    if args.kill == "engine":
+        return out | engine_kill_figures(run, killed, started, on_a, inactive, kamailio_at)
     kill_ms = (killed - started) * 1000
     inactive_ms = (inactive - started) * 1000 if inactive else float("inf")
     window = [ms for date, ms in rows if kill_ms <= date - ms <= inactive_ms]
@@ -171,8 +208,41 @@ async def phase(sipp: SippCaller, args: argparse.Namespace, http: aiohttp.Client
     return out
 
 
+def engine_kill_figures(run: Any, killed: float, started: float, on_a: list[Any],
+                        inactive: float | None, kamailio_at: int) -> dict[str, Any]:
+    """The kill phase with engine a SIGKILLed (node a up): see the module doc."""
+    at_kill = {id(c) for c in on_a}
+    kept = [c for c in run.calls if id(c) in at_kill]
+    new = [c for c in run.calls if id(c) not in at_kill and c.timeline
+           and c.timeline[0][0] > killed]
+    refused = [c for c in new if c.refused]
+    costs = [ms for ms in map(refusal_ms, refused) if ms is not None]
+    text = KAMAILIO_LOG.read_text(errors="replace")[kamailio_at:]
+    return {
+        "kill_at_s": round(killed - started, 2),
+        "node_a_first_marked_inactive_after_kill_s": round(inactive - killed, 3)
+        if inactive else None,
+        "callers_on_node_a_at_kill": len(on_a),
+        "of_them_in_node_a_fallback": sum(1 for c in kept if in_fallback(c)),
+        "of_them_reached_the_queue_before": sum(1 for c in kept if failure(c) is None
+                                                and not in_fallback(c)),
+        "new_calls_after_kill": len(new),
+        "new_calls_completed_on_node_b": sum(1 for c in new if node_of(c) == "b"
+                                             and failure(c) is None and not in_fallback(c)),
+        "new_calls_in_a_fallback": sum(1 for c in new if in_fallback(c)),
+        "new_calls_in_a_fallback_by_node": dict(Counter(node_of(c) for c in new
+                                                        if in_fallback(c))),
+        "new_calls_failed": sum(1 for c in new if failure(c) is not None),
+        "new_calls_failures": dict(Counter(r for r in map(failure, new) if r is not None)),
+        "new_calls_refused_by_node_a_first": len(refused),
+        "refused_503_in_kamailio_log": text.count(REFUSED),
+        "refusal_node_a_channel_to_answer_on_b_ms": percentiles(costs) if costs else None,
+        "calls_that_never_reached_a_node": sum(1 for c in run.calls if node_of(c) == "none")}
+
+
 async def bench(args: argparse.Namespace, envs: dict[str, dict[str, str]], tmp: Path,
-                engine_logs: dict[str, Path]) -> dict[str, Any]:
+                engine_logs: dict[str, Path], engines: dict[str, subprocess.Popen],
+                restart_engine: Callable[[], subprocess.Popen]) -> dict[str, Any]:
     boxes = [SimpleNamespace(ari_url=e["IVR_ARI_URL"], ari_username=e["IVR_ARI_USERNAME"],
                              ari_password=e["IVR_ARI_PASSWORD"]) for e in envs.values()]
     seen: set[Path] = set()
@@ -186,16 +256,28 @@ async def bench(args: argparse.Namespace, envs: dict[str, dict[str, str]], tmp: 
             baseline = await phase(sipp, args, http, seen, kill=False, calls=args.calls)
             log(f"baseline: {baseline['reached_queue']}/{args.calls} reached the queue, "
                 f"INVITE->200 {baseline['invite_to_200_ms']}")
-            killed = await phase(sipp, args, http, seen, kill=True, calls=args.calls)
-            log(f"kill: inactive after {killed['inactive_after_kill_s']} s, "
-                f"{killed['new_calls_failed']} new call(s) failed, "
-                f"{killed['callers_on_node_a_lost']} lost, failed over "
-                f"{killed['failed_over_invite_to_200_ms']}")
-        # node a back: Kamailio's probe, then engine a's reconnect (its ARI backoff)
-        restart, after = await restart_node_a(args, http, boxes, tmp, seen, engine_logs["a"])
+            killed = await phase(sipp, args, http, seen, kill=True, calls=args.calls,
+                                 engines=engines)
+            if args.kill == "engine":
+                log(f"engine kill: {killed['new_calls_completed_on_node_b']}/"
+                    f"{killed['new_calls_after_kill']} new calls completed on node b, "
+                    f"{killed['new_calls_in_a_fallback']} in a fallback, "
+                    f"{killed['new_calls_refused_by_node_a_first']} refused by node a first")
+            else:
+                log(f"kill: inactive after {killed['inactive_after_kill_s']} s, "
+                    f"{killed['new_calls_failed']} new call(s) failed, "
+                    f"{killed['callers_on_node_a_lost']} lost, failed over "
+                    f"{killed['failed_over_invite_to_200_ms']}")
+        if args.kill == "engine":  # engine a started again on the node that stayed up
+            restart, after = await restart_engine_a(args, http, boxes, tmp, seen, engines,
+                                                    restart_engine, engine_logs["a"])
+        else:  # node a back: Kamailio's probe, then engine a's reconnect (its ARI backoff)
+            restart, after = await restart_node_a(args, http, boxes, tmp, seen,
+                                                  engine_logs["a"])
     b = baseline["invite_to_200_ms"]["p50"]
-    k = killed["failed_over_invite_to_200_ms"]["p50"]
-    return {"benchmark": "cluster_failover", "keys": KEYS, "rate_per_s": args.rate,
+    k = killed.get("failed_over_invite_to_200_ms", {}).get("p50")
+    return {"benchmark": "cluster_failover", "killed": args.kill, "keys": KEYS,
+            "rate_per_s": args.rate,
             "calls_per_phase": args.calls, "load_average_at_start": args.load,
             "engine_ari_settings": args.ari,
             "baseline": baseline, "kill": killed, "restart": restart, **after,
@@ -245,6 +327,37 @@ async def restart_node_a(args: argparse.Namespace, http: aiohttp.ClientSession,
             if engine_back else None}, after
 
 
+async def restart_engine_a(args: argparse.Namespace, http: aiohttp.ClientSession,
+                           boxes: list[Any], tmp: Path, seen: set[Path],
+                           engines: dict[str, subprocess.Popen],
+                           restart_engine: Callable[[], subprocess.Popen],
+                           engine_log: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Engine a started again (same config): ``--after`` calls at once (while it starts:
+    node a refuses, none should meet its fallback) and again once it is connected."""
+    engines["a"].wait(timeout=5)  # SIGKILLed in the kill phase
+    t0 = time.monotonic()
+    engines["a"] = restart_engine()  # a new log: its "connected" lines count from 0
+    back = asyncio.ensure_future(engine_connected(engine_log, 0, 60))
+    after: dict[str, Any] = {}
+    try:
+        if args.after:
+            async with SippCaller(boxes[0], tmp, target=KAMAILIO, nodes=boxes) as sipp:
+                after["calls_while_engine_a_starts"] = await phase(
+                    sipp, args, http, seen, kill=False, calls=args.after)
+                await back
+                await until_flag(http, "node-a", "A", 10)
+                after["calls_once_engine_a_is_connected"] = await phase(
+                    sipp, args, http, seen, kill=False, calls=args.after)
+        engine_back = await back
+    finally:
+        back.cancel()
+    for name, res in after.items():
+        log(f"{name}: {res['reached_queue']}/{args.after}, nodes {res['nodes']} "
+            f"{res['failures']}")
+    return {"engine_a_connected_after_start_s": round(engine_back - t0, 3)
+            if engine_back else None}, after
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,6 +366,8 @@ def main() -> int:
     p.add_argument("--kill-at", type=float, default=4.0,
                    help="seconds after the kill phase's first INVITE")
     p.add_argument("--after", type=int, default=12, help="calls after node a is back (0: none)")
+    p.add_argument("--kill", choices=("node", "engine"), default="node",
+                   help="what gets SIGKILL: node a's Asterisk (default) or engine a")
     p.add_argument("--reconnect-max", type=float,
                    help="the engines' engine.nodes[].ari.reconnect_max_seconds (default 30)")
     p.add_argument("--keep", type=Path, help="keep the engine logs and SIPp files here")
@@ -276,7 +391,9 @@ def main() -> int:
         for n in NODES:
             engines[n] = start_engine(n, db_url, envs[n], tmp, ari=args.ari)
         wait_ready(engines, tmp)
-        out = asyncio.run(bench(args, envs, tmp, {n: tmp / f"engine-{n}.log" for n in NODES}))
+        out = asyncio.run(bench(args, envs, tmp, {n: tmp / f"engine-{n}.log" for n in NODES},
+                                engines, lambda: start_engine("a", db_url, envs["a"], tmp,
+                                                              ari=args.ari)))
     finally:
         codes = {n: stop_engine(e, log) for n, e in engines.items()}
         pgcluster.stop(pg_root)

@@ -106,6 +106,25 @@ class CallRecord:
     dial_status: list[str] = field(default_factory=list)  # of Dial()s this channel made
     ended: bool = False
     timeline: list[Entry] = field(default_factory=list)
+    #: earlier channels of this caller that a node refused before answering (Kamailio then
+    #: tried the next node): channel id -> what Asterisk did with it
+    refused: dict[str, CallRecord] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> bool:
+        return any(k == "state" and w == "Up" for _, _, k, w in self.timeline)
+
+    def move_to(self, channel: str) -> None:
+        """The channel followed so far was refused before it was answered and the caller
+        reached another node on ``channel``: the old one is kept in ``refused`` and the
+        record starts again."""
+        old = CallRecord(self.caller, self.channel, self.keys, self.prompts, self.path,
+                         self.variables, self.dialplan, self.dial_status, self.ended,
+                         self.timeline)
+        self.refused[self.channel] = old
+        self.channel = channel
+        self.keys, self.prompts, self.path, self.dialplan, self.dial_status = [], [], [], [], []
+        self.variables, self.ended, self.timeline = {}, False, []
 
     def add(self, kind: str, detail: str = "", now: float | None = None,
             ts: float | None = None) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..ari import Event
-from .record import AriListener, CallRecord
+from .record import AriListener, CallRecord, epoch
 from .rtp_pcap import Key, keys_at, write_pcap
 
 SCENARIO = Path(__file__).parent / "sipp" / "pstn_caller.xml"
@@ -113,14 +113,34 @@ class TrunkObserver(AriListener):
         return call
 
     def unrouted(self, now: float, ev: Event) -> None:
-        """A channel not followed yet: the call whose caller number it carries, if any."""
+        """A channel not followed yet: the call whose caller number it carries, if any.
+
+        A second channel of one caller on another node is Kamailio trying that node after
+        one refused the INVITE before answering (dialplan ``ivr-engine-next-node``): the
+        later of the two is the call, the earlier one goes to ``call.refused`` (the nodes'
+        events come over separate websockets, in either order). On the same node, only the
+        first channel is followed."""
         channel = getattr(ev, "channel", None)
         call = self.calls.get(getattr(channel, "caller_number", None) or "")
-        if call is None or call.channel or channel is None or ev.channel_id != channel.id:
+        if call is None or channel is None or ev.channel_id != channel.id \
+                or call.channel in self.routes:
             return
-        call.channel = channel.id
-        self.routes[channel.id] = lambda t, e: call.observe(e, t)
-        call.observe(ev, now)
+        if call.channel:
+            began = call.timeline[0][1] if call.timeline else None
+            at = epoch(ev.timestamp)
+            if call.answered or (began is not None and at is not None and at < began):
+                call.refused[channel.id] = CallRecord(call.caller, channel.id)
+            else:
+                call.move_to(channel.id)
+        else:
+            call.channel = channel.id
+
+        def route(t: float, e: Event, cid: str = channel.id) -> None:
+            target = call if call.channel == cid else call.refused.get(cid)
+            if target is not None:
+                target.observe(e, t)
+        self.routes[channel.id] = route
+        route(now, ev)
 
 
 class SippCaller:

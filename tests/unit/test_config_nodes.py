@@ -235,3 +235,43 @@ def test_kamailio_and_engine_configs_for_the_cluster(tmp_path):
     original = load_config(REPO / "config" / "example.yaml", {"IVR_ARI_PASSWORD": "p"})
     assert cfg.model.model_dump(exclude={"engine"}) == original.model.model_dump(
         exclude={"engine"})  # the IVR, the apps, everything else: the same
+
+
+def test_only_a_cluster_node_refuses_for_the_next_node():
+    """A node whose engine is away refuses Kamailio's INVITEs marked "another node remains"
+    (from-pstn -> ivr-engine-next-node, only when the global IVR_NEXT_NODE_FROM is set): the
+    single sandbox has no such global, so its from-pstn goes to the fallback as before."""
+    conf = _script("sandbox_conf")
+    single = conf.render(None, env=SECRETS)
+    assert "IVR_NEXT_NODE_FROM =" not in single["extensions.conf"]
+    assert "IVR_NEXT_NODE_FROM" not in "".join(
+        text for name, text in single.items() if name != "extensions_ivr_engine.conf")
+    for node in ("a", "b"):
+        ext = conf.render(node, env=SECRETS)["extensions.conf"]
+        assert ext.rstrip().endswith("[globals]\nIVR_NEXT_NODE_FROM = 127.0.0.20"), ext
+    dialplan = (REPO / "dialplan" / "extensions_ivr_engine.conf").read_text()
+    entry = dialplan.split("[from-pstn]\n", 1)[1].split("\n\n", 1)[0]
+    steps = [re.sub(r"^(exten => _\S+?,1|\s*same => n),", "", line)
+             for line in entry.splitlines() if not line.startswith(";")]
+    # Stasis first: nothing is answered before a node may still refuse the call
+    assert steps[0].startswith("NoOp(") and steps[1].startswith("Stasis(ivr-engine,pstn,")
+    assert '"${IVR_NEXT_NODE_FROM}" != ""]?ivr-engine-next-node,s,1)' in steps[2]
+    assert steps[3] == 'GotoIf($["${STASISSTATUS}" != "SUCCESS"]?ivr-engine-fallback,s,1)'
+    refuse = dialplan.split("[ivr-engine-next-node]\n", 1)[1].split("\n\n", 1)[0]
+    assert "Answer" not in refuse and "Progress" not in refuse and "Playback" not in refuse
+    assert refuse.rstrip().endswith("PJSIPHangup(503)")
+    for guard in ('"${CHANNEL(state)}" = "Up"', '!= "${IVR_NEXT_NODE_FROM}"',
+                  '"${PJSIP_HEADER(read,X-IVR-Next-Node)}" != "1"'):
+        assert guard in refuse, guard
+
+
+def test_kamailio_marks_an_invite_only_when_another_node_remains(tmp_path):
+    cfg = _script("cluster_conf").kamailio_files(tmp_path, app_password="pw")["kamailio.cfg"]
+    carrier = cfg.split('if (is_method("INVITE") && $si == "127.0.0.10") {', 1)[1]
+    # a carrier cannot set the mark: removed before anything else
+    assert carrier.index('remove_hf("X-IVR-Next-Node")') < carrier.index("route(DISPATCH)")
+    branch = cfg.split("branch_route[NODE_BRANCH] {", 1)[1].split("\n}", 1)[0]
+    assert "$xavp(_dsdst_[1]=>uri) != $null" in branch
+    assert 'append_hf("X-IVR-Next-Node: 1\\r\\n")' in branch
+    # armed for the first node and for each next one
+    assert cfg.count('t_on_branch("NODE_BRANCH")') == 2
