@@ -220,15 +220,22 @@ def timeout_options(url: str, statement_timeout: float, busy_timeout: float) -> 
 class Database:
     """One async engine and its session factory.
 
-    Every connection has a deadline of its own (see :func:`timeout_options`); SQLite ones are
-    also put in WAL journal mode with a busy timeout, so a caller's read never waits for a
-    writer and a writer waits ``busy_timeout`` for another one (another process's too)
+    Every connection has a deadline of its own (see :func:`timeout_options`). PostgreSQL ones
+    are pinged as they leave the pool (one round trip): a connection the server closed — a
+    restart, a failover — is replaced there, not found out by the first query after. SQLite
+    ones are put in WAL journal mode with a busy timeout, so a caller's read never waits for
+    a writer and a writer waits ``busy_timeout`` for another one (another process's too)
     instead of failing at once with "database is locked"."""
 
     def __init__(self, url: str, *, statement_timeout: float = 30.0, busy_timeout: float = 5.0,
                  **engine_options: Any):
         self.url = url
         options = timeout_options(url, statement_timeout, busy_timeout)
+        if not async_url(url).startswith("sqlite"):
+            # a pooled connection the server closed (a restart, a failover, a terminated
+            # backend) is found out when it is checked out and replaced, instead of failing
+            # the first query after — a caller's token, sent to the fallback
+            options["pool_pre_ping"] = True
         options["connect_args"].update(engine_options.pop("connect_args", {}))
         self.engine: AsyncEngine = create_async_engine(async_url(url), **options,
                                                        **engine_options)
