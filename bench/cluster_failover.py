@@ -295,6 +295,33 @@ async def engine_connected(log_path: Path, before: int, timeout: float) -> float
     return None
 
 
+async def calls_after(args: argparse.Namespace, http: aiohttp.ClientSession,
+                      boxes: list[Any], tmp: Path, seen: set[Path], back: asyncio.Future,
+                      first: str, active_node: str | None = None
+                      ) -> tuple[float | None, dict[str, Any]]:
+    """``--after`` calls at once (named ``first``), then, once engine a is connected (``back``)
+    and ``active_node`` is active in Kamailio again, as many more: (when engine a connected,
+    the two phases' results)."""
+    after: dict[str, Any] = {}
+    try:
+        if args.after:
+            async with SippCaller(boxes[0], tmp, target=KAMAILIO, nodes=boxes) as sipp:
+                after[first] = await phase(sipp, args, http, seen, kill=False,
+                                           calls=args.after)
+                await back
+                if active_node is not None:
+                    await until_flag(http, active_node, "A", 10)
+                after["calls_once_engine_a_is_connected"] = await phase(
+                    sipp, args, http, seen, kill=False, calls=args.after)
+        engine_back = await back
+    finally:
+        back.cancel()
+    for name, res in after.items():
+        log(f"{name}: {res['reached_queue']}/{args.after}, nodes {res['nodes']} "
+            f"{res['failures']}")
+    return engine_back, after
+
+
 async def restart_node_a(args: argparse.Namespace, http: aiohttp.ClientSession,
                          boxes: list[Any], tmp: Path, seen: set[Path],
                          engine_log: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -306,21 +333,8 @@ async def restart_node_a(args: argparse.Namespace, http: aiohttp.ClientSession,
     up = time.monotonic()
     active = await until_flag(http, "node-a", "A", 30)
     back = asyncio.ensure_future(engine_connected(engine_log, connects, 60))
-    after: dict[str, Any] = {}
-    try:
-        if args.after:
-            async with SippCaller(boxes[0], tmp, target=KAMAILIO, nodes=boxes) as sipp:
-                after["calls_when_kamailio_shows_node_a_active"] = await phase(
-                    sipp, args, http, seen, kill=False, calls=args.after)
-                engine_back = await back
-                after["calls_once_engine_a_is_connected"] = await phase(
-                    sipp, args, http, seen, kill=False, calls=args.after)
-        engine_back = await back
-    finally:
-        back.cancel()
-    for name, res in after.items():
-        log(f"{name}: {res['reached_queue']}/{args.after}, nodes {res['nodes']} "
-            f"{res['failures']}")
+    engine_back, after = await calls_after(args, http, boxes, tmp, seen, back,
+                                           "calls_when_kamailio_shows_node_a_active")
     return {"node_a_up_command_s": round(up - t0, 2),
             "active_after_up_s": round(active - up, 3) if active else None,
             "engine_a_connected_after_up_s": round(engine_back - up, 3)
@@ -338,22 +352,8 @@ async def restart_engine_a(args: argparse.Namespace, http: aiohttp.ClientSession
     t0 = time.monotonic()
     engines["a"] = restart_engine()  # a new log: its "connected" lines count from 0
     back = asyncio.ensure_future(engine_connected(engine_log, 0, 60))
-    after: dict[str, Any] = {}
-    try:
-        if args.after:
-            async with SippCaller(boxes[0], tmp, target=KAMAILIO, nodes=boxes) as sipp:
-                after["calls_while_engine_a_starts"] = await phase(
-                    sipp, args, http, seen, kill=False, calls=args.after)
-                await back
-                await until_flag(http, "node-a", "A", 10)
-                after["calls_once_engine_a_is_connected"] = await phase(
-                    sipp, args, http, seen, kill=False, calls=args.after)
-        engine_back = await back
-    finally:
-        back.cancel()
-    for name, res in after.items():
-        log(f"{name}: {res['reached_queue']}/{args.after}, nodes {res['nodes']} "
-            f"{res['failures']}")
+    engine_back, after = await calls_after(args, http, boxes, tmp, seen, back,
+                                           "calls_while_engine_a_starts", active_node="node-a")
     return {"engine_a_connected_after_start_s": round(engine_back - t0, 3)
             if engine_back else None}, after
 

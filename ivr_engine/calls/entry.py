@@ -56,6 +56,8 @@ def _verified(intent: Any) -> str | None:
 
 
 async def new_call(call: Call) -> Phase | None:
+    if not call.config.engine.watchdog.enabled:  # the dialplan armed its entry watchdog
+        await call.ari.set_variable(call.channel_id, WATCHDOG_VARIABLE, "0")
     table = call.config.routing
     kind, target, extra = stasis_args(call)
     caller = call.start.channel.caller_number

@@ -487,3 +487,23 @@ async def test_a_handed_off_call_is_redirected_on_its_own_node_only(cfg):
                                      registry=registry, nodes=[a], config=lambda: cfg)
     assert (err.value.status, err.value.reason) == (503, "other-node")
     assert a.ami.redirects == [] and registry.get(other.id).state == "handed-off"
+
+
+def test_every_entry_into_the_engine_arms_the_entry_watchdog_first():
+    """A caller whose StasisStart reached an engine that died before arming its own watchdog
+    is taken out by the dialplan's: every Stasis(ivr-engine,…) comes right after
+    Set(TIMEOUT(absolute)=${IVR_ENTRY_WATCHDOG}), a global of 15 s."""
+    conf = (Path(__file__).resolve().parents[2] / "dialplan" /
+            "extensions_ivr_engine.conf").read_text()
+    globals_ = conf.split("\n[globals]\n", 1)[1].split("\n[", 1)[0]
+    assert "IVR_ENTRY_WATCHDOG = 15" in globals_.splitlines()
+    entries = 0
+    for context in ("from-pstn", "from-app", "from-web", "ivr-engine-resume"):
+        body = conf.split(f"\n[{context}]\n", 1)[1].split("\n[", 1)[0]
+        lines = [ln for ln in body.splitlines() if "=>" in ln and not ln.startswith(";")]
+        for i, line in enumerate(lines):
+            if "Stasis(ivr-engine," in line:
+                entries += 1
+                assert lines[i - 1].rstrip().endswith(
+                    "Set(TIMEOUT(absolute)=${IVR_ENTRY_WATCHDOG})"), (context, lines[i - 1])
+    assert entries == 4

@@ -283,3 +283,38 @@ async def test_the_engine_stopping_right_after_a_hand_off_records_it_handed_off(
     info = registry.get(CID)
     assert info is not None and (info.state, info.destination) == \
         ("handed-off", "queue:support"), info
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_engine_takes_over_the_dialplans_entry_watchdog(tmp_path, enabled):
+    """The dialplan arms TIMEOUT(absolute) for IVR_ENTRY_WATCHDOG seconds before Stasis; the
+    engine's first request on a call replaces it: its own deadline before the first prompt,
+    or 0 when engine.watchdog is off (else the entry watchdog would take the caller out of
+    the menus 15 s in)."""
+    text = CONFIG.read_text()
+    if not enabled:
+        text = text.replace("  watchdog:\n", "  watchdog:\n    enabled: false\n", 1)
+    path = tmp_path / "callsafe.yaml"
+    path.write_text(text)
+    config = load_config(path, {})
+    assert config.engine.watchdog.enabled is enabled
+    ari = ScriptedAri()
+    node = Node(ari, config)
+    calls = Calls(lambda: config, CallServices(store=Store(), registry=CallRegistry()))
+    node.calls = calls
+    task = asyncio.get_running_loop().create_task(calls.run())
+    try:
+        await until(lambda: calls._tg is not None, "the calls' TaskGroup")
+        start(calls, node, "300")
+        await until(lambda: played(ari) == 1, "the top menu's prompt")
+        names = [n for n, _, _ in ari.log]
+        arms = [(i, float(a[2])) for i, (n, a, _) in enumerate(ari.log)
+                if n == "set_variable" and a[1] == "TIMEOUT(absolute)"]
+        assert arms and arms[0][0] < names.index("play"), ari.log  # before the caller hears
+        if enabled:
+            assert arms[0][1] > 0, ari.log
+        else:  # the engine's very first request, and nothing armed after it
+            assert arms[0] == (0, 0.0) and len(arms) == 1, ari.log
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -253,10 +253,13 @@ def test_only_a_cluster_node_refuses_for_the_next_node():
     entry = dialplan.split("[from-pstn]\n", 1)[1].split("\n\n", 1)[0]
     steps = [re.sub(r"^(exten => _\S+?,1|\s*same => n),", "", line)
              for line in entry.splitlines() if not line.startswith(";")]
-    # Stasis first: nothing is answered before a node may still refuse the call
-    assert steps[0].startswith("NoOp(") and steps[1].startswith("Stasis(ivr-engine,pstn,")
-    assert '"${IVR_NEXT_NODE_FROM}" != ""]?ivr-engine-next-node,s,1)' in steps[2]
-    assert steps[3] == 'GotoIf($["${STASISSTATUS}" != "SUCCESS"]?ivr-engine-fallback,s,1)'
+    # Stasis first (after the entry watchdog): nothing is answered before a node may still
+    # refuse the call
+    assert steps[0].startswith("NoOp(")
+    assert steps[1] == "Set(TIMEOUT(absolute)=${IVR_ENTRY_WATCHDOG})"
+    assert steps[2].startswith("Stasis(ivr-engine,pstn,")
+    assert '"${IVR_NEXT_NODE_FROM}" != ""]?ivr-engine-next-node,s,1)' in steps[3]
+    assert steps[4] == 'GotoIf($["${STASISSTATUS}" != "SUCCESS"]?ivr-engine-fallback,s,1)'
     refuse = dialplan.split("[ivr-engine-next-node]\n", 1)[1].split("\n\n", 1)[0]
     assert "Answer" not in refuse and "Progress" not in refuse and "Playback" not in refuse
     assert refuse.rstrip().endswith("PJSIPHangup(503)")
