@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -34,12 +32,8 @@ from tests.unit.test_api_harness import ready_node
 
 @pytest.fixture
 async def cluster():
-    root = Path(tempfile.mkdtemp(prefix="ivr-pg-gone-"))
-    try:
-        url = await asyncio.to_thread(pgcluster.start, root)
-        yield root, url
-    finally:
-        await asyncio.to_thread(pgcluster.stop, root)
+    async with pgcluster.own("ivr-pg-gone-") as pg:
+        yield pg
 
 
 def login_body() -> dict:

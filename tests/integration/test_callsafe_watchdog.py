@@ -18,6 +18,7 @@ import pytest
 from ivr_engine.calls.sounds import SoundLengths
 from ivr_engine.config import load_config
 from ivr_engine.testing.sipp import SippCaller
+from tests.support.polling import until
 
 from .engine_proc import start_engine
 
@@ -32,14 +33,6 @@ SLACK = 2.0  # Asterisk's watchdog, the dialplan and the events' way to the obse
 async def sipp(sandbox, tmp_path):
     async with SippCaller(sandbox, tmp_path) as caller:
         yield caller
-
-
-async def until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.1f} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 def prompt_length() -> float:

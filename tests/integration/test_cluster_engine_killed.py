@@ -18,10 +18,10 @@ import re
 import signal
 import time
 
-import asyncpg
 import pytest
 
 from ivr_engine.testing.sipp import SippCaller
+from tests.support import pgcluster
 from tests.support.cluster import (
     KAMAILIO_SIP,
     STATE,
@@ -54,12 +54,8 @@ def node_of(call) -> str:
 
 
 async def records(url: str, ids: list[str]) -> dict[str, tuple[str, str]]:
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch("SELECT id, node, engine FROM call_records "
-                                "WHERE id = ANY($1::text[])", ids)
-    finally:
-        await conn.close()
+    rows = await pgcluster.fetch(url, "SELECT id, node, engine FROM call_records "
+                                      "WHERE id = ANY($1::text[])", ids)
     return {r["id"]: (r["node"], r["engine"]) for r in rows}
 
 

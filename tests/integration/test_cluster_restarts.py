@@ -23,12 +23,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-import asyncpg
 import pytest
 import yaml
 
@@ -36,11 +33,13 @@ from ivr_engine.testing.rtp_pcap import keys_at
 from ivr_engine.testing.sipp import SippCaller
 from tests.support import pgcluster
 from tests.support.cluster import (
+    APP_NUMBER,
     CLUSTER,
     KAMAILIO_APPS,
     KAMAILIO_SIP,
     STATE,
     all_active,
+    app_plan,
     cluster_with_engines,
     run,
     until,
@@ -62,8 +61,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.cluster]
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
 TOKEN = "cluster-admin-token-00000000000000000000"
-KEY = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
-APP_NUMBER = "+17144505656"  # the customer app's PSTN fallback (apps.yaml)
 WALK = "100"  # the menus added to the fixtures' configs below
 EVENTS = "Kamailio events at 127.0.0.20:8448"
 KAMAILIO_PID = STATE / "cluster" / "kamailio.pid"
@@ -205,13 +202,7 @@ async def test_after_the_kamailio_restart_calls_walk_and_the_app_is_woken_and_ru
         app = App(tmp_path / "app", c.nodes["a"].sip_password)
         async with app:
             t: dict[str, float] = {}
-
-            async def wake(call_id: str) -> None:
-                t["push"] = time.monotonic()
-                assert await app.register() == 200
-                t["registered"] = time.monotonic()
-
-            call, finished, call_id = await call_with_wake(sipp, fcm, wake, 1500)
+            call, finished, call_id = await call_with_wake(sipp, fcm, app.on_push(t), 1500)
             legs = await until(lambda: bridged(c, call_id), 5, "caller and app bridged")
             t["bridged"] = time.monotonic()
             assert sorted(leg["name"].split("-")[0] for leg in legs) == ["PJSIP/carrier",
@@ -234,12 +225,8 @@ async def test_after_the_kamailio_restart_calls_walk_and_the_app_is_woken_and_ru
 @pytest.fixture(scope="module")
 async def own_pg():
     """A PostgreSQL of this module's own (the test stops it): its root and URL."""
-    root = Path(tempfile.mkdtemp(prefix="ivr-pg-clrestart-"))
-    try:
-        url = await asyncio.to_thread(pgcluster.start, root)
-        yield root, url
-    finally:
-        await asyncio.to_thread(pgcluster.stop, root)
+    async with pgcluster.own("ivr-pg-clrestart-") as pg:
+        yield pg
 
 
 @pytest.fixture(scope="module")
@@ -250,35 +237,21 @@ async def pcluster(cluster_topology, tmp_path_factory, own_pg):
         yield c
 
 
-async def plan(engine) -> dict:
-    async with aiohttp.ClientSession() as http, http.post(
-            f"{engine.api_url}/v1/apps/customer/calls", headers=KEY,
-            json={"connectivity": 0.1}) as r:
-        doc = await r.json()
-        assert r.status == 201, doc
-    assert doc["mode"] == "pstn" and doc["dial"].startswith(APP_NUMBER), doc
-    return doc
-
-
 def token_keys(token: str):
     return keys_at(token + "#", 400, 220, duration_ms=100)
 
 
 async def snapshots_since(url: str, since: float) -> set[str]:
     """The nodes whose queue snapshots were written after ``since`` (the database's epoch)."""
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch("SELECT DISTINCT node FROM queue_snapshots WHERE "
-                                "extract(epoch FROM updated_at) > $1", since)
-    finally:
-        await conn.close()
+    rows = await pgcluster.fetch(url, "SELECT DISTINCT node FROM queue_snapshots WHERE "
+                                      "extract(epoch FROM updated_at) > $1", since)
     return {r["node"] for r in rows}
 
 
 async def test_postgresql_restarted_callers_walk_tokens_fail_closed_then_work(
         pcluster, own_pg, tmp_path):
     c, (root, _) = pcluster, own_pg
-    before = await plan(c.engines["a"])  # issued while the database is up
+    before = await app_plan(c.engines["a"])  # issued while the database is up
     offsets = {n: len(e.log()) for n, e in c.engines.items()}
     async with SippCaller(c.nodes["a"], tmp_path, target=KAMAILIO_SIP,
                           nodes=list(c.nodes.values())) as sipp:
@@ -301,7 +274,7 @@ async def test_postgresql_restarted_callers_walk_tokens_fail_closed_then_work(
                 await asyncio.to_thread(pgcluster.restart, root)
             t_up = time.monotonic()
             up_epoch = time.time()
-            after = await plan(c.engines["b"])  # issued once the database is back
+            after = await app_plan(c.engines["b"])  # issued once the database is back
             t_plan = time.monotonic() - t_up
             back = await sipp.call(APP_NUMBER, token_keys(after["token"]), hold_ms=3000)
             faulted = await dialling
@@ -382,12 +355,8 @@ async def _async(value):
 
 
 async def _records(url: str, ids: list[str]):
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetch("SELECT id, state, path, destination FROM call_records "
-                                "WHERE id = ANY($1)", ids)
-    finally:
-        await conn.close()
+    return await pgcluster.fetch(url, "SELECT id, state, path, destination FROM call_records "
+                                      "WHERE id = ANY($1)", ids)
 
 
 async def _nodes(url: str, since: float):

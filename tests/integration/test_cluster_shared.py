@@ -19,7 +19,7 @@ import pytest
 
 from ivr_engine.testing.rtp_pcap import keys_at
 from ivr_engine.testing.sipp import SippCaller
-from tests.support.cluster import cluster_with_engines, until
+from tests.support.cluster import APP_NUMBER, app_plan, cluster_with_engines, until
 
 from .conftest import next_event, start_client, stop_client
 from .engine_proc import local_call
@@ -29,8 +29,6 @@ pytestmark = pytest.mark.sandbox
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps.yaml"
 TOKEN = "cluster-admin-token-00000000000000000000"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-KEY = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
-APP_NUMBER = "+17144505656"  # the customer app's PSTN fallback (apps.yaml)
 MAIN_LINE = "+15550001000"
 NODE_B_SIP = "127.0.0.3:5060"  # node b itself, not Kamailio: the call must land there
 
@@ -59,12 +57,7 @@ async def test_a_token_issued_at_engine_a_is_honoured_once_on_node_b(shared, tmp
     """The call plan comes from engine a's API; the phone's call lands on node b (SIPp sends
     it there), whose engine consumes the token in the shared database: in the app's menu
     once, and the same token again is an outside caller."""
-    async with aiohttp.ClientSession() as http, http.post(
-            f"{shared.engines['a'].api_url}/v1/apps/customer/calls", headers=KEY,
-            json={"connectivity": 0.1}) as r:
-        plan = await r.json()
-        assert r.status == 201, plan
-    assert plan["mode"] == "pstn" and plan["dial"].startswith(APP_NUMBER), plan
+    plan = await app_plan(shared.engines["a"])
     digits = keys_at(plan["token"] + "#", 400, 220, duration_ms=100)
     async with SippCaller(shared.nodes["b"], tmp_path, target=NODE_B_SIP) as sipp:
         first = await sipp.call(APP_NUMBER, digits, hold_ms=4000)

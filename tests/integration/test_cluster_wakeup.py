@@ -63,13 +63,7 @@ async def test_a_caller_on_a_node_rings_the_app_registered_at_kamailio(cluster, 
     app = App(tmp_path, cluster.nodes["a"].sip_password)
     async with app:
         t: dict[str, float] = {}
-
-        async def wake(call_id: str) -> None:  # the woken app registers at Kamailio
-            t["push"] = time.monotonic()
-            assert await app.register() == 200
-            t["registered"] = time.monotonic()
-
-        call, finished, call_id = await call_with_wake(sipp, fcm, wake, 2000)
+        call, finished, call_id = await call_with_wake(sipp, fcm, app.on_push(t), 2000)
         legs = await until(lambda: bridged(cluster, call_id), 5, "caller and app bridged")
         t["bridged"] = time.monotonic()
         node = call_id.split("-")[1]

@@ -24,6 +24,7 @@ import pytest
 
 from ivr_engine.testing.rtp_pcap import Key
 from ivr_engine.testing.sipp import SippCaller
+from tests.support.polling import until
 
 from .engine_proc import start_engine
 
@@ -37,14 +38,6 @@ N = 20
 async def sipp(sandbox, tmp_path):
     async with SippCaller(sandbox, tmp_path) as caller:
         yield caller
-
-
-async def until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 def report(name: str, values: list[float]) -> dict:

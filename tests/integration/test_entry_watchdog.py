@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
 import pytest
 
+from ivr_engine.ari import AriClient
 from ivr_engine.testing.sipp import SippCaller
+from tests.support.polling import until
 
 pytestmark = pytest.mark.sandbox
 
@@ -29,28 +30,18 @@ ENTRY = 2  # seconds: IVR_ENTRY_WATCHDOG during the test
 SLACK = 2.0  # Asterisk's timer, the dialplan and the events' way to the observer
 
 
-async def until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.1f} s: {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_a_caller_whose_engine_died_at_its_stasis_start_reaches_the_fallback(
         sandbox, tmp_path):
-    auth = aiohttp.BasicAuth(sandbox.ari_username, sandbox.ari_password)
-    variable = f"{sandbox.ari_url}/ari/asterisk/variable"
-    async with aiohttp.ClientSession(auth=auth) as http:
-        async with http.get(variable, params={"variable": "IVR_ENTRY_WATCHDOG"}) as r:
-            assert r.status == 200, await r.text()
-            before = (await r.json())["value"]
+    async with AriClient(sandbox.ari_url, sandbox.ari_username, sandbox.ari_password,
+                         "ivr-engine") as ari:
+        before = (await ari.request("GET", "/asterisk/variable",
+                                    params=[("variable", "IVR_ENTRY_WATCHDOG")]))["value"]
         assert before == "15", "dialplan/extensions_ivr_engine.conf's default is not loaded"
-        await http.post(variable, params={"variable": "IVR_ENTRY_WATCHDOG",
-                                          "value": str(ENTRY)})
-        try:
-            ws = await http.ws_connect(f"{sandbox.ari_url.replace('http', 'ws', 1)}/ari/events",
-                                       params={"app": "ivr-engine"})
+        await ari.request("POST", "/asterisk/variable",
+                          params=[("variable", "IVR_ENTRY_WATCHDOG"), ("value", str(ENTRY))])
+        try:  # the "engine": the application's events websocket, nothing else
+            ws = await ari.session.ws_connect(ari.api_url + "/events",
+                                              params={"app": "ivr-engine"})
             async with SippCaller(sandbox, tmp_path) as sipp:
                 [call], finished = sipp.launch("301", "", calls=1, hold_ms=30000)
                 run = asyncio.ensure_future(finished)
@@ -86,5 +77,5 @@ async def test_a_caller_whose_engine_died_at_its_stasis_start_reaches_the_fallba
                         run.cancel()
                         await asyncio.gather(run, return_exceptions=True)
         finally:
-            await http.post(variable, params={"variable": "IVR_ENTRY_WATCHDOG",
-                                              "value": before})
+            await ari.request("POST", "/asterisk/variable",
+                              params=[("variable", "IVR_ENTRY_WATCHDOG"), ("value", before)])

@@ -181,3 +181,19 @@ async def cluster_with_engines(postgres_server: str, workdir: Path, source: Path
         for e in c.engines.values():
             await e.stop()
         await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: the customer app of the cluster fixtures (tests/fixtures/apps.yaml): its key and PSTN fallback
+APP_KEY = {"Authorization": "Bearer customer-key-000000000000000000000000000"}
+APP_NUMBER = "+17144505656"
+
+
+async def app_plan(engine: EngineProcess) -> dict:
+    """A call plan from ``engine``'s API for the customer app (its PSTN fallback, a token)."""
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{engine.api_url}/v1/apps/customer/calls", headers=APP_KEY,
+            json={"connectivity": 0.1}) as r:
+        doc = await r.json()
+        assert r.status == 201, doc
+    assert doc["mode"] == "pstn" and doc["dial"].startswith(APP_NUMBER), doc
+    return doc

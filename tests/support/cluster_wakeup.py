@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -77,6 +78,15 @@ class App:
     async def register(self) -> int:
         return await register("alice", self.password, PN_PARAMS, server=KAMAILIO_APPS,
                               local=APP_ADDRESS, contact_at=f"{APP_ADDRESS}:{self.port}")
+
+    def on_push(self, times: dict[str, float]) -> Callable[[str], Awaitable[None]]:
+        """The woken app: registers at Kamailio when the wake push arrives (200 asserted),
+        ``times["push"]`` and ``times["registered"]`` noted (:func:`call_with_wake`)."""
+        async def wake(call_id: str) -> None:
+            times["push"] = time.monotonic()
+            assert await self.register() == 200
+            times["registered"] = time.monotonic()
+        return wake
 
     def messages(self) -> str:
         return "".join(p.read_text(errors="replace")

@@ -118,22 +118,40 @@ def stop(root: Path) -> None:
 
 
 @asynccontextmanager
-async def upgraded(prefix: str):
-    """A throw-away cluster of the test's own (it may stop it: ``halt``), its database at the
-    newest revision; yields ``(root, url)`` and removes it after."""
-    from ivr_engine.store import Database
-
+async def own(prefix: str):
+    """A throw-away cluster of the test's own (it may stop it: ``halt``, ``restart``);
+    yields ``(root, url)`` and removes it after."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        url = await asyncio.to_thread(start, root)
+        yield root, await asyncio.to_thread(start, root)
+    finally:
+        await asyncio.to_thread(stop, root)
+
+
+@asynccontextmanager
+async def upgraded(prefix: str):
+    """:func:`own`, its database at the newest revision."""
+    from ivr_engine.store import Database
+
+    async with own(prefix) as (root, url):
         db = Database(url)
         try:
             await db.upgrade()
         finally:
             await db.close()
         yield root, url
+
+
+async def fetch(url: str, sql: str, *args):
+    """The rows of one query on a connection of its own (the tests' look into the database
+    the engines share)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
     finally:
-        await asyncio.to_thread(stop, root)
+        await conn.close()
 
 
 def main(argv: list[str]) -> int:

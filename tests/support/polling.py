@@ -1,9 +1,13 @@
-"""Polling for something to happen, the error left to the caller (a test fails with its own
-exception, a bench exits with its own message):
+"""Polling for something to happen.
+
+``poll`` leaves the error to the caller (a test fails with its own exception, a bench exits
+with its own message):
 
     got = await poll(lambda: store.find("completed"), 10)
     if not got:
         raise TimeoutError("completed: not within 10s")
+
+``until`` is the tests' form for a plain condition: it fails the test when time runs out.
 """
 
 from __future__ import annotations
@@ -23,4 +27,15 @@ async def poll(check: Callable[[], Awaitable[Any]], timeout: float,
         got = await check()
         if got or time.monotonic() > deadline:
             return got
+        await asyncio.sleep(step)
+
+
+async def until(predicate: Callable[[], Any], timeout: float, what: str,
+                step: float = 0.02) -> None:
+    """Wait until ``predicate()`` is truthy; an AssertionError naming ``what`` after
+    ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.1f} s: {what}")
         await asyncio.sleep(step)
